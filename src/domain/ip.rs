@@ -1,0 +1,170 @@
+//! IP ranges as Salesforce has them (R-M3): a start and an end address of the same family,
+//! inclusive. A CIDR (`10.0.0.0/8`, `2001:db8::/32`) is accepted as input and becomes the
+//! equivalent start–end pair.
+
+use std::fmt;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpRangeError {
+    #[error("invalid IP address {0:?}")]
+    BadAddress(String),
+    #[error("invalid CIDR {0:?}")]
+    BadCidr(String),
+    #[error("start {0} and end {1} are not the same IP version")]
+    MixedFamilies(IpAddr, IpAddr),
+    #[error("start {0} is after end {1}")]
+    Reversed(IpAddr, IpAddr),
+    #[error("give either START END or a single CIDR, not a CIDR and an END")]
+    CidrWithEnd,
+    #[error("an END address is required unless START is a CIDR such as 10.0.0.0/8")]
+    MissingEnd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    start: IpAddr,
+    end: IpAddr,
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:10.1.2.3`, what a dual-stack socket reports for an IPv4
+/// peer) are compared as the IPv4 address they carry.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+fn parse_addr(s: &str) -> Result<IpAddr, IpRangeError> {
+    s.trim()
+        .parse::<IpAddr>()
+        .map(canonical)
+        .map_err(|_| IpRangeError::BadAddress(s.chars().take(60).collect()))
+}
+
+impl IpRange {
+    pub fn new(start: IpAddr, end: IpAddr) -> Result<IpRange, IpRangeError> {
+        let (start, end) = (canonical(start), canonical(end));
+        match (start, end) {
+            (IpAddr::V4(a), IpAddr::V4(b)) if u32::from(a) > u32::from(b) => {
+                Err(IpRangeError::Reversed(start, end))
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) if u128::from(a) > u128::from(b) => {
+                Err(IpRangeError::Reversed(start, end))
+            }
+            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
+                Ok(IpRange { start, end })
+            }
+            _ => Err(IpRangeError::MixedFamilies(start, end)),
+        }
+    }
+
+    /// `parse("10.0.0.1", Some("10.0.0.9"))`, `parse("10.0.0.0/8", None)` or a single address
+    /// `parse("10.0.0.1", None)` (a range of one is written START END in Salesforce, so a lone
+    /// address without `/` is refused to avoid a silent one-address range: pass it twice).
+    pub fn parse(start: &str, end: Option<&str>) -> Result<IpRange, IpRangeError> {
+        if start.contains('/') {
+            if end.is_some() {
+                return Err(IpRangeError::CidrWithEnd);
+            }
+            let net: ipnet::IpNet = start
+                .trim()
+                .parse()
+                .map_err(|_| IpRangeError::BadCidr(start.chars().take(60).collect()))?;
+            return IpRange::new(net.network(), net.broadcast());
+        }
+        let end = end.ok_or(IpRangeError::MissingEnd)?;
+        IpRange::new(parse_addr(start)?, parse_addr(end)?)
+    }
+
+    pub fn start(&self) -> IpAddr {
+        self.start
+    }
+
+    pub fn end(&self) -> IpAddr {
+        self.end
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.start, self.end, canonical(ip)) {
+            (IpAddr::V4(a), IpAddr::V4(b), IpAddr::V4(x)) => {
+                (u32::from(a)..=u32::from(b)).contains(&u32::from(x))
+            }
+            (IpAddr::V6(a), IpAddr::V6(b), IpAddr::V6(x)) => {
+                (u128::from(a)..=u128::from(b)).contains(&u128::from(x))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.start, self.end)
+    }
+}
+
+pub fn any_contains(ranges: &[IpRange], ip: IpAddr) -> bool {
+    ranges.iter().any(|r| r.contains(ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn r_m3_start_end_pairs_are_inclusive() {
+        let r = IpRange::parse("10.0.0.5", Some("10.0.0.9")).unwrap();
+        assert!(!r.contains(ip("10.0.0.4")));
+        assert!(r.contains(ip("10.0.0.5")));
+        assert!(r.contains(ip("10.0.0.9")));
+        assert!(!r.contains(ip("10.0.0.10")));
+        assert!(!r.contains(ip("::1")));
+    }
+
+    #[test]
+    fn r_m3_cidr_input_becomes_a_range() {
+        let r = IpRange::parse("192.168.4.0/22", None).unwrap();
+        assert_eq!(r.to_string(), "192.168.4.0-192.168.7.255");
+        let r = IpRange::parse("2001:db8::/32", None).unwrap();
+        assert_eq!(r.start(), ip("2001:db8::"));
+        assert_eq!(r.end(), ip("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"));
+        assert!(r.contains(ip("2001:db8:1::5")));
+        assert!(!r.contains(ip("2001:db9::")));
+        // A host bits in the CIDR are ignored, as `ip route` does.
+        let r = IpRange::parse("10.1.2.3/8", None).unwrap();
+        assert_eq!(r.to_string(), "10.0.0.0-10.255.255.255");
+    }
+
+    #[test]
+    fn r_m3_ipv4_mapped_ipv6_peers_match_ipv4_ranges() {
+        let r = IpRange::parse("127.0.0.1", Some("127.0.0.1")).unwrap();
+        assert!(r.contains(ip("::ffff:127.0.0.1")));
+        let r = IpRange::parse("::ffff:10.0.0.1", Some("10.0.0.2")).unwrap();
+        assert_eq!(r.start(), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn r_m3_invalid_ranges_are_refused() {
+        use IpRangeError::*;
+        let cases: [(&str, Option<&str>, fn(&IpRangeError) -> bool); 7] = [
+            ("10.0.0.9", Some("10.0.0.1"), |e| matches!(e, Reversed(..))),
+            ("10.0.0.1", Some("::1"), |e| matches!(e, MixedFamilies(..))),
+            ("10.0.0.256", Some("10.0.0.1"), |e| {
+                matches!(e, BadAddress(..))
+            }),
+            ("10.0.0.0/33", None, |e| matches!(e, BadCidr(..))),
+            ("10.0.0.0/8", Some("10.0.0.1"), |e| matches!(e, CidrWithEnd)),
+            ("10.0.0.1", None, |e| matches!(e, MissingEnd)),
+            ("example.com", Some("10.0.0.1"), |e| {
+                matches!(e, BadAddress(..))
+            }),
+        ];
+        for (start, end, ok) in cases {
+            let err = IpRange::parse(start, end).unwrap_err();
+            assert!(ok(&err), "{start} {end:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! keyward: a login server for the Salesforce-style security-token model.
+//! See ARCHITECTURE.md for the module map and the dependency rule.
+
+pub mod domain;
