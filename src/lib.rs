@@ -1,4 +1,8 @@
 //! keyward: a login server for the Salesforce-style security-token model.
 //! See ARCHITECTURE.md for the module map and the dependency rule.
 
+pub mod clock;
+pub mod crypto;
 pub mod domain;
+pub mod mail;
+pub mod store;

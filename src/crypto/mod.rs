@@ -1,0 +1,309 @@
+//! Cryptography in one place: Argon2id password hashes on a bounded blocking pool (with a dummy
+//! hash for attempts that must cost the same as a real one), SHA-256 digests of high-entropy
+//! secrets (tokens, sessions, client secrets), constant-time comparison and random secrets.
+
+use crate::domain::ids::BASE62;
+use crate::domain::secret::Password;
+use crate::domain::token::SecurityToken;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::Rng;
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("invalid password hash parameters: {0}")]
+    Params(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("the password hashing pool is shut down")]
+    PoolClosed,
+}
+
+/// Argon2id cost parameters (SPEC §7: OWASP's m=19456 KiB, t=2, p=1 by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for HashParams {
+    fn default() -> Self {
+        HashParams {
+            memory_kib: 19456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl HashParams {
+    fn argon2(&self) -> Result<Argon2<'static>, CryptoError> {
+        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| CryptoError::Params(e.to_string()))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+
+    pub fn validate(&self) -> Result<(), CryptoError> {
+        self.argon2().map(|_| ())
+    }
+}
+
+fn hash_blocking(argon: &Argon2<'static>, password: &str) -> Result<String, CryptoError> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| CryptoError::Hash(e.to_string()))
+}
+
+fn verify_blocking(argon: &Argon2<'static>, password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        // The parameters come from the stored hash, so old hashes keep verifying after the
+        // configured cost changes.
+        Ok(parsed) => argon.verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Argon2id on a bounded pool: at most `pool_size` hashes run at once, each on tokio's blocking
+/// threads, so memory stays at `pool_size × memory_kib` however many logins arrive.
+pub struct Hasher {
+    params: HashParams,
+    argon: Argon2<'static>,
+    permits: Arc<Semaphore>,
+    dummy_hash: String,
+    invocations: AtomicU64,
+    waiting: AtomicU64,
+}
+
+impl Hasher {
+    /// `pool_size` 0 means one per CPU core.
+    pub fn new(params: HashParams, pool_size: usize) -> Result<Hasher, CryptoError> {
+        let argon = params.argon2()?;
+        let pool_size = if pool_size == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            pool_size
+        };
+        // A hash of a random password nobody knows, with the configured cost: verifying against
+        // it costs what verifying a real user's password costs (R-L4).
+        let dummy_hash = hash_blocking(&argon, &random_base62(32))?;
+        Ok(Hasher {
+            params,
+            argon,
+            permits: Arc::new(Semaphore::new(pool_size)),
+            dummy_hash,
+            invocations: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
+        })
+    }
+
+    pub fn params(&self) -> HashParams {
+        self.params
+    }
+
+    /// How many hashes or verifications have run (tests count them per login path; /metrics).
+    pub fn invocations(&self) -> u64 {
+        self.invocations.load(Ordering::Relaxed)
+    }
+
+    /// Hashes waiting for a place in the pool.
+    pub fn queue_depth(&self) -> u64 {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
+    ) -> Result<T, CryptoError> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = self.permits.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let _permit = permit.map_err(|_| CryptoError::PoolClosed)?;
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        let argon = self.argon.clone();
+        tokio::task::spawn_blocking(move || work(argon))
+            .await
+            .map_err(|e| CryptoError::Hash(e.to_string()))
+    }
+
+    pub async fn hash(&self, password: &Password) -> Result<String, CryptoError> {
+        let pw = password.clone();
+        self.run(move |argon| hash_blocking(&argon, pw.expose()))
+            .await?
+    }
+
+    /// Verifies against the stored PHC string, or against the dummy hash when there is none;
+    /// the dummy always fails.
+    pub async fn verify(
+        &self,
+        password: &Password,
+        phc: Option<&str>,
+    ) -> Result<bool, CryptoError> {
+        let pw = password.clone();
+        let (target, real) = match phc {
+            Some(h) => (h.to_string(), true),
+            None => (self.dummy_hash.clone(), false),
+        };
+        let ok = self
+            .run(move |argon| verify_blocking(&argon, pw.expose(), &target))
+            .await?;
+        Ok(ok && real)
+    }
+
+    /// The same work as a verification, with no user behind it.
+    pub async fn dummy_verify(&self, password: &Password) -> Result<(), CryptoError> {
+        self.verify(password, None).await.map(|_| ())
+    }
+
+    /// True when a stored hash was made with other parameters than the configured ones, so the
+    /// next successful login should re-hash it (SPEC §7).
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return true;
+        };
+        let Ok(params) = Params::try_from(&parsed) else {
+            return true;
+        };
+        parsed.algorithm.as_str() != "argon2id"
+            || params.m_cost() != self.params.memory_kib
+            || params.t_cost() != self.params.iterations
+            || params.p_cost() != self.params.parallelism
+    }
+}
+
+/// SHA-256 digest, hex. Tokens, session ids and client secrets are high-entropy, so a fast
+/// digest is as safe as a slow hash for them and keeps logins at one Argon2 per attempt
+/// (SPEC §7).
+pub fn digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+pub fn token_digest(token: &SecurityToken) -> String {
+    digest(token.expose())
+}
+
+/// Constant-time equality for digests and other secrets of public length.
+pub fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// `len` characters of base62 from the OS CSPRNG.
+pub fn random_base62(len: usize) -> String {
+    let mut rng = OsRng;
+    (0..len)
+        .map(|_| BASE62[rng.gen_range(0..62)] as char)
+        .collect()
+}
+
+/// A password that passes every complexity setting: upper, lower, digits and a special
+/// character, 20 characters in all (~115 bits).
+pub fn random_password() -> Password {
+    let mut rng = OsRng;
+    loop {
+        let mut s = random_base62(18);
+        const SPECIAL: &[u8] = b"!#$%-_=+";
+        s.push(SPECIAL[rng.gen_range(0..SPECIAL.len())] as char);
+        s.push(char::from(b'0' + rng.gen_range(0..10u8)));
+        if s.chars().any(|c| c.is_ascii_uppercase()) && s.chars().any(|c| c.is_ascii_lowercase()) {
+            return Password::new(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> HashParams {
+        HashParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn hash_then_verify_and_count() {
+        let h = Hasher::new(cheap(), 2).unwrap();
+        let pw = Password::new("correct horse 1");
+        let phc = h.hash(&pw).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert!(!phc.contains("correct horse"));
+        assert!(h.verify(&pw, Some(&phc)).await.unwrap());
+        assert!(
+            !h.verify(&Password::new("correct horse 2"), Some(&phc))
+                .await
+                .unwrap()
+        );
+        assert!(!h.verify(&pw, Some("not a hash")).await.unwrap());
+        assert_eq!(h.invocations(), 4);
+    }
+
+    #[tokio::test]
+    async fn r_l4_dummy_hash_never_accepts_and_costs_one_invocation() {
+        let h = Hasher::new(cheap(), 1).unwrap();
+        assert!(!h.verify(&Password::new(""), None).await.unwrap());
+        h.dummy_verify(&Password::new("anything")).await.unwrap();
+        assert_eq!(h.invocations(), 2);
+        // The dummy hash has the configured cost.
+        assert!(!h.needs_rehash(&h.dummy_hash));
+    }
+
+    #[tokio::test]
+    async fn rehash_needed_when_parameters_change() {
+        let old = Hasher::new(cheap(), 1).unwrap();
+        let phc = old.hash(&Password::new("pw12345678")).await.unwrap();
+        let new = Hasher::new(
+            HashParams {
+                memory_kib: 128,
+                ..cheap()
+            },
+            1,
+        )
+        .unwrap();
+        assert!(new.needs_rehash(&phc));
+        assert!(!old.needs_rehash(&phc));
+        // Old hashes still verify under the new configuration.
+        assert!(
+            new.verify(&Password::new("pw12345678"), Some(&phc))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn digests_and_constant_time_compare() {
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(ct_eq(&digest("a"), &digest("a")));
+        assert!(!ct_eq(&digest("a"), &digest("b")));
+        assert!(!ct_eq("a", "ab"));
+    }
+
+    #[test]
+    fn random_passwords_pass_the_strictest_policy() {
+        use crate::domain::policy::{Complexity, OrgPolicy};
+        let strict = OrgPolicy {
+            complexity: Complexity::UpperLowerNumericSpecial,
+            min_password_length: 20,
+            ..OrgPolicy::default()
+        };
+        for _ in 0..200 {
+            strict
+                .check_password(&random_password(), "x@example.com")
+                .unwrap();
+        }
+    }
+}

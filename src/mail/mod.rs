@@ -1,0 +1,243 @@
+//! Emails: what each mail says (askama templates in `templates/mail/`) and how it leaves
+//! (transports). Queuing and delivery with retries live in `service::outbox`.
+//!
+//! A mail that carries a secret is composed twice over: the stored body has the redaction
+//! marker on the token line, and the secret travels separately, to be put back only by the
+//! transport at delivery (R-T2, R-T3). `mail show` and the admin pages never see it.
+
+use askama::Template;
+
+pub mod transport;
+
+/// The token line of R-T5, before the token.
+pub const TOKEN_LINE_PREFIX: &str = "Security token (case-sensitive): ";
+/// What stands in place of the token everywhere but the delivered mail.
+pub const REDACTED: &str = "[redacted]";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    SecurityToken,
+    PasswordChanged,
+    AccountLocked,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::SecurityToken => "security_token",
+            MailKind::PasswordChanged => "password_changed",
+            MailKind::AccountLocked => "account_locked",
+        }
+    }
+}
+
+/// A composed email, ready for the outbox. `body` never contains `secret`.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub kind: MailKind,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub secret: Option<Secret>,
+}
+
+/// The secret a mail carries (a token). Never printed.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The recipient as the templates need them.
+pub struct Recipient<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+}
+
+impl Recipient<'_> {
+    fn greeting(&self) -> String {
+        let name = format!("{} {}", self.first_name, self.last_name);
+        let name = name.trim();
+        if name.is_empty() {
+            self.username.to_string()
+        } else {
+            name.to_string()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "mail/security_token.txt")]
+struct SecurityTokenMail<'a> {
+    greeting: &'a str,
+    username: &'a str,
+    reason: &'a str,
+    token_line: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/password_changed.txt")]
+struct PasswordChangedMail<'a> {
+    greeting: &'a str,
+    username: &'a str,
+    how: &'a str,
+    when: &'a str,
+    sessions_ended: bool,
+}
+
+#[derive(Template)]
+#[template(path = "mail/account_locked.txt")]
+struct AccountLockedMail<'a> {
+    greeting: &'a str,
+    username: &'a str,
+    when: &'a str,
+    attempts: u32,
+    until_admin: bool,
+    until: &'a str,
+}
+
+fn render(t: &impl Template) -> String {
+    // The templates are compiled in and take only strings: rendering cannot fail in practice,
+    // and a failure would only cost the mail's wording, never its secret.
+    t.render()
+        .unwrap_or_else(|e| format!("(this mail could not be rendered: {e})\n"))
+}
+
+/// R-T5's mail: subject `Your new security token`, the token alone on its line.
+pub fn security_token(to: &Recipient, token: &str, reason: &str) -> Email {
+    let greeting = to.greeting();
+    let token_line = format!("{TOKEN_LINE_PREFIX}{REDACTED}");
+    Email {
+        kind: MailKind::SecurityToken,
+        to: to.email.to_string(),
+        subject: "Your new security token".into(),
+        body: render(&SecurityTokenMail {
+            greeting: &greeting,
+            username: to.username,
+            reason,
+            token_line: &token_line,
+        }),
+        secret: Some(Secret(token.to_string())),
+    }
+}
+
+pub fn password_changed(to: &Recipient, how: &str, when: &str, sessions_ended: bool) -> Email {
+    let greeting = to.greeting();
+    Email {
+        kind: MailKind::PasswordChanged,
+        to: to.email.to_string(),
+        subject: "Your password was changed".into(),
+        body: render(&PasswordChangedMail {
+            greeting: &greeting,
+            username: to.username,
+            how,
+            when,
+            sessions_ended,
+        }),
+        secret: None,
+    }
+}
+
+pub fn account_locked(to: &Recipient, when: &str, attempts: u32, until: Option<&str>) -> Email {
+    let greeting = to.greeting();
+    Email {
+        kind: MailKind::AccountLocked,
+        to: to.email.to_string(),
+        subject: "Your account is locked".into(),
+        body: render(&AccountLockedMail {
+            greeting: &greeting,
+            username: to.username,
+            when,
+            attempts,
+            until_admin: until.is_none(),
+            until: until.unwrap_or(""),
+        }),
+        secret: None,
+    }
+}
+
+/// The body as delivered: the redacted token line gets the secret back. Only the transport
+/// calls this, on its way out.
+pub fn reveal(body: &str, secret: Option<&str>) -> String {
+    let Some(secret) = secret else {
+        return body.to_string();
+    };
+    let redacted = format!("{TOKEN_LINE_PREFIX}{REDACTED}");
+    body.lines()
+        .map(|l| {
+            if l == redacted {
+                format!("{TOKEN_LINE_PREFIX}{secret}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + if body.ends_with('\n') { "\n" } else { "" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ada() -> Recipient<'static> {
+        Recipient {
+            username: "ada@example.com",
+            email: "ada@mail.example.com",
+            first_name: "Ada",
+            last_name: "Lovelace",
+        }
+    }
+
+    #[test]
+    fn r_t5_token_mail_subject_and_token_line() {
+        let m = security_token(&ada(), "AAAAAAAAAAAAAAAAAA3VYMQ1", "you reset it");
+        assert_eq!(m.subject, "Your new security token");
+        assert_eq!(m.to, "ada@mail.example.com");
+        // R-T2: the stored body never holds the token.
+        assert!(!m.body.contains("AAAAAAAAAAAAAAAAAA3VYMQ1"));
+        assert!(
+            m.body
+                .contains("Security token (case-sensitive): [redacted]\n")
+        );
+        assert!(m.body.contains("ada@example.com"));
+        assert!(m.body.contains("no space"));
+        assert_eq!(format!("{:?}", m.secret), "Some(***)");
+        let delivered = reveal(&m.body, m.secret.as_ref().map(|s| s.0.as_str()));
+        assert!(
+            delivered
+                .lines()
+                .any(|l| l == "Security token (case-sensitive): AAAAAAAAAAAAAAAAAA3VYMQ1")
+        );
+        assert_eq!(delivered.matches("AAAAAAAAAAAAAAAAAA3VYMQ1").count(), 1);
+    }
+
+    #[test]
+    fn reveal_only_touches_the_exact_token_line() {
+        let body = "x Security token (case-sensitive): [redacted]\nSecurity token (case-sensitive): [redacted]\n";
+        assert_eq!(
+            reveal(body, Some("T")),
+            "x Security token (case-sensitive): [redacted]\nSecurity token (case-sensitive): T\n"
+        );
+        assert_eq!(reveal(body, None), body);
+    }
+
+    #[test]
+    fn r_e3_lockout_mail() {
+        let m = account_locked(&ada(), "2026-11-24 10:00 UTC", 10, None);
+        assert!(m.body.contains("until an administrator unlocks it"));
+        let m = account_locked(
+            &ada(),
+            "2026-11-24 10:00 UTC",
+            10,
+            Some("2026-11-24 10:15 UTC"),
+        );
+        assert!(m.body.contains("unlocks by itself at 2026-11-24 10:15 UTC"));
+        assert!(m.secret.is_none());
+    }
+}

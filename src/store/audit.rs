@@ -1,0 +1,44 @@
+//! The setup audit trail (R-M4).
+
+use super::{Conn, Result, q};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: String,
+    pub org_id: String,
+    pub created_at: i64,
+    pub actor: String,
+    pub action: String,
+    pub section: String,
+    pub display: String,
+    pub target_id: Option<String>,
+}
+
+pub async fn insert(c: &mut Conn<'_>, r: &AuditRow) -> Result<()> {
+    let sql = "INSERT INTO audit_trail (id, org_id, created_at, actor, action, section, display, \
+        target_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    q!(c, |e| sqlx::query(sql)
+        .bind(&r.id)
+        .bind(&r.org_id)
+        .bind(r.created_at)
+        .bind(&r.actor)
+        .bind(&r.action)
+        .bind(&r.section)
+        .bind(&r.display)
+        .bind(&r.target_id)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Newest first.
+pub async fn list(c: &mut Conn<'_>, org_id: &str, limit: i64) -> Result<Vec<AuditRow>> {
+    let sql = "SELECT id, org_id, created_at, actor, action, section, display, target_id \
+        FROM audit_trail WHERE org_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";
+    Ok(q!(c, |e| sqlx::query_as::<_, AuditRow>(sql)
+        .bind(org_id)
+        .bind(limit)
+        .fetch_all(e)
+        .await)?)
+}

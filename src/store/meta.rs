@@ -1,0 +1,25 @@
+//! Deployment-wide flags, such as "this database has been bootstrapped".
+
+use super::{Conn, Result, q};
+
+/// Sets the key if it is not set yet; true when this call set it. Several nodes starting on an
+/// empty database race here, and exactly one wins.
+pub async fn claim(c: &mut Conn<'_>, key: &str, value: &str) -> Result<bool> {
+    let sql = "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+    let n = q!(c, |e| sqlx::query(sql)
+        .bind(key)
+        .bind(value)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+pub async fn get(c: &mut Conn<'_>, key: &str) -> Result<Option<String>> {
+    Ok(q!(c, |e| sqlx::query_scalar::<_, String>(
+        "SELECT value FROM meta WHERE key = $1"
+    )
+    .bind(key)
+    .fetch_optional(e)
+    .await)?)
+}

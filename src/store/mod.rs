@@ -1,0 +1,265 @@
+//! The only module that knows SQL. One `Db` over SQLite (the default, one file in the data dir,
+//! WAL) and PostgreSQL (several nodes sharing one database). Each query is written once, in the
+//! dialect both understand (`$1` placeholders, `RETURNING`, `ON CONFLICT`), and the [`q!`] macro
+//! runs it on whichever backend the connection belongs to; where the dialects differ the code
+//! branches explicitly on [`Conn`].
+//!
+//! Times are stored as milliseconds since the Unix epoch (BIGINT), booleans as BOOLEAN, ids as
+//! their 15-character text. No state that matters lives in one process: lockout counters,
+//! sessions, the outbox and the bootstrap flag are all rows, updated with single atomic
+//! statements or leases, so any number of nodes can share one PostgreSQL.
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+pub mod audit;
+pub mod login_history;
+pub mod meta;
+pub mod oauth;
+pub mod orgs;
+pub mod outbox;
+pub mod profiles;
+pub mod ranges;
+pub mod sessions;
+pub mod users;
+
+pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write; the string names what was duplicated.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or is shutting down (HTTP 503, CLI retry later).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                // PostgreSQL names the constraint; SQLite names the columns in the message.
+                let what = db
+                    .constraint()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| db.message().to_string());
+                StoreError::Conflict(what)
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The database: which backend is chosen once, at start, from the URL.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A connection of either backend, borrowed from a pool or a transaction. Every store function
+/// takes one, so the same function serves a lone read and a step of a transaction.
+pub enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+/// Runs the same query text on whichever backend `$c` (a `&mut Conn`) is; `$e` is the
+/// backend's `&mut Connection` inside `$body`, and both arms must produce the same type.
+macro_rules! q {
+    ($c:expr, |$e:ident| $body:expr) => {
+        match $c {
+            $crate::store::Conn::Sqlite($e) => {
+                let $e = &mut **$e;
+                $body
+            }
+            $crate::store::Conn::Postgres($e) => {
+                let $e = &mut **$e;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use q;
+
+pub enum Pooled {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Pooled {
+    pub fn c(&mut self) -> Conn<'_> {
+        match self {
+            Pooled::Sqlite(c) => Conn::Sqlite(&mut *c),
+            Pooled::Postgres(c) => Conn::Postgres(&mut *c),
+        }
+    }
+}
+
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub fn c(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(t) => Conn::Sqlite(&mut *t),
+            Tx::Postgres(t) => Conn::Postgres(&mut *t),
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Db {
+    /// Opens the SQLite file (creating it) in WAL mode. `secure_delete` makes SQLite overwrite
+    /// deleted content, so a scrubbed token mail leaves no copy in free pages (R-T3).
+    pub async fn open_sqlite(path: &Path, opts: &DbOptions) -> Result<Db> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("secure_delete", "ON");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_with(options)
+            .await?;
+        Ok(Db::Sqlite(pool))
+    }
+
+    pub async fn open_postgres(url: &str, opts: &DbOptions) -> Result<Db> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("invalid database URL: {e}")))?
+            .application_name("keyward");
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_with(options)
+            .await?;
+        Ok(Db::Postgres(pool))
+    }
+
+    /// Applies the migrations of this backend that have not run yet. Safe to run from several
+    /// nodes at once: sqlx takes an advisory lock on PostgreSQL, SQLite has one writer.
+    pub async fn migrate(&self) -> Result<()> {
+        let r = match self {
+            Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        };
+        r.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn conn(&self) -> Result<Pooled> {
+        Ok(match self {
+            Db::Sqlite(p) => Pooled::Sqlite(p.acquire().await?),
+            Db::Postgres(p) => Pooled::Postgres(p.acquire().await?),
+        })
+    }
+
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so a
+    /// transaction that reads and then writes waits for its turn instead of failing half way.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Is the database answering? (`/healthz`)
+    pub async fn ping(&self) -> Result<()> {
+        let mut c = self.conn().await?;
+        q!(&mut c.c(), |e| sqlx::query("SELECT 1")
+            .execute(e)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Truncates SQLite's write-ahead log, so page images holding scrubbed secrets do not
+    /// linger in `keyward.db-wal` (R-T3). A no-op on PostgreSQL. Best effort: readers holding
+    /// old snapshots can keep the log alive until next time.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if let Db::Sqlite(p) = self {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// Milliseconds since the epoch, the stored form of every instant.
+pub fn ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

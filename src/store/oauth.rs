@@ -1,0 +1,55 @@
+//! OAuth clients (connected apps). The consumer secret is stored as a digest.
+
+use super::{Conn, Result, q};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OAuthClientRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub client_id: String,
+    pub secret_digest: String,
+    pub issue_refresh_tokens: bool,
+    pub run_as_user_id: Option<String>,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str =
+    "id, org_id, name, client_id, secret_digest, issue_refresh_tokens, run_as_user_id, created_at";
+
+pub async fn insert(c: &mut Conn<'_>, r: &OAuthClientRow) -> Result<()> {
+    let sql = "INSERT INTO oauth_clients (id, org_id, name, client_id, secret_digest, \
+        issue_refresh_tokens, run_as_user_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    q!(c, |e| sqlx::query(sql)
+        .bind(&r.id)
+        .bind(&r.org_id)
+        .bind(&r.name)
+        .bind(&r.client_id)
+        .bind(&r.secret_digest)
+        .bind(r.issue_refresh_tokens)
+        .bind(&r.run_as_user_id)
+        .bind(r.created_at)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+pub async fn list(c: &mut Conn<'_>, org_id: &str) -> Result<Vec<OAuthClientRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE org_id = $1 ORDER BY created_at");
+    Ok(q!(c, |e| sqlx::query_as::<_, OAuthClientRow>(&sql)
+        .bind(org_id)
+        .fetch_all(e)
+        .await)?)
+}
+
+pub async fn find_by_client_id(
+    c: &mut Conn<'_>,
+    client_id: &str,
+) -> Result<Option<OAuthClientRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE client_id = $1");
+    Ok(q!(c, |e| sqlx::query_as::<_, OAuthClientRow>(&sql)
+        .bind(client_id)
+        .fetch_optional(e)
+        .await)?)
+}

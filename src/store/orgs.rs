@@ -1,0 +1,115 @@
+//! Orgs and their policy.
+
+use super::{Conn, Result, q};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrgRow {
+    pub id: String,
+    pub name: String,
+    pub delegated_auth_url: Option<String>,
+    pub min_password_length: i64,
+    pub complexity: String,
+    pub password_history: i64,
+    pub password_expiry_days: i64,
+    pub lockout_attempts: i64,
+    pub lockout_minutes: i64,
+    pub session_seconds: i64,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, name, delegated_auth_url, min_password_length, complexity, \
+    password_history, password_expiry_days, lockout_attempts, lockout_minutes, session_seconds, \
+    created_at";
+
+pub async fn insert(c: &mut Conn<'_>, org: &OrgRow) -> Result<()> {
+    let sql = "INSERT INTO orgs (id, name, name_key, delegated_auth_url, min_password_length, \
+        complexity, password_history, password_expiry_days, lockout_attempts, lockout_minutes, \
+        session_seconds, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
+    q!(c, |e| sqlx::query(sql)
+        .bind(&org.id)
+        .bind(&org.name)
+        .bind(org.name.to_lowercase())
+        .bind(&org.delegated_auth_url)
+        .bind(org.min_password_length)
+        .bind(&org.complexity)
+        .bind(org.password_history)
+        .bind(org.password_expiry_days)
+        .bind(org.lockout_attempts)
+        .bind(org.lockout_minutes)
+        .bind(org.session_seconds)
+        .bind(org.created_at)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+pub async fn get(c: &mut Conn<'_>, id: &str) -> Result<Option<OrgRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM orgs WHERE id = $1");
+    Ok(q!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
+        .bind(id)
+        .fetch_optional(e)
+        .await)?)
+}
+
+/// Org names are unique regardless of case.
+pub async fn find_by_name(c: &mut Conn<'_>, name: &str) -> Result<Option<OrgRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM orgs WHERE name_key = $1");
+    Ok(q!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
+        .bind(name.to_lowercase())
+        .fetch_optional(e)
+        .await)?)
+}
+
+pub async fn list(c: &mut Conn<'_>) -> Result<Vec<OrgRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM orgs ORDER BY created_at, id");
+    Ok(q!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
+        .fetch_all(e)
+        .await)?)
+}
+
+pub async fn count(c: &mut Conn<'_>) -> Result<i64> {
+    Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM orgs"
+    )
+    .fetch_one(e)
+    .await)?)
+}
+
+pub async fn update_policy(c: &mut Conn<'_>, org: &OrgRow, now: i64) -> Result<()> {
+    let sql = "UPDATE orgs SET min_password_length = $2, complexity = $3, password_history = $4, \
+        password_expiry_days = $5, lockout_attempts = $6, lockout_minutes = $7, \
+        session_seconds = $8, updated_at = $9 WHERE id = $1";
+    q!(c, |e| sqlx::query(sql)
+        .bind(&org.id)
+        .bind(org.min_password_length)
+        .bind(&org.complexity)
+        .bind(org.password_history)
+        .bind(org.password_expiry_days)
+        .bind(org.lockout_attempts)
+        .bind(org.lockout_minutes)
+        .bind(org.session_seconds)
+        .bind(now)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+pub async fn set_delegated_auth_url(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    url: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let sql = "UPDATE orgs SET delegated_auth_url = $2, updated_at = $3 WHERE id = $1";
+    q!(c, |e| sqlx::query(sql)
+        .bind(org_id)
+        .bind(url)
+        .bind(now)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}

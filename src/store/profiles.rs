@@ -1,0 +1,70 @@
+//! Profiles and their permissions.
+
+use super::{Conn, Result, q};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProfileRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub api_enabled: bool,
+    pub api_only: bool,
+    pub password_never_expires: bool,
+    pub sso_enabled: bool,
+    pub manage_users: bool,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, org_id, name, api_enabled, api_only, password_never_expires, \
+    sso_enabled, manage_users, created_at";
+
+pub async fn insert(c: &mut Conn<'_>, p: &ProfileRow) -> Result<()> {
+    let sql = "INSERT INTO profiles (id, org_id, name, name_key, api_enabled, api_only, \
+        password_never_expires, sso_enabled, manage_users, created_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    q!(c, |e| sqlx::query(sql)
+        .bind(&p.id)
+        .bind(&p.org_id)
+        .bind(&p.name)
+        .bind(p.name.to_lowercase())
+        .bind(p.api_enabled)
+        .bind(p.api_only)
+        .bind(p.password_never_expires)
+        .bind(p.sso_enabled)
+        .bind(p.manage_users)
+        .bind(p.created_at)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+pub async fn get(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<Option<ProfileRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM profiles WHERE org_id = $1 AND id = $2");
+    Ok(q!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(e)
+        .await)?)
+}
+
+pub async fn find_by_name(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    name: &str,
+) -> Result<Option<ProfileRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM profiles WHERE org_id = $1 AND name_key = $2");
+    Ok(q!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
+        .bind(org_id)
+        .bind(name.to_lowercase())
+        .fetch_optional(e)
+        .await)?)
+}
+
+pub async fn list(c: &mut Conn<'_>, org_id: &str) -> Result<Vec<ProfileRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM profiles WHERE org_id = $1 ORDER BY created_at, name");
+    Ok(q!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
+        .bind(org_id)
+        .fetch_all(e)
+        .await)?)
+}

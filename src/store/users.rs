@@ -1,0 +1,360 @@
+//! Users, their credentials (password hash, token digest: never the token), password and token
+//! history, and the lockout counter.
+
+use super::{Conn, Result, StoreError, q};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub org_id: String,
+    pub profile_id: String,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub active: bool,
+    pub password_hash: Option<String>,
+    pub password_changed_at: Option<i64>,
+    pub token_digest: Option<String>,
+    pub token_issued_at: Option<i64>,
+    pub failed_logins: i64,
+    pub locked_until: Option<i64>,
+    pub last_login_at: Option<i64>,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, org_id, profile_id, username, email, first_name, last_name, active, \
+    password_hash, password_changed_at, token_digest, token_issued_at, failed_logins, \
+    locked_until, last_login_at, created_at";
+
+/// Inserts the user and claims the username across all orgs (R-M1); a taken username is
+/// `StoreError::Conflict("username")`.
+pub async fn insert(c: &mut Conn<'_>, u: &UserRow) -> Result<()> {
+    let claim = "INSERT INTO usernames (username, org_id, user_id) VALUES ($1, $2, $3)";
+    let r = q!(c, |e| sqlx::query(claim)
+        .bind(&u.username)
+        .bind(&u.org_id)
+        .bind(&u.id)
+        .execute(e)
+        .await
+        .map(|_| ()));
+    match r.map_err(StoreError::from) {
+        Err(StoreError::Conflict(_)) => return Err(StoreError::Conflict("username".into())),
+        other => other?,
+    }
+    let sql = "INSERT INTO users (id, org_id, profile_id, username, email, first_name, last_name, \
+        active, failed_logins, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)";
+    q!(c, |e| sqlx::query(sql)
+        .bind(&u.id)
+        .bind(&u.org_id)
+        .bind(&u.profile_id)
+        .bind(&u.username)
+        .bind(&u.email)
+        .bind(&u.first_name)
+        .bind(&u.last_name)
+        .bind(u.active)
+        .bind(u.created_at)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Looks a username up across all orgs: the one cross-org query.
+pub async fn find_by_username(c: &mut Conn<'_>, username: &str) -> Result<Option<UserRow>> {
+    let owner = q!(c, |e| sqlx::query_as::<_, (String, String)>(
+        "SELECT org_id, user_id FROM usernames WHERE username = $1"
+    )
+    .bind(username)
+    .fetch_optional(e)
+    .await)?;
+    match owner {
+        Some((org_id, user_id)) => get(c, &org_id, &user_id).await,
+        None => Ok(None),
+    }
+}
+
+pub async fn get(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE org_id = $1 AND id = $2");
+    Ok(q!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(e)
+        .await)?)
+}
+
+/// A user by id when the org is not known yet (CLI input); ids are unique across orgs.
+pub async fn get_any_org(c: &mut Conn<'_>, id: &str) -> Result<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+    Ok(q!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
+        .bind(id)
+        .fetch_optional(e)
+        .await)?)
+}
+
+pub async fn list(c: &mut Conn<'_>, org_id: &str) -> Result<Vec<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE org_id = $1 ORDER BY username");
+    Ok(q!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
+        .bind(org_id)
+        .fetch_all(e)
+        .await)?)
+}
+
+/// Sets a new password hash and records the old one in the password history.
+pub async fn set_password(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    id: &str,
+    hash: &str,
+    now: i64,
+) -> Result<()> {
+    let sql = "UPDATE users SET password_hash = $3, password_changed_at = $4, updated_at = $4 \
+        WHERE org_id = $1 AND id = $2";
+    q!(c, |e| sqlx::query(sql)
+        .bind(org_id)
+        .bind(id)
+        .bind(hash)
+        .bind(now)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    let hist = "INSERT INTO password_history (org_id, user_id, password_hash, created_at) \
+        VALUES ($1, $2, $3, $4)";
+    q!(c, |e| sqlx::query(hist)
+        .bind(org_id)
+        .bind(id)
+        .bind(hash)
+        .bind(now)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Replaces the hash of the current password (parameter upgrade on login); history is untouched.
+pub async fn rehash_password(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    id: &str,
+    old_hash: &str,
+    new_hash: &str,
+) -> Result<()> {
+    let sql = "UPDATE users SET password_hash = $4 WHERE org_id = $1 AND id = $2 \
+        AND password_hash = $3";
+    q!(c, |e| sqlx::query(sql)
+        .bind(org_id)
+        .bind(id)
+        .bind(old_hash)
+        .bind(new_hash)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// The last `n` password hashes, newest first (the current one included).
+pub async fn recent_password_hashes(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    id: &str,
+    n: i64,
+) -> Result<Vec<String>> {
+    let sql = "SELECT password_hash FROM password_history WHERE org_id = $1 AND user_id = $2 \
+        ORDER BY id DESC LIMIT $3";
+    Ok(q!(c, |e| sqlx::query_scalar::<_, String>(sql)
+        .bind(org_id)
+        .bind(id)
+        .bind(n)
+        .fetch_all(e)
+        .await)?)
+}
+
+/// Keeps only the newest `keep` password-history rows of a user (old hashes are still
+/// password-equivalent for offline guessing; keep no more than the policy needs).
+pub async fn prune_password_history(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    id: &str,
+    keep: i64,
+) -> Result<()> {
+    let sql = "DELETE FROM password_history WHERE org_id = $1 AND user_id = $2 AND id NOT IN \
+        (SELECT id FROM password_history WHERE org_id = $1 AND user_id = $2 \
+         ORDER BY id DESC LIMIT $3)";
+    q!(c, |e| sqlx::query(sql)
+        .bind(org_id)
+        .bind(id)
+        .bind(keep)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Records a newly issued token: its digest joins the history under the unique constraint
+/// (R-T4) and becomes the user's current digest. Returns false, changing nothing, when the
+/// digest was ever issued before; the caller then generates another token. (`ON CONFLICT DO
+/// NOTHING` rather than a failing insert, so the surrounding PostgreSQL transaction survives.)
+pub async fn set_token(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    id: &str,
+    digest: &str,
+    reason: &str,
+    now: i64,
+) -> Result<bool> {
+    let hist = "INSERT INTO token_history (digest, org_id, user_id, issued_at, reason) \
+        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (digest) DO NOTHING";
+    let n = q!(c, |e| sqlx::query(hist)
+        .bind(digest)
+        .bind(org_id)
+        .bind(id)
+        .bind(now)
+        .bind(reason)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let sql = "UPDATE users SET token_digest = $3, token_issued_at = $4, updated_at = $4 \
+        WHERE org_id = $1 AND id = $2";
+    q!(c, |e| sqlx::query(sql)
+        .bind(org_id)
+        .bind(id)
+        .bind(digest)
+        .bind(now)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(true)
+}
+
+/// How many tokens a user has been issued (for `user show`).
+pub async fn token_count(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<i64> {
+    Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM token_history WHERE org_id = $1 AND user_id = $2"
+    )
+    .bind(org_id)
+    .bind(id)
+    .fetch_one(e)
+    .await)?)
+}
+
+pub async fn set_active(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    id: &str,
+    active: bool,
+    now: i64,
+) -> Result<()> {
+    let sql = "UPDATE users SET active = $3, updated_at = $4 WHERE org_id = $1 AND id = $2";
+    q!(c, |e| sqlx::query(sql)
+        .bind(org_id)
+        .bind(id)
+        .bind(active)
+        .bind(now)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Clears the lockout and the failure counter. Returns whether the user was locked.
+pub async fn unlock(c: &mut Conn<'_>, org_id: &str, id: &str, now: i64) -> Result<bool> {
+    let sql = "UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = $3 \
+        WHERE org_id = $1 AND id = $2 AND locked_until IS NOT NULL AND locked_until > $3";
+    let n = q!(c, |e| sqlx::query(sql)
+        .bind(org_id)
+        .bind(id)
+        .bind(now)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    let reset = "UPDATE users SET failed_logins = 0, locked_until = NULL \
+        WHERE org_id = $1 AND id = $2";
+    q!(c, |e| sqlx::query(reset)
+        .bind(org_id)
+        .bind(id)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(n > 0)
+}
+
+/// What recording a failure did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureRecorded {
+    /// The user was already locked (by a parallel attempt); nothing changed.
+    AlreadyLocked,
+    /// Counted; `attempts` consecutive failures so far.
+    Counted { attempts: i64 },
+    /// This failure reached the limit: the user is now locked.
+    LockEngaged,
+}
+
+/// One more consecutive failure, in one atomic statement (R-L5): the increment, the comparison
+/// with the limit and the lock happen in the database, so parallel attempts on any number of
+/// nodes lock the user at exactly `max_attempts` failures. `max_attempts` 0 = no limit.
+pub async fn record_failure(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    id: &str,
+    max_attempts: i64,
+    lock_until: i64,
+    now: i64,
+) -> Result<FailureRecorded> {
+    let sql = "UPDATE users SET \
+          failed_logins = CASE WHEN $3 > 0 AND failed_logins + 1 >= $3 THEN 0 \
+                               ELSE failed_logins + 1 END, \
+          locked_until  = CASE WHEN $3 > 0 AND failed_logins + 1 >= $3 THEN $4 \
+                               ELSE locked_until END \
+        WHERE org_id = $1 AND id = $2 AND (locked_until IS NULL OR locked_until <= $5) \
+        RETURNING failed_logins, locked_until";
+    let row = q!(c, |e| sqlx::query_as::<_, (i64, Option<i64>)>(sql)
+        .bind(org_id)
+        .bind(id)
+        .bind(max_attempts)
+        .bind(lock_until)
+        .bind(now)
+        .fetch_optional(e)
+        .await)?;
+    Ok(match row {
+        None => FailureRecorded::AlreadyLocked,
+        Some((_, Some(until))) if until > now => FailureRecorded::LockEngaged,
+        Some((attempts, _)) => FailureRecorded::Counted { attempts },
+    })
+}
+
+/// A success resets the counter, unless a parallel attempt locked the user in the meantime;
+/// then the success does not count and this returns false (R-L5).
+pub async fn record_success(c: &mut Conn<'_>, org_id: &str, id: &str, now: i64) -> Result<bool> {
+    let sql = "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $3 \
+        WHERE org_id = $1 AND id = $2 AND (locked_until IS NULL OR locked_until <= $3)";
+    let n = q!(c, |e| sqlx::query(sql)
+        .bind(org_id)
+        .bind(id)
+        .bind(now)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+/// Profile, name and email changes.
+pub async fn update_details(c: &mut Conn<'_>, u: &UserRow, now: i64) -> Result<()> {
+    let sql = "UPDATE users SET profile_id = $3, email = $4, first_name = $5, last_name = $6, \
+        updated_at = $7 WHERE org_id = $1 AND id = $2";
+    q!(c, |e| sqlx::query(sql)
+        .bind(&u.org_id)
+        .bind(&u.id)
+        .bind(&u.profile_id)
+        .bind(&u.email)
+        .bind(&u.first_name)
+        .bind(&u.last_name)
+        .bind(now)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
