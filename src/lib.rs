@@ -2,7 +2,9 @@
 //! See ARCHITECTURE.md for the module map and the dependency rule.
 
 pub mod clock;
+pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod mail;
+pub mod service;
 pub mod store;

@@ -149,7 +149,8 @@ mod tests {
     #[test]
     fn r_m3_invalid_ranges_are_refused() {
         use IpRangeError::*;
-        let cases: [(&str, Option<&str>, fn(&IpRangeError) -> bool); 7] = [
+        type Case<'a> = (&'a str, Option<&'a str>, fn(&IpRangeError) -> bool);
+        let cases: [Case; 7] = [
             ("10.0.0.9", Some("10.0.0.1"), |e| matches!(e, Reversed(..))),
             ("10.0.0.1", Some("::1"), |e| matches!(e, MixedFamilies(..))),
             ("10.0.0.256", Some("10.0.0.1"), |e| {

@@ -390,9 +390,11 @@ mod tests {
         }
     }
 
+    type Tweak = Box<dyn Fn(&mut LoginSubject)>;
+
     struct Row {
         rule: &'static str,
-        user: Option<Box<dyn Fn(&mut LoginSubject)>>,
+        user: Option<Tweak>,
         known: bool,
         channel: Channel,
         ip: &'static str,

@@ -1,0 +1,516 @@
+//! Typed configuration: defaults, then a TOML file (`--config`, `KEYWARD_CONFIG`), then
+//! `KEYWARD_*` environment variables, then command-line flags. Unknown keys — in the file or
+//! as `KEYWARD_*` variables — are refused with an error that names them, so a typo never
+//! silently falls back to a default.
+//!
+//! Every key has an environment variable: `KEYWARD_` followed by its dotted path in upper case
+//! with `_` for `.` (`mail.smtp.host` → `KEYWARD_MAIL_SMTP_HOST`). docs/configuration.md lists
+//! them all; a test keeps that page and this file in step.
+
+use crate::crypto::HashParams;
+use crate::mail::transport::SmtpSecurity;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("unknown environment variable {0}: not a keyward setting (see docs/configuration.md)")]
+    UnknownEnv(String),
+    #[error("invalid value for {var}: {message}")]
+    EnvValue { var: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// A configured secret (the SMTP password): never printed.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct ConfigSecret(pub String);
+
+impl std::fmt::Debug for ConfigSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the SQLite database and the file mail transport's messages live.
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub server: ServerConfig,
+    pub password_hash: PasswordHashConfig,
+    pub mail: MailConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Empty: SQLite at `<data_dir>/keyward.db`. `postgres://…` for PostgreSQL.
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a request waits for a database connection before giving up.
+    pub acquire_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// The URL clients reach this server at (used in links and, later, `serverUrl`); empty =
+    /// `http://<listen>`.
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordHashConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// How many hashes may run at once; 0 = one per CPU core.
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// `file` or `smtp`.
+    pub transport: String,
+    pub from: String,
+    /// Delivery attempts before a message is marked dead.
+    pub max_attempts: u32,
+    /// First retry delay; it doubles after each failed attempt up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// How often the worker looks for mail queued by other processes (CLI, other nodes).
+    pub poll_ms: u64,
+    pub smtp: SmtpConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// `starttls`, `tls` or `none`.
+    pub security: String,
+    pub username: String,
+    pub password: ConfigSecret,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `keyward=trace,sqlx=warn`, …
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./keyward-data"),
+            database: DatabaseConfig::default(),
+            server: ServerConfig::default(),
+            password_hash: PasswordHashConfig::default(),
+            mail: MailConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: String::new(),
+            max_connections: 10,
+            acquire_timeout_seconds: 5,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_url: String::new(),
+        }
+    }
+}
+
+impl Default for PasswordHashConfig {
+    fn default() -> Self {
+        let p = HashParams::default();
+        PasswordHashConfig {
+            memory_kib: p.memory_kib,
+            iterations: p.iterations,
+            parallelism: p.parallelism,
+            pool_size: 0,
+        }
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            transport: "file".into(),
+            from: "keyward <noreply@keyward.local>".into(),
+            max_attempts: 10,
+            retry_base_ms: 5_000,
+            retry_max_ms: 3_600_000,
+            poll_ms: 1_000,
+            smtp: SmtpConfig::default(),
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 587,
+            security: "starttls".into(),
+            username: String::new(),
+            password: ConfigSecret::default(),
+            timeout_seconds: 30,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// Environment variables with the prefix that are not settings.
+const NOT_SETTINGS: &[&str] = &["KEYWARD_CONFIG"];
+/// Prefixes reserved for the test suite and tools around keyward.
+const RESERVED_PREFIXES: &[&str] = &["KEYWARD_TEST_", "KEYWARD_BENCH_"];
+
+/// Every setting as (dotted path, default value), in file order.
+pub fn keys() -> Vec<(String, toml::Value)> {
+    let mut out = Vec::new();
+    if let Ok(toml::Value::Table(t)) = toml::Value::try_from(Config::default()) {
+        walk("", &t, &mut out);
+    }
+    out
+}
+
+fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+    for (k, v) in table {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => walk(&path, t, out),
+            other => out.push((path, other.clone())),
+        }
+    }
+}
+
+pub fn env_name(path: &str) -> String {
+    format!("KEYWARD_{}", path.replace('.', "_").to_uppercase())
+}
+
+fn set_path(root: &mut toml::Table, path: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut table = root;
+    for p in parts {
+        let entry = table
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(t) = entry else { return };
+        table = t;
+    }
+    table.insert(last.to_string(), value);
+}
+
+/// Parses an environment value as the type the setting has.
+fn env_value(var: &str, raw: &str, like: &toml::Value) -> Result<toml::Value, ConfigError> {
+    let bad = |m: &str| ConfigError::EnvValue {
+        var: var.to_string(),
+        message: m.to_string(),
+    };
+    Ok(match like {
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| bad(&format!("expected a whole number, got {raw:?}")))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return Err(bad(&format!("expected true or false, got {raw:?}"))),
+        }),
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
+        _ => toml::Value::String(raw.to_string()),
+    })
+}
+
+impl Config {
+    /// Loads defaults → file → environment. `file` None means no file; `env` is the process
+    /// environment (passed in so tests control it).
+    pub fn load(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut root = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            root = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.message().to_string(),
+                })?;
+            // Checked now so the error names the file, not the merged result.
+            Config::deserialize(toml::Value::Table(root.clone())).map_err(|e| {
+                ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.message().to_string(),
+                }
+            })?;
+        }
+        let keys = keys();
+        for (var, raw) in env.iter().filter(|(k, _)| k.starts_with("KEYWARD_")) {
+            if NOT_SETTINGS.contains(&var.as_str())
+                || RESERVED_PREFIXES.iter().any(|p| var.starts_with(p))
+            {
+                continue;
+            }
+            let Some((path, like)) = keys.iter().find(|(p, _)| &env_name(p) == var) else {
+                return Err(ConfigError::UnknownEnv(var.clone()));
+            };
+            set_path(&mut root, path, env_value(var, raw, like)?);
+        }
+        let config = Config::deserialize(toml::Value::Table(root))
+            .map_err(|e| ConfigError::Invalid(e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !matches!(self.mail.transport.as_str(), "file" | "smtp") {
+            return bad(format!(
+                "mail.transport must be \"file\" or \"smtp\", not {:?}",
+                self.mail.transport
+            ));
+        }
+        if self.mail.transport == "smtp" && self.mail.smtp.host.is_empty() {
+            return bad("mail.transport is \"smtp\" but mail.smtp.host is empty".into());
+        }
+        self.smtp_security()?;
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return bad(format!(
+                "mail.from {:?} is not an email address",
+                self.mail.from
+            ));
+        }
+        if self.mail.max_attempts == 0 {
+            return bad("mail.max_attempts must be at least 1".into());
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return bad(format!(
+                "log.format must be \"text\" or \"json\", not {:?}",
+                self.log.format
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return bad(format!(
+                "log.level {:?} is not a valid filter",
+                self.log.level
+            ));
+        }
+        self.hash_params()
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("password_hash: {e}")))?;
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return bad(format!(
+                "server.listen {:?} is not an address such as 127.0.0.1:8080",
+                self.server.listen
+            ));
+        }
+        if !self.database.url.is_empty() && !crate::store::is_postgres_url(&self.database.url) {
+            return bad(
+                "database.url must be empty (SQLite in the data dir) or a postgres:// URL".into(),
+            );
+        }
+        Ok(())
+    }
+
+    pub fn hash_params(&self) -> HashParams {
+        HashParams {
+            memory_kib: self.password_hash.memory_kib,
+            iterations: self.password_hash.iterations,
+            parallelism: self.password_hash.parallelism,
+        }
+    }
+
+    pub fn smtp_security(&self) -> Result<SmtpSecurity, ConfigError> {
+        match self.mail.smtp.security.as_str() {
+            "starttls" => Ok(SmtpSecurity::Starttls),
+            "tls" => Ok(SmtpSecurity::Tls),
+            "none" => Ok(SmtpSecurity::None),
+            other => Err(ConfigError::Invalid(format!(
+                "mail.smtp.security must be \"starttls\", \"tls\" or \"none\", not {other:?}"
+            ))),
+        }
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("keyward.db")
+    }
+
+    pub fn mail_dir(&self) -> PathBuf {
+        self.data_dir.join("mail")
+    }
+
+    pub fn public_url(&self) -> String {
+        if self.server.public_url.is_empty() {
+            format!("http://{}", self.server.listen)
+        } else {
+            self.server.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./keyward-data"));
+        assert_eq!(c.password_hash.memory_kib, 19456);
+        assert_eq!(c.password_hash.iterations, 2);
+        assert_eq!(c.password_hash.parallelism, 1);
+        assert_eq!(c.mail.transport, "file");
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn file_then_env_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/k\"\n[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"mx\"\nport = 25\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            &env(&[
+                ("KEYWARD_MAIL_SMTP_PORT", "2525"),
+                ("KEYWARD_DATABASE_URL", "postgres://db/k"),
+                ("KEYWARD_CONFIG", "ignored here"),
+                ("KEYWARD_TEST_DATABASE_URL", "reserved for tests"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/k"));
+        assert_eq!(c.mail.smtp.host, "mx");
+        assert_eq!(c.mail.smtp.port, 2525);
+        assert_eq!(c.database.url, "postgres://db/k");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, "[mail]\ntransprot = \"smtp\"\n").unwrap();
+        let err = Config::load(Some(&path), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("transprot"), "{err}");
+        assert!(err.contains("k.toml"), "{err}");
+
+        let err = Config::load(None, &env(&[("KEYWARD_MAIL_TRANSPROT", "smtp")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("KEYWARD_MAIL_TRANSPROT"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for (var, val) in [
+            ("KEYWARD_MAIL_SMTP_PORT", "many"),
+            ("KEYWARD_MAIL_TRANSPORT", "pigeon"),
+            ("KEYWARD_PASSWORD_HASH_MEMORY_KIB", "1"),
+            ("KEYWARD_SERVER_LISTEN", "localhost"),
+            ("KEYWARD_DATABASE_URL", "mysql://x"),
+            ("KEYWARD_LOG_FORMAT", "xml"),
+        ] {
+            assert!(
+                Config::load(None, &env(&[(var, val)])).is_err(),
+                "{var}={val}"
+            );
+        }
+        // smtp without a host
+        assert!(Config::load(None, &env(&[("KEYWARD_MAIL_TRANSPORT", "smtp")])).is_err());
+    }
+
+    #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../docs/configuration.md");
+        for (path, _) in keys() {
+            assert!(
+                doc.contains(&format!("`{path}`")),
+                "docs/configuration.md lacks `{path}`"
+            );
+            assert!(
+                doc.contains(&env_name(&path)),
+                "docs/configuration.md lacks {}",
+                env_name(&path)
+            );
+        }
+    }
+
+    #[test]
+    fn smtp_password_never_prints() {
+        let mut c = Config::default();
+        c.mail.smtp.password = ConfigSecret("s3cret".into());
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,166 @@
+//! Use cases: every change an admin, a user or a client can make, each in one transaction with
+//! its audit row and its mail (R-E1, R-M4). The CLI, and later the HTTP interfaces, call these
+//! and nothing below them, so no interface can skip a rule, an audit row or a mail.
+
+use crate::clock::Clock;
+use crate::crypto::{CryptoError, Hasher};
+use crate::domain::ids::{IdError, KeyPrefix, SfId};
+use crate::domain::ip::IpRangeError;
+use crate::domain::policy::{PasswordRejected, PolicyError};
+use crate::domain::validate::FieldError;
+use crate::store::{Db, StoreError};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+pub mod audit;
+pub mod bootstrap;
+pub mod history;
+pub mod login;
+pub mod network;
+pub mod oauth;
+pub mod orgs;
+pub mod outbox;
+pub mod resolve;
+pub mod tokens;
+pub mod users;
+
+pub use outbox::Outbox;
+
+/// The one error type of the service surface. Its text is written for the person who made the
+/// request: it names what was wrong and never contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A rule forbids it (R-T9 and the like).
+    #[error("{0}")]
+    Refused(String),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, ServiceError>;
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ServiceError::Conflict(format!("already exists: {what}")),
+            StoreError::Unavailable(m) => ServiceError::Unavailable(m),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<CryptoError> for ServiceError {
+    fn from(e: CryptoError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
+
+macro_rules! invalid_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ServiceError {
+            fn from(e: $t) -> Self {
+                ServiceError::Invalid(e.to_string())
+            }
+        }
+    )*};
+}
+invalid_from!(
+    FieldError,
+    PasswordRejected,
+    IpRangeError,
+    IdError,
+    PolicyError
+);
+
+/// Who is acting, for authorisation and the audit trail.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// The `keyward` command line, run by this OS user. It acts on every org.
+    Cli(String),
+    /// A logged-in user (an admin of their own org, or acting on themselves).
+    User {
+        org_id: String,
+        user_id: String,
+        username: String,
+    },
+    /// keyward itself (first-start bootstrap).
+    System,
+}
+
+impl Actor {
+    pub fn cli() -> Actor {
+        let who = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        Actor::Cli(who)
+    }
+
+    /// How the audit trail names the actor.
+    pub fn audit_name(&self) -> String {
+        match self {
+            Actor::Cli(who) => format!("cli:{who}"),
+            Actor::User { username, .. } => username.clone(),
+            Actor::System => "keyward".into(),
+        }
+    }
+
+    /// R-M1: a user acts only inside their own org; anything else does not exist for them.
+    pub fn check_org(&self, org_id: &str) -> Result<()> {
+        match self {
+            Actor::User { org_id: own, .. } if own != org_id => {
+                Err(ServiceError::NotFound("no such record".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Everything the use cases need, built once by `app`.
+pub struct Services {
+    pub db: Db,
+    pub hasher: Arc<Hasher>,
+    pub clock: Arc<dyn Clock>,
+    pub outbox: Arc<Outbox>,
+}
+
+impl Services {
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        crate::store::ms(self.clock.now())
+    }
+}
+
+pub fn new_id(prefix: KeyPrefix) -> String {
+    SfId::generate(prefix, &mut rand::rngs::OsRng)
+        .as_15()
+        .to_string()
+}
+
+/// The 18-character form of a stored 15-character id (what every interface shows).
+pub fn id18(id15: &str) -> String {
+    SfId::parse(id15).map_or_else(|_| id15.to_string(), |id| id.to_18())
+}
+
+/// "2026-11-24 10:00:00 UTC", how instants read in mails and tables.
+pub fn fmt_time(t: OffsetDateTime) -> String {
+    let fmt =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+pub fn fmt_ms(ms: i64) -> String {
+    fmt_time(crate::store::from_ms(ms))
+}

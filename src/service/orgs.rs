@@ -1,0 +1,292 @@
+//! Orgs: creation with the default profiles and policy (R-M3), the policy, delegated auth.
+
+use super::audit::{self, Entry};
+use super::{Actor, Result, ServiceError, Services, new_id, resolve};
+use crate::domain::ids::KeyPrefix;
+use crate::domain::policy::{Complexity, OrgPolicy};
+use crate::domain::profile::default_profiles;
+use crate::domain::validate;
+use crate::store::orgs::{self, OrgRow};
+use crate::store::profiles::{self, ProfileRow};
+use crate::store::{Conn, StoreError};
+
+pub fn policy_of(org: &OrgRow) -> OrgPolicy {
+    let u = |v: i64| u32::try_from(v).unwrap_or(0);
+    OrgPolicy {
+        min_password_length: u(org.min_password_length),
+        complexity: Complexity::parse(&org.complexity).unwrap_or(Complexity::AlphaNumeric),
+        password_history: u(org.password_history),
+        password_expiry_days: u(org.password_expiry_days),
+        lockout_attempts: u(org.lockout_attempts),
+        lockout_minutes: u(org.lockout_minutes),
+        session_seconds: u(org.session_seconds),
+    }
+}
+
+fn apply_policy(org: &mut OrgRow, p: &OrgPolicy) {
+    org.min_password_length = i64::from(p.min_password_length);
+    org.complexity = p.complexity.as_str().to_string();
+    org.password_history = i64::from(p.password_history);
+    org.password_expiry_days = i64::from(p.password_expiry_days);
+    org.lockout_attempts = i64::from(p.lockout_attempts);
+    org.lockout_minutes = i64::from(p.lockout_minutes);
+    org.session_seconds = i64::from(p.session_seconds);
+}
+
+/// Changes to an org's policy; `None` leaves a setting as it is.
+#[derive(Debug, Default, Clone)]
+pub struct PolicyChange {
+    pub lockout_attempts: Option<u32>,
+    pub lockout_minutes: Option<u32>,
+    pub password_expiry_days: Option<u32>,
+    pub session_seconds: Option<u32>,
+    pub min_password_length: Option<u32>,
+    pub password_history: Option<u32>,
+    pub complexity: Option<Complexity>,
+}
+
+impl PolicyChange {
+    pub fn is_empty(&self) -> bool {
+        self.lockout_attempts.is_none()
+            && self.lockout_minutes.is_none()
+            && self.password_expiry_days.is_none()
+            && self.session_seconds.is_none()
+            && self.min_password_length.is_none()
+            && self.password_history.is_none()
+            && self.complexity.is_none()
+    }
+}
+
+/// Creates the org, its default profiles and policy inside the caller's transaction.
+pub(crate) async fn insert_org(
+    c: &mut Conn<'_>,
+    now_ms: i64,
+    actor: &Actor,
+    name: &str,
+) -> Result<(OrgRow, Vec<ProfileRow>)> {
+    let name = validate::text("org name", name, 80, true)?;
+    let mut org = OrgRow {
+        id: new_id(KeyPrefix::Org),
+        name: name.clone(),
+        delegated_auth_url: None,
+        min_password_length: 0,
+        complexity: String::new(),
+        password_history: 0,
+        password_expiry_days: 0,
+        lockout_attempts: 0,
+        lockout_minutes: 0,
+        session_seconds: 0,
+        created_at: now_ms,
+    };
+    apply_policy(&mut org, &OrgPolicy::default());
+    match orgs::insert(c, &org).await {
+        Err(StoreError::Conflict(_)) => {
+            return Err(ServiceError::Conflict(format!(
+                "an org named {name:?} already exists"
+            )));
+        }
+        r => r?,
+    }
+    let mut created = Vec::new();
+    for (pname, perms) in default_profiles() {
+        let p = ProfileRow {
+            id: new_id(KeyPrefix::Profile),
+            org_id: org.id.clone(),
+            name: pname.to_string(),
+            api_enabled: perms.api_enabled,
+            api_only: perms.api_only,
+            password_never_expires: perms.password_never_expires,
+            sso_enabled: perms.sso_enabled,
+            manage_users: perms.manage_users,
+            created_at: now_ms,
+        };
+        profiles::insert(c, &p).await?;
+        created.push(p);
+    }
+    audit::record(
+        c,
+        now_ms,
+        actor,
+        Entry {
+            org_id: &org.id,
+            action: "org.created",
+            section: audit::COMPANY_PROFILE,
+            display: format!("Created organization {name}"),
+            target_id: Some(&org.id),
+        },
+    )
+    .await?;
+    Ok((org, created))
+}
+
+impl Services {
+    pub async fn create_org(&self, actor: &Actor, name: &str) -> Result<OrgRow> {
+        if matches!(actor, Actor::User { .. }) {
+            return Err(ServiceError::Refused(
+                "only the command line can create orgs".into(),
+            ));
+        }
+        let mut tx = self.db.begin().await?;
+        let (org, _) = insert_org(&mut tx.c(), self.now_ms(), actor, name).await?;
+        tx.commit().await?;
+        Ok(org)
+    }
+
+    pub async fn list_orgs(&self) -> Result<Vec<OrgRow>> {
+        let mut c = self.db.conn().await?;
+        Ok(orgs::list(&mut c.c()).await?)
+    }
+
+    pub async fn get_org(&self, actor: &Actor, input: &str) -> Result<OrgRow> {
+        let mut c = self.db.conn().await?;
+        let org = resolve::org(&mut c.c(), input).await?;
+        actor.check_org(&org.id)?;
+        Ok(org)
+    }
+
+    /// Changes the password policy and session settings; returns the new policy.
+    pub async fn set_policy(
+        &self,
+        actor: &Actor,
+        org_input: &str,
+        change: &PolicyChange,
+    ) -> Result<OrgPolicy> {
+        if change.is_empty() {
+            return Err(ServiceError::Invalid(
+                "nothing to change: give at least one setting".into(),
+            ));
+        }
+        let mut tx = self.db.begin().await?;
+        let mut org = resolve::org(&mut tx.c(), org_input).await?;
+        actor.check_org(&org.id)?;
+        let old = policy_of(&org);
+        let mut new = old.clone();
+        let mut changes = Vec::new();
+        macro_rules! set {
+            ($field:ident, $label:expr) => {
+                if let Some(v) = change.$field {
+                    if v != new.$field {
+                        changes.push(format!("{} {} → {}", $label, new.$field, v));
+                    }
+                    new.$field = v;
+                }
+            };
+        }
+        set!(lockout_attempts, "maximum invalid login attempts");
+        set!(lockout_minutes, "lockout minutes");
+        set!(password_expiry_days, "password expiry days");
+        set!(session_seconds, "session timeout seconds");
+        set!(min_password_length, "minimum password length");
+        set!(password_history, "password history");
+        if let Some(cx) = change.complexity {
+            if cx != new.complexity {
+                changes.push(format!(
+                    "complexity {} → {}",
+                    new.complexity.as_str(),
+                    cx.as_str()
+                ));
+            }
+            new.complexity = cx;
+        }
+        new.validate()?;
+        if changes.is_empty() {
+            return Ok(new);
+        }
+        apply_policy(&mut org, &new);
+        let now = self.now_ms();
+        orgs::update_policy(&mut tx.c(), &org, now).await?;
+        audit::record(
+            &mut tx.c(),
+            now,
+            actor,
+            Entry {
+                org_id: &org.id,
+                action: "policy.changed",
+                section: audit::PASSWORD_POLICIES,
+                display: format!("Changed password policy: {}", changes.join("; ")),
+                target_id: Some(&org.id),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Sets (or, with `None`, clears) the org's delegated-authentication endpoint (R-L7).
+    pub async fn set_delegated_auth(
+        &self,
+        actor: &Actor,
+        org_input: &str,
+        url: Option<&str>,
+    ) -> Result<()> {
+        let url = url.map(str::trim).filter(|u| !u.is_empty());
+        if let Some(u) = url {
+            validate_http_url(u)?;
+        }
+        let mut tx = self.db.begin().await?;
+        let org = resolve::org(&mut tx.c(), org_input).await?;
+        actor.check_org(&org.id)?;
+        let now = self.now_ms();
+        orgs::set_delegated_auth_url(&mut tx.c(), &org.id, url, now).await?;
+        audit::record(
+            &mut tx.c(),
+            now,
+            actor,
+            Entry {
+                org_id: &org.id,
+                action: "delegated_auth.changed",
+                section: audit::SINGLE_SIGN_ON,
+                display: match url {
+                    Some(u) => format!("Set the delegated authentication URL to {u}"),
+                    None => "Removed the delegated authentication URL".into(),
+                },
+                target_id: Some(&org.id),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// An `http://` or `https://` URL with a host and no spaces or credentials.
+pub fn validate_http_url(u: &str) -> Result<()> {
+    let bad = || {
+        ServiceError::Invalid(format!(
+            "invalid URL {u:?}: expected http://host[:port]/path or https://…"
+        ))
+    };
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty()
+        || host.contains('@')
+        || u.len() > 2000
+        || u.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r_l7_delegated_auth_urls() {
+        assert!(validate_http_url("https://sso.example.com/auth").is_ok());
+        assert!(validate_http_url("http://127.0.0.1:9000/").is_ok());
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://user:pw@host/",
+            "http://a b/",
+            "sso.example.com",
+        ] {
+            assert!(validate_http_url(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The outbox (R-E1): mail is written in the transaction of the change that causes it and
+//! delivered afterwards by a worker, with retries and exponential backoff, so a crash or an SMTP
+//! outage delays mail but never loses it. After `max_attempts` a message is dead and visible to
+//! admins. Token mails lose their secret once delivered (or dead), and on SQLite the write-ahead
+//! log is then truncated so no copy lingers on disk (R-T3).
+
+use super::{Result, new_id};
+use crate::clock::Clock;
+use crate::domain::ids::KeyPrefix;
+use crate::mail::transport::{Outgoing, Transport};
+use crate::mail::{Email, reveal};
+use crate::store::outbox::{self as rows, OutboxRow};
+use crate::store::{Conn, Db, from_ms, ms};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Queues a mail inside the caller's transaction; returns its id.
+pub async fn enqueue(
+    c: &mut Conn<'_>,
+    now_ms: i64,
+    org_id: Option<&str>,
+    email: Email,
+) -> Result<String> {
+    let id = new_id(KeyPrefix::Email);
+    rows::insert(
+        c,
+        &OutboxRow {
+            id: id.clone(),
+            org_id: org_id.map(str::to_string),
+            created_at: now_ms,
+            kind: email.kind.as_str().to_string(),
+            to_addr: email.to,
+            subject: email.subject,
+            body: email.body,
+            secret: email.secret.map(|s| s.0),
+            status: rows::QUEUED.to_string(),
+            attempts: 0,
+            next_attempt_at: now_ms,
+            last_error: None,
+            sent_at: None,
+        },
+    )
+    .await?;
+    Ok(id)
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay after the `attempts`-th failed attempt: base, 2×base, 4×base, … up to max.
+    pub fn delay(&self, attempts: i64) -> Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        self.base
+            .checked_mul(2u32.saturating_pow(exp))
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub sent: u32,
+    pub failed: u32,
+    pub dead: u32,
+}
+
+pub struct Outbox {
+    db: Db,
+    transport: Transport,
+    from: String,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+    poll: Duration,
+    wake: Notify,
+}
+
+/// How long a claimed message is reserved for the worker that claimed it. Longer than an SMTP
+/// timeout, so a slow delivery is not sent twice; short enough that a crashed node's claims are
+/// retried soon.
+const LEASE: Duration = Duration::from_secs(120);
+const BATCH: i64 = 20;
+
+impl Outbox {
+    pub fn new(
+        db: Db,
+        transport: Transport,
+        from: String,
+        clock: Arc<dyn Clock>,
+        retry: RetryPolicy,
+        poll: Duration,
+    ) -> Outbox {
+        Outbox {
+            db,
+            transport,
+            from,
+            clock,
+            retry,
+            poll,
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn transport_name(&self) -> &'static str {
+        self.transport.name()
+    }
+
+    /// Tells the worker that mail was queued, so it need not wait for its next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Delivers every message that is due now, oldest first.
+    pub async fn deliver_due(&self) -> Result<DeliveryReport> {
+        let mut report = DeliveryReport::default();
+        let mut scrubbed = false;
+        loop {
+            let now = ms(self.clock.now());
+            let batch = {
+                let mut tx = self.db.begin().await?;
+                let claimed =
+                    rows::claim_due(&mut tx.c(), now, LEASE.as_millis() as i64, BATCH).await?;
+                tx.commit().await?;
+                claimed
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for m in &batch {
+                scrubbed |= m.secret.is_some();
+                self.deliver_one(m, &mut report).await?;
+            }
+            if (batch.len() as i64) < BATCH {
+                break;
+            }
+        }
+        if scrubbed {
+            if let Err(e) = self.db.checkpoint().await {
+                tracing::debug!(error = %e, "WAL checkpoint after scrubbing postponed");
+            }
+        }
+        Ok(report)
+    }
+
+    async fn deliver_one(&self, m: &OutboxRow, report: &mut DeliveryReport) -> Result<()> {
+        let out = Outgoing {
+            id: &m.id,
+            created_at: from_ms(m.created_at),
+            to: &m.to_addr,
+            subject: &m.subject,
+            body: reveal(&m.body, m.secret.as_deref()),
+        };
+        let result = self.transport.send(&self.from, &out).await;
+        let mut c = self.db.conn().await?;
+        match result {
+            Ok(()) => {
+                rows::mark_sent(&mut c.c(), &m.id, ms(self.clock.now())).await?;
+                report.sent += 1;
+                tracing::info!(mail_id = %m.id, kind = %m.kind, transport = self.transport.name(), "mail delivered");
+            }
+            Err(e) => {
+                let retry_at = self.clock.now() + self.retry.delay(m.attempts);
+                let dead = rows::mark_failed(
+                    &mut c.c(),
+                    &m.id,
+                    &e.to_string(),
+                    ms(retry_at),
+                    i64::from(self.retry.max_attempts),
+                )
+                .await?;
+                if dead {
+                    report.dead += 1;
+                    tracing::error!(mail_id = %m.id, kind = %m.kind, attempts = m.attempts, error = %e, "mail dead after its last attempt");
+                } else {
+                    report.failed += 1;
+                    tracing::warn!(mail_id = %m.id, kind = %m.kind, attempts = m.attempts, error = %e, "mail delivery failed; will retry");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The worker: delivers due mail, then sleeps until woken, until the next retry is due, or
+    /// `poll` passes (mail queued by the CLI or another node), until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let pause = match self.deliver_due().await {
+                Ok(_) => self.until_next_due().await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "mail worker could not read the outbox");
+                    self.poll
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn until_next_due(&self) -> Duration {
+        let next = match self.db.conn().await {
+            Ok(mut c) => rows::next_due(&mut c.c()).await.ok().flatten(),
+            Err(_) => None,
+        };
+        match next {
+            Some(at) => {
+                let wait = at - ms(self.clock.now());
+                Duration::from_millis(u64::try_from(wait).unwrap_or(0)).min(self.poll)
+            }
+            None => self.poll,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r_e1_backoff_doubles_up_to_the_maximum() {
+        let r = RetryPolicy {
+            max_attempts: 10,
+            base: Duration::from_secs(5),
+            max: Duration::from_secs(60),
+        };
+        assert_eq!(r.delay(1), Duration::from_secs(5));
+        assert_eq!(r.delay(2), Duration::from_secs(10));
+        assert_eq!(r.delay(3), Duration::from_secs(20));
+        assert_eq!(r.delay(5), Duration::from_secs(60));
+        assert_eq!(r.delay(500), Duration::from_secs(60));
+        assert_eq!(r.delay(0), Duration::from_secs(5));
+    }
+}

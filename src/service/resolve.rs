@@ -1,0 +1,55 @@
+//! Turning what a person typed (`ORG` as id or name, `U` as username or id, `PROFILE` as name
+//! or id) into rows, with an error that says which it tried.
+
+use super::{Result, ServiceError};
+use crate::domain::ids::{KeyPrefix, SfId, looks_like_id};
+use crate::domain::validate;
+use crate::store::Conn;
+use crate::store::orgs::{self, OrgRow};
+use crate::store::profiles::{self, ProfileRow};
+use crate::store::users::{self, UserRow};
+
+pub async fn org(c: &mut Conn<'_>, input: &str) -> Result<OrgRow> {
+    let input = input.trim();
+    if looks_like_id(input, KeyPrefix::Org) {
+        let id = SfId::parse_as(input, KeyPrefix::Org)?;
+        return orgs::get(c, id.as_15())
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no org with id {input}")));
+    }
+    if input.is_empty() {
+        return Err(ServiceError::Invalid(
+            "an org id or name is required".into(),
+        ));
+    }
+    orgs::find_by_name(c, input)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no org named {input:?}")))
+}
+
+pub async fn user(c: &mut Conn<'_>, input: &str) -> Result<UserRow> {
+    let input = input.trim();
+    if looks_like_id(input, KeyPrefix::User) {
+        let id = SfId::parse_as(input, KeyPrefix::User)?;
+        return users::get_any_org(c, id.as_15())
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no user with id {input}")));
+    }
+    let username = validate::username(input)?;
+    users::find_by_username(c, &username)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no user {username}")))
+}
+
+pub async fn profile(c: &mut Conn<'_>, org: &OrgRow, input: &str) -> Result<ProfileRow> {
+    let input = input.trim();
+    if looks_like_id(input, KeyPrefix::Profile) {
+        let id = SfId::parse_as(input, KeyPrefix::Profile)?;
+        return profiles::get(c, &org.id, id.as_15()).await?.ok_or_else(|| {
+            ServiceError::NotFound(format!("no profile with id {input} in org {}", org.name))
+        });
+    }
+    profiles::find_by_name(c, &org.id, input)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no profile {input:?} in org {}", org.name)))
+}

@@ -1,0 +1,457 @@
+//! Users: creation, passwords (set by an admin, changed by the user), activation, unlocking.
+//! Every password change issues a new token and emails it in the same transaction (R-T6, R-T7).
+
+use super::audit::{self, Entry};
+use super::orgs::policy_of;
+use super::outbox::enqueue;
+use super::tokens::{TokenReason, issue, recipient};
+use super::{Actor, Result, ServiceError, Services, fmt_time, new_id, resolve};
+use crate::domain::ids::KeyPrefix;
+use crate::domain::login::Lockout;
+use crate::domain::policy::PasswordRejected;
+use crate::domain::profile::STANDARD_USER;
+use crate::domain::secret::Password;
+use crate::domain::validate;
+use crate::mail;
+use crate::store::orgs::{self, OrgRow};
+use crate::store::profiles::ProfileRow;
+use crate::store::users::{self, UserRow};
+use crate::store::{Conn, StoreError, from_ms, profiles, sessions};
+
+pub struct NewUser<'a> {
+    pub org: &'a str,
+    pub username: &'a str,
+    pub email: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    /// Profile name or id; `Standard User` when absent.
+    pub profile: Option<&'a str>,
+}
+
+/// A user as `user show` and the admin pages present them: no secret, not even a digest.
+#[derive(Debug, Clone)]
+pub struct UserView {
+    pub user: UserRow,
+    pub org_name: String,
+    pub profile_name: String,
+    pub locked: bool,
+    pub tokens_issued: i64,
+    pub active_sessions: i64,
+}
+
+pub(crate) fn lockout_of(u: &UserRow) -> Lockout {
+    Lockout {
+        failed_attempts: u32::try_from(u.failed_logins).unwrap_or(0),
+        locked_until: u.locked_until.map(from_ms),
+    }
+}
+
+/// How a password is being set, for the mail, the audit trail and the sessions it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PasswordSet {
+    /// R-T7
+    First,
+    /// R-T6: an admin reset it; every session ends (R-L10).
+    AdminReset,
+    /// R-T6: the user changed it; their other sessions end (R-L10).
+    OwnChange,
+}
+
+impl Services {
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        new: &NewUser<'_>,
+        password: Option<&Password>,
+    ) -> Result<UserRow> {
+        let mut user = new_user_row(new, self.now_ms())?;
+        let (org, profile) = {
+            let mut c = self.db.conn().await?;
+            let org = resolve::org(&mut c.c(), new.org).await?;
+            actor.check_org(&org.id)?;
+            let profile =
+                resolve::profile(&mut c.c(), &org, new.profile.unwrap_or(STANDARD_USER)).await?;
+            if users::find_by_username(&mut c.c(), &user.username)
+                .await?
+                .is_some()
+            {
+                return Err(taken(&user.username));
+            }
+            (org, profile)
+        };
+        user.org_id = org.id.clone();
+        user.profile_id = profile.id.clone();
+        // The hash is computed before the transaction: a write lock is never held across it.
+        let hash = match password {
+            Some(pw) => {
+                policy_of(&org).check_password(pw, &user.username)?;
+                Some(self.hasher.hash(pw).await?)
+            }
+            None => None,
+        };
+        let mut tx = self.db.begin().await?;
+        self.insert_user(
+            &mut tx.c(),
+            actor,
+            &org,
+            &profile.name,
+            &user,
+            hash.as_deref(),
+        )
+        .await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(user)
+    }
+
+    /// Inserts a validated user, with the audit row and, given a password hash, the first
+    /// password and token (R-T7), in the caller's transaction.
+    pub(crate) async fn insert_user(
+        &self,
+        c: &mut Conn<'_>,
+        actor: &Actor,
+        org: &OrgRow,
+        profile_name: &str,
+        user: &UserRow,
+        hash: Option<&str>,
+    ) -> Result<()> {
+        match users::insert(c, user).await {
+            Err(StoreError::Conflict(_)) => return Err(taken(&user.username)),
+            r => r?,
+        }
+        audit::record(
+            c,
+            user.created_at,
+            actor,
+            Entry {
+                org_id: &org.id,
+                action: "user.created",
+                section: audit::MANAGE_USERS,
+                display: format!("Created user {} with profile {profile_name}", user.username),
+                target_id: Some(&user.id),
+            },
+        )
+        .await?;
+        if let Some(hash) = hash {
+            self.store_password(c, actor, org, user, hash, PasswordSet::First, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn show_user(&self, actor: &Actor, input: &str) -> Result<UserView> {
+        let mut c = self.db.conn().await?;
+        let user = resolve::user(&mut c.c(), input).await?;
+        actor.check_org(&user.org_id)?;
+        let org = orgs::get(&mut c.c(), &user.org_id)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("user without org".into()))?;
+        let profile = self.profile_of(&mut c.c(), &user).await?;
+        let tokens_issued = users::token_count(&mut c.c(), &user.org_id, &user.id).await?;
+        let active_sessions = sessions::count_for_user(&mut c.c(), &user.org_id, &user.id).await?;
+        Ok(UserView {
+            locked: lockout_of(&user).is_locked(self.now()),
+            org_name: org.name,
+            profile_name: profile.name,
+            tokens_issued,
+            active_sessions,
+            user,
+        })
+    }
+
+    pub async fn list_users(&self, actor: &Actor, org_input: &str) -> Result<Vec<UserRow>> {
+        let mut c = self.db.conn().await?;
+        let org = resolve::org(&mut c.c(), org_input).await?;
+        actor.check_org(&org.id)?;
+        Ok(users::list(&mut c.c(), &org.id).await?)
+    }
+
+    async fn profile_of(&self, c: &mut Conn<'_>, user: &UserRow) -> Result<ProfileRow> {
+        profiles::get(c, &user.org_id, &user.profile_id)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("user without profile".into()))
+    }
+
+    /// Checks a new password against the org's policy and the user's recent passwords, and
+    /// hashes it. Runs outside any transaction: it costs up to `password_history + 1` hashes.
+    async fn prepare_password(
+        &self,
+        org: &OrgRow,
+        user: &UserRow,
+        password: &Password,
+    ) -> Result<String> {
+        let policy = policy_of(org);
+        policy.check_password(password, &user.username)?;
+        if policy.password_history > 0 {
+            let recent = {
+                let mut c = self.db.conn().await?;
+                users::recent_password_hashes(
+                    &mut c.c(),
+                    &user.org_id,
+                    &user.id,
+                    i64::from(policy.password_history),
+                )
+                .await?
+            };
+            for old in &recent {
+                if self.hasher.verify(password, Some(old)).await? {
+                    return Err(PasswordRejected::Reused(policy.password_history).into());
+                }
+            }
+        }
+        Ok(self.hasher.hash(password).await?)
+    }
+
+    /// Stores a prepared password hash, issues and mails the new token, ends sessions and
+    /// writes the audit row — all in the caller's transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_password(
+        &self,
+        c: &mut Conn<'_>,
+        actor: &Actor,
+        org: &OrgRow,
+        user: &UserRow,
+        hash: &str,
+        how: PasswordSet,
+        keep_session: Option<&str>,
+    ) -> Result<()> {
+        let now = self.now_ms();
+        users::set_password(c, &user.org_id, &user.id, hash, now).await?;
+        let keep = i64::from(policy_of(org).password_history.max(1));
+        users::prune_password_history(c, &user.org_id, &user.id, keep).await?;
+        let (reason, action, display) = match how {
+            PasswordSet::First => (
+                TokenReason::FirstPassword,
+                "password.set",
+                format!("Set the first password of user {}", user.username),
+            ),
+            PasswordSet::AdminReset => (
+                TokenReason::PasswordReset,
+                "password.reset",
+                format!("Reset the password of user {}", user.username),
+            ),
+            PasswordSet::OwnChange => (
+                TokenReason::PasswordChanged,
+                "password.changed",
+                format!("Changed own password ({})", user.username),
+            ),
+        };
+        let ended = match (how, keep_session) {
+            (PasswordSet::First, _) => 0,
+            (_, Some(keep)) => sessions::delete_others(c, &user.org_id, &user.id, keep).await?,
+            (_, None) => sessions::delete_for_user(c, &user.org_id, &user.id).await?,
+        };
+        if how == PasswordSet::AdminReset {
+            // As in Salesforce, an admin's password reset also unlocks the user.
+            users::unlock(c, &user.org_id, &user.id, now).await?;
+        }
+        if how != PasswordSet::First {
+            let email = mail::password_changed(
+                &recipient(user),
+                if how == PasswordSet::AdminReset {
+                    "reset by an administrator"
+                } else {
+                    "changed"
+                },
+                &fmt_time(self.now()),
+                ended > 0,
+            );
+            enqueue(c, now, Some(&user.org_id), email).await?;
+        }
+        issue(c, now, user, reason).await?;
+        audit::record(
+            c,
+            now,
+            actor,
+            Entry {
+                org_id: &user.org_id,
+                action,
+                section: audit::MANAGE_USERS,
+                display,
+                target_id: Some(&user.id),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// An admin sets a user's password (`keyward user set-password`): the first password, or a
+    /// reset that ends every session of the user (R-L10). Either way a new token is emailed.
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        user_input: &str,
+        password: &Password,
+    ) -> Result<UserRow> {
+        let (org, user) = self.user_and_org(actor, user_input).await?;
+        let hash = self.prepare_password(&org, &user, password).await?;
+        let how = if user.password_hash.is_none() {
+            PasswordSet::First
+        } else {
+            PasswordSet::AdminReset
+        };
+        let mut tx = self.db.begin().await?;
+        self.store_password(&mut tx.c(), actor, &org, &user, &hash, how, None)
+            .await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(user)
+    }
+
+    /// A user changes their own password: the current one is required; sessions other than
+    /// `current_session` (the digest of the session making the change) end (R-L10).
+    pub async fn change_own_password(
+        &self,
+        actor: &Actor,
+        current: &Password,
+        new: &Password,
+        current_session: Option<&str>,
+    ) -> Result<()> {
+        let Actor::User { user_id, .. } = actor else {
+            return Err(ServiceError::Refused(
+                "only a logged-in user can change their own password".into(),
+            ));
+        };
+        let (org, user) = self.user_and_org(actor, user_id).await?;
+        if !self
+            .hasher
+            .verify(current, user.password_hash.as_deref())
+            .await?
+        {
+            return Err(ServiceError::Refused(
+                "the current password is wrong".into(),
+            ));
+        }
+        let hash = self.prepare_password(&org, &user, new).await?;
+        let mut tx = self.db.begin().await?;
+        self.store_password(
+            &mut tx.c(),
+            actor,
+            &org,
+            &user,
+            &hash,
+            PasswordSet::OwnChange,
+            current_session.or(Some("")),
+        )
+        .await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    async fn user_and_org(&self, actor: &Actor, user_input: &str) -> Result<(OrgRow, UserRow)> {
+        let mut c = self.db.conn().await?;
+        let user = resolve::user(&mut c.c(), user_input).await?;
+        actor.check_org(&user.org_id)?;
+        let org = orgs::get(&mut c.c(), &user.org_id)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("user without org".into()))?;
+        Ok((org, user))
+    }
+
+    /// R-T8: every login fails and every session ends; the token digest stays. Returns false
+    /// when the user was already inactive (nothing changes).
+    pub async fn deactivate(&self, actor: &Actor, user_input: &str) -> Result<bool> {
+        self.set_active(actor, user_input, false).await
+    }
+
+    /// R-T8: the same token works again.
+    pub async fn reactivate(&self, actor: &Actor, user_input: &str) -> Result<bool> {
+        self.set_active(actor, user_input, true).await
+    }
+
+    async fn set_active(&self, actor: &Actor, user_input: &str, active: bool) -> Result<bool> {
+        let mut tx = self.db.begin().await?;
+        let user = resolve::user(&mut tx.c(), user_input).await?;
+        actor.check_org(&user.org_id)?;
+        if matches!(actor, Actor::User { user_id, .. } if *user_id == user.id) && !active {
+            return Err(ServiceError::Refused(
+                "you cannot deactivate yourself".into(),
+            ));
+        }
+        if user.active == active {
+            return Ok(false);
+        }
+        let now = self.now_ms();
+        users::set_active(&mut tx.c(), &user.org_id, &user.id, active, now).await?;
+        if !active {
+            sessions::delete_for_user(&mut tx.c(), &user.org_id, &user.id).await?;
+        }
+        audit::record(
+            &mut tx.c(),
+            now,
+            actor,
+            Entry {
+                org_id: &user.org_id,
+                action: if active {
+                    "user.reactivated"
+                } else {
+                    "user.deactivated"
+                },
+                section: audit::MANAGE_USERS,
+                display: format!(
+                    "{} user {}",
+                    if active { "Reactivated" } else { "Deactivated" },
+                    user.username
+                ),
+                target_id: Some(&user.id),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Clears a lockout (R-L5). Returns false when the user was not locked.
+    pub async fn unlock(&self, actor: &Actor, user_input: &str) -> Result<bool> {
+        let mut tx = self.db.begin().await?;
+        let user = resolve::user(&mut tx.c(), user_input).await?;
+        actor.check_org(&user.org_id)?;
+        let now = self.now_ms();
+        let was_locked = users::unlock(&mut tx.c(), &user.org_id, &user.id, now).await?;
+        if was_locked {
+            audit::record(
+                &mut tx.c(),
+                now,
+                actor,
+                Entry {
+                    org_id: &user.org_id,
+                    action: "user.unlocked",
+                    section: audit::MANAGE_USERS,
+                    display: format!("Unlocked user {}", user.username),
+                    target_id: Some(&user.id),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(was_locked)
+    }
+}
+
+/// A user row from what an admin typed, validated; `org_id` and `profile_id` are left for the
+/// caller to fill in.
+pub(crate) fn new_user_row(new: &NewUser<'_>, now: i64) -> Result<UserRow> {
+    Ok(UserRow {
+        id: new_id(KeyPrefix::User),
+        org_id: String::new(),
+        profile_id: String::new(),
+        username: validate::username(new.username)?,
+        email: validate::email(new.email)?,
+        first_name: validate::text("first name", new.first_name, 40, false)?,
+        last_name: validate::text("last name", new.last_name, 80, false)?,
+        active: true,
+        password_hash: None,
+        password_changed_at: None,
+        token_digest: None,
+        token_issued_at: None,
+        failed_logins: 0,
+        locked_until: None,
+        last_login_at: None,
+        created_at: now,
+    })
+}
+
+fn taken(username: &str) -> ServiceError {
+    ServiceError::Conflict(format!("the username {username} is already taken"))
+}
