@@ -1,10 +1,13 @@
 //! keyward: a login server for the Salesforce-style security-token model.
 //! See ARCHITECTURE.md for the module map and the dependency rule.
 
+pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod http;
 pub mod mail;
 pub mod service;
 pub mod store;

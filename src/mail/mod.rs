@@ -78,6 +78,7 @@ struct SecurityTokenMail<'a> {
     username: &'a str,
     reason: &'a str,
     token_line: &'a str,
+    replaces_old: bool,
 }
 
 #[derive(Template)]
@@ -109,7 +110,8 @@ fn render(t: &impl Template) -> String {
 }
 
 /// R-T5's mail: subject `Your new security token`, the token alone on its line.
-pub fn security_token(to: &Recipient, token: &str, reason: &str) -> Email {
+/// `replaces_old`: the user had a token before (every case but the first password).
+pub fn security_token(to: &Recipient, token: &str, reason: &str, replaces_old: bool) -> Email {
     let greeting = to.greeting();
     let token_line = format!("{TOKEN_LINE_PREFIX}{REDACTED}");
     Email {
@@ -121,6 +123,7 @@ pub fn security_token(to: &Recipient, token: &str, reason: &str) -> Email {
             username: to.username,
             reason,
             token_line: &token_line,
+            replaces_old,
         }),
         secret: Some(Secret(token.to_string())),
     }
@@ -196,7 +199,7 @@ mod tests {
 
     #[test]
     fn r_t5_token_mail_subject_and_token_line() {
-        let m = security_token(&ada(), "AAAAAAAAAAAAAAAAAA3VYMQ1", "you reset it");
+        let m = security_token(&ada(), "AAAAAAAAAAAAAAAAAA3VYMQ1", "you reset it", true);
         assert_eq!(m.subject, "Your new security token");
         assert_eq!(m.to, "ada@mail.example.com");
         // R-T2: the stored body never holds the token.
@@ -207,6 +210,11 @@ mod tests {
         );
         assert!(m.body.contains("ada@example.com"));
         assert!(m.body.contains("no space"));
+        assert!(m.body.contains("previous security token stopped working"));
+        let first = security_token(&ada(), "AAAAAAAAAAAAAAAAAA3VYMQ1", "first", false);
+        assert!(!first.body.contains("previous"));
+        // Short lines: the mail goes out as 7bit text, the token greppable in the file.
+        assert!(m.body.lines().all(|l| l.len() <= 76), "{}", m.body);
         assert_eq!(format!("{:?}", m.secret), "Some(***)");
         let delivered = reveal(&m.body, m.secret.as_ref().map(|s| s.0.as_str()));
         assert!(

@@ -79,7 +79,12 @@ pub(crate) async fn issue(
         )
         .await?
         {
-            let email = mail::security_token(&recipient(user), token.expose(), reason.mail_text());
+            let email = mail::security_token(
+                &recipient(user),
+                token.expose(),
+                reason.mail_text(),
+                reason != TokenReason::FirstPassword,
+            );
             enqueue(c, now_ms, Some(&user.org_id), email).await?;
             return Ok(());
         }

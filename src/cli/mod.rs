@@ -1,0 +1,1000 @@
+//! The `keyward` command line (SPEC §6): clap commands turned into service calls. Admin
+//! commands act on the database directly, with or without a running server. A command that
+//! creates something prints its 18-character id and nothing else; list commands take
+//! `--format table|json|csv`; errors are one line on stderr and a non-zero exit, and change
+//! nothing.
+
+use crate::app;
+use crate::config::Config;
+use crate::domain::policy::Complexity;
+use crate::domain::profile::Permissions;
+use crate::domain::secret::Password;
+use crate::service::bootstrap::{DEFAULT_ADMIN, DEFAULT_ORG, InitRequest};
+use crate::service::orgs::PolicyChange;
+use crate::service::users::NewUser;
+use crate::service::{Actor, ServiceError, Services, fmt_ms, id18};
+use clap::{Args, Parser, Subcommand};
+use output::{Format, Listing};
+use serde_json::{Value, json};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub mod output;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keyward",
+    version,
+    about = "A login server for the Salesforce-style security-token model",
+    long_about = None,
+)]
+pub struct Cli {
+    /// Data directory: SQLite database and mail files
+    #[arg(long, global = true, env = "KEYWARD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file (see docs/configuration.md)
+    #[arg(long, global = true, env = "KEYWARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// postgres://… to use PostgreSQL instead of SQLite in the data directory
+    #[arg(long, global = true, env = "KEYWARD_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (on an empty data dir, initialise it first)
+    Serve(ServeArgs),
+    /// Create the first org and its administrator
+    Init(InitArgs),
+    /// Organisations
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Security tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Trusted IP ranges of an org (Network Access)
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Profiles and their login IP ranges
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Password policy, lockout and session settings of an org
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// OAuth clients (connected apps)
+    #[command(subcommand)]
+    Oauth(OauthCommand),
+    /// Login attempts, newest first
+    LoginHistory(LoginHistoryArgs),
+    /// The setup audit trail of an org, newest first
+    AuditTrail(AuditTrailArgs),
+    /// The mail outbox
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on [default: server.listen, 127.0.0.1:8080]
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// URL clients reach this server at
+    #[arg(long)]
+    pub public_url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    #[arg(long, default_value = DEFAULT_ORG)]
+    pub org_name: String,
+    #[arg(long, default_value = DEFAULT_ADMIN)]
+    pub admin_username: String,
+    /// [default: the admin username]
+    #[arg(long)]
+    pub admin_email: Option<String>,
+    /// Read the admin password from stdin instead of generating one
+    #[arg(long)]
+    pub admin_password_stdin: bool,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct FormatArg {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrgCommand {
+    /// Create an org with the default profiles and policy; prints its id
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List orgs
+    List(FormatArg),
+    /// Set the delegated-authentication URL that checks SSO users' credentials ("" clears it)
+    SetDelegatedAuth { org: String, url: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; prints its id. With --password-stdin the first token is emailed.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        first_name: String,
+        #[arg(long, default_value = "")]
+        last_name: String,
+        /// Profile name or id [default: Standard User]
+        #[arg(long)]
+        profile: Option<String>,
+        /// Read the first password from stdin
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (admin reset): a new token is emailed and sessions end
+    SetPassword {
+        user: String,
+        /// Read the password from stdin (required)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Deactivate: every login fails and sessions end; the token is kept
+    Deactivate { user: String },
+    /// Reactivate: the same token works again
+    Reactivate { user: String },
+    /// Clear a lockout
+    Unlock { user: String },
+    /// Show a user (never a secret)
+    Show {
+        user: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// List the users of an org
+    List {
+        org: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Reset a user's security token and email the new one to the user
+    Reset { user: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Add a trusted IP range: START END, or a CIDR as START; prints its id
+    Add {
+        org: String,
+        start: String,
+        end: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List trusted IP ranges
+    List {
+        org: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Remove a trusted IP range
+    Remove { org: String, range_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProfileCommand {
+    /// Create a profile; prints its id
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        /// API logins only, never the web UI
+        #[arg(long)]
+        api_only: bool,
+        /// Exempt from password expiry
+        #[arg(long)]
+        password_never_expires: bool,
+        /// No API logins
+        #[arg(long)]
+        no_api: bool,
+        /// Credentials checked by the org's delegated authentication (SSO)
+        #[arg(long)]
+        sso: bool,
+        /// May administer the org
+        #[arg(long)]
+        manage_users: bool,
+    },
+    /// List the profiles of an org
+    List {
+        org: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// A profile's login IP ranges
+    #[command(subcommand)]
+    LoginIp(LoginIpCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LoginIpCommand {
+    /// Add a login IP range: START END, or a CIDR as START; prints its id
+    Add {
+        org: String,
+        profile: String,
+        start: String,
+        end: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List a profile's login IP ranges
+    List {
+        org: String,
+        profile: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Remove a login IP range
+    Remove {
+        org: String,
+        profile: String,
+        range_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Change settings; the others keep their values
+    Set {
+        org: String,
+        /// Failed logins in a row that lock the user; 0 = no limit
+        #[arg(long)]
+        lockout_attempts: Option<u32>,
+        /// How long a lockout lasts; 0 = until an admin unlocks
+        #[arg(long)]
+        lockout_minutes: Option<u32>,
+        /// Days until a password expires; 0 = never
+        #[arg(long)]
+        password_expiry_days: Option<u32>,
+        /// Session timeout
+        #[arg(long)]
+        session_seconds: Option<u32>,
+        #[arg(long)]
+        min_password_length: Option<u32>,
+        /// Previous passwords that may not be reused
+        #[arg(long)]
+        password_history: Option<u32>,
+        /// none, alpha_numeric, alpha_numeric_special, upper_lower_numeric,
+        /// upper_lower_numeric_special
+        #[arg(long)]
+        complexity: Option<String>,
+    },
+    /// Show the settings
+    Show {
+        org: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OauthCommand {
+    /// OAuth clients
+    #[command(subcommand)]
+    Client(OauthClientCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OauthClientCommand {
+    /// Create a client; prints the client id, then the client secret (shown only now)
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// List the clients of an org (never the secret)
+    List {
+        org: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct LoginHistoryArgs {
+    #[arg(long)]
+    pub org: Option<String>,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditTrailArgs {
+    pub org: String,
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MailCommand {
+    /// List queued, sent and dead mail, oldest first (tokens are never shown)
+    List {
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Show one mail (its token line redacted)
+    Show { id: String },
+}
+
+/// A command's failure: one line for stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Service(#[from] ServiceError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Reads a password from stdin: everything up to the end, minus one trailing line break (the
+/// line break is the terminal's, not the password's; nothing else is trimmed).
+fn read_password_stdin() -> Result<Password, CliError> {
+    let mut s = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut s)
+        .map_err(|e| CliError::Usage(format!("could not read the password from stdin: {e}")))?;
+    if let Some(stripped) = s.strip_suffix('\n') {
+        s.truncate(stripped.strip_suffix('\r').unwrap_or(stripped).len());
+    }
+    if s.is_empty() {
+        return Err(CliError::Usage(
+            "no password on stdin (pipe it in: printf '%s' \"$PW\" | keyward …)".into(),
+        ));
+    }
+    Ok(Password::new(s))
+}
+
+fn ms_json(ms: Option<i64>) -> Value {
+    ms.map_or(Value::Null, |m| Value::String(fmt_ms(m)))
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let config = match Config::load(cli.config.as_deref(), &env) {
+        Ok(mut c) => {
+            if let Some(d) = &cli.data_dir {
+                c.data_dir = d.clone();
+            }
+            if let Some(u) = &cli.database_url {
+                c.database.url = u.clone();
+            }
+            if let Command::Serve(s) = &cli.command {
+                if let Some(l) = &s.listen {
+                    c.server.listen = l.clone();
+                }
+                if let Some(u) = &s.public_url {
+                    c.server.public_url = u.clone();
+                }
+            }
+            match c.validate() {
+                Ok(()) => c,
+                Err(e) => return fail(&CliError::Setup(e.to_string())),
+            }
+        }
+        Err(e) => return fail(&CliError::Setup(e.to_string())),
+    };
+    let serving = matches!(cli.command, Command::Serve(_));
+    app::init_logging(&config, serving);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&CliError::Setup(format!("cannot start the runtime: {e}"))),
+    };
+    let result = runtime.block_on(async move {
+        let services = app::open(&config)
+            .await
+            .map_err(|e| CliError::Setup(e.to_string()))?;
+        let result = match cli.command {
+            Command::Serve(_) => app::serve(services.clone(), &config)
+                .await
+                .map_err(|e| CliError::Setup(e.to_string())),
+            command => {
+                let r = dispatch(&services, &config, command).await;
+                // Mail the command queued goes out now; a running server's worker would
+                // deliver it too, and the outbox lease keeps it from going twice.
+                deliver_now(&services).await;
+                r
+            }
+        };
+        services.db.close().await;
+        result
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &CliError) -> ExitCode {
+    eprintln!("error: {e}");
+    match e {
+        CliError::Usage(_) => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
+}
+
+async fn deliver_now(services: &Services) {
+    match services.outbox.deliver_due().await {
+        Ok(r) if r.failed + r.dead > 0 => eprintln!(
+            "warning: {} mail(s) could not be delivered yet; they stay queued and the server retries them",
+            r.failed + r.dead
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: mail stays queued: {e}"),
+    }
+}
+
+fn print(s: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`keyward … | head`) is not an error worth a panic.
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
+}
+
+fn note(s: &str) {
+    eprintln!("{s}");
+}
+
+async fn dispatch(
+    services: &Arc<Services>,
+    config: &Config,
+    command: Command,
+) -> Result<(), CliError> {
+    let actor = Actor::cli();
+    let s = services.as_ref();
+    match command {
+        Command::Serve(_) => Ok(()),
+        Command::Init(a) => {
+            let password = if a.admin_password_stdin {
+                Some(read_password_stdin()?)
+            } else {
+                None
+            };
+            let email = a.admin_email.unwrap_or_else(|| a.admin_username.clone());
+            let done = s
+                .init(InitRequest {
+                    org_name: a.org_name,
+                    admin_username: a.admin_username,
+                    admin_email: email,
+                    admin_password: password,
+                })
+                .await?;
+            print(&app::init_banner(&done, config));
+            Ok(())
+        }
+        Command::Org(c) => org(s, &actor, c).await,
+        Command::User(c) => user(s, &actor, c).await,
+        Command::Token(TokenCommand::Reset { user }) => {
+            let u = s.reset_token(&actor, &user).await?;
+            note(&format!(
+                "The security token of {} was reset; the new token was emailed to {}.",
+                u.username, u.email
+            ));
+            Ok(())
+        }
+        Command::Network(c) => network(s, &actor, c).await,
+        Command::Profile(c) => profile(s, &actor, c).await,
+        Command::Policy(c) => policy(s, &actor, c).await,
+        Command::Oauth(OauthCommand::Client(c)) => oauth(s, &actor, c).await,
+        Command::LoginHistory(a) => {
+            let rows = s
+                .login_history(&actor, a.org.as_deref(), a.user.as_deref(), a.limit)
+                .await?;
+            let mut l = Listing::new(&[
+                "time",
+                "username",
+                "source_ip",
+                "login_type",
+                "status",
+                "client",
+                "api_version",
+                "login_url",
+                "user_id",
+                "org_id",
+            ]);
+            for r in rows {
+                l.push(vec![
+                    json!(fmt_ms(r.login_at)),
+                    json!(r.username),
+                    json!(r.source_ip),
+                    json!(r.login_type),
+                    json!(r.status),
+                    json!(r.client),
+                    json!(r.api_version),
+                    json!(r.login_url),
+                    json!(r.user_id.as_deref().map(id18)),
+                    json!(r.org_id.as_deref().map(id18)),
+                ]);
+            }
+            print(&l.render(a.format.format));
+            Ok(())
+        }
+        Command::AuditTrail(a) => {
+            let rows = s.audit_trail(&actor, &a.org, a.limit).await?;
+            let mut l =
+                Listing::new(&["time", "actor", "section", "action", "display", "target_id"]);
+            for r in rows {
+                l.push(vec![
+                    json!(fmt_ms(r.created_at)),
+                    json!(r.actor),
+                    json!(r.section),
+                    json!(r.action),
+                    json!(r.display),
+                    json!(r.target_id.as_deref().map(id18)),
+                ]);
+            }
+            print(&l.render(a.format.format));
+            Ok(())
+        }
+        Command::Mail(c) => mail(s, c).await,
+    }
+}
+
+async fn org(s: &Services, actor: &Actor, c: OrgCommand) -> Result<(), CliError> {
+    match c {
+        OrgCommand::Create { name } => {
+            let org = s.create_org(actor, &name).await?;
+            print(&format!("{}\n", id18(&org.id)));
+        }
+        OrgCommand::List(f) => {
+            let mut l = Listing::new(&["id", "name", "delegated_auth_url", "created"]);
+            for o in s.list_orgs().await? {
+                l.push(vec![
+                    json!(id18(&o.id)),
+                    json!(o.name),
+                    json!(o.delegated_auth_url),
+                    json!(fmt_ms(o.created_at)),
+                ]);
+            }
+            print(&l.render(f.format));
+        }
+        OrgCommand::SetDelegatedAuth { org, url } => {
+            s.set_delegated_auth(actor, &org, Some(&url)).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn user(s: &Services, actor: &Actor, c: UserCommand) -> Result<(), CliError> {
+    match c {
+        UserCommand::Create {
+            org,
+            username,
+            email,
+            first_name,
+            last_name,
+            profile,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_password_stdin()?)
+            } else {
+                None
+            };
+            let u = s
+                .create_user(
+                    actor,
+                    &NewUser {
+                        org: &org,
+                        username: &username,
+                        email: &email,
+                        first_name: &first_name,
+                        last_name: &last_name,
+                        profile: profile.as_deref(),
+                    },
+                    password.as_ref(),
+                )
+                .await?;
+            print(&format!("{}\n", id18(&u.id)));
+        }
+        UserCommand::SetPassword {
+            user,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                return Err(CliError::Usage(
+                    "give the password on stdin with --password-stdin (never as an argument)"
+                        .into(),
+                ));
+            }
+            let pw = read_password_stdin()?;
+            let u = s.set_password(actor, &user, &pw).await?;
+            note(&format!(
+                "Password of {} set; a new security token was emailed to {}.",
+                u.username, u.email
+            ));
+        }
+        UserCommand::Deactivate { user } => {
+            if !s.deactivate(actor, &user).await? {
+                note("The user was already inactive.");
+            }
+        }
+        UserCommand::Reactivate { user } => {
+            if !s.reactivate(actor, &user).await? {
+                note("The user was already active.");
+            }
+        }
+        UserCommand::Unlock { user } => {
+            if !s.unlock(actor, &user).await? {
+                note("The user was not locked.");
+            }
+        }
+        UserCommand::Show { user, format } => {
+            let v = s.show_user(actor, &user).await?;
+            let u = &v.user;
+            let fields: Vec<(&'static str, Value)> = vec![
+                ("id", json!(id18(&u.id))),
+                ("username", json!(u.username)),
+                ("email", json!(u.email)),
+                ("first_name", json!(u.first_name)),
+                ("last_name", json!(u.last_name)),
+                ("org", json!(v.org_name)),
+                ("org_id", json!(id18(&u.org_id))),
+                ("profile", json!(v.profile_name)),
+                ("profile_id", json!(id18(&u.profile_id))),
+                ("active", json!(u.active)),
+                ("locked", json!(v.locked)),
+                (
+                    "locked_until",
+                    if v.locked {
+                        ms_json(u.locked_until)
+                    } else {
+                        Value::Null
+                    },
+                ),
+                ("failed_logins", json!(u.failed_logins)),
+                ("password_set", json!(u.password_hash.is_some())),
+                ("password_changed", ms_json(u.password_changed_at)),
+                ("token_issued", ms_json(u.token_issued_at)),
+                ("tokens_issued", json!(v.tokens_issued)),
+                ("active_sessions", json!(v.active_sessions)),
+                ("last_login", ms_json(u.last_login_at)),
+                ("created", ms_json(Some(u.created_at))),
+            ];
+            print(&show(&fields, format.format));
+        }
+        UserCommand::List { org, format } => {
+            let mut l = Listing::new(&["id", "username", "email", "name", "active", "locked"]);
+            let now = s.now_ms();
+            for u in s.list_users(actor, &org).await? {
+                l.push(vec![
+                    json!(id18(&u.id)),
+                    json!(u.username),
+                    json!(u.email),
+                    json!(format!("{} {}", u.first_name, u.last_name).trim()),
+                    json!(u.active),
+                    json!(u.locked_until.is_some_and(|t| t > now)),
+                ]);
+            }
+            print(&l.render(format.format));
+        }
+    }
+    Ok(())
+}
+
+/// One record: `key: value` lines, or a JSON object, or a one-row CSV.
+fn show(fields: &[(&'static str, Value)], format: Format) -> String {
+    match format {
+        Format::Table => {
+            let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            fields
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::Null => "-".to_string(),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    format!("{k:width$}  {v}\n")
+                })
+                .collect()
+        }
+        Format::Json => {
+            let obj: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            serde_json::to_string_pretty(&obj).unwrap_or_default() + "\n"
+        }
+        Format::Csv => {
+            let mut l = Listing::new(&fields.iter().map(|(k, _)| *k).collect::<Vec<_>>());
+            l.push(fields.iter().map(|(_, v)| v.clone()).collect());
+            l.render(Format::Csv)
+        }
+    }
+}
+
+fn ranges_listing(rows: Vec<crate::store::ranges::IpRangeRow>) -> Listing {
+    let mut l = Listing::new(&["id", "start", "end", "description", "created"]);
+    for r in rows {
+        l.push(vec![
+            json!(id18(&r.id)),
+            json!(r.start_ip),
+            json!(r.end_ip),
+            json!(r.description),
+            json!(fmt_ms(r.created_at)),
+        ]);
+    }
+    l
+}
+
+async fn network(s: &Services, actor: &Actor, c: NetworkCommand) -> Result<(), CliError> {
+    match c {
+        NetworkCommand::Add {
+            org,
+            start,
+            end,
+            description,
+        } => {
+            let r = s
+                .add_trusted_range(actor, &org, &start, end.as_deref(), &description)
+                .await?;
+            print(&format!("{}\n", id18(&r.id)));
+        }
+        NetworkCommand::List { org, format } => {
+            let rows = s.list_trusted_ranges(actor, &org).await?;
+            print(&ranges_listing(rows).render(format.format));
+        }
+        NetworkCommand::Remove { org, range_id } => {
+            s.remove_trusted_range(actor, &org, &range_id).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn profile(s: &Services, actor: &Actor, c: ProfileCommand) -> Result<(), CliError> {
+    match c {
+        ProfileCommand::Create {
+            org,
+            name,
+            api_only,
+            password_never_expires,
+            no_api,
+            sso,
+            manage_users,
+        } => {
+            let p = s
+                .create_profile(
+                    actor,
+                    &org,
+                    &name,
+                    Permissions {
+                        api_enabled: !no_api,
+                        api_only,
+                        password_never_expires,
+                        sso_enabled: sso,
+                        manage_users,
+                    },
+                )
+                .await?;
+            print(&format!("{}\n", id18(&p.id)));
+        }
+        ProfileCommand::List { org, format } => {
+            let mut l = Listing::new(&[
+                "id",
+                "name",
+                "api_enabled",
+                "api_only",
+                "password_never_expires",
+                "sso_enabled",
+                "manage_users",
+            ]);
+            for p in s.list_profiles(actor, &org).await? {
+                l.push(vec![
+                    json!(id18(&p.id)),
+                    json!(p.name),
+                    json!(p.api_enabled),
+                    json!(p.api_only),
+                    json!(p.password_never_expires),
+                    json!(p.sso_enabled),
+                    json!(p.manage_users),
+                ]);
+            }
+            print(&l.render(format.format));
+        }
+        ProfileCommand::LoginIp(LoginIpCommand::Add {
+            org,
+            profile,
+            start,
+            end,
+            description,
+        }) => {
+            let r = s
+                .add_login_range(actor, &org, &profile, &start, end.as_deref(), &description)
+                .await?;
+            print(&format!("{}\n", id18(&r.id)));
+        }
+        ProfileCommand::LoginIp(LoginIpCommand::List {
+            org,
+            profile,
+            format,
+        }) => {
+            let rows = s.list_login_ranges(actor, &org, &profile).await?;
+            print(&ranges_listing(rows).render(format.format));
+        }
+        ProfileCommand::LoginIp(LoginIpCommand::Remove {
+            org,
+            profile,
+            range_id,
+        }) => {
+            s.remove_login_range(actor, &org, &profile, &range_id)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn policy(s: &Services, actor: &Actor, c: PolicyCommand) -> Result<(), CliError> {
+    match c {
+        PolicyCommand::Set {
+            org,
+            lockout_attempts,
+            lockout_minutes,
+            password_expiry_days,
+            session_seconds,
+            min_password_length,
+            password_history,
+            complexity,
+        } => {
+            let complexity = match complexity {
+                None => None,
+                Some(c) => Some(Complexity::parse(&c).ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "unknown complexity {c:?}: use one of {}",
+                        Complexity::ALL.map(|c| c.as_str()).join(", ")
+                    ))
+                })?),
+            };
+            s.set_policy(
+                actor,
+                &org,
+                &PolicyChange {
+                    lockout_attempts,
+                    lockout_minutes,
+                    password_expiry_days,
+                    session_seconds,
+                    min_password_length,
+                    password_history,
+                    complexity,
+                },
+            )
+            .await?;
+        }
+        PolicyCommand::Show { org, format } => {
+            let o = s.get_org(actor, &org).await?;
+            let p = crate::service::orgs::policy_of(&o);
+            let fields: Vec<(&'static str, Value)> = vec![
+                ("org", json!(o.name)),
+                ("min_password_length", json!(p.min_password_length)),
+                ("complexity", json!(p.complexity.as_str())),
+                ("password_history", json!(p.password_history)),
+                ("password_expiry_days", json!(p.password_expiry_days)),
+                ("lockout_attempts", json!(p.lockout_attempts)),
+                ("lockout_minutes", json!(p.lockout_minutes)),
+                ("session_seconds", json!(p.session_seconds)),
+            ];
+            print(&show(&fields, format.format));
+        }
+    }
+    Ok(())
+}
+
+async fn oauth(s: &Services, actor: &Actor, c: OauthClientCommand) -> Result<(), CliError> {
+    match c {
+        OauthClientCommand::Create { org, name } => {
+            let (row, secret) = s.create_oauth_client(actor, &org, &name).await?;
+            print(&format!("{}\n{}\n", row.client_id, secret.0));
+        }
+        OauthClientCommand::List { org, format } => {
+            let mut l = Listing::new(&["id", "name", "client_id", "created"]);
+            for c in s.list_oauth_clients(actor, &org).await? {
+                l.push(vec![
+                    json!(id18(&c.id)),
+                    json!(c.name),
+                    json!(c.client_id),
+                    json!(fmt_ms(c.created_at)),
+                ]);
+            }
+            print(&l.render(format.format));
+        }
+    }
+    Ok(())
+}
+
+async fn mail(s: &Services, c: MailCommand) -> Result<(), CliError> {
+    match c {
+        MailCommand::List { to, limit, format } => {
+            let mut l = Listing::new(&[
+                "id",
+                "created",
+                "to",
+                "subject",
+                "status",
+                "attempts",
+                "sent",
+                "last_error",
+            ]);
+            for m in s.list_mail(to.as_deref(), limit).await? {
+                l.push(vec![
+                    json!(id18(&m.id)),
+                    json!(fmt_ms(m.created_at)),
+                    json!(m.to_addr),
+                    json!(m.subject),
+                    json!(m.status),
+                    json!(m.attempts),
+                    ms_json(m.sent_at),
+                    json!(m.last_error),
+                ]);
+            }
+            print(&l.render(format.format));
+        }
+        MailCommand::Show { id } => {
+            let m = s.show_mail(&id).await?;
+            let mut out = format!(
+                "Id: {}\nTo: {}\nSubject: {}\nCreated: {}\nStatus: {}\nAttempts: {}\n",
+                id18(&m.id),
+                m.to_addr,
+                m.subject,
+                fmt_ms(m.created_at),
+                m.status,
+                m.attempts
+            );
+            if let Some(sent) = m.sent_at {
+                out.push_str(&format!("Sent: {}\n", fmt_ms(sent)));
+            }
+            if let Some(e) = &m.last_error {
+                out.push_str(&format!("Last error: {e}\n"));
+            }
+            out.push('\n');
+            out.push_str(&m.body);
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            print(&out);
+        }
+    }
+    Ok(())
+}
