@@ -1,6 +1,8 @@
 -- keyward schema, SQLite dialect. migrations/postgres/0001_initial.sql is the same schema in
 -- PostgreSQL's dialect; a test checks both directories hold the same versions.
 -- Instants are milliseconds since the Unix epoch. Every tenant table carries org_id.
+-- Append-only tables (login history, audit trail, outbox) carry `seq`, their insertion order,
+-- which breaks ties between rows of the same millisecond.
 
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -100,7 +102,8 @@ CREATE INDEX password_history_user ON password_history (org_id, user_id, id);
 -- One row per login attempt on any interface (R-L9). org_id and user_id are NULL for an
 -- unknown username; the attempted username is not stored (people type passwords there).
 CREATE TABLE login_history (
-    id          TEXT PRIMARY KEY,
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
     org_id      TEXT,
     user_id     TEXT,
     login_at    INTEGER NOT NULL,
@@ -111,12 +114,13 @@ CREATE TABLE login_history (
     api_version TEXT NOT NULL,
     login_url   TEXT NOT NULL
 );
-CREATE INDEX login_history_org_time ON login_history (org_id, login_at);
-CREATE INDEX login_history_user_time ON login_history (org_id, user_id, login_at);
+CREATE INDEX login_history_org_time ON login_history (org_id, login_at, seq);
+CREATE INDEX login_history_user_time ON login_history (org_id, user_id, login_at, seq);
 
 -- Setup audit trail (R-M4): who, what, when; never a secret.
 CREATE TABLE audit_trail (
-    id         TEXT PRIMARY KEY,
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
     org_id     TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     actor      TEXT NOT NULL,
@@ -125,12 +129,13 @@ CREATE TABLE audit_trail (
     display    TEXT NOT NULL,
     target_id  TEXT
 );
-CREATE INDEX audit_trail_org_time ON audit_trail (org_id, created_at);
+CREATE INDEX audit_trail_org_time ON audit_trail (org_id, created_at, seq);
 
 -- The mail outbox (R-E1). body never holds a secret; secret holds the token of a token mail
 -- until it is delivered and is then set to NULL (R-T3).
 CREATE TABLE outbox (
-    id              TEXT PRIMARY KEY,
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
     org_id          TEXT,
     created_at      INTEGER NOT NULL,
     kind            TEXT NOT NULL,
@@ -146,7 +151,7 @@ CREATE TABLE outbox (
     sent_at         INTEGER
 );
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
-CREATE INDEX outbox_created ON outbox (created_at, id);
+CREATE INDEX outbox_to ON outbox (to_addr);
 
 -- Sessions (R-L10): only the digest of the session id is stored.
 CREATE TABLE sessions (

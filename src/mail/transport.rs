@@ -25,6 +25,8 @@ pub enum TransportError {
 
 /// A message on its way out, secret included.
 pub struct Outgoing<'a> {
+    /// The outbox's insertion order: breaks ties between mails of the same millisecond.
+    pub seq: i64,
     pub id: &'a str,
     pub created_at: OffsetDateTime,
     pub to: &'a str,
@@ -116,22 +118,22 @@ fn build(from: &str, m: &Outgoing<'_>) -> Result<Message, TransportError> {
         .map_err(|e| TransportError::Build(e.to_string()))
 }
 
-/// The file name: creation time to the millisecond, then the message id, so `ls` lists the
-/// oldest first and names never clash.
-pub fn file_name(id: &str, created_at: OffsetDateTime) -> String {
+/// The file name: creation time to the millisecond, the outbox sequence number, then the
+/// message id, so `ls` lists the oldest first and names never clash.
+pub fn file_name(seq: i64, id: &str, created_at: OffsetDateTime) -> String {
     let fmt =
         format_description!("[year][month][day]T[hour][minute][second].[subsecond digits:3]Z");
     let stamp = created_at
         .to_offset(time::UtcOffset::UTC)
         .format(&fmt)
         .unwrap_or_else(|_| created_at.unix_timestamp().to_string());
-    format!("{stamp}-{id}.eml")
+    format!("{stamp}-{seq:012}-{id}.eml")
 }
 
 async fn write_file(dir: &PathBuf, m: &Outgoing<'_>, bytes: &[u8]) -> Result<(), TransportError> {
     let err = |e: std::io::Error| TransportError::File(format!("{}: {e}", dir.display()));
     tokio::fs::create_dir_all(dir).await.map_err(err)?;
-    let name = file_name(m.id, m.created_at);
+    let name = file_name(m.seq, m.id, m.created_at);
     let tmp = dir.join(format!(".{name}.tmp"));
     let bytes = bytes.to_vec();
     let path = dir.join(&name);
@@ -160,13 +162,14 @@ mod tests {
 
     #[test]
     fn r_e2_file_names_sort_oldest_first() {
-        let a = file_name("02sAAA", datetime!(2026-11-24 09:59:59.999 UTC));
-        let b = file_name("02sAAA", datetime!(2026-11-24 10:00:00.000 UTC));
-        let c = file_name("02s000", datetime!(2026-11-24 10:00:00.001 UTC));
-        assert_eq!(a, "20261124T095959.999Z-02sAAA.eml");
-        let mut v = vec![c.clone(), b.clone(), a.clone()];
+        let a = file_name(9, "02sZZZ", datetime!(2026-11-24 09:59:59.999 UTC));
+        let b = file_name(10, "02sAAA", datetime!(2026-11-24 10:00:00.000 UTC));
+        let c = file_name(11, "02s000", datetime!(2026-11-24 10:00:00.000 UTC));
+        let d = file_name(12, "02s000", datetime!(2026-11-24 10:00:00.001 UTC));
+        assert_eq!(a, "20261124T095959.999Z-000000000009-02sZZZ.eml");
+        let mut v = vec![d.clone(), c.clone(), b.clone(), a.clone()];
         v.sort();
-        assert_eq!(v, vec![a, b, c]);
+        assert_eq!(v, vec![a, b, c, d]);
     }
 
     #[tokio::test]
@@ -174,6 +177,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = Transport::file(dir.path().to_path_buf());
         let m = Outgoing {
+            seq: 1,
             id: "02s000000000001",
             created_at: datetime!(2026-11-24 10:00 UTC),
             to: "ada@example.com",

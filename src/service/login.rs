@@ -214,6 +214,10 @@ impl Services {
                         now_ms,
                     )
                     .await?;
+                    if recorded == FailureRecorded::AlreadyLocked {
+                        // A parallel attempt locked the user first: this one met the lock.
+                        decision.status = LoginStatus::PasswordLockout;
+                    }
                     if recorded == FailureRecorded::LockEngaged {
                         tracing::warn!(user_id = %k.user.id, "user locked out after repeated login failures");
                         let until = (lock_until != LOCKED_FOREVER).then(|| fmt_time(lock_until));

@@ -26,6 +26,7 @@ pub async fn enqueue(
     rows::insert(
         c,
         &OutboxRow {
+            seq: 0,
             id: id.clone(),
             org_id: org_id.map(str::to_string),
             created_at: now_ms,
@@ -149,6 +150,7 @@ impl Outbox {
 
     async fn deliver_one(&self, m: &OutboxRow, report: &mut DeliveryReport) -> Result<()> {
         let out = Outgoing {
+            seq: m.seq,
             id: &m.id,
             created_at: from_ms(m.created_at),
             to: &m.to_addr,

@@ -35,7 +35,7 @@ pub async fn insert(c: &mut Conn<'_>, r: &AuditRow) -> Result<()> {
 /// Newest first.
 pub async fn list(c: &mut Conn<'_>, org_id: &str, limit: i64) -> Result<Vec<AuditRow>> {
     let sql = "SELECT id, org_id, created_at, actor, action, section, display, target_id \
-        FROM audit_trail WHERE org_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";
+        FROM audit_trail WHERE org_id = $1 ORDER BY created_at DESC, seq DESC LIMIT $2";
     Ok(q!(c, |e| sqlx::query_as::<_, AuditRow>(sql)
         .bind(org_id)
         .bind(limit)

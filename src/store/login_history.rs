@@ -65,7 +65,7 @@ pub async fn list(c: &mut Conn<'_>, f: &Filter) -> Result<Vec<LoginHistoryView>>
         h.login_type, h.status, h.client, h.api_version, h.login_url \
         FROM login_history h LEFT JOIN users u ON u.org_id = h.org_id AND u.id = h.user_id \
         WHERE ($1 IS NULL OR h.org_id = $1) AND ($2 IS NULL OR h.user_id = $2) \
-        ORDER BY h.login_at DESC, h.id DESC LIMIT $3";
+        ORDER BY h.login_at DESC, h.seq DESC LIMIT $3";
     Ok(q!(c, |e| sqlx::query_as::<_, LoginHistoryView>(sql)
         .bind(&f.org_id)
         .bind(&f.user_id)

@@ -63,7 +63,7 @@ pub async fn find_by_name(c: &mut Conn<'_>, name: &str) -> Result<Option<OrgRow>
 }
 
 pub async fn list(c: &mut Conn<'_>) -> Result<Vec<OrgRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM orgs ORDER BY created_at, id");
+    let sql = format!("SELECT {COLUMNS} FROM orgs ORDER BY created_at, name_key");
     Ok(q!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
         .fetch_all(e)
         .await)?)

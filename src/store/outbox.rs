@@ -7,6 +7,8 @@ use super::{Conn, Result, q};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxRow {
+    /// Insertion order (assigned by the database; ignored on insert).
+    pub seq: i64,
     pub id: String,
     pub org_id: Option<String>,
     pub created_at: i64,
@@ -28,7 +30,7 @@ pub const QUEUED: &str = "queued";
 pub const SENT: &str = "sent";
 pub const DEAD: &str = "dead";
 
-const COLUMNS: &str = "id, org_id, created_at, kind, to_addr, subject, body, secret, status, \
+const COLUMNS: &str = "seq, id, org_id, created_at, kind, to_addr, subject, body, secret, status, \
     attempts, next_attempt_at, last_error, sent_at";
 
 pub async fn insert(c: &mut Conn<'_>, m: &OutboxRow) -> Result<()> {
@@ -66,7 +68,7 @@ pub async fn claim_due(
         "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
          (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
           AND (lease_until IS NULL OR lease_until < $2) \
-          ORDER BY created_at, id LIMIT $3 {lock}) \
+          ORDER BY seq LIMIT $3 {lock}) \
          RETURNING {COLUMNS}"
     );
     let mut rows = q!(c, |e| sqlx::query_as::<_, OutboxRow>(&sql)
@@ -75,7 +77,7 @@ pub async fn claim_due(
         .bind(limit)
         .fetch_all(e)
         .await)?;
-    rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    rows.sort_by_key(|r| r.seq);
     Ok(rows)
 }
 
@@ -127,7 +129,7 @@ pub async fn get(c: &mut Conn<'_>, id: &str) -> Result<Option<OutboxRow>> {
 pub async fn list(c: &mut Conn<'_>, to: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR lower(to_addr) = lower($1)) \
-         ORDER BY created_at DESC, id DESC LIMIT $2"
+         ORDER BY seq DESC LIMIT $2"
     );
     let mut rows = q!(c, |e| sqlx::query_as::<_, OutboxRow>(&sql)
         .bind(to)

@@ -62,7 +62,7 @@ pub async fn find_by_name(
 }
 
 pub async fn list(c: &mut Conn<'_>, org_id: &str) -> Result<Vec<ProfileRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM profiles WHERE org_id = $1 ORDER BY created_at, name");
+    let sql = format!("SELECT {COLUMNS} FROM profiles WHERE org_id = $1 ORDER BY name_key");
     Ok(q!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
         .bind(org_id)
         .fetch_all(e)

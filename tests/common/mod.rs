@@ -1,0 +1,297 @@
+//! Shared test harness: a fresh database per test on either backend, services with cheap
+//! hashing and a file mail transport in a temporary directory, a clock the test moves, and a
+//! runner for the `keyward` binary.
+//!
+//! PostgreSQL tests create their own database `keyward_t_<random>` through the server named by
+//! `KEYWARD_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and drop
+//! it afterwards. They fail, rather than skip, when it cannot be reached.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use keyward::clock::FixedClock;
+use keyward::crypto::{HashParams, Hasher};
+use keyward::mail::transport::Transport;
+use keyward::service::outbox::RetryPolicy;
+use keyward::service::{Outbox, Services};
+use keyward::store::{Db, DbOptions};
+use sqlx::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per backend from `async fn $name(b: Backend)`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub const START: OffsetDateTime = datetime!(2026-11-24 09:00 UTC);
+
+pub fn admin_url() -> String {
+    std::env::var("KEYWARD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty database and the directory the test may write to.
+pub struct TestDb {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    /// `postgres://…/keyward_t_x` for PostgreSQL; empty for SQLite.
+    pub url: String,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => TestDb {
+                backend,
+                dir,
+                url: String::new(),
+                pg_name: None,
+            },
+            Backend::Postgres => {
+                let admin = admin_url();
+                let name = format!(
+                    "keyward_t_{}",
+                    keyward::crypto::random_base62(12).to_lowercase()
+                );
+                let mut c = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "PostgreSQL tests need a server: set KEYWARD_TEST_DATABASE_URL \
+                         (tried {admin}): {e}"
+                        )
+                    });
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                TestDb {
+                    backend,
+                    dir,
+                    url: format!("{base}/{name}"),
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn mail_dir(&self) -> PathBuf {
+        self.data_dir().join("mail")
+    }
+
+    pub async fn open(&self) -> Db {
+        let db = match self.backend {
+            Backend::Sqlite => {
+                std::fs::create_dir_all(self.data_dir()).unwrap();
+                Db::open_sqlite(&self.data_dir().join("keyward.db"), &DbOptions::default())
+                    .await
+                    .unwrap()
+            }
+            Backend::Postgres => Db::open_postgres(&self.url, &DbOptions::default())
+                .await
+                .unwrap(),
+        };
+        db.migrate().await.unwrap();
+        db
+    }
+
+    /// Drops the PostgreSQL database (the SQLite file goes with the temporary directory).
+    pub async fn drop_db(&self) {
+        if let Some(name) = &self.pg_name {
+            if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c)
+                    .await;
+            }
+        }
+    }
+
+    /// Text dump of everything in the database: the SQLite files' raw bytes, or `pg_dump`.
+    pub fn dump(&self) -> Vec<u8> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut all = Vec::new();
+                for name in ["keyward.db", "keyward.db-wal", "keyward.db-shm"] {
+                    if let Ok(b) = std::fs::read(self.data_dir().join(name)) {
+                        all.extend(b);
+                    }
+                }
+                all
+            }
+            Backend::Postgres => {
+                let out = std::process::Command::new("pg_dump")
+                    .arg("--no-owner")
+                    .arg(&self.url)
+                    .output()
+                    .expect("pg_dump");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                out.stdout
+            }
+        }
+    }
+}
+
+pub fn cheap_hash() -> HashParams {
+    HashParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    }
+}
+
+/// Services over a fresh database, with a fixed clock at `START`.
+pub struct Env {
+    pub db: TestDb,
+    pub services: Arc<Services>,
+    pub clock: Arc<FixedClock>,
+}
+
+impl Env {
+    pub async fn new(backend: Backend) -> Env {
+        let db = TestDb::new(backend).await;
+        let clock = Arc::new(FixedClock::new(START));
+        let services = services_on(&db, clock.clone(), Transport::file(db.mail_dir())).await;
+        Env {
+            db,
+            services,
+            clock,
+        }
+    }
+
+    pub async fn finish(self) {
+        // A connection still checked out would make `close` wait forever: fail instead.
+        tokio::time::timeout(Duration::from_secs(20), self.services.db.close())
+            .await
+            .expect("the test left a database connection checked out");
+        self.db.drop_db().await;
+    }
+
+    /// Delivers due mail now.
+    pub async fn deliver(&self) {
+        self.services.outbox.deliver_due().await.unwrap();
+    }
+
+    pub fn mails(&self) -> Vec<Mail> {
+        mails_in(&self.db.mail_dir())
+    }
+}
+
+pub async fn services_on(
+    db: &TestDb,
+    clock: Arc<FixedClock>,
+    transport: Transport,
+) -> Arc<Services> {
+    let store = db.open().await;
+    let hasher = Arc::new(Hasher::new(cheap_hash(), 4).unwrap());
+    let outbox = Arc::new(Outbox::new(
+        store.clone(),
+        transport,
+        "keyward <noreply@keyward.local>".into(),
+        clock.clone(),
+        RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(400),
+        },
+        Duration::from_millis(100),
+    ));
+    Arc::new(Services {
+        db: store,
+        hasher,
+        clock,
+        outbox,
+    })
+}
+
+/// A delivered mail file.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub file: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+impl Mail {
+    /// The token on the R-T5 token line, if this mail has one.
+    pub fn token(&self) -> Option<String> {
+        self.text.lines().find_map(|l| {
+            l.strip_prefix("Security token (case-sensitive): ")
+                .map(|t| t.trim_end_matches('\r').to_string())
+        })
+    }
+}
+
+fn header(text: &str, name: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or("")
+        .trim_end_matches('\r')
+        .to_string()
+}
+
+/// The `.eml` files of a mail directory, oldest first (by name, as `ls` sorts them).
+pub fn mails_in(dir: &Path) -> Vec<Mail> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(d) => d
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".eml"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let text = std::fs::read_to_string(dir.join(&n)).unwrap();
+            Mail {
+                to: header(&text, "To"),
+                subject: header(&text, "Subject"),
+                file: n,
+                text,
+            }
+        })
+        .collect()
+}
+
+/// The newest token mailed to `to`.
+pub fn latest_token(mails: &[Mail], to: &str) -> String {
+    mails
+        .iter()
+        .rev()
+        .filter(|m| m.to == to)
+        .find_map(Mail::token)
+        .unwrap_or_else(|| panic!("no token mail to {to}"))
+}
