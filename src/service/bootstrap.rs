@@ -7,9 +7,9 @@ use crate::crypto::random_password;
 use crate::domain::policy::OrgPolicy;
 use crate::domain::profile::SYSTEM_ADMINISTRATOR;
 use crate::domain::secret::Password;
-use crate::store::meta;
 use crate::store::orgs::OrgRow;
 use crate::store::users::UserRow;
+use crate::store::{meta, orgs};
 
 pub const DEFAULT_ORG: &str = "Default";
 pub const DEFAULT_ADMIN: &str = "admin@keyward.local";
@@ -43,9 +43,11 @@ pub struct Initialised {
 const BOOTSTRAP_KEY: &str = "bootstrapped_at";
 
 impl Services {
+    /// Initialised: `init` ran, or orgs were created some other way (`keyward org create`).
     pub async fn is_initialised(&self) -> Result<bool> {
         let mut c = self.db.conn().await?;
-        Ok(meta::get(&mut c.c(), BOOTSTRAP_KEY).await?.is_some())
+        Ok(meta::get(&mut c.c(), BOOTSTRAP_KEY).await?.is_some()
+            || orgs::count(&mut c.c()).await? > 0)
     }
 
     /// Creates the first org and its System Administrator, in one transaction. Refused when
@@ -76,6 +78,13 @@ impl Services {
         if !meta::claim(&mut tx.c(), BOOTSTRAP_KEY, &now.to_string()).await? {
             return Err(ServiceError::Conflict(
                 "this keyward database is already initialised".into(),
+            ));
+        }
+        if orgs::count(&mut tx.c()).await? > 0 {
+            return Err(ServiceError::Conflict(
+                "this keyward database already has orgs: init creates the first one \
+                 (use `keyward org create` and `keyward user create` to add more)"
+                    .into(),
             ));
         }
         let (org, profiles) = insert_org(&mut tx.c(), now, &actor, &req.org_name).await?;

@@ -29,7 +29,11 @@ pub async fn org(c: &mut Conn<'_>, input: &str) -> Result<OrgRow> {
 
 pub async fn user(c: &mut Conn<'_>, input: &str) -> Result<UserRow> {
     let input = input.trim();
-    if looks_like_id(input, KeyPrefix::User) {
+    // Usernames contain '@'; anything else shaped like an id is read as one (and refused with
+    // a clear message if it is another object's id).
+    let id_shaped = (input.len() == 15 || input.len() == 18)
+        && input.bytes().all(|b| b.is_ascii_alphanumeric());
+    if id_shaped {
         let id = SfId::parse_as(input, KeyPrefix::User)?;
         return users::get_any_org(c, id.as_15())
             .await?

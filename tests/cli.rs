@@ -1,0 +1,943 @@
+//! The `keyward` binary, driven as a user would: every command of SPEC §6 that exists yet, on
+//! SQLite and PostgreSQL, with the secrets hygiene check of issue 2's "done when".
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Backend, TestDb, latest_token, mails_in};
+use keyward::domain::login::Channel;
+use keyward::domain::secret::Password;
+use keyward::domain::token::SuppliedSecret;
+use keyward::service::login::LoginRequest;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `keyward` against one test database, collecting everything it prints.
+struct Kw {
+    db: TestDb,
+    /// Every stdout and stderr byte of every run, for the secrets check.
+    transcript: std::cell::RefCell<Vec<u8>>,
+    log_level: &'static str,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Kw {
+    async fn new(b: Backend) -> Kw {
+        Kw {
+            db: TestDb::new(b).await,
+            transcript: Default::default(),
+            log_level: "info",
+        }
+    }
+
+    /// `keyward` with cheap hashing, this test's database and no inherited `KEYWARD_*`, in the
+    /// default data dir (`./keyward-data` under `cwd`).
+    fn base_command(&self, cwd: &Path) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("KEYWARD_") {
+                c.env_remove(k);
+            }
+        }
+        c.current_dir(cwd)
+            .env("KEYWARD_PASSWORD_HASH_MEMORY_KIB", "256")
+            .env("KEYWARD_PASSWORD_HASH_ITERATIONS", "1")
+            .env("KEYWARD_LOG_LEVEL", self.log_level);
+        if !self.db.url.is_empty() {
+            c.arg("--database-url").arg(&self.db.url);
+        }
+        c
+    }
+
+    fn command(&self) -> Command {
+        let mut c = self.base_command(self.db.dir.path());
+        c.arg("--data-dir").arg(self.db.data_dir());
+        c
+    }
+
+    fn run_with(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        let mut c = self.command();
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            let mut input = child.stdin.take().unwrap();
+            if let Some(s) = stdin {
+                input.write_all(s.as_bytes()).unwrap();
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        let mut t = self.transcript.borrow_mut();
+        t.extend(&out.stdout);
+        t.extend(&out.stderr);
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        self.run_with(args, None)
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        self.ok_with(args, None)
+    }
+
+    fn ok_with(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let o = self.run_with(args, stdin);
+        assert_eq!(o.code, 0, "keyward {args:?} failed: {}", o.stderr);
+        o.stdout
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["--format", "json"]);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    fn mails(&self) -> Vec<common::Mail> {
+        mails_in(&self.db.mail_dir())
+    }
+}
+
+fn assert_id(out: &str, prefix: &str) -> String {
+    let id = out.trim_end_matches('\n');
+    assert!(!id.contains('\n'), "more than an id: {out:?}");
+    assert_eq!(id.len(), 18, "{out:?}");
+    assert!(id.starts_with(prefix), "{out:?}");
+    id.to_string()
+}
+
+fn count(hay: &[u8], needle: &str) -> usize {
+    hay.windows(needle.len())
+        .filter(|w| *w == needle.as_bytes())
+        .count()
+}
+
+on_both!(
+    cli_runs_the_whole_token_lifecycle_and_leaks_no_secret,
+    cli_bad_input_gives_one_line_and_changes_nothing,
+    cli_serve_bootstraps_an_empty_data_dir,
+    cli_list_formats,
+);
+
+async fn token_digest_of(db: &TestDb, username: &str) -> Option<String> {
+    let store = db.open().await;
+    let digest = {
+        let mut c = store.conn().await.unwrap();
+        keyward::store::users::find_by_username(&mut c.c(), username)
+            .await
+            .unwrap()
+            .unwrap()
+            .token_digest
+    };
+    store.close().await;
+    digest
+}
+
+async fn cli_runs_the_whole_token_lifecycle_and_leaks_no_secret(b: Backend) {
+    let mut kw = Kw::new(b).await;
+    kw.log_level = "trace";
+    let pw1 = "First-Passw0rd";
+    let pw2 = "Second-Passw0rd";
+
+    let org = assert_id(&kw.ok(&["org", "create", "--name", "Acme"]), "00D");
+    let user = assert_id(
+        &kw.ok_with(
+            &[
+                "user",
+                "create",
+                "--org",
+                "Acme",
+                "--username",
+                "ada@acme.test",
+                "--email",
+                "ada@mail.acme.test",
+                "--first-name",
+                "Ada",
+                "--last-name",
+                "Lovelace",
+                "--password-stdin",
+            ],
+            Some(&format!("{pw1}\n")),
+        ),
+        "005",
+    );
+    // R-T7: the first token is mailed with the first password.
+    let mails = kw.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, "Your new security token");
+    let t1 = latest_token(&mails, "ada@mail.acme.test");
+    let d1 = token_digest_of(&kw.db, "ada@acme.test").await.unwrap();
+
+    // R-T5 (admin-triggered, R-T9): new mail, old digest no longer current.
+    let o = kw.run(&["token", "reset", "ada@acme.test"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "");
+    assert!(o.stderr.contains("emailed to ada@mail.acme.test"));
+    let t2 = latest_token(&kw.mails(), "ada@mail.acme.test");
+    assert_ne!(t1, t2);
+    let d2 = token_digest_of(&kw.db, "ada@acme.test").await.unwrap();
+    assert_ne!(d1, d2);
+
+    // R-T6: a password change mails a new token.
+    kw.ok_with(
+        &["user", "set-password", &user, "--password-stdin"],
+        Some(pw2),
+    );
+    let mails = kw.mails();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.subject == "Your password was changed")
+    );
+    let t3 = latest_token(&mails, "ada@mail.acme.test");
+    assert_ne!(t3, t2);
+    let d3 = token_digest_of(&kw.db, "ada@acme.test").await.unwrap();
+
+    // R-T8: deactivation keeps the digest; reactivation makes the same token work again.
+    kw.ok(&["user", "deactivate", "ada@acme.test"]);
+    let shown = kw.json(&["user", "show", "ada@acme.test"]);
+    assert_eq!(shown["active"], false);
+    kw.ok(&["user", "reactivate", &user.to_lowercase()]);
+    assert_eq!(kw.json(&["user", "show", &user])["active"], true);
+    assert_eq!(token_digest_of(&kw.db, "ada@acme.test").await.unwrap(), d3);
+
+    // Network access, login IP ranges, policy.
+    let r1 = assert_id(
+        &kw.ok(&[
+            "network",
+            "add",
+            "Acme",
+            "10.0.0.0/8",
+            "--description",
+            "office",
+        ]),
+        "0IP",
+    );
+    assert_id(
+        &kw.ok(&["network", "add", &org, "192.0.2.1", "192.0.2.9"]),
+        "0IP",
+    );
+    let ranges = kw.json(&["network", "list", "Acme"]);
+    assert_eq!(ranges.as_array().unwrap().len(), 2);
+    assert_eq!(ranges[0]["start"], "10.0.0.0");
+    assert_eq!(ranges[0]["end"], "10.255.255.255");
+    kw.ok(&["network", "remove", "Acme", &r1]);
+    assert_eq!(
+        kw.json(&["network", "list", "Acme"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let profile = assert_id(
+        &kw.ok(&[
+            "profile",
+            "create",
+            "--org",
+            "Acme",
+            "--name",
+            "Integrations",
+            "--api-only",
+        ]),
+        "00e",
+    );
+    assert_id(
+        &kw.ok(&[
+            "profile",
+            "login-ip",
+            "add",
+            "Acme",
+            "Integrations",
+            "198.51.100.0/24",
+        ]),
+        "0LI",
+    );
+    let lr = kw.json(&["profile", "login-ip", "list", "Acme", &profile]);
+    assert_eq!(lr[0]["start"], "198.51.100.0");
+    kw.ok(&[
+        "policy",
+        "set",
+        "Acme",
+        "--lockout-attempts",
+        "5",
+        "--session-seconds",
+        "3600",
+    ]);
+    let p = kw.json(&["policy", "show", "Acme"]);
+    assert_eq!(
+        (
+            p["lockout_attempts"].as_i64(),
+            p["session_seconds"].as_i64()
+        ),
+        (Some(5), Some(3600))
+    );
+    let (client_id, client_secret) = {
+        let out = kw.ok(&[
+            "oauth", "client", "create", "--org", "Acme", "--name", "ETL",
+        ]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        (lines[0].to_string(), lines[1].to_string())
+    };
+    assert!(client_id.starts_with("3MVG9"));
+    let clients = kw.ok(&["oauth", "client", "list", "Acme"]);
+    assert!(clients.contains(&client_id) && !clients.contains(&client_secret));
+
+    // Logins go through the library here (the HTTP interfaces come later); the CLI lists them.
+    {
+        let services = services_for(&kw.db).await;
+        for secret in [format!("{pw2}{t3}"), pw2.to_string(), format!("{pw1}{t1}")] {
+            services
+                .login(LoginRequest {
+                    username: "ada@acme.test",
+                    secret: SuppliedSecret::split(&Password::new(secret)),
+                    channel: Channel::SoapPartner,
+                    source_ip: "203.0.113.5".parse().unwrap(),
+                    client: "cli-test",
+                    api_version: "59.0",
+                    login_url: "",
+                    device_verified: false,
+                })
+                .await
+                .unwrap();
+        }
+        services.db.close().await;
+    }
+    let history = kw.json(&["login-history", "--org", "Acme"]);
+    let statuses: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        // newest first: an old password with an old token, the password alone, then both right
+        [
+            "Invalid password",
+            "Failed: API security token required",
+            "Success"
+        ]
+    );
+    assert_eq!(history[0]["username"], "ada@acme.test");
+    let by_user = kw.ok(&["login-history", "--user", "ada@acme.test", "--limit", "1"]);
+    assert_eq!(by_user.lines().count(), 2, "{by_user}");
+
+    let audit = kw.json(&["audit-trail", "Acme"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "org.created",
+        "user.created",
+        "password.set",
+        "token.reset",
+        "password.reset",
+        "user.deactivated",
+        "user.reactivated",
+        "trusted_ip_range.added",
+        "trusted_ip_range.removed",
+        "profile.created",
+        "login_ip_range.added",
+        "policy.changed",
+        "oauth_client.created",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    let mail_list = kw.json(&["mail", "list", "--to", "ada@mail.acme.test"]);
+    let first = mail_list[0]["id"].as_str().unwrap().to_string();
+    let shown = kw.ok(&["mail", "show", &first]);
+    assert!(
+        shown.contains("Security token (case-sensitive): [redacted]"),
+        "{shown}"
+    );
+
+    // The secrets check: no token and no password anywhere but the mail files.
+    let tokens = [&t1, &t2, &t3];
+    let mail_text: String = kw.mails().iter().map(|m| m.text.clone()).collect();
+    for t in tokens {
+        assert_eq!(
+            count(mail_text.as_bytes(), t),
+            1,
+            "token {t} not mailed exactly once"
+        );
+    }
+    let dump = kw.db.dump();
+    let transcript = kw.transcript.borrow().clone();
+    assert!(
+        String::from_utf8_lossy(&transcript).contains("sqlx::query"),
+        "the transcript should hold the most verbose logs, SQL statements included"
+    );
+    for secret in [t1.as_str(), &t2, &t3, pw1, pw2, &client_secret] {
+        assert_eq!(count(&dump, secret), 0, "{secret:?} found in the database");
+        if secret != client_secret {
+            assert_eq!(
+                count(&transcript, secret),
+                0,
+                "{secret:?} found in the CLI output"
+            );
+        }
+    }
+    // The consumer secret is printed once, at creation, and only there.
+    assert_eq!(count(&transcript, &client_secret), 1);
+    kw.db.drop_db().await;
+}
+
+async fn services_for(db: &TestDb) -> std::sync::Arc<keyward::service::Services> {
+    let clock = std::sync::Arc::new(keyward::clock::FixedClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    common::services_on(
+        db,
+        clock,
+        keyward::mail::transport::Transport::file(db.mail_dir()),
+    )
+    .await
+}
+
+/// Everything an admin could see, to compare before and after a refused command.
+fn snapshot(kw: &Kw) -> String {
+    let mut s = String::new();
+    for args in [
+        vec!["org", "list"],
+        vec!["user", "list", "Acme"],
+        vec!["network", "list", "Acme"],
+        vec!["profile", "list", "Acme"],
+        vec!["profile", "login-ip", "list", "Acme", "Standard User"],
+        vec!["policy", "show", "Acme"],
+        vec!["audit-trail", "Acme"],
+        vec!["mail", "list"],
+        vec!["oauth", "client", "list", "Acme"],
+    ] {
+        s.push_str(&kw.json(&args).to_string());
+        s.push('\n');
+    }
+    s
+}
+
+async fn cli_bad_input_gives_one_line_and_changes_nothing(b: Backend) {
+    let kw = Kw::new(b).await;
+    kw.ok(&["org", "create", "--name", "Acme"]);
+    kw.ok_with(
+        &[
+            "user",
+            "create",
+            "--org",
+            "Acme",
+            "--username",
+            "ada@acme.test",
+            "--email",
+            "ada@acme.test",
+            "--password-stdin",
+        ],
+        Some("First-Passw0rd"),
+    );
+    let before = snapshot(&kw);
+    let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+        (
+            vec!["org", "create", "--name", "acme"],
+            None,
+            "already exists",
+        ),
+        (
+            vec!["org", "create", "--name", ""],
+            None,
+            "must not be empty",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--org",
+                "Nope",
+                "--username",
+                "x@acme.test",
+                "--email",
+                "x@acme.test",
+            ],
+            None,
+            "no org named \"Nope\"",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--org",
+                "00D000000000001",
+                "--username",
+                "x@acme.test",
+                "--email",
+                "x@acme.test",
+            ],
+            None,
+            "no org with id",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--org",
+                "Acme",
+                "--username",
+                "ADA@acme.test",
+                "--email",
+                "x@acme.test",
+            ],
+            None,
+            "already taken",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--org",
+                "Acme",
+                "--username",
+                "not-an-email",
+                "--email",
+                "x@acme.test",
+            ],
+            None,
+            "invalid username",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--org",
+                "Acme",
+                "--username",
+                "x@acme.test",
+                "--email",
+                "nope",
+            ],
+            None,
+            "invalid email",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--org",
+                "Acme",
+                "--username",
+                "x@acme.test",
+                "--email",
+                "x@acme.test",
+                "--profile",
+                "Ghost",
+            ],
+            None,
+            "no profile \"Ghost\"",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--org",
+                "Acme",
+                "--username",
+                "x@acme.test",
+                "--email",
+                "x@acme.test",
+                "--password-stdin",
+            ],
+            Some("weak"),
+            "too short",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--org",
+                "Acme",
+                "--username",
+                "x@acme.test",
+                "--email",
+                "x@acme.test",
+                "--password-stdin",
+            ],
+            Some("abcdefghij"),
+            "too weak",
+        ),
+        (
+            vec!["user", "set-password", "ada@acme.test", "--password-stdin"],
+            Some("First-Passw0rd"),
+            "used recently",
+        ),
+        (
+            vec!["user", "set-password", "ada@acme.test", "--password-stdin"],
+            Some(""),
+            "no password on stdin",
+        ),
+        (
+            vec!["user", "set-password", "ada@acme.test"],
+            None,
+            "--password-stdin",
+        ),
+        (
+            vec!["user", "show", "005000000000001"],
+            None,
+            "no user with id",
+        ),
+        (
+            vec!["user", "show", "005000000000001AA9"],
+            None,
+            "malformed id",
+        ),
+        (
+            vec!["user", "deactivate", "nobody@acme.test"],
+            None,
+            "no user nobody@acme.test",
+        ),
+        (
+            vec!["token", "reset", "00D000000000001"],
+            None,
+            "is not a user id",
+        ),
+        (
+            vec!["network", "add", "Acme", "10.0.0.9", "10.0.0.1"],
+            None,
+            "is after end",
+        ),
+        (
+            vec!["network", "add", "Acme", "10.0.0.1", "::1"],
+            None,
+            "not the same IP version",
+        ),
+        (
+            vec!["network", "add", "Acme", "10.0.0.300", "10.0.0.1"],
+            None,
+            "invalid IP address",
+        ),
+        (
+            vec!["network", "add", "Acme", "10.0.0.0/40"],
+            None,
+            "invalid CIDR",
+        ),
+        (
+            vec!["network", "add", "Acme", "10.0.0.1"],
+            None,
+            "END address is required",
+        ),
+        (
+            vec!["network", "remove", "Acme", "0IP000000000001"],
+            None,
+            "no trusted IP range",
+        ),
+        (
+            vec!["network", "remove", "Acme", "0LI000000000001"],
+            None,
+            "not a trusted IP range id",
+        ),
+        (
+            vec![
+                "profile",
+                "create",
+                "--org",
+                "Acme",
+                "--name",
+                "standard user",
+            ],
+            None,
+            "already has a profile",
+        ),
+        (
+            vec![
+                "profile",
+                "create",
+                "--org",
+                "Acme",
+                "--name",
+                "X",
+                "--api-only",
+                "--no-api",
+            ],
+            None,
+            "contradict",
+        ),
+        (
+            vec!["profile", "login-ip", "add", "Acme", "Ghost", "10.0.0.0/8"],
+            None,
+            "no profile",
+        ),
+        (
+            vec!["policy", "set", "Acme", "--session-seconds", "5"],
+            None,
+            "session-seconds must be between",
+        ),
+        (vec!["policy", "set", "Acme"], None, "nothing to change"),
+        (
+            vec!["policy", "set", "Acme", "--complexity", "extreme"],
+            None,
+            "unknown complexity",
+        ),
+        (
+            vec!["org", "set-delegated-auth", "Acme", "ftp://sso"],
+            None,
+            "invalid URL",
+        ),
+        (
+            vec!["login-history", "--limit", "0"],
+            None,
+            "--limit must be between",
+        ),
+        (
+            vec!["login-history", "--user", "ghost@acme.test"],
+            None,
+            "no user ghost@acme.test",
+        ),
+        (
+            vec!["mail", "show", "02s000000000001"],
+            None,
+            "no mail with id",
+        ),
+        (vec!["init"], None, "already has orgs"),
+    ];
+    for (args, stdin, expect) in cases {
+        let o = kw.run_with(&args, stdin);
+        assert_ne!(o.code, 0, "{args:?} succeeded");
+        assert!(o.stdout.is_empty(), "{args:?} printed {:?}", o.stdout);
+        let line = o.stderr.trim_end();
+        assert!(
+            !line.contains('\n'),
+            "{args:?}: more than one line: {line:?}"
+        );
+        assert!(line.starts_with("error: "), "{args:?}: {line:?}");
+        assert!(line.contains(expect), "{args:?}: {line:?} lacks {expect:?}");
+    }
+    assert_eq!(snapshot(&kw), before, "a refused command changed something");
+    kw.db.drop_db().await;
+}
+
+/// Reads `path` until `pred` holds for its content or 30 seconds pass.
+fn wait_for(path: &Path, pred: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if pred(&text) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {}: {text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Starts `keyward serve` on a free port in `cwd` with the default data dir.
+fn start_serve(kw: &Kw, cwd: &Path) -> (std::process::Child, PathBuf, String) {
+    let out = cwd.join("serve.out");
+    let err = cwd.join("serve.err");
+    let child = kw
+        .base_command(cwd)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let text = wait_for(&err, |t| t.contains("listening on http://"));
+    let addr = text
+        .split("listening on http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    (child, out, addr)
+}
+
+fn stop(mut child: std::process::Child) -> i32 {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn cli_serve_bootstraps_an_empty_data_dir(b: Backend) {
+    let kw = Kw::new(b).await;
+    let cwd = kw.db.dir.path().join("fresh");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let (child, out, addr) = start_serve(&kw, &cwd);
+    let banner = wait_for(&out, |t| t.contains("emailed to"));
+    let data = cwd.join("keyward-data");
+    assert!(data.is_dir(), "./keyward-data was not created");
+    assert!(banner.contains("org:            Default (00D"), "{banner}");
+    assert!(
+        banner.contains("administrator:  admin@keyward.local (005"),
+        "{banner}"
+    );
+    let password = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(password.len() >= 16);
+    // The admin's token mail lands in ./keyward-data/mail.
+    let mail_dir = data.join("mail");
+    let start = Instant::now();
+    while mails_in(&mail_dir).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30), "no token mail");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token = latest_token(&mails_in(&mail_dir), "admin@keyward.local");
+    let health = http_get(&addr, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    assert_eq!(stop(child), 0, "serve did not exit cleanly");
+    // The password is printed once, and only there; a second start prints no banner.
+    let (child, out2, _) = start_serve(&kw, &cwd);
+    assert_eq!(stop(child), 0);
+    let second = std::fs::read_to_string(&out2).unwrap();
+    assert!(!second.contains("password"), "{second}");
+    if b == Backend::Sqlite {
+        let mut db = Vec::new();
+        for f in ["keyward.db", "keyward.db-wal"] {
+            if let Ok(bytes) = std::fs::read(data.join(f)) {
+                db.extend(bytes);
+            }
+        }
+        assert_eq!(count(&db, &password), 0);
+        assert_eq!(count(&db, &token), 0);
+    }
+    kw.db.drop_db().await;
+}
+
+async fn cli_list_formats(b: Backend) {
+    let kw = Kw::new(b).await;
+    kw.ok(&["org", "create", "--name", "Acme, Inc."]);
+    let table = kw.ok(&["org", "list"]);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.contains("Acme, Inc."));
+    let csv = kw.ok(&["org", "list", "--format", "csv"]);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("id,name,delegated_auth_url,created"));
+    assert!(lines.next().unwrap().contains(",\"Acme, Inc.\","), "{csv}");
+    let json = kw.json(&["org", "list"]);
+    assert_eq!(json[0]["name"], "Acme, Inc.");
+    assert!(json[0]["id"].as_str().unwrap().starts_with("00D"));
+    let profiles = kw.json(&["profile", "list", "Acme, Inc."]);
+    assert_eq!(profiles.as_array().unwrap().len(), 3);
+    let empty = kw.ok(&["network", "list", "Acme, Inc.", "--format", "csv"]);
+    assert_eq!(empty, "id,start,end,description,created\r\n");
+    let o = kw.run(&["org", "list", "--format", "xml"]);
+    assert_eq!(o.code, 2);
+    kw.db.drop_db().await;
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("k.toml");
+    std::fs::write(&conf, "[mail]\ntransprot = \"smtp\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .current_dir(dir.path())
+        .args(["--config", conf.to_str().unwrap(), "org", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("transprot"), "{err}");
+    assert!(
+        !dir.path().join("keyward-data").exists(),
+        "a refused start created the data dir"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .current_dir(dir.path())
+        .env("KEYWARD_MAIL_TRANSPROT", "smtp")
+        .args(["org", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KEYWARD_MAIL_TRANSPROT"));
+}
+
+#[test]
+fn init_with_a_given_password_prints_no_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .current_dir(dir.path())
+        .env("KEYWARD_PASSWORD_HASH_MEMORY_KIB", "256")
+        .args([
+            "init",
+            "--org-name",
+            "Acme",
+            "--admin-username",
+            "root@acme.test",
+            "--admin-password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Admin-Passw0rd\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("root@acme.test"), "{text}");
+    assert!(
+        !text.contains("Admin-Passw0rd") && !text.contains("password:"),
+        "{text}"
+    );
+    let mails = mails_in(&dir.path().join("keyward-data/mail"));
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, "root@acme.test");
+}
