@@ -209,8 +209,22 @@ impl Env {
 
 pub async fn services_on(
     db: &TestDb,
-    clock: Arc<FixedClock>,
+    clock: Arc<dyn keyward::clock::Clock>,
     transport: Transport,
+) -> Arc<Services> {
+    let retry = RetryPolicy {
+        max_attempts: 5,
+        base: Duration::from_millis(100),
+        max: Duration::from_millis(400),
+    };
+    services_with(db, clock, transport, retry).await
+}
+
+pub async fn services_with(
+    db: &TestDb,
+    clock: Arc<dyn keyward::clock::Clock>,
+    transport: Transport,
+    retry: RetryPolicy,
 ) -> Arc<Services> {
     let store = db.open().await;
     let hasher = Arc::new(Hasher::new(cheap_hash(), 4).unwrap());
@@ -219,11 +233,7 @@ pub async fn services_on(
         transport,
         "keyward <noreply@keyward.local>".into(),
         clock.clone(),
-        RetryPolicy {
-            max_attempts: 5,
-            base: Duration::from_millis(100),
-            max: Duration::from_millis(400),
-        },
+        retry,
         Duration::from_millis(100),
     ));
     Arc::new(Services {
