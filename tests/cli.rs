@@ -941,3 +941,62 @@ fn init_with_a_given_password_prints_no_password() {
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].to, "root@acme.test");
 }
+
+#[test]
+fn cert_generate_writes_a_ca_and_a_localhost_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .current_dir(dir.path())
+            .args(["cert", "generate"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tls = dir.path().join("keyward-data/tls");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(printed.lines().count(), 3, "{printed}");
+    assert!(
+        !tls.join("../keyward.db").exists(),
+        "cert generate opened the database"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tls.join("key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // openssl agrees the chain is valid for localhost and 127.0.0.1.
+    for (flag, name) in [
+        ("-verify_hostname", "localhost"),
+        ("-verify_ip", "127.0.0.1"),
+    ] {
+        let v = Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(tls.join("ca.pem"))
+            .args([flag, name])
+            .arg(tls.join("cert.pem"))
+            .output()
+            .unwrap();
+        assert!(
+            v.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&v.stdout),
+            String::from_utf8_lossy(&v.stderr)
+        );
+    }
+    // Existing files are not replaced without --force.
+    let again = run(&[]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert!(run(&["--force"]).status.success());
+}

@@ -78,6 +78,23 @@ pub enum Command {
     /// The mail outbox
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Certificates for serving https locally
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// Write a local CA (ca.pem) and a certificate for localhost, 127.0.0.1 and ::1 signed by
+    /// it (cert.pem, key.pem); prints the three paths
+    Generate {
+        /// [default: <data-dir>/tls]
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace existing files
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -415,6 +432,14 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let serving = matches!(cli.command, Command::Serve(_));
     app::init_logging(&config, serving);
+    // Commands that need no database.
+    if let Command::Cert(CertCommand::Generate { out, force }) = &cli.command {
+        let dir = out.clone().unwrap_or_else(|| config.data_dir.join("tls"));
+        return match cert_generate(&dir, *force) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -570,7 +595,65 @@ async fn dispatch(
             Ok(())
         }
         Command::Mail(c) => mail(s, c).await,
+        Command::Cert(_) => Ok(()),
     }
+}
+
+fn cert_generate(dir: &std::path::Path, force: bool) -> Result<(), CliError> {
+    let paths = [
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    ];
+    if !force {
+        if let Some(existing) = paths.iter().find(|p| p.exists()) {
+            return Err(CliError::Usage(format!(
+                "{} already exists (use --force to replace the certificates)",
+                existing.display()
+            )));
+        }
+    }
+    let certs = crate::crypto::cert::generate_local(time::OffsetDateTime::now_utc())
+        .map_err(|e| CliError::Setup(format!("could not generate the certificates: {e}")))?;
+    let io = |p: &std::path::Path, e: std::io::Error| {
+        CliError::Setup(format!("cannot write {}: {e}", p.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    for (path, text, private) in [
+        (&paths[0], &certs.ca_pem, false),
+        (&paths[1], &certs.chain_pem, false),
+        (&paths[2], &certs.key_pem, true),
+    ] {
+        write_file(path, text, private).map_err(|e| io(path, e))?;
+    }
+    print(&format!(
+        "{}\n{}\n{}\n",
+        paths[0].display(),
+        paths[1].display(),
+        paths[2].display()
+    ));
+    note("Trust ca.pem in your clients (see docs/clients.md); key.pem is readable by you alone.");
+    Ok(())
+}
+
+/// Writes a file whole; a private one is created with mode 0600 before anything is written.
+fn write_file(path: &std::path::Path, text: &str, private: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
 
 async fn org(s: &Services, actor: &Actor, c: OrgCommand) -> Result<(), CliError> {
@@ -997,4 +1080,40 @@ async fn mail(s: &Services, c: MailCommand) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn leaves(prefix: &str, cmd: &clap::Command, out: &mut Vec<String>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let path = format!("{prefix} {}", sub.get_name());
+            if sub.has_subcommands() {
+                leaves(&path, sub, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_command_is_documented() {
+        let doc = include_str!("../../docs/cli.md");
+        let mut all = Vec::new();
+        leaves("keyward", &Cli::command(), &mut all);
+        assert!(all.len() > 25, "{all:?}");
+        for path in all {
+            assert!(
+                doc.contains(&format!("`{path}")),
+                "docs/cli.md lacks `{path}`"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

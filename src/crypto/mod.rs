@@ -2,6 +2,8 @@
 //! hash for attempts that must cost the same as a real one), SHA-256 digests of high-entropy
 //! secrets (tokens, sessions, client secrets), constant-time comparison and random secrets.
 
+pub mod cert;
+
 use crate::domain::ids::BASE62;
 use crate::domain::secret::Password;
 use crate::domain::token::SecurityToken;
