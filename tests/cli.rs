@@ -806,6 +806,7 @@ async fn cli_serve_bootstraps_an_empty_data_dir(b: Backend) {
     let cwd = kw.db.dir.path().join("fresh");
     std::fs::create_dir_all(&cwd).unwrap();
     let (child, out, addr) = start_serve(&kw, &cwd);
+    let err = cwd.join("serve.err");
     let banner = wait_for(&out, |t| t.contains("emailed to"));
     let data = cwd.join("keyward-data");
     assert!(data.is_dir(), "./keyward-data was not created");
@@ -833,6 +834,15 @@ async fn cli_serve_bootstraps_an_empty_data_dir(b: Backend) {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.contains("\"status\":\"ok\""), "{health}");
     assert_eq!(stop(child), 0, "serve did not exit cleanly");
+    // The log has neither the password nor the token.
+    let log = std::fs::read(&err).unwrap();
+    assert!(
+        count(&log, "mail delivered") >= 1,
+        "{}",
+        String::from_utf8_lossy(&log)
+    );
+    assert_eq!(count(&log, &password), 0);
+    assert_eq!(count(&log, &token), 0);
     // The password is printed once, and only there; a second start prints no banner.
     let (child, out2, _) = start_serve(&kw, &cwd);
     assert_eq!(stop(child), 0);

@@ -111,6 +111,27 @@ on_both!(
     r_e1_undeliverable_mail_goes_dead_and_drops_its_secret
 );
 
+/// Org Acme and its user ada@acme.test with a password: one token mail queued.
+async fn create_ada(services: &Services) {
+    let cli = Actor::Cli("test".into());
+    services.create_org(&cli, "Acme").await.unwrap();
+    services
+        .create_user(
+            &cli,
+            &NewUser {
+                org: "Acme",
+                username: "ada@acme.test",
+                email: "ada@acme.test",
+                first_name: "Ada",
+                last_name: "",
+                profile: None,
+            },
+            Some(&Password::new("First-Passw0rd")),
+        )
+        .await
+        .unwrap();
+}
+
 fn smtp_to(port: u16) -> Transport {
     Transport::smtp(&SmtpSettings {
         host: "127.0.0.1".into(),
@@ -128,23 +149,7 @@ async fn r_e1_undeliverable_mail_goes_dead_and_drops_its_secret(b: Backend) {
     // Nothing listens on this port: every attempt fails at once.
     let clock = Arc::new(keyward::clock::FixedClock::new(common::START));
     let services = common::services_on(&db, clock.clone(), smtp_to(free_port())).await;
-    let cli = Actor::Cli("test".into());
-    services.create_org(&cli, "Acme").await.unwrap();
-    services
-        .create_user(
-            &cli,
-            &NewUser {
-                org: "Acme",
-                username: "ada@acme.test",
-                email: "ada@acme.test",
-                first_name: "",
-                last_name: "",
-                profile: None,
-            },
-            Some(&Password::new("First-Passw0rd")),
-        )
-        .await
-        .unwrap();
+    create_ada(&services).await;
     // Five attempts (the test policy's max), each after its backoff.
     let mut dead = 0;
     for attempt in 1..=5 {
@@ -189,23 +194,7 @@ async fn r_e1_smtp_delivery_survives_an_outage(b: Backend) {
         common::services_with(&db, Arc::new(SystemClock), transport, retry).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(services.outbox.clone().run(stop_rx));
-    let cli = Actor::Cli("test".into());
-    services.create_org(&cli, "Acme").await.unwrap();
-    services
-        .create_user(
-            &cli,
-            &NewUser {
-                org: "Acme",
-                username: "ada@acme.test",
-                email: "ada@acme.test",
-                first_name: "Ada",
-                last_name: "",
-                profile: None,
-            },
-            Some(&Password::new("First-Passw0rd")),
-        )
-        .await
-        .unwrap();
+    create_ada(&services).await;
     eventually("the first token mail", || async {
         received(&maildir).len() == 1
     })
@@ -216,6 +205,7 @@ async fn r_e1_smtp_delivery_survives_an_outage(b: Backend) {
 
     // The SMTP server goes away; mail keeps being queued.
     server.stop();
+    let cli = Actor::Cli("test".into());
     for _ in 0..3 {
         services.reset_token(&cli, "ada@acme.test").await.unwrap();
     }

@@ -114,6 +114,8 @@ on_both!(
     r_m4_audit_trail_records_changes_without_secrets,
     r_e1_mail_waits_in_the_outbox_until_delivery,
     policy_changes_are_validated,
+    r_l10_sessions_are_opaque_digested_and_timed,
+    password_hashes_are_upgraded_on_the_next_login,
 );
 
 async fn r_m3_new_org_has_default_profiles_and_policy(b: Backend) {
@@ -984,4 +986,106 @@ fn migrations_have_the_same_versions_on_both_backends() {
     let sqlite = versions("migrations/sqlite");
     assert!(!sqlite.is_empty());
     assert_eq!(sqlite, versions("migrations/postgres"));
+}
+
+async fn r_l10_sessions_are_opaque_digested_and_timed(b: Backend) {
+    let env = Env::new(b).await;
+    let s = &env.services;
+    let o = org(s, "Acme").await;
+    user(s, &o, "ada@example.com", Some(PW)).await;
+    s.set_policy(
+        &cli(),
+        &o,
+        &PolicyChange {
+            session_seconds: Some(3600),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    env.deliver().await;
+    let t = latest_token(&env.mails(), "ada@example.com");
+    let r = login(s, "ada@example.com", &format!("{PW}{t}"), UNTRUSTED).await;
+    let session = r.session.unwrap();
+    let id = session.id.expose().to_string();
+    // <15-character org id>!<at least 128 random bits in base62>
+    let (prefix, random) = id.split_once('!').unwrap();
+    assert_eq!(prefix, o);
+    assert!(
+        random.len() >= 22 && random.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{id}"
+    );
+    assert_eq!(format!("{:?}", session.id), "***");
+    assert_eq!(session.seconds_valid, 3600);
+    let other = login(s, "ada@example.com", &format!("{PW}{t}"), UNTRUSTED).await;
+    assert_ne!(other.session.unwrap().id.expose(), id);
+    // Only the digest is stored.
+    let dump = env.db.dump();
+    assert!(
+        !contains(&dump, id.as_bytes()),
+        "session id stored in clear"
+    );
+    assert!(
+        contains(&dump, digest(&id).as_bytes()),
+        "session digest not stored"
+    );
+    env.finish().await;
+}
+
+async fn password_hashes_are_upgraded_on_the_next_login(b: Backend) {
+    let env = Env::new(b).await;
+    let s = &env.services;
+    let o = org(s, "Acme").await;
+    user(s, &o, "ada@example.com", Some(PW)).await;
+    env.deliver().await;
+    let t = latest_token(&env.mails(), "ada@example.com");
+    assert!(
+        user_row(s, "ada@example.com")
+            .await
+            .password_hash
+            .unwrap()
+            .contains("m=256,")
+    );
+    // The same database under a configuration with a higher cost (SPEC §7).
+    let stronger = {
+        let store = env.db.open().await;
+        let hasher = keyward::crypto::Hasher::new(
+            keyward::crypto::HashParams {
+                memory_kib: 512,
+                iterations: 2,
+                parallelism: 1,
+            },
+            2,
+        )
+        .unwrap();
+        Services {
+            db: store,
+            hasher: std::sync::Arc::new(hasher),
+            clock: env.clock.clone(),
+            outbox: s.outbox.clone(),
+        }
+    };
+    // A failed login changes nothing; a successful one re-hashes with the new parameters.
+    login(&stronger, "ada@example.com", "wrong1234", UNTRUSTED).await;
+    assert!(
+        user_row(s, "ada@example.com")
+            .await
+            .password_hash
+            .unwrap()
+            .contains("m=256,")
+    );
+    assert!(success(
+        &login(&stronger, "ada@example.com", &format!("{PW}{t}"), UNTRUSTED).await
+    ));
+    let upgraded = user_row(s, "ada@example.com").await.password_hash.unwrap();
+    assert!(upgraded.contains("m=512,t=2,p=1"), "{upgraded}");
+    // ... and the password still works, under either configuration.
+    assert!(success(
+        &login(&stronger, "ada@example.com", &format!("{PW}{t}"), UNTRUSTED).await
+    ));
+    assert!(success(
+        &login(s, "ada@example.com", &format!("{PW}{t}"), UNTRUSTED).await
+    ));
+    stronger.db.close().await;
+    env.finish().await;
 }

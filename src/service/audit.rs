@@ -4,6 +4,7 @@ use super::{Actor, Result, new_id};
 use crate::domain::ids::KeyPrefix;
 use crate::store::Conn;
 use crate::store::audit::{self as rows, AuditRow};
+use crate::store::users::UserRow;
 
 /// The sections of Salesforce's Setup Audit Trail that keyward's changes fall in.
 pub const MANAGE_USERS: &str = "Manage Users";
@@ -39,4 +40,28 @@ pub async fn record(c: &mut Conn<'_>, now_ms: i64, actor: &Actor, e: Entry<'_>) 
     )
     .await?;
     Ok(())
+}
+
+/// An entry about a user, in Setup's "Manage Users" section.
+pub async fn user_event(
+    c: &mut Conn<'_>,
+    now_ms: i64,
+    actor: &Actor,
+    user: &UserRow,
+    action: &str,
+    display: String,
+) -> Result<()> {
+    record(
+        c,
+        now_ms,
+        actor,
+        Entry {
+            org_id: &user.org_id,
+            action,
+            section: MANAGE_USERS,
+            display,
+            target_id: Some(&user.id),
+        },
+    )
+    .await
 }

@@ -2,7 +2,7 @@
 //! refusals of R-T9. A token exists in clear only in this function's memory and in the outbox
 //! row of its mail until delivery; the store keeps its digest.
 
-use super::audit::{self, Entry};
+use super::audit;
 use super::outbox::enqueue;
 use super::{Actor, Result, ServiceError, Services, resolve};
 use crate::crypto::token_digest;
@@ -147,20 +147,16 @@ impl Services {
         };
         let now = self.now_ms();
         issue(&mut tx.c(), now, &user, reason).await?;
-        audit::record(
+        audit::user_event(
             &mut tx.c(),
             now,
             actor,
-            Entry {
-                org_id: &user.org_id,
-                action: "token.reset",
-                section: audit::MANAGE_USERS,
-                display: if own {
-                    format!("Reset own security token ({})", user.username)
-                } else {
-                    format!("Reset the security token of user {}", user.username)
-                },
-                target_id: Some(&user.id),
+            &user,
+            "token.reset",
+            if own {
+                format!("Reset own security token ({})", user.username)
+            } else {
+                format!("Reset the security token of user {}", user.username)
             },
         )
         .await?;

@@ -1,7 +1,7 @@
 //! Users: creation, passwords (set by an admin, changed by the user), activation, unlocking.
 //! Every password change issues a new token and emails it in the same transaction (R-T6, R-T7).
 
-use super::audit::{self, Entry};
+use super::audit;
 use super::orgs::policy_of;
 use super::outbox::enqueue;
 use super::tokens::{TokenReason, issue, recipient};
@@ -119,17 +119,13 @@ impl Services {
             Err(StoreError::Conflict(_)) => return Err(taken(&user.username)),
             r => r?,
         }
-        audit::record(
+        audit::user_event(
             c,
             user.created_at,
             actor,
-            Entry {
-                org_id: &org.id,
-                action: "user.created",
-                section: audit::MANAGE_USERS,
-                display: format!("Created user {} with profile {profile_name}", user.username),
-                target_id: Some(&user.id),
-            },
+            &user,
+            "user.created",
+            format!("Created user {} with profile {profile_name}", user.username),
         )
         .await?;
         if let Some(hash) = hash {
@@ -259,20 +255,7 @@ impl Services {
             enqueue(c, now, Some(&user.org_id), email).await?;
         }
         issue(c, now, user, reason).await?;
-        audit::record(
-            c,
-            now,
-            actor,
-            Entry {
-                org_id: &user.org_id,
-                action,
-                section: audit::MANAGE_USERS,
-                display,
-                target_id: Some(&user.id),
-            },
-        )
-        .await?;
-        Ok(())
+        audit::user_event(c, now, actor, user, action, display).await
     }
 
     /// An admin sets a user's password (`keyward user set-password`): the first password, or a
@@ -377,25 +360,21 @@ impl Services {
         if !active {
             sessions::delete_for_user(&mut tx.c(), &user.org_id, &user.id).await?;
         }
-        audit::record(
+        audit::user_event(
             &mut tx.c(),
             now,
             actor,
-            Entry {
-                org_id: &user.org_id,
-                action: if active {
-                    "user.reactivated"
-                } else {
-                    "user.deactivated"
-                },
-                section: audit::MANAGE_USERS,
-                display: format!(
-                    "{} user {}",
-                    if active { "Reactivated" } else { "Deactivated" },
-                    user.username
-                ),
-                target_id: Some(&user.id),
+            &user,
+            if active {
+                "user.reactivated"
+            } else {
+                "user.deactivated"
             },
+            format!(
+                "{} user {}",
+                if active { "Reactivated" } else { "Deactivated" },
+                user.username
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -410,17 +389,13 @@ impl Services {
         let now = self.now_ms();
         let was_locked = users::unlock(&mut tx.c(), &user.org_id, &user.id, now).await?;
         if was_locked {
-            audit::record(
+            audit::user_event(
                 &mut tx.c(),
                 now,
                 actor,
-                Entry {
-                    org_id: &user.org_id,
-                    action: "user.unlocked",
-                    section: audit::MANAGE_USERS,
-                    display: format!("Unlocked user {}", user.username),
-                    target_id: Some(&user.id),
-                },
+                &user,
+                "user.unlocked",
+                format!("Unlocked user {}", user.username),
             )
             .await?;
         }
