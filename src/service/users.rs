@@ -123,7 +123,7 @@ impl Services {
             c,
             user.created_at,
             actor,
-            &user,
+            user,
             "user.created",
             format!("Created user {} with profile {profile_name}", user.username),
         )
