@@ -115,6 +115,8 @@ on_both!(
     r_e1_mail_waits_in_the_outbox_until_delivery,
     policy_changes_are_validated,
     r_l10_sessions_are_opaque_digested_and_timed,
+    r_l5_logins_in_flight_meet_a_lock_that_engaged_meanwhile,
+    r_t8_logins_in_flight_meet_a_deactivation_that_committed_meanwhile,
     password_hashes_are_upgraded_on_the_next_login,
 );
 
@@ -1087,5 +1089,84 @@ async fn password_hashes_are_upgraded_on_the_next_login(b: Backend) {
         &login(s, "ada@example.com", &format!("{PW}{t}"), UNTRUSTED).await
     ));
     stronger.db.close().await;
+    env.finish().await;
+}
+
+async fn r_l5_logins_in_flight_meet_a_lock_that_engaged_meanwhile(b: Backend) {
+    let env = Env::new(b).await;
+    let s = env.services.clone();
+    let o = org(&s, "Acme").await;
+    user(&s, &o, "ada@example.com", Some(PW)).await;
+    // 200 attempts at once; a few carry the right password (without the token), which
+    // answers LOGIN_MUST_USE_SECURITY_TOKEN — a password oracle, unless the user is locked.
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = s.clone();
+        let secret = if i % 40 == 39 {
+            PW.to_string()
+        } else {
+            format!("wrong{i}xx")
+        };
+        tasks.push(tokio::spawn(async move {
+            login(&s, "ada@example.com", &secret, UNTRUSTED)
+                .await
+                .status
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // History is written in the order the decisions were taken, under the user's lock.
+    let mut history = s
+        .login_history(&cli(), Some("Acme"), None, 1000)
+        .await
+        .unwrap();
+    history.reverse();
+    let statuses: Vec<&str> = history.iter().map(|h| h.status.as_str()).collect();
+    let tenth = statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, st)| **st == "Invalid password")
+        .map(|(i, _)| i)
+        .nth(9)
+        .expect("ten counted failures");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|st| **st == "Invalid password")
+            .count(),
+        10
+    );
+    assert!(
+        statuses[tenth + 1..]
+            .iter()
+            .all(|st| *st == "Password lockout"),
+        "after the lock engaged: {:?}",
+        &statuses[tenth + 1..]
+    );
+    env.finish().await;
+}
+
+async fn r_t8_logins_in_flight_meet_a_deactivation_that_committed_meanwhile(b: Backend) {
+    let env = Env::new(b).await;
+    let s = env.services.clone();
+    let o = org(&s, "Acme").await;
+    user(&s, &o, "ada@example.com", Some(PW)).await;
+    env.deliver().await;
+    let t = latest_token(&env.mails(), "ada@example.com");
+    for _ in 0..20 {
+        let s2 = s.clone();
+        let secret = format!("{PW}{t}");
+        let attempt =
+            tokio::spawn(async move { login(&s2, "ada@example.com", &secret, UNTRUSTED).await });
+        tokio::task::yield_now().await;
+        s.deactivate(&cli(), "ada@example.com").await.unwrap();
+        let r = attempt.await.unwrap();
+        let view = s.show_user(&cli(), "ada@example.com").await.unwrap();
+        // Either the login came first (and its session was ended by the deactivation), or it
+        // met the deactivation: never an inactive user with a live session.
+        assert_eq!(view.active_sessions, 0, "outcome {:?}", r.outcome);
+        s.reactivate(&cli(), "ada@example.com").await.unwrap();
+    }
     env.finish().await;
 }

@@ -13,8 +13,7 @@ use crate::crypto::{ct_eq, digest, random_base62, token_digest};
 use crate::domain::ids::KeyPrefix;
 use crate::domain::login::{
     self, Channel, CheckResults, CredentialCheck, DelegatedCheck, LOCKED_FOREVER, LockoutEffect,
-    LoginContext, LoginDecision, LoginOutcome, LoginStatus, LoginSubject, PasswordCheck,
-    TokenCheck,
+    LoginContext, LoginOutcome, LoginStatus, LoginSubject, PasswordCheck, TokenCheck,
 };
 use crate::domain::token::SuppliedSecret;
 use crate::domain::validate;
@@ -92,9 +91,15 @@ struct Known {
 }
 
 async fn load(c: &mut Conn<'_>, username: &str) -> Result<Option<Known>> {
-    let Ok(username) = validate::username(username) else {
-        return Ok(None);
-    };
+    // A name that is not a valid username is still looked up (and not found), so it costs the
+    // same query as an unknown valid one (R-L4).
+    let username = validate::username(username).unwrap_or_else(|_| {
+        username
+            .chars()
+            .take(100)
+            .collect::<String>()
+            .to_lowercase()
+    });
     let Some(user) = users::find_by_username(c, &username).await? else {
         return Ok(None);
     };
@@ -115,69 +120,60 @@ async fn load(c: &mut Conn<'_>, username: &str) -> Result<Option<Known>> {
     }))
 }
 
+/// The result of the one credential check, made before the transaction against the row as it
+/// was then; `apply` re-validates it against the row as it is under the lock.
+struct Checked {
+    password: PasswordCheck,
+    /// The hash the password was verified against.
+    verified_hash: Option<String>,
+    /// Digest of the token the client sent, if any.
+    token_digest: Option<String>,
+    delegated: DelegatedCheck,
+}
+
 impl Services {
     pub async fn login(&self, req: LoginRequest<'_>) -> Result<LoginResponse> {
         let known = {
             let mut c = self.db.conn().await?;
             load(&mut c.c(), req.username).await?
         };
-        let now = self.now();
-        let policy = known
-            .as_ref()
-            .map(|k| policy_of(&k.org))
-            .unwrap_or_default();
-        let subject = known.as_ref().map(|k| LoginSubject {
-            active: k.user.active,
-            has_password: k.user.password_hash.is_some(),
-            lockout: lockout_of(&k.user),
-            password_changed_at: k.user.password_changed_at.map(from_ms),
-            permissions: k.permissions,
-            login_ranges: &k.login_ranges,
-        });
-        let no_ranges = Vec::new();
-        let ctx = LoginContext {
-            channel: req.channel,
-            source_ip: req.source_ip,
-            now,
-            trusted_ranges: known.as_ref().map_or(&no_ranges, |k| &k.trusted_ranges),
-            policy: &policy,
-            device_verified: req.device_verified,
+        let plan = {
+            let policy = known
+                .as_ref()
+                .map(|k| policy_of(&k.org))
+                .unwrap_or_default();
+            let subject = known.as_ref().map(|k| subject_of(k, &k.user));
+            let no_ranges = Vec::new();
+            let ctx = context(&req, self.now(), &policy, known.as_ref(), &no_ranges);
+            login::plan(subject.as_ref(), &ctx)
         };
-
-        let mut checks = CheckResults {
+        let mut checked = Checked {
             password: PasswordCheck::NotChecked,
-            token: match &req.secret.token {
-                None => TokenCheck::NotSupplied,
-                Some(_) => TokenCheck::Invalid,
-            },
+            verified_hash: None,
+            token_digest: req.secret.token.as_ref().map(token_digest),
             delegated: DelegatedCheck::NotAsked,
         };
-        match (login::plan(subject.as_ref(), &ctx), &known) {
+        match (plan, &known) {
             (CredentialCheck::VerifyPassword, Some(k)) => {
-                if let (Some(token), Some(current)) = (&req.secret.token, &k.user.token_digest) {
-                    if ct_eq(&token_digest(token), current) {
-                        checks.token = TokenCheck::Valid;
-                    }
-                }
                 let ok = self
                     .hasher
                     .verify(&req.secret.password, k.user.password_hash.as_deref())
                     .await?;
-                checks.password = if ok {
+                checked.password = if ok {
                     PasswordCheck::Correct
                 } else {
                     PasswordCheck::Wrong
                 };
+                checked.verified_hash = k.user.password_hash.clone();
             }
             (CredentialCheck::DelegatedAuth, Some(_)) => {
                 // The delegated-authentication call arrives with the HTTP client (SOAP/OAuth
                 // issue); until then the endpoint counts as unreachable, which fails closed.
-                checks.delegated = DelegatedCheck::Unavailable;
+                checked.delegated = DelegatedCheck::Unavailable;
             }
             _ => self.hasher.dummy_verify(&req.secret.password).await?,
         }
-        let decision = login::decide(subject.as_ref(), &ctx, &checks);
-        let response = self.apply(&req, known, decision).await?;
+        let response = self.apply(&req, known, checked).await?;
         tracing::info!(
             login_type = req.channel.login_type(),
             status = response.status.as_str(),
@@ -187,16 +183,56 @@ impl Services {
         Ok(response)
     }
 
-    /// Writes what the decision says, in one transaction.
+    /// Decides and writes, in one transaction, on the user's row as it is now and locked: a
+    /// deactivation, lockout, password change or token reset that committed while the hash ran
+    /// counts, so no login in flight slips past it (R-L5, R-T5, R-T8). On SQLite the write
+    /// transaction excludes other writers; on PostgreSQL the row is locked `FOR UPDATE`.
     async fn apply(
         &self,
         req: &LoginRequest<'_>,
         known: Option<Known>,
-        mut decision: LoginDecision,
+        checked: Checked,
     ) -> Result<LoginResponse> {
         let now = self.now();
         let now_ms = ms(now);
         let mut tx = self.db.begin().await?;
+        let known = match known {
+            Some(mut k) => match users::get_for_update(&mut tx.c(), &k.org.id, &k.user.id).await? {
+                Some(fresh) => {
+                    k.user = fresh;
+                    Some(k)
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let current_token = known.as_ref().and_then(|k| k.user.token_digest.as_ref());
+        let checks = CheckResults {
+            // A password verified against a hash that has since been replaced proves nothing.
+            password: match &known {
+                Some(k)
+                    if checked.password == PasswordCheck::Correct
+                        && k.user.password_hash != checked.verified_hash =>
+                {
+                    PasswordCheck::Wrong
+                }
+                _ => checked.password,
+            },
+            token: match (&checked.token_digest, current_token) {
+                (None, _) => TokenCheck::NotSupplied,
+                (Some(sent), Some(current)) if ct_eq(sent, current) => TokenCheck::Valid,
+                (Some(_), _) => TokenCheck::Invalid,
+            },
+            delegated: checked.delegated,
+        };
+        let policy = known
+            .as_ref()
+            .map(|k| policy_of(&k.org))
+            .unwrap_or_default();
+        let no_ranges = Vec::new();
+        let ctx = context(req, now, &policy, known.as_ref(), &no_ranges);
+        let subject = known.as_ref().map(|k| subject_of(k, &k.user));
+        let mut decision = login::decide(subject.as_ref(), &ctx, &checks);
         let mut session = None;
         if let Some(k) = &known {
             match decision.lockout {
@@ -215,7 +251,8 @@ impl Services {
                     )
                     .await?;
                     if recorded == FailureRecorded::AlreadyLocked {
-                        // A parallel attempt locked the user first: this one met the lock.
+                        // Cannot happen under the row lock (the decision saw the lock); kept
+                        // so that the statement's own guard and the status always agree.
                         decision.status = LoginStatus::PasswordLockout;
                     }
                     if recorded == FailureRecorded::LockEngaged {
@@ -231,8 +268,8 @@ impl Services {
                     }
                 }
                 LockoutEffect::Reset => {
-                    // A parallel attempt may have locked the user since the decision was made:
-                    // then this success does not count (R-L5).
+                    // The statement re-checks the lock itself (R-L5); under the row lock it
+                    // always succeeds.
                     if !users::record_success(&mut tx.c(), &k.org.id, &k.user.id, now_ms).await? {
                         decision.outcome = LoginOutcome::InvalidLogin;
                         decision.status = LoginStatus::PasswordLockout;
@@ -320,6 +357,34 @@ impl Services {
         if let Err(e) = result {
             tracing::warn!(user_id = %user.id, error = %e, "could not upgrade a password hash");
         }
+    }
+}
+
+fn subject_of<'a>(k: &'a Known, user: &UserRow) -> LoginSubject<'a> {
+    LoginSubject {
+        active: user.active,
+        has_password: user.password_hash.is_some(),
+        lockout: lockout_of(user),
+        password_changed_at: user.password_changed_at.map(from_ms),
+        permissions: k.permissions,
+        login_ranges: &k.login_ranges,
+    }
+}
+
+fn context<'a>(
+    req: &LoginRequest<'_>,
+    now: time::OffsetDateTime,
+    policy: &'a crate::domain::policy::OrgPolicy,
+    known: Option<&'a Known>,
+    no_ranges: &'a Vec<crate::domain::ip::IpRange>,
+) -> LoginContext<'a> {
+    LoginContext {
+        channel: req.channel,
+        source_ip: req.source_ip,
+        now,
+        trusted_ranges: known.map_or(no_ranges, |k| &k.trusted_ranges),
+        policy,
+        device_verified: req.device_verified,
     }
 }
 

@@ -57,3 +57,19 @@ pub async fn profile(c: &mut Conn<'_>, org: &OrgRow, input: &str) -> Result<Prof
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("no profile {input:?} in org {}", org.name)))
 }
+
+/// `user`, then the row again under a lock, for a transaction that changes it.
+pub async fn user_for_update(c: &mut Conn<'_>, input: &str) -> Result<UserRow> {
+    let u = user(c, input).await?;
+    users::get_for_update(c, &u.org_id, &u.id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no user {}", u.username)))
+}
+
+/// `org`, then the row again under a lock, for a transaction that changes it.
+pub async fn org_for_update(c: &mut Conn<'_>, input: &str) -> Result<OrgRow> {
+    let o = org(c, input).await?;
+    orgs::get_for_update(c, &o.id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no org named {:?}", o.name)))
+}

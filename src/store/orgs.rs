@@ -53,6 +53,19 @@ pub async fn get(c: &mut Conn<'_>, id: &str) -> Result<Option<OrgRow>> {
         .await)?)
 }
 
+/// The org row, locked until the transaction ends (see `users::get_for_update`).
+pub async fn get_for_update(c: &mut Conn<'_>, id: &str) -> Result<Option<OrgRow>> {
+    let lock = match c {
+        Conn::Sqlite(_) => "",
+        Conn::Postgres(_) => "FOR UPDATE",
+    };
+    let sql = format!("SELECT {COLUMNS} FROM orgs WHERE id = $1 {lock}");
+    Ok(q!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
+        .bind(id)
+        .fetch_optional(e)
+        .await)?)
+}
+
 /// Org names are unique regardless of case.
 pub async fn find_by_name(c: &mut Conn<'_>, name: &str) -> Result<Option<OrgRow>> {
     let sql = format!("SELECT {COLUMNS} FROM orgs WHERE name_key = $1");
