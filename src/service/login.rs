@@ -143,8 +143,7 @@ impl Services {
                 .map(|k| policy_of(&k.org))
                 .unwrap_or_default();
             let subject = known.as_ref().map(|k| subject_of(k, &k.user));
-            let no_ranges = Vec::new();
-            let ctx = context(&req, self.now(), &policy, known.as_ref(), &no_ranges);
+            let ctx = context(&req, self.now(), &policy, known.as_ref());
             login::plan(subject.as_ref(), &ctx)
         };
         let mut checked = Checked {
@@ -229,8 +228,7 @@ impl Services {
             .as_ref()
             .map(|k| policy_of(&k.org))
             .unwrap_or_default();
-        let no_ranges = Vec::new();
-        let ctx = context(req, now, &policy, known.as_ref(), &no_ranges);
+        let ctx = context(req, now, &policy, known.as_ref());
         let subject = known.as_ref().map(|k| subject_of(k, &k.user));
         let mut decision = login::decide(subject.as_ref(), &ctx, &checks);
         let mut session = None;
@@ -376,13 +374,12 @@ fn context<'a>(
     now: time::OffsetDateTime,
     policy: &'a crate::domain::policy::OrgPolicy,
     known: Option<&'a Known>,
-    no_ranges: &'a Vec<crate::domain::ip::IpRange>,
 ) -> LoginContext<'a> {
     LoginContext {
         channel: req.channel,
         source_ip: req.source_ip,
         now,
-        trusted_ranges: known.map_or(no_ranges, |k| &k.trusted_ranges),
+        trusted_ranges: known.map_or(&[], |k| k.trusted_ranges.as_slice()),
         policy,
         device_verified: req.device_verified,
     }
