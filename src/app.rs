@@ -43,13 +43,19 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Services>> {
         acquire_timeout: Duration::from_secs(config.database.acquire_timeout_seconds),
     };
     let db = if config.database.url.is_empty() {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        crate::private_fs::create_dir(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
                 config.data_dir.display()
             )
         })?;
-        Db::open_sqlite(&config.sqlite_path(), &options)
+        // Created private before SQLite opens it; SQLite gives its -wal and -shm files the
+        // same mode.
+        let db_path = config.sqlite_path();
+        crate::private_fs::create_file(&db_path, false)
+            .and_then(|_| crate::private_fs::restrict(&db_path))
+            .with_context(|| format!("cannot create {}", db_path.display()))?;
+        Db::open_sqlite(&db_path, &options)
             .await
             .with_context(|| format!("cannot open {}", config.sqlite_path().display()))?
     } else {

@@ -339,8 +339,27 @@ impl Config {
                 self.mail.from
             ));
         }
-        if self.mail.max_attempts == 0 {
-            return bad("mail.max_attempts must be at least 1".into());
+        if !(1..=1000).contains(&self.mail.max_attempts) {
+            return bad("mail.max_attempts must be between 1 and 1000".into());
+        }
+        const DAY_MS: u64 = 86_400_000;
+        if !(1..=DAY_MS).contains(&self.mail.retry_base_ms)
+            || !(self.mail.retry_base_ms..=DAY_MS).contains(&self.mail.retry_max_ms)
+        {
+            return bad(format!(
+                "mail.retry_base_ms must be between 1 and {DAY_MS} and mail.retry_max_ms between \
+                 it and {DAY_MS} (got {} and {})",
+                self.mail.retry_base_ms, self.mail.retry_max_ms
+            ));
+        }
+        if !(50..=60_000).contains(&self.mail.poll_ms) {
+            return bad("mail.poll_ms must be between 50 and 60000".into());
+        }
+        if !(1..=600).contains(&self.mail.smtp.timeout_seconds) {
+            return bad("mail.smtp.timeout_seconds must be between 1 and 600".into());
+        }
+        if !(1..=1000).contains(&self.database.max_connections) {
+            return bad("database.max_connections must be between 1 and 1000".into());
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad(format!(
@@ -481,6 +500,11 @@ mod tests {
             ("KEYWARD_SERVER_LISTEN", "localhost"),
             ("KEYWARD_DATABASE_URL", "mysql://x"),
             ("KEYWARD_LOG_FORMAT", "xml"),
+            ("KEYWARD_MAIL_RETRY_BASE_MS", "0"),
+            ("KEYWARD_MAIL_RETRY_BASE_MS", "99999999999999"),
+            ("KEYWARD_MAIL_RETRY_MAX_MS", "1"),
+            ("KEYWARD_MAIL_MAX_ATTEMPTS", "0"),
+            ("KEYWARD_DATABASE_MAX_CONNECTIONS", "0"),
         ] {
             assert!(
                 Config::load(None, &env(&[(var, val)])).is_err(),

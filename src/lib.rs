@@ -9,5 +9,6 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod mail;
+pub mod private_fs;
 pub mod service;
 pub mod store;

@@ -848,6 +848,23 @@ async fn cli_serve_bootstraps_an_empty_data_dir(b: Backend) {
     assert_eq!(stop(child), 0);
     let second = std::fs::read_to_string(&out2).unwrap();
     assert!(!second.contains("password"), "{second}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // Only the owner can read what holds hashes and tokens.
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&mail_dir), 0o700);
+        let file = mail_dir.join(&mails_in(&mail_dir)[0].file);
+        assert_eq!(mode(&file), 0o600);
+        if b == Backend::Sqlite {
+            for f in ["keyward.db", "keyward.db-wal", "keyward.db-shm"] {
+                if data.join(f).exists() {
+                    assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+                }
+            }
+        }
+    }
     if b == Backend::Sqlite {
         let mut db = Vec::new();
         for f in ["keyward.db", "keyward.db-wal"] {

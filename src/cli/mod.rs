@@ -618,13 +618,13 @@ fn cert_generate(dir: &std::path::Path, force: bool) -> Result<(), CliError> {
     let io = |p: &std::path::Path, e: std::io::Error| {
         CliError::Setup(format!("cannot write {}: {e}", p.display()))
     };
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    for (path, text, private) in [
-        (&paths[0], &certs.ca_pem, false),
-        (&paths[1], &certs.chain_pem, false),
-        (&paths[2], &certs.key_pem, true),
+    crate::private_fs::create_dir(dir).map_err(|e| io(dir, e))?;
+    for (path, text) in [
+        (&paths[0], &certs.ca_pem),
+        (&paths[1], &certs.chain_pem),
+        (&paths[2], &certs.key_pem),
     ] {
-        write_file(path, text, private).map_err(|e| io(path, e))?;
+        crate::private_fs::write(path, text.as_bytes()).map_err(|e| io(path, e))?;
     }
     print(&format!(
         "{}\n{}\n{}\n",
@@ -634,26 +634,6 @@ fn cert_generate(dir: &std::path::Path, force: bool) -> Result<(), CliError> {
     ));
     note("Trust ca.pem in your clients (see docs/clients.md); key.pem is readable by you alone.");
     Ok(())
-}
-
-/// Writes a file whole; a private one is created with mode 0600 before anything is written.
-fn write_file(path: &std::path::Path, text: &str, private: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
 }
 
 async fn org(s: &Services, actor: &Actor, c: OrgCommand) -> Result<(), CliError> {

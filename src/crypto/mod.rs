@@ -76,6 +76,22 @@ fn verify_blocking(argon: &Argon2<'static>, password: &str, phc: &str) -> bool {
     }
 }
 
+/// Counts a waiter for as long as it waits, however the wait ends.
+struct Waiting<'a>(&'a AtomicU64);
+
+impl<'a> Waiting<'a> {
+    fn enter(counter: &'a AtomicU64) -> Waiting<'a> {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Argon2id on a bounded pool: at most `pool_size` hashes run at once, each on tokio's blocking
 /// threads, so memory stays at `pool_size × memory_kib` however many logins arrive.
 pub struct Hasher {
@@ -123,19 +139,30 @@ impl Hasher {
         self.waiting.load(Ordering::Relaxed)
     }
 
+    /// Runs one hash on the blocking pool. The permit travels with the blocking work, so the
+    /// bound holds even when the caller stops waiting (a client that disconnects): the memory
+    /// stays in use until the hash really ends, and so does the permit.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
     ) -> Result<T, CryptoError> {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let permit = self.permits.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        let _permit = permit.map_err(|_| CryptoError::PoolClosed)?;
+        let permit = {
+            let _waiting = Waiting::enter(&self.waiting);
+            self.permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| CryptoError::PoolClosed)?
+        };
         self.invocations.fetch_add(1, Ordering::Relaxed);
         let argon = self.argon.clone();
-        tokio::task::spawn_blocking(move || work(argon))
-            .await
-            .map_err(|e| CryptoError::Hash(e.to_string()))
+        tokio::task::spawn_blocking(move || {
+            let result = work(argon);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|e| CryptoError::Hash(e.to_string()))
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String, CryptoError> {
@@ -281,6 +308,44 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn the_pool_bound_holds_when_callers_give_up() {
+        let h = Arc::new(Hasher::new(cheap(), 1).unwrap());
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let caller = {
+            let h = h.clone();
+            tokio::spawn(async move {
+                h.run(move |_| {
+                    let _ = started.send(());
+                    let _ = wait.recv();
+                })
+                .await
+            })
+        };
+        running.await.unwrap();
+        // The caller gives up (a client disconnected) while its hash is still running.
+        caller.abort();
+        assert!(caller.await.unwrap_err().is_cancelled());
+        assert_eq!(
+            h.permits.available_permits(),
+            0,
+            "the permit was released while the hash was still running"
+        );
+        // A new hash queues behind it, and runs once it really ends.
+        let next = {
+            let h = h.clone();
+            tokio::spawn(async move { h.hash(&Password::new("b")).await })
+        };
+        while h.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        next.await.unwrap().unwrap();
+        assert_eq!(h.permits.available_permits(), 1);
+        assert_eq!(h.queue_depth(), 0);
     }
 
     #[test]

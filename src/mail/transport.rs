@@ -132,7 +132,7 @@ pub fn file_name(seq: i64, id: &str, created_at: OffsetDateTime) -> String {
 
 async fn write_file(dir: &PathBuf, m: &Outgoing<'_>, bytes: &[u8]) -> Result<(), TransportError> {
     let err = |e: std::io::Error| TransportError::File(format!("{}: {e}", dir.display()));
-    tokio::fs::create_dir_all(dir).await.map_err(err)?;
+    crate::private_fs::create_dir(dir).map_err(err)?;
     let name = file_name(m.seq, m.id, m.created_at);
     let tmp = dir.join(format!(".{name}.tmp"));
     let bytes = bytes.to_vec();
@@ -140,10 +140,7 @@ async fn write_file(dir: &PathBuf, m: &Outgoing<'_>, bytes: &[u8]) -> Result<(),
     // Written under a temporary name, synced and renamed: a crash never leaves half a mail,
     // and the message is on disk before the outbox row says it was sent.
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
+        crate::private_fs::write(&tmp, &bytes)?;
         std::fs::rename(&tmp, &path)?;
         if let Some(parent) = path.parent() {
             std::fs::File::open(parent)?.sync_all()?;
@@ -195,5 +192,14 @@ mod tests {
         assert!(text.contains("To: ada@example.com\r\n"));
         assert!(text.contains("Message-ID: <02s000000000001@keyward.local>"));
         assert!(text.contains("Security token (case-sensitive): AAAAAAAAAAAAAAAAAA3VYMQ1"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = files[0].as_ref().unwrap().path();
+            assert_eq!(
+                std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
     }
 }

@@ -166,7 +166,11 @@ impl Outbox {
                 tracing::info!(mail_id = %m.id, kind = %m.kind, transport = self.transport.name(), "mail delivered");
             }
             Err(e) => {
-                let retry_at = self.clock.now() + self.retry.delay(m.attempts);
+                let now = self.clock.now();
+                let retry_at = time::Duration::try_from(self.retry.delay(m.attempts))
+                    .ok()
+                    .and_then(|d| now.checked_add(d))
+                    .unwrap_or(now);
                 let dead = rows::mark_failed(
                     &mut c.c(),
                     &m.id,
