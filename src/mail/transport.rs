@@ -6,7 +6,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -130,7 +130,7 @@ pub fn file_name(seq: i64, id: &str, created_at: OffsetDateTime) -> String {
     format!("{stamp}-{seq:012}-{id}.eml")
 }
 
-async fn write_file(dir: &PathBuf, m: &Outgoing<'_>, bytes: &[u8]) -> Result<(), TransportError> {
+async fn write_file(dir: &Path, m: &Outgoing<'_>, bytes: &[u8]) -> Result<(), TransportError> {
     let err = |e: std::io::Error| TransportError::File(format!("{}: {e}", dir.display()));
     crate::private_fs::create_dir(dir).map_err(err)?;
     let name = file_name(m.seq, m.id, m.created_at);
