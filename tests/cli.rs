@@ -829,11 +829,50 @@ async fn cli_serve_bootstraps_an_empty_data_dir(b: Backend) {
         assert!(start.elapsed() < Duration::from_secs(30), "no token mail");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let token = latest_token(&mails_in(&mail_dir), "admin@keyward.local");
+    let first_token = latest_token(&mails_in(&mail_dir), "admin@keyward.local");
     let health = http_get(&addr, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.contains("\"status\":\"ok\""), "{health}");
+    // While the server runs, mail queued by the CLI is the server's to deliver (SPEC §6): this
+    // CLI is configured with an SMTP server that does not exist and must not try it.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let reset = kw
+        .base_command(&cwd)
+        .args(["token", "reset", "admin@keyward.local"])
+        .env("KEYWARD_MAIL_TRANSPORT", "smtp")
+        .env("KEYWARD_MAIL_SMTP_HOST", "127.0.0.1")
+        .env("KEYWARD_MAIL_SMTP_PORT", dead_port.to_string())
+        .env("KEYWARD_MAIL_SMTP_SECURITY", "none")
+        .output()
+        .unwrap();
+    assert!(reset.status.success());
+    assert!(
+        !String::from_utf8_lossy(&reset.stderr).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let start = Instant::now();
+    while mails_in(&mail_dir).len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the server did not deliver the CLI's mail"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token = latest_token(&mails_in(&mail_dir), "admin@keyward.local");
     assert_eq!(stop(child), 0, "serve did not exit cleanly");
+    // With no server running, the command delivers its mail itself.
+    let reset = kw
+        .base_command(&cwd)
+        .args(["token", "reset", "admin@keyward.local"])
+        .output()
+        .unwrap();
+    assert!(reset.status.success());
+    assert_eq!(mails_in(&mail_dir).len(), 3);
     // The log has neither the password nor the token.
     let log = std::fs::read(&err).unwrap();
     assert!(
@@ -843,6 +882,7 @@ async fn cli_serve_bootstraps_an_empty_data_dir(b: Backend) {
     );
     assert_eq!(count(&log, &password), 0);
     assert_eq!(count(&log, &token), 0);
+    assert_eq!(count(&log, &first_token), 0);
     // The password is printed once, and only there; a second start prints no banner.
     let (child, out2, _) = start_serve(&kw, &cwd);
     assert_eq!(stop(child), 0);

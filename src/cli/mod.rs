@@ -457,9 +457,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 .map_err(|e| CliError::Setup(e.to_string())),
             command => {
                 let r = dispatch(&services, &config, command).await;
-                // Mail the command queued goes out now; a running server's worker would
-                // deliver it too, and the outbox lease keeps it from going twice.
-                deliver_now(&services).await;
+                deliver_unless_served(&services).await;
                 r
             }
         };
@@ -480,7 +478,13 @@ fn fail(e: &CliError) -> ExitCode {
     }
 }
 
-async fn deliver_now(services: &Services) {
+/// Queued mail is the running server's to deliver (SPEC §6); when no server runs, the command
+/// delivers it before exiting.
+async fn deliver_unless_served(services: &Services) {
+    let pending = services.outbox.backlog().await.unwrap_or(0);
+    if pending == 0 || services.outbox.server_worker_alive().await.unwrap_or(false) {
+        return;
+    }
     match services.outbox.deliver_due().await {
         Ok(r) if r.failed + r.dead > 0 => eprintln!(
             "warning: {} mail(s) could not be delivered yet; they stay queued and the server retries them",

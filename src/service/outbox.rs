@@ -10,7 +10,7 @@ use crate::domain::ids::KeyPrefix;
 use crate::mail::transport::{Outgoing, Transport};
 use crate::mail::{Email, reveal};
 use crate::store::outbox::{self as rows, OutboxRow};
-use crate::store::{Conn, Db, from_ms, ms};
+use crate::store::{Conn, Db, from_ms, meta, ms};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -80,6 +80,13 @@ pub struct Outbox {
     poll: Duration,
     wake: Notify,
 }
+
+/// A running server's worker says so in the `meta` table every `HEARTBEAT` (SPEC §6: CLI
+/// commands leave delivery to a running server and deliver themselves only when none runs).
+const HEARTBEAT_KEY: &str = "mail_worker_heartbeat";
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A heartbeat older than this means no server is running.
+const HEARTBEAT_STALE: Duration = Duration::from_secs(15);
 
 /// How long a claimed message is reserved for the worker that claimed it. Longer than an SMTP
 /// timeout, so a slow delivery is not sent twice; short enough that a crashed node's claims are
@@ -194,9 +201,15 @@ impl Outbox {
     /// The worker: delivers due mail, then sleeps until woken, until the next retry is due, or
     /// `poll` passes (mail queued by the CLI or another node), until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut last_beat: Option<std::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
+                self.beat(false).await;
                 break;
+            }
+            if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
+                self.beat(true).await;
+                last_beat = Some(std::time::Instant::now());
             }
             let pause = match self.deliver_due().await {
                 Ok(_) => self.until_next_due().await,
@@ -211,6 +224,39 @@ impl Outbox {
                 _ = shutdown.changed() => {}
             }
         }
+    }
+
+    /// Records (or, on shutdown, withdraws) that a server's worker is delivering mail.
+    async fn beat(&self, alive: bool) {
+        let result: Result<()> = async {
+            let mut c = self.db.conn().await?;
+            if alive {
+                meta::set(&mut c.c(), HEARTBEAT_KEY, &ms(self.clock.now()).to_string()).await?;
+            } else {
+                meta::delete(&mut c.c(), HEARTBEAT_KEY).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "could not record the mail worker's heartbeat");
+        }
+    }
+
+    /// Is a server's mail worker running (a heartbeat within the last 15 seconds)?
+    pub async fn server_worker_alive(&self) -> Result<bool> {
+        let mut c = self.db.conn().await?;
+        let beat = meta::get(&mut c.c(), HEARTBEAT_KEY).await?;
+        let now = ms(self.clock.now());
+        Ok(beat
+            .and_then(|b| b.parse::<i64>().ok())
+            .is_some_and(|t| now - t < HEARTBEAT_STALE.as_millis() as i64))
+    }
+
+    /// Messages waiting for delivery.
+    pub async fn backlog(&self) -> Result<i64> {
+        let mut c = self.db.conn().await?;
+        Ok(rows::backlog(&mut c.c()).await?)
     }
 
     async fn until_next_due(&self) -> Duration {

@@ -23,3 +23,25 @@ pub async fn get(c: &mut Conn<'_>, key: &str) -> Result<Option<String>> {
     .fetch_optional(e)
     .await)?)
 }
+
+/// Sets the key, whatever it held.
+pub async fn set(c: &mut Conn<'_>, key: &str, value: &str) -> Result<()> {
+    let sql = "INSERT INTO meta (key, value) VALUES ($1, $2) \
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+    q!(c, |e| sqlx::query(sql)
+        .bind(key)
+        .bind(value)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+pub async fn delete(c: &mut Conn<'_>, key: &str) -> Result<()> {
+    q!(c, |e| sqlx::query("DELETE FROM meta WHERE key = $1")
+        .bind(key)
+        .execute(e)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
