@@ -116,6 +116,7 @@ on_both!(
     policy_changes_are_validated,
     r_l10_sessions_are_opaque_digested_and_timed,
     r_l5_logins_in_flight_meet_a_lock_that_engaged_meanwhile,
+    concurrent_policy_changes_are_all_kept,
     r_t8_logins_in_flight_meet_a_deactivation_that_committed_meanwhile,
     password_hashes_are_upgraded_on_the_next_login,
 );
@@ -1168,5 +1169,62 @@ async fn r_t8_logins_in_flight_meet_a_deactivation_that_committed_meanwhile(b: B
         assert_eq!(view.active_sessions, 0, "outcome {:?}", r.outcome);
         s.reactivate(&cli(), "ada@example.com").await.unwrap();
     }
+    env.finish().await;
+}
+
+async fn concurrent_policy_changes_are_all_kept(b: Backend) {
+    let env = Env::new(b).await;
+    let s = env.services.clone();
+    let o = org(&s, "Acme").await;
+    let changes = [
+        PolicyChange {
+            lockout_attempts: Some(5),
+            ..Default::default()
+        },
+        PolicyChange {
+            lockout_minutes: Some(30),
+            ..Default::default()
+        },
+        PolicyChange {
+            password_expiry_days: Some(180),
+            ..Default::default()
+        },
+        PolicyChange {
+            session_seconds: Some(900),
+            ..Default::default()
+        },
+        PolicyChange {
+            min_password_length: Some(12),
+            ..Default::default()
+        },
+        PolicyChange {
+            password_history: Some(5),
+            ..Default::default()
+        },
+    ];
+    let tasks: Vec<_> = changes
+        .into_iter()
+        .map(|c| {
+            let s = s.clone();
+            let o = o.clone();
+            tokio::spawn(async move { s.set_policy(&cli(), &o, &c).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let p = keyward::service::orgs::policy_of(&s.get_org(&cli(), &o).await.unwrap());
+    assert_eq!(
+        (
+            p.lockout_attempts,
+            p.lockout_minutes,
+            p.password_expiry_days,
+            p.session_seconds,
+            p.min_password_length,
+            p.password_history
+        ),
+        (5, 30, 180, 900, 12, 5)
+    );
+    assert_eq!(s.audit_trail(&cli(), &o, 100).await.unwrap().len(), 7);
     env.finish().await;
 }

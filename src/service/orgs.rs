@@ -157,7 +157,7 @@ impl Services {
             ));
         }
         let mut tx = self.db.begin().await?;
-        let mut org = resolve::org(&mut tx.c(), org_input).await?;
+        let mut org = resolve::org_for_update(&mut tx.c(), org_input).await?;
         actor.check_org(&org.id)?;
         let old = policy_of(&org);
         let mut new = old.clone();

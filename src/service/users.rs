@@ -268,12 +268,16 @@ impl Services {
     ) -> Result<UserRow> {
         let (org, user) = self.user_and_org(actor, user_input).await?;
         let hash = self.prepare_password(&org, &user, password).await?;
+        let mut tx = self.db.begin().await?;
+        // Decided on the row as it is now, under its lock.
+        let user = users::get_for_update(&mut tx.c(), &user.org_id, &user.id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no user {}", user.username)))?;
         let how = if user.password_hash.is_none() {
             PasswordSet::First
         } else {
             PasswordSet::AdminReset
         };
-        let mut tx = self.db.begin().await?;
         self.store_password(&mut tx.c(), actor, &org, &user, &hash, how, None)
             .await?;
         tx.commit().await?;
@@ -307,6 +311,14 @@ impl Services {
         }
         let hash = self.prepare_password(&org, &user, new).await?;
         let mut tx = self.db.begin().await?;
+        // The current password was checked against this hash: if it changed meanwhile, the
+        // check proves nothing.
+        let fresh = users::get_for_update(&mut tx.c(), &user.org_id, &user.id).await?;
+        if fresh.as_ref().map(|u| &u.password_hash) != Some(&user.password_hash) {
+            return Err(ServiceError::Conflict(
+                "the password was changed meanwhile; try again".into(),
+            ));
+        }
         self.store_password(
             &mut tx.c(),
             actor,
@@ -345,7 +357,7 @@ impl Services {
 
     async fn set_active(&self, actor: &Actor, user_input: &str, active: bool) -> Result<bool> {
         let mut tx = self.db.begin().await?;
-        let user = resolve::user(&mut tx.c(), user_input).await?;
+        let user = resolve::user_for_update(&mut tx.c(), user_input).await?;
         actor.check_org(&user.org_id)?;
         if matches!(actor, Actor::User { user_id, .. } if *user_id == user.id) && !active {
             return Err(ServiceError::Refused(
@@ -384,7 +396,7 @@ impl Services {
     /// Clears a lockout (R-L5). Returns false when the user was not locked.
     pub async fn unlock(&self, actor: &Actor, user_input: &str) -> Result<bool> {
         let mut tx = self.db.begin().await?;
-        let user = resolve::user(&mut tx.c(), user_input).await?;
+        let user = resolve::user_for_update(&mut tx.c(), user_input).await?;
         actor.check_org(&user.org_id)?;
         let now = self.now_ms();
         let was_locked = users::unlock(&mut tx.c(), &user.org_id, &user.id, now).await?;
