@@ -466,6 +466,26 @@ async fn cli_bad_input_gives_one_line_and_changes_nothing(b: Backend) {
             "must not be empty",
         ),
         (
+            vec!["org", "create", "--name", "00D000000000001"],
+            None,
+            "must not look like an org id",
+        ),
+        (
+            vec![
+                "org",
+                "set-delegated-auth",
+                "Acme",
+                "https://sso.acme.test/?key=s3cret",
+            ],
+            None,
+            "no query string",
+        ),
+        (
+            vec!["network", "add", "Acme", "0.0.0.0/0"],
+            None,
+            "too wide",
+        ),
+        (
             vec![
                 "user",
                 "create",
@@ -726,6 +746,10 @@ async fn cli_bad_input_gives_one_line_and_changes_nothing(b: Backend) {
         );
         assert!(line.starts_with("error: "), "{args:?}: {line:?}");
         assert!(line.contains(expect), "{args:?}: {line:?} lacks {expect:?}");
+        assert!(
+            !line.contains("s3cret"),
+            "{args:?}: the error repeats a secret: {line:?}"
+        );
     }
     assert_eq!(snapshot(&kw), before, "a refused command changed something");
     kw.db.drop_db().await;

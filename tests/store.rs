@@ -532,7 +532,7 @@ async fn r_l2_r_l3_token_rules_and_trusted_ranges(b: Backend) {
         &login(s, "ada@example.com", PW, "127.0.0.1").await
     ));
     // CIDR and IPv6 ranges.
-    s.add_trusted_range(&cli(), "Acme", "2001:db8::/32", None, "")
+    s.add_trusted_range(&cli(), "Acme", "2001:db8::/48", None, "")
         .await
         .unwrap();
     assert!(success(
@@ -1022,6 +1022,21 @@ async fn r_l10_sessions_are_opaque_digested_and_timed(b: Backend) {
     assert_eq!(session.seconds_valid, 3600);
     let other = login(s, "ada@example.com", &format!("{PW}{t}"), UNTRUSTED).await;
     assert_ne!(other.session.unwrap().id.expose(), id);
+    assert_eq!(
+        s.show_user(&cli(), "ada@example.com")
+            .await
+            .unwrap()
+            .active_sessions,
+        2
+    );
+    env.clock.advance(Duration::seconds(3600));
+    assert_eq!(
+        s.show_user(&cli(), "ada@example.com")
+            .await
+            .unwrap()
+            .active_sessions,
+        0
+    );
     // Only the digest is stored.
     let dump = env.db.dump();
     assert!(

@@ -188,9 +188,14 @@ impl fmt::Debug for SfId {
 /// Does this look like an id (15 or 18 alphanumerics) rather than a name? Used where an
 /// argument accepts either (SPEC §6: `ORG` is an id or a name).
 pub fn looks_like_id(input: &str, prefix: KeyPrefix) -> bool {
-    (input.len() == 15 || input.len() == 18)
-        && input.bytes().all(|b| b.is_ascii_alphanumeric())
-        && input.starts_with(prefix.as_str())
+    let p = prefix.as_str();
+    input.bytes().all(|b| b.is_ascii_alphanumeric())
+        && match input.len() {
+            15 => input.starts_with(p),
+            // The 18-character form is case-insensitive.
+            18 => input[..3].eq_ignore_ascii_case(p),
+            _ => false,
+        }
 }
 
 #[cfg(test)]
@@ -249,6 +254,15 @@ mod tests {
         assert!(SfId::parse_as(&user.to_18(), KeyPrefix::User).is_ok());
         let err = SfId::parse_as(&user.to_18(), KeyPrefix::Org).unwrap_err();
         assert!(err.to_string().contains("organization"), "{err}");
+    }
+
+    #[test]
+    fn r_m2_id_or_name() {
+        assert!(looks_like_id("00D000000000001", KeyPrefix::Org));
+        assert!(looks_like_id("00d000000000001eaa", KeyPrefix::Org));
+        assert!(!looks_like_id("00d000000000001", KeyPrefix::Org));
+        assert!(!looks_like_id("Acme", KeyPrefix::Org));
+        assert!(!looks_like_id("00D000000000001-", KeyPrefix::Org));
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub enum IpRangeError {
     CidrWithEnd,
     #[error("an END address is required unless START is a CIDR such as 10.0.0.0/8")]
     MissingEnd,
+    #[error(
+        "trusted IP range {0} is too wide: at most 33554432 IPv4 addresses (a /7) or a /48 of IPv6"
+    )]
+    TooWide(IpRange),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +106,34 @@ impl fmt::Display for IpRange {
     }
 }
 
+impl IpRange {
+    /// How many addresses the range spans.
+    pub fn size(&self) -> u128 {
+        match (self.start, self.end) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => u128::from(u32::from(b) - u32::from(a)) + 1,
+            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(b) - u128::from(a)).saturating_add(1),
+            _ => 0,
+        }
+    }
+
+    /// A trusted IP range lets the password alone log in from anywhere inside it, so its size
+    /// is capped as in Salesforce: at most 33,554,432 IPv4 addresses (a /7), and a /48 of IPv6.
+    /// (Profile login IP ranges are not capped: they restrict rather than trust.)
+    pub fn check_trusted_size(&self) -> Result<(), IpRangeError> {
+        let max = match self.start {
+            IpAddr::V4(_) => MAX_TRUSTED_V4,
+            IpAddr::V6(_) => MAX_TRUSTED_V6,
+        };
+        if self.size() > max {
+            return Err(IpRangeError::TooWide(*self));
+        }
+        Ok(())
+    }
+}
+
+pub const MAX_TRUSTED_V4: u128 = 1 << 25;
+pub const MAX_TRUSTED_V6: u128 = 1 << 80;
+
 pub fn any_contains(ranges: &[IpRange], ip: IpAddr) -> bool {
     ranges.iter().any(|r| r.contains(ip))
 }
@@ -136,6 +168,57 @@ mod tests {
         // A host bits in the CIDR are ignored, as `ip route` does.
         let r = IpRange::parse("10.1.2.3/8", None).unwrap();
         assert_eq!(r.to_string(), "10.0.0.0-10.255.255.255");
+    }
+
+    #[test]
+    fn r_l2_trusted_ranges_are_capped() {
+        assert!(
+            IpRange::parse("10.0.0.0/8", None)
+                .unwrap()
+                .check_trusted_size()
+                .is_ok()
+        );
+        assert!(
+            IpRange::parse("10.0.0.0/7", None)
+                .unwrap()
+                .check_trusted_size()
+                .is_ok()
+        );
+        assert!(
+            IpRange::parse("10.0.0.0/6", None)
+                .unwrap()
+                .check_trusted_size()
+                .is_err()
+        );
+        assert!(
+            IpRange::parse("0.0.0.0/0", None)
+                .unwrap()
+                .check_trusted_size()
+                .is_err()
+        );
+        assert!(
+            IpRange::parse("2001:db8::/48", None)
+                .unwrap()
+                .check_trusted_size()
+                .is_ok()
+        );
+        assert!(
+            IpRange::parse("2001:db8::/47", None)
+                .unwrap()
+                .check_trusted_size()
+                .is_err()
+        );
+        assert!(
+            IpRange::parse("::/0", None)
+                .unwrap()
+                .check_trusted_size()
+                .is_err()
+        );
+        assert_eq!(
+            IpRange::parse("10.0.0.1", Some("10.0.0.1")).unwrap().size(),
+            1
+        );
+        assert_eq!(IpRange::parse("::/0", None).unwrap().size(), u128::MAX);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::audit::{self, Entry};
 use super::{Actor, Result, ServiceError, Services, new_id, resolve};
-use crate::domain::ids::{KeyPrefix, SfId};
+use crate::domain::ids::{KeyPrefix, SfId, looks_like_id};
 use crate::domain::ip::IpRange;
 use crate::domain::profile::Permissions;
 use crate::domain::validate;
@@ -107,6 +107,9 @@ impl Services {
         description: &str,
     ) -> Result<IpRangeRow> {
         let range = IpRange::parse(start, end)?;
+        if matches!(owner, Owner::Org) {
+            range.check_trusted_size()?;
+        }
         let description = validate::text("description", description, 255, false)?;
         let mut tx = self.db.begin().await?;
         let org = resolve::org(&mut tx.c(), org_input).await?;
@@ -240,6 +243,11 @@ impl Services {
         permissions: Permissions,
     ) -> Result<ProfileRow> {
         let name = validate::text("profile name", name, 80, true)?;
+        if looks_like_id(&name, KeyPrefix::Profile) {
+            return Err(ServiceError::Invalid(format!(
+                "a profile name must not look like a profile id ({name:?})"
+            )));
+        }
         if permissions.api_only && !permissions.api_enabled {
             return Err(ServiceError::Invalid(
                 "--api-only and --no-api contradict each other: an API-only profile needs the API"

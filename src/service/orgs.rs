@@ -2,7 +2,7 @@
 
 use super::audit::{self, Entry};
 use super::{Actor, Result, ServiceError, Services, new_id, resolve};
-use crate::domain::ids::KeyPrefix;
+use crate::domain::ids::{KeyPrefix, looks_like_id};
 use crate::domain::policy::{Complexity, OrgPolicy};
 use crate::domain::profile::default_profiles;
 use crate::domain::validate;
@@ -65,6 +65,12 @@ pub(crate) async fn insert_org(
     name: &str,
 ) -> Result<(OrgRow, Vec<ProfileRow>)> {
     let name = validate::text("org name", name, 80, true)?;
+    if looks_like_id(&name, KeyPrefix::Org) {
+        // Every command would read it as an id, and never find the org by its name.
+        return Err(ServiceError::Invalid(format!(
+            "an org name must not look like an org id ({name:?})"
+        )));
+    }
     let mut org = OrgRow {
         id: new_id(KeyPrefix::Org),
         name: name.clone(),
@@ -268,6 +274,15 @@ pub fn validate_http_url(u: &str) -> Result<()> {
     {
         return Err(bad());
     }
+    // The URL is shown in the audit trail and `org list`: it must not carry credentials, so
+    // no user info (above), query string or fragment.
+    if rest.contains(['?', '#']) {
+        return Err(ServiceError::Invalid(format!(
+            "invalid URL {:?}: no query string or fragment (they could carry credentials, and \
+             the URL is shown in the audit trail)",
+            u.split(['?', '#']).next().unwrap_or(u)
+        )));
+    }
     Ok(())
 }
 
@@ -285,6 +300,8 @@ mod tests {
             "https://user:pw@host/",
             "http://a b/",
             "sso.example.com",
+            "https://sso.example.com/auth?apikey=s3cret",
+            "https://sso.example.com/auth#s3cret",
         ] {
             assert!(validate_http_url(bad).is_err(), "{bad}");
         }

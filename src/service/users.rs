@@ -144,7 +144,8 @@ impl Services {
             .ok_or_else(|| ServiceError::Internal("user without org".into()))?;
         let profile = self.profile_of(&mut c.c(), &user).await?;
         let tokens_issued = users::token_count(&mut c.c(), &user.org_id, &user.id).await?;
-        let active_sessions = sessions::count_for_user(&mut c.c(), &user.org_id, &user.id).await?;
+        let active_sessions =
+            sessions::count_for_user(&mut c.c(), &user.org_id, &user.id, self.now_ms()).await?;
         Ok(UserView {
             locked: lockout_of(&user).is_locked(self.now()),
             org_name: org.name,

@@ -31,12 +31,19 @@ pub async fn delete_others(
         .map(|r| r.rows_affected()))?)
 }
 
-pub async fn count_for_user(c: &mut Conn<'_>, org_id: &str, user_id: &str) -> Result<i64> {
+/// Sessions of a user that have not expired.
+pub async fn count_for_user(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<i64> {
     Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM sessions WHERE org_id = $1 AND user_id = $2"
+        "SELECT COUNT(*) FROM sessions WHERE org_id = $1 AND user_id = $2 AND expires_at > $3"
     )
     .bind(org_id)
     .bind(user_id)
+    .bind(now)
     .fetch_one(e)
     .await)?)
 }
