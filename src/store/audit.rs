@@ -1,6 +1,6 @@
 //! The setup audit trail (R-M4).
 
-use super::{Conn, Result, q};
+use super::{Conn, Result, exec, q};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {
@@ -17,18 +17,18 @@ pub struct AuditRow {
 pub async fn insert(c: &mut Conn<'_>, r: &AuditRow) -> Result<()> {
     let sql = "INSERT INTO audit_trail (id, org_id, created_at, actor, action, section, display, \
         target_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-    q!(c, |e| sqlx::query(sql)
-        .bind(&r.id)
-        .bind(&r.org_id)
-        .bind(r.created_at)
-        .bind(&r.actor)
-        .bind(&r.action)
-        .bind(&r.section)
-        .bind(&r.display)
-        .bind(&r.target_id)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(
+        c,
+        sql,
+        &r.id,
+        &r.org_id,
+        r.created_at,
+        &r.actor,
+        &r.action,
+        &r.section,
+        &r.display,
+        &r.target_id
+    )?;
     Ok(())
 }
 

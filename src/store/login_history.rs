@@ -1,6 +1,6 @@
 //! Login history (R-L9): one row per attempt.
 
-use super::{Conn, Result, q};
+use super::{Conn, Result, exec, q};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LoginHistoryRow {
@@ -35,20 +35,20 @@ pub struct LoginHistoryView {
 pub async fn insert(c: &mut Conn<'_>, r: &LoginHistoryRow) -> Result<()> {
     let sql = "INSERT INTO login_history (id, org_id, user_id, login_at, source_ip, login_type, \
         status, client, api_version, login_url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    q!(c, |e| sqlx::query(sql)
-        .bind(&r.id)
-        .bind(&r.org_id)
-        .bind(&r.user_id)
-        .bind(r.login_at)
-        .bind(&r.source_ip)
-        .bind(&r.login_type)
-        .bind(&r.status)
-        .bind(&r.client)
-        .bind(&r.api_version)
-        .bind(&r.login_url)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(
+        c,
+        sql,
+        &r.id,
+        &r.org_id,
+        &r.user_id,
+        r.login_at,
+        &r.source_ip,
+        &r.login_type,
+        &r.status,
+        &r.client,
+        &r.api_version,
+        &r.login_url
+    )?;
     Ok(())
 }
 

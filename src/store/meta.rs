@@ -1,17 +1,12 @@
 //! Deployment-wide flags, such as "this database has been bootstrapped".
 
-use super::{Conn, Result, q};
+use super::{Conn, Result, exec, q};
 
 /// Sets the key if it is not set yet; true when this call set it. Several nodes starting on an
 /// empty database race here, and exactly one wins.
 pub async fn claim(c: &mut Conn<'_>, key: &str, value: &str) -> Result<bool> {
     let sql = "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
-    let n = q!(c, |e| sqlx::query(sql)
-        .bind(key)
-        .bind(value)
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let n = exec!(c, sql, key, value)?;
     Ok(n > 0)
 }
 
@@ -28,20 +23,11 @@ pub async fn get(c: &mut Conn<'_>, key: &str) -> Result<Option<String>> {
 pub async fn set(c: &mut Conn<'_>, key: &str, value: &str) -> Result<()> {
     let sql = "INSERT INTO meta (key, value) VALUES ($1, $2) \
         ON CONFLICT (key) DO UPDATE SET value = excluded.value";
-    q!(c, |e| sqlx::query(sql)
-        .bind(key)
-        .bind(value)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(c, sql, key, value)?;
     Ok(())
 }
 
 pub async fn delete(c: &mut Conn<'_>, key: &str) -> Result<()> {
-    q!(c, |e| sqlx::query("DELETE FROM meta WHERE key = $1")
-        .bind(key)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(c, "DELETE FROM meta WHERE key = $1", key)?;
     Ok(())
 }

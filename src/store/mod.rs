@@ -103,6 +103,18 @@ macro_rules! q {
 }
 pub(crate) use q;
 
+/// Executes one statement with its bound values on either backend; the rows it affected.
+macro_rules! exec {
+    ($c:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        $crate::store::q!($c, |e| sqlx::query($sql)
+            $(.bind($bind))*
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))
+    };
+}
+pub(crate) use exec;
+
 pub enum Pooled {
     Sqlite(PoolConnection<Sqlite>),
     Postgres(PoolConnection<Postgres>),
@@ -227,10 +239,7 @@ impl Db {
     /// Is the database answering? (`/healthz`)
     pub async fn ping(&self) -> Result<()> {
         let mut c = self.conn().await?;
-        q!(&mut c.c(), |e| sqlx::query("SELECT 1")
-            .execute(e)
-            .await
-            .map(|_| ()))?;
+        exec!(&mut c.c(), "SELECT 1")?;
         Ok(())
     }
 

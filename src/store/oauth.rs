@@ -1,6 +1,6 @@
 //! OAuth clients (connected apps). The consumer secret is stored as a digest.
 
-use super::{Conn, Result, q};
+use super::{Conn, Result, exec, q};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OAuthClientRow {
@@ -20,18 +20,18 @@ const COLUMNS: &str =
 pub async fn insert(c: &mut Conn<'_>, r: &OAuthClientRow) -> Result<()> {
     let sql = "INSERT INTO oauth_clients (id, org_id, name, client_id, secret_digest, \
         issue_refresh_tokens, run_as_user_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-    q!(c, |e| sqlx::query(sql)
-        .bind(&r.id)
-        .bind(&r.org_id)
-        .bind(&r.name)
-        .bind(&r.client_id)
-        .bind(&r.secret_digest)
-        .bind(r.issue_refresh_tokens)
-        .bind(&r.run_as_user_id)
-        .bind(r.created_at)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(
+        c,
+        sql,
+        &r.id,
+        &r.org_id,
+        &r.name,
+        &r.client_id,
+        &r.secret_digest,
+        r.issue_refresh_tokens,
+        &r.run_as_user_id,
+        r.created_at
+    )?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Orgs and their policy.
 
-use super::{Conn, Result, q};
+use super::{Conn, Result, exec, q};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgRow {
@@ -26,22 +26,22 @@ pub async fn insert(c: &mut Conn<'_>, org: &OrgRow) -> Result<()> {
         complexity, password_history, password_expiry_days, lockout_attempts, lockout_minutes, \
         session_seconds, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
-    q!(c, |e| sqlx::query(sql)
-        .bind(&org.id)
-        .bind(&org.name)
-        .bind(org.name.to_lowercase())
-        .bind(&org.delegated_auth_url)
-        .bind(org.min_password_length)
-        .bind(&org.complexity)
-        .bind(org.password_history)
-        .bind(org.password_expiry_days)
-        .bind(org.lockout_attempts)
-        .bind(org.lockout_minutes)
-        .bind(org.session_seconds)
-        .bind(org.created_at)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(
+        c,
+        sql,
+        &org.id,
+        &org.name,
+        org.name.to_lowercase(),
+        &org.delegated_auth_url,
+        org.min_password_length,
+        &org.complexity,
+        org.password_history,
+        org.password_expiry_days,
+        org.lockout_attempts,
+        org.lockout_minutes,
+        org.session_seconds,
+        org.created_at
+    )?;
     Ok(())
 }
 
@@ -94,19 +94,19 @@ pub async fn update_policy(c: &mut Conn<'_>, org: &OrgRow, now: i64) -> Result<(
     let sql = "UPDATE orgs SET min_password_length = $2, complexity = $3, password_history = $4, \
         password_expiry_days = $5, lockout_attempts = $6, lockout_minutes = $7, \
         session_seconds = $8, updated_at = $9 WHERE id = $1";
-    q!(c, |e| sqlx::query(sql)
-        .bind(&org.id)
-        .bind(org.min_password_length)
-        .bind(&org.complexity)
-        .bind(org.password_history)
-        .bind(org.password_expiry_days)
-        .bind(org.lockout_attempts)
-        .bind(org.lockout_minutes)
-        .bind(org.session_seconds)
-        .bind(now)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(
+        c,
+        sql,
+        &org.id,
+        org.min_password_length,
+        &org.complexity,
+        org.password_history,
+        org.password_expiry_days,
+        org.lockout_attempts,
+        org.lockout_minutes,
+        org.session_seconds,
+        now
+    )?;
     Ok(())
 }
 
@@ -117,12 +117,6 @@ pub async fn set_delegated_auth_url(
     now: i64,
 ) -> Result<()> {
     let sql = "UPDATE orgs SET delegated_auth_url = $2, updated_at = $3 WHERE id = $1";
-    q!(c, |e| sqlx::query(sql)
-        .bind(org_id)
-        .bind(url)
-        .bind(now)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(c, sql, org_id, url, now)?;
     Ok(())
 }

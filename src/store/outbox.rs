@@ -3,7 +3,7 @@
 //! `FOR UPDATE SKIP LOCKED`, so nodes never claim the same row); a crash leaves the lease to
 //! expire and another worker retries. Delivery is at-least-once.
 
-use super::{Conn, Result, q};
+use super::{Conn, Result, exec, q};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxRow {
@@ -36,20 +36,20 @@ const COLUMNS: &str = "seq, id, org_id, created_at, kind, to_addr, subject, body
 pub async fn insert(c: &mut Conn<'_>, m: &OutboxRow) -> Result<()> {
     let sql = "INSERT INTO outbox (id, org_id, created_at, kind, to_addr, subject, body, secret, \
         status, attempts, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10)";
-    q!(c, |e| sqlx::query(sql)
-        .bind(&m.id)
-        .bind(&m.org_id)
-        .bind(m.created_at)
-        .bind(&m.kind)
-        .bind(&m.to_addr)
-        .bind(&m.subject)
-        .bind(&m.body)
-        .bind(&m.secret)
-        .bind(&m.status)
-        .bind(m.next_attempt_at)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(
+        c,
+        sql,
+        &m.id,
+        &m.org_id,
+        m.created_at,
+        &m.kind,
+        &m.to_addr,
+        &m.subject,
+        &m.body,
+        &m.secret,
+        &m.status,
+        m.next_attempt_at
+    )?;
     Ok(())
 }
 
@@ -85,12 +85,7 @@ pub async fn claim_due(
 pub async fn mark_sent(c: &mut Conn<'_>, id: &str, now: i64) -> Result<()> {
     let sql = "UPDATE outbox SET status = 'sent', sent_at = $2, secret = NULL, lease_until = NULL, \
         last_error = NULL WHERE id = $1";
-    q!(c, |e| sqlx::query(sql)
-        .bind(id)
-        .bind(now)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(c, sql, id, now)?;
     Ok(())
 }
 

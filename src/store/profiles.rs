@@ -1,6 +1,6 @@
 //! Profiles and their permissions.
 
-use super::{Conn, Result, q};
+use super::{Conn, Result, exec, q};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProfileRow {
@@ -22,20 +22,20 @@ pub async fn insert(c: &mut Conn<'_>, p: &ProfileRow) -> Result<()> {
     let sql = "INSERT INTO profiles (id, org_id, name, name_key, api_enabled, api_only, \
         password_never_expires, sso_enabled, manage_users, created_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    q!(c, |e| sqlx::query(sql)
-        .bind(&p.id)
-        .bind(&p.org_id)
-        .bind(&p.name)
-        .bind(p.name.to_lowercase())
-        .bind(p.api_enabled)
-        .bind(p.api_only)
-        .bind(p.password_never_expires)
-        .bind(p.sso_enabled)
-        .bind(p.manage_users)
-        .bind(p.created_at)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(
+        c,
+        sql,
+        &p.id,
+        &p.org_id,
+        &p.name,
+        p.name.to_lowercase(),
+        p.api_enabled,
+        p.api_only,
+        p.password_never_expires,
+        p.sso_enabled,
+        p.manage_users,
+        p.created_at
+    )?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! IP ranges: an org's trusted ranges (`profile_id` NULL) and a profile's login ranges.
 
-use super::{Conn, Result, q};
+use super::{Conn, Result, exec, q};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IpRangeRow {
@@ -18,17 +18,17 @@ const COLUMNS: &str = "id, org_id, profile_id, start_ip, end_ip, description, cr
 pub async fn insert(c: &mut Conn<'_>, r: &IpRangeRow) -> Result<()> {
     let sql = "INSERT INTO ip_ranges (id, org_id, profile_id, start_ip, end_ip, description, \
         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-    q!(c, |e| sqlx::query(sql)
-        .bind(&r.id)
-        .bind(&r.org_id)
-        .bind(&r.profile_id)
-        .bind(&r.start_ip)
-        .bind(&r.end_ip)
-        .bind(&r.description)
-        .bind(r.created_at)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(
+        c,
+        sql,
+        &r.id,
+        &r.org_id,
+        &r.profile_id,
+        &r.start_ip,
+        &r.end_ip,
+        &r.description,
+        r.created_at
+    )?;
     Ok(())
 }
 
@@ -73,12 +73,6 @@ pub async fn delete(
 ) -> Result<bool> {
     let sql = "DELETE FROM ip_ranges WHERE org_id = $1 AND id = $2 \
         AND ((profile_id IS NULL AND $3 IS NULL) OR profile_id = $3)";
-    let n = q!(c, |e| sqlx::query(sql)
-        .bind(org_id)
-        .bind(id)
-        .bind(profile_id)
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let n = exec!(c, sql, org_id, id, profile_id)?;
     Ok(n > 0)
 }

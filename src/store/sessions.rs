@@ -1,16 +1,11 @@
 //! Sessions (R-L10): stored by digest only.
 
-use super::{Conn, Result, q};
+use super::{Conn, Result, exec, q};
 
 /// Ends every session of a user (deactivation, admin password reset); returns how many.
 pub async fn delete_for_user(c: &mut Conn<'_>, org_id: &str, user_id: &str) -> Result<u64> {
     let sql = "DELETE FROM sessions WHERE org_id = $1 AND user_id = $2";
-    Ok(q!(c, |e| sqlx::query(sql)
-        .bind(org_id)
-        .bind(user_id)
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))?)
+    Ok(exec!(c, sql, org_id, user_id)?)
 }
 
 /// Ends every session of a user but one (a user's own password change keeps the session it
@@ -22,13 +17,7 @@ pub async fn delete_others(
     keep_digest: &str,
 ) -> Result<u64> {
     let sql = "DELETE FROM sessions WHERE org_id = $1 AND user_id = $2 AND digest <> $3";
-    Ok(q!(c, |e| sqlx::query(sql)
-        .bind(org_id)
-        .bind(user_id)
-        .bind(keep_digest)
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))?)
+    Ok(exec!(c, sql, org_id, user_id, keep_digest)?)
 }
 
 /// Sessions of a user that have not expired.
@@ -66,19 +55,19 @@ pub async fn insert(c: &mut Conn<'_>, s: &SessionRow) -> Result<()> {
     let sql = "INSERT INTO sessions (digest, org_id, user_id, created_at, last_seen_at, \
         expires_at, login_type, source_ip, password_expired, oauth_client_id) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    q!(c, |e| sqlx::query(sql)
-        .bind(&s.digest)
-        .bind(&s.org_id)
-        .bind(&s.user_id)
-        .bind(s.created_at)
-        .bind(s.last_seen_at)
-        .bind(s.expires_at)
-        .bind(&s.login_type)
-        .bind(&s.source_ip)
-        .bind(s.password_expired)
-        .bind(&s.oauth_client_id)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(
+        c,
+        sql,
+        &s.digest,
+        &s.org_id,
+        &s.user_id,
+        s.created_at,
+        s.last_seen_at,
+        s.expires_at,
+        &s.login_type,
+        &s.source_ip,
+        s.password_expired,
+        &s.oauth_client_id
+    )?;
     Ok(())
 }

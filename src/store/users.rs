@@ -1,7 +1,7 @@
 //! Users, their credentials (password hash, token digest: never the token), password and token
 //! history, and the lockout counter.
 
-use super::{Conn, Result, StoreError, q};
+use super::{Conn, Result, StoreError, exec, q};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
@@ -31,13 +31,7 @@ const COLUMNS: &str = "id, org_id, profile_id, username, email, first_name, last
 /// `StoreError::Conflict("username")`.
 pub async fn insert(c: &mut Conn<'_>, u: &UserRow) -> Result<()> {
     let claim = "INSERT INTO usernames (username, org_id, user_id) VALUES ($1, $2, $3)";
-    let r = q!(c, |e| sqlx::query(claim)
-        .bind(&u.username)
-        .bind(&u.org_id)
-        .bind(&u.id)
-        .execute(e)
-        .await
-        .map(|_| ()));
+    let r = exec!(c, claim, &u.username, &u.org_id, &u.id).map(|_| ());
     match r.map_err(StoreError::from) {
         Err(StoreError::Conflict(_)) => return Err(StoreError::Conflict("username".into())),
         other => other?,
@@ -45,19 +39,19 @@ pub async fn insert(c: &mut Conn<'_>, u: &UserRow) -> Result<()> {
     let sql = "INSERT INTO users (id, org_id, profile_id, username, email, first_name, last_name, \
         active, failed_logins, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)";
-    q!(c, |e| sqlx::query(sql)
-        .bind(&u.id)
-        .bind(&u.org_id)
-        .bind(&u.profile_id)
-        .bind(&u.username)
-        .bind(&u.email)
-        .bind(&u.first_name)
-        .bind(&u.last_name)
-        .bind(u.active)
-        .bind(u.created_at)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(
+        c,
+        sql,
+        &u.id,
+        &u.org_id,
+        &u.profile_id,
+        &u.username,
+        &u.email,
+        &u.first_name,
+        &u.last_name,
+        u.active,
+        u.created_at
+    )?;
     Ok(())
 }
 
@@ -127,24 +121,10 @@ pub async fn set_password(
 ) -> Result<()> {
     let sql = "UPDATE users SET password_hash = $3, password_changed_at = $4, updated_at = $4 \
         WHERE org_id = $1 AND id = $2";
-    q!(c, |e| sqlx::query(sql)
-        .bind(org_id)
-        .bind(id)
-        .bind(hash)
-        .bind(now)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(c, sql, org_id, id, hash, now)?;
     let hist = "INSERT INTO password_history (org_id, user_id, password_hash, created_at) \
         VALUES ($1, $2, $3, $4)";
-    q!(c, |e| sqlx::query(hist)
-        .bind(org_id)
-        .bind(id)
-        .bind(hash)
-        .bind(now)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(c, hist, org_id, id, hash, now)?;
     Ok(())
 }
 
@@ -158,14 +138,7 @@ pub async fn rehash_password(
 ) -> Result<()> {
     let sql = "UPDATE users SET password_hash = $4 WHERE org_id = $1 AND id = $2 \
         AND password_hash = $3";
-    q!(c, |e| sqlx::query(sql)
-        .bind(org_id)
-        .bind(id)
-        .bind(old_hash)
-        .bind(new_hash)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(c, sql, org_id, id, old_hash, new_hash)?;
     Ok(())
 }
 
@@ -197,13 +170,7 @@ pub async fn prune_password_history(
     let sql = "DELETE FROM password_history WHERE org_id = $1 AND user_id = $2 AND id NOT IN \
         (SELECT id FROM password_history WHERE org_id = $1 AND user_id = $2 \
          ORDER BY id DESC LIMIT $3)";
-    q!(c, |e| sqlx::query(sql)
-        .bind(org_id)
-        .bind(id)
-        .bind(keep)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(c, sql, org_id, id, keep)?;
     Ok(())
 }
 
@@ -221,28 +188,13 @@ pub async fn set_token(
 ) -> Result<bool> {
     let hist = "INSERT INTO token_history (digest, org_id, user_id, issued_at, reason) \
         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (digest) DO NOTHING";
-    let n = q!(c, |e| sqlx::query(hist)
-        .bind(digest)
-        .bind(org_id)
-        .bind(id)
-        .bind(now)
-        .bind(reason)
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let n = exec!(c, hist, digest, org_id, id, now, reason)?;
     if n == 0 {
         return Ok(false);
     }
     let sql = "UPDATE users SET token_digest = $3, token_issued_at = $4, updated_at = $4 \
         WHERE org_id = $1 AND id = $2";
-    q!(c, |e| sqlx::query(sql)
-        .bind(org_id)
-        .bind(id)
-        .bind(digest)
-        .bind(now)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(c, sql, org_id, id, digest, now)?;
     Ok(true)
 }
 
@@ -265,14 +217,7 @@ pub async fn set_active(
     now: i64,
 ) -> Result<()> {
     let sql = "UPDATE users SET active = $3, updated_at = $4 WHERE org_id = $1 AND id = $2";
-    q!(c, |e| sqlx::query(sql)
-        .bind(org_id)
-        .bind(id)
-        .bind(active)
-        .bind(now)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(c, sql, org_id, id, active, now)?;
     Ok(())
 }
 
@@ -280,21 +225,10 @@ pub async fn set_active(
 pub async fn unlock(c: &mut Conn<'_>, org_id: &str, id: &str, now: i64) -> Result<bool> {
     let sql = "UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = $3 \
         WHERE org_id = $1 AND id = $2 AND locked_until IS NOT NULL AND locked_until > $3";
-    let n = q!(c, |e| sqlx::query(sql)
-        .bind(org_id)
-        .bind(id)
-        .bind(now)
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let n = exec!(c, sql, org_id, id, now)?;
     let reset = "UPDATE users SET failed_logins = 0, locked_until = NULL \
         WHERE org_id = $1 AND id = $2";
-    q!(c, |e| sqlx::query(reset)
-        .bind(org_id)
-        .bind(id)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(c, reset, org_id, id)?;
     Ok(n > 0)
 }
 
@@ -347,13 +281,7 @@ pub async fn record_failure(
 pub async fn record_success(c: &mut Conn<'_>, org_id: &str, id: &str, now: i64) -> Result<bool> {
     let sql = "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $3 \
         WHERE org_id = $1 AND id = $2 AND (locked_until IS NULL OR locked_until <= $3)";
-    let n = q!(c, |e| sqlx::query(sql)
-        .bind(org_id)
-        .bind(id)
-        .bind(now)
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let n = exec!(c, sql, org_id, id, now)?;
     Ok(n > 0)
 }
 
@@ -361,16 +289,16 @@ pub async fn record_success(c: &mut Conn<'_>, org_id: &str, id: &str, now: i64) 
 pub async fn update_details(c: &mut Conn<'_>, u: &UserRow, now: i64) -> Result<()> {
     let sql = "UPDATE users SET profile_id = $3, email = $4, first_name = $5, last_name = $6, \
         updated_at = $7 WHERE org_id = $1 AND id = $2";
-    q!(c, |e| sqlx::query(sql)
-        .bind(&u.org_id)
-        .bind(&u.id)
-        .bind(&u.profile_id)
-        .bind(&u.email)
-        .bind(&u.first_name)
-        .bind(&u.last_name)
-        .bind(now)
-        .execute(e)
-        .await
-        .map(|_| ()))?;
+    exec!(
+        c,
+        sql,
+        &u.org_id,
+        &u.id,
+        &u.profile_id,
+        &u.email,
+        &u.first_name,
+        &u.last_name,
+        now
+    )?;
     Ok(())
 }
