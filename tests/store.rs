@@ -266,6 +266,32 @@ async fn r_t5_token_reset_invalidates_the_old_token_at_once(b: Backend) {
             2
         );
     }
+    // R-T5 self-service: the user resets their own token; the mail and the audit trail say so.
+    let me = Actor::User {
+        org_id: o.clone(),
+        user_id: row.id.clone(),
+        username: "ada@example.com".into(),
+    };
+    s.reset_token(&me, "ada@example.com").await.unwrap();
+    env.deliver().await;
+    let mails = env.mails();
+    let last = mails.last().unwrap();
+    assert!(
+        last.text.contains("you reset your security token"),
+        "{}",
+        last.text
+    );
+    let third = latest_token(&mails, "ada@example.com");
+    assert!(success(
+        &login(s, "ada@example.com", &format!("{PW}{third}"), UNTRUSTED).await
+    ));
+    let trail = s.audit_trail(&cli(), &o, 1).await.unwrap();
+    assert_eq!(trail[0].actor, "ada@example.com");
+    assert!(
+        trail[0].display.starts_with("Reset own security token"),
+        "{}",
+        trail[0].display
+    );
     env.finish().await;
 }
 
