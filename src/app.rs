@@ -42,13 +42,16 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Services>> {
         max_connections: config.database.max_connections,
         acquire_timeout: Duration::from_secs(config.database.acquire_timeout_seconds),
     };
-    let db = if config.database.url.is_empty() {
+    // The data dir holds the SQLite database and the file transport's mail.
+    if config.database.url.is_empty() || config.mail.transport == "file" {
         crate::private_fs::create_dir(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
                 config.data_dir.display()
             )
         })?;
+    }
+    let db = if config.database.url.is_empty() {
         // Created private before SQLite opens it; SQLite gives its -wal and -shm files the
         // same mode.
         let db_path = config.sqlite_path();
