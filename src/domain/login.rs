@@ -317,8 +317,14 @@ pub fn decide(
             }
         }
     } else {
-        if checks.password != PasswordCheck::Correct {
-            return credential_failure(S::InvalidPassword);
+        match checks.password {
+            PasswordCheck::Correct => {}
+            PasswordCheck::Wrong => return credential_failure(S::InvalidPassword),
+            // The plan said no check was needed (say the user was locked), but the state has
+            // changed since (the lock expired): refuse without counting a failure nobody made.
+            PasswordCheck::NotChecked => {
+                return LoginDecision::fail(O::InvalidLogin, S::InvalidPassword);
+            }
         }
         // R-L1 already refused an address outside the login ranges, so being inside them or
         // inside the org's trusted ranges makes the address trusted (R-L2).
@@ -548,6 +554,9 @@ mod tests {
                     }
                 }),
             row("R-L5 success after failures resets the counter").user(|u| u.lockout.failed_attempts = 9),
+            row("R-L5 lock lifted while a refused attempt was in flight: refused, not counted")
+                .checks(P::NotChecked, T::Valid)
+                .expect(O::InvalidLogin, S::InvalidPassword, "unchanged"),
             row("R-T8 inactive user: user is inactive, even with the right credentials")
                 .user(|u| u.active = false)
                 .plan(C::DummyHash)
