@@ -125,10 +125,6 @@ impl Hasher {
         })
     }
 
-    pub fn params(&self) -> HashParams {
-        self.params
-    }
-
     /// How many hashes or verifications have run (tests count them per login path; /metrics).
     pub fn invocations(&self) -> u64 {
         self.invocations.load(Ordering::Relaxed)

@@ -111,11 +111,6 @@ impl SuppliedSecret {
             ),
         }
     }
-
-    /// Whether the client sent something in the token position (well-formed or not).
-    pub fn has_token(&self) -> bool {
-        self.token.is_some()
-    }
 }
 
 #[cfg(test)]
@@ -208,7 +203,7 @@ mod tests {
     #[test]
     fn r_l3_separate_token_field_that_is_malformed_counts_as_a_wrong_token() {
         let s = SuppliedSecret::separate(Password::new("pw"), "nonsense");
-        assert!(s.has_token());
+        assert!(s.token.is_some());
         assert!(!looks_like_keyward_token(s.token.unwrap().expose()));
     }
 }

@@ -42,14 +42,3 @@ pub async fn list(c: &mut Conn<'_>, org_id: &str) -> Result<Vec<OAuthClientRow>>
         .fetch_all(e)
         .await)?)
 }
-
-pub async fn find_by_client_id(
-    c: &mut Conn<'_>,
-    client_id: &str,
-) -> Result<Option<OAuthClientRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE client_id = $1");
-    Ok(q!(c, |e| sqlx::query_as::<_, OAuthClientRow>(&sql)
-        .bind(client_id)
-        .fetch_optional(e)
-        .await)?)
-}

@@ -27,7 +27,6 @@ pub struct OutboxRow {
 }
 
 pub const QUEUED: &str = "queued";
-pub const SENT: &str = "sent";
 pub const DEAD: &str = "dead";
 
 const COLUMNS: &str = "seq, id, org_id, created_at, kind, to_addr, subject, body, secret, status, \
