@@ -10,6 +10,7 @@ use crate::service::outbox::RetryPolicy;
 use crate::service::{Outbox, ServiceError, Services, id18};
 use crate::store::{Db, DbOptions};
 use anyhow::Context;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -95,12 +96,11 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Services>> {
         },
         Duration::from_millis(config.mail.poll_ms.max(50)),
     ));
-    Ok(Arc::new(Services {
-        db,
-        hasher,
-        clock,
-        outbox,
-    }))
+    Ok(Arc::new(
+        Services::new(db, hasher, clock, outbox).with_delegated_auth_timeout(Duration::from_secs(
+            config.delegated_auth.timeout_seconds,
+        )),
+    ))
 }
 
 /// What `init` (and the first start of `serve`) prints: the generated password, once.
@@ -130,8 +130,7 @@ pub fn init_banner(done: &Initialised, config: &Config) -> String {
     s
 }
 
-/// `keyward serve`: initialise an empty database, run the mail worker and the HTTP server until
-/// SIGINT or SIGTERM, then stop accepting, finish in-flight requests and stop the worker.
+/// `keyward serve`: initialise an empty database, then run until SIGINT or SIGTERM.
 pub async fn serve(services: Arc<Services>, config: &Config) -> anyhow::Result<()> {
     if !services.is_initialised().await? {
         match services.init(InitRequest::default()).await {
@@ -141,21 +140,71 @@ pub async fn serve(services: Arc<Services>, config: &Config) -> anyhow::Result<(
             Err(e) => return Err(e.into()),
         }
     }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(services.outbox.clone().run(stop_rx));
+    let tls = if config.tls_enabled() {
+        Some(
+            crate::http::server::tls_acceptor(
+                Path::new(&config.server.tls_cert),
+                Path::new(&config.server.tls_key),
+            )
+            .context("cannot serve https")?,
+        )
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::debug!(%addr, database = services.db.backend_name(), mail = services.outbox.transport_name(), "keyward listening");
-    eprintln!("keyward listening on http://{addr}");
-    axum::serve(listener, crate::http::router(services.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    let _ = stop_tx.send(true);
-    let _ = worker.await;
+    eprintln!("keyward listening on {scheme}://{addr}");
+    run(services, config, listener, tls, shutdown_signal()).await;
     tracing::info!("keyward stopped");
     Ok(())
+}
+
+/// The server on a bound listener, with the mail worker and session housekeeping, until
+/// `shutdown` resolves; then it stops accepting, finishes requests in flight and stops the
+/// workers. Tests call it with a listener on port 0.
+pub async fn run(
+    services: Arc<Services>,
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(services.outbox.clone().run(stop_rx.clone()));
+    let housekeeping = tokio::spawn(housekeeping(services.clone(), stop_rx));
+    let local = listener
+        .local_addr()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let state = crate::http::AppState {
+        services: services.clone(),
+        http: Arc::new(crate::http::HttpConfig::from_config(config, local)),
+    };
+    let options = crate::http::server::ServeOptions {
+        tls,
+        header_timeout: Duration::from_secs(config.server.header_timeout_seconds),
+    };
+    crate::http::server::serve(listener, crate::http::app(state), options, shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+    let _ = housekeeping.await;
+}
+
+/// Removes expired sessions every ten minutes. Nothing depends on it: a check refuses an
+/// expired session whether or not its row is still there.
+async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = services.purge_expired_sessions().await {
+            tracing::warn!(error = %e, "could not purge expired sessions");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -50,7 +50,15 @@ pub struct Config {
     pub server: ServerConfig,
     pub password_hash: PasswordHashConfig,
     pub mail: MailConfig,
+    pub delegated_auth: DelegatedAuthConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DelegatedAuthConfig {
+    /// How long an org's delegated-authentication endpoint may take to answer (R-L7).
+    pub timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,9 +75,21 @@ pub struct DatabaseConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub listen: String,
-    /// The URL clients reach this server at (used in links and, later, `serverUrl`); empty =
-    /// `http://<listen>`.
+    /// The URL clients reach this server at, used in SOAP `serverUrl`, OAuth `instance_url`
+    /// and identity URLs; empty = the scheme of this listener and the request's `Host`.
     pub public_url: String,
+    /// Peers whose `X-Forwarded-For` is believed (R-L11): CIDRs (`10.0.0.0/8`) or single
+    /// addresses. Empty: the TCP peer is always the client.
+    pub trusted_proxies: Vec<String>,
+    /// PEM certificate chain and private key: both set = serve https.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Largest request body, checked before parsing and again after gzip decompression.
+    pub max_body_bytes: u64,
+    /// How long a client may take to send the request head (slow-header clients are cut off).
+    pub header_timeout_seconds: u64,
+    /// How long a whole request may take before it is answered 408.
+    pub request_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,7 +147,16 @@ impl Default for Config {
             server: ServerConfig::default(),
             password_hash: PasswordHashConfig::default(),
             mail: MailConfig::default(),
+            delegated_auth: DelegatedAuthConfig::default(),
             log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for DelegatedAuthConfig {
+    fn default() -> Self {
+        DelegatedAuthConfig {
+            timeout_seconds: 10,
         }
     }
 }
@@ -147,6 +176,12 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             public_url: String::new(),
+            trusted_proxies: Vec::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            max_body_bytes: 1024 * 1024,
+            header_timeout_seconds: 10,
+            request_timeout_seconds: 30,
         }
     }
 }
@@ -382,6 +417,33 @@ impl Config {
                 self.server.listen
             ));
         }
+        self.trusted_proxies()?;
+        if self.server.tls_cert.is_empty() != self.server.tls_key.is_empty() {
+            return bad("server.tls_cert and server.tls_key must be set together".into());
+        }
+        if !self.server.public_url.is_empty()
+            && crate::service::orgs::validate_http_url(&self.server.public_url).is_err()
+        {
+            return bad(format!(
+                "server.public_url {:?} is not an http:// or https:// URL",
+                self.server.public_url
+            ));
+        }
+        if !(1024..=100 * 1024 * 1024).contains(&self.server.max_body_bytes) {
+            return bad("server.max_body_bytes must be between 1024 and 104857600".into());
+        }
+        if !(1..=600).contains(&self.server.header_timeout_seconds)
+            || !(1..=3600).contains(&self.server.request_timeout_seconds)
+        {
+            return bad(
+                "server.header_timeout_seconds must be between 1 and 600 and \
+                 server.request_timeout_seconds between 1 and 3600"
+                    .into(),
+            );
+        }
+        if !(1..=300).contains(&self.delegated_auth.timeout_seconds) {
+            return bad("delegated_auth.timeout_seconds must be between 1 and 300".into());
+        }
         if !self.database.url.is_empty() && !crate::store::is_postgres_url(&self.database.url) {
             return bad(
                 "database.url must be empty (SQLite in the data dir) or a postgres:// URL".into(),
@@ -407,6 +469,27 @@ impl Config {
                 "mail.smtp.security must be \"starttls\", \"tls\" or \"none\", not {other:?}"
             ))),
         }
+    }
+
+    /// `server.trusted_proxies` as ranges (R-L11).
+    pub fn trusted_proxies(&self) -> Result<Vec<crate::domain::ip::IpRange>, ConfigError> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                let range = if p.contains('/') {
+                    crate::domain::ip::IpRange::parse(p, None)
+                } else {
+                    crate::domain::ip::IpRange::parse(p, Some(p))
+                };
+                range.map_err(|e| ConfigError::Invalid(format!("server.trusted_proxies: {e}")))
+            })
+            .collect()
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        !self.server.tls_cert.is_empty()
     }
 
     pub fn sqlite_path(&self) -> PathBuf {

@@ -312,6 +312,8 @@ async fn cli_runs_the_whole_token_lifecycle_and_leaks_no_secret(b: Backend) {
                     api_version: "59.0",
                     login_url: "",
                     device_verified: false,
+                    org_scope: None,
+                    oauth_client: None,
                 })
                 .await
                 .unwrap();

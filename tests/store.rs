@@ -76,6 +76,8 @@ async fn login_on(
         api_version: "59.0",
         login_url: "http://127.0.0.1/services/Soap/u/59.0",
         device_verified: false,
+        org_scope: None,
+        oauth_client: None,
     })
     .await
     .unwrap()
@@ -1102,12 +1104,12 @@ async fn password_hashes_are_upgraded_on_the_next_login(b: Backend) {
             2,
         )
         .unwrap();
-        Services {
-            db: store,
-            hasher: std::sync::Arc::new(hasher),
-            clock: env.clock.clone(),
-            outbox: s.outbox.clone(),
-        }
+        Services::new(
+            store,
+            std::sync::Arc::new(hasher),
+            env.clock.clone(),
+            s.outbox.clone(),
+        )
     };
     // A failed login changes nothing; a successful one re-hashes with the new parameters.
     login(&stronger, "ada@example.com", "wrong1234", UNTRUSTED).await;

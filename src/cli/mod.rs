@@ -10,6 +10,7 @@ use crate::domain::policy::Complexity;
 use crate::domain::profile::Permissions;
 use crate::domain::secret::Password;
 use crate::service::bootstrap::{DEFAULT_ADMIN, DEFAULT_ORG, InitRequest};
+use crate::service::oauth::ClientOptions;
 use crate::service::orgs::PolicyChange;
 use crate::service::users::NewUser;
 use crate::service::{Actor, ServiceError, Services, fmt_ms, id18};
@@ -105,6 +106,12 @@ pub struct ServeArgs {
     /// URL clients reach this server at
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Serve https with this PEM certificate chain (see `keyward cert generate`)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -326,6 +333,12 @@ pub enum OauthClientCommand {
         org: String,
         #[arg(long)]
         name: String,
+        /// Issue refresh tokens with access tokens (for the refresh_token grant)
+        #[arg(long)]
+        refresh_tokens: bool,
+        /// The user client_credentials tokens act as (username or id, in the same org)
+        #[arg(long, value_name = "U")]
+        run_as: Option<String>,
     },
     /// List the clients of an org (never the secret)
     List {
@@ -421,6 +434,10 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
                 if let Some(u) = &s.public_url {
                     c.server.public_url = u.clone();
+                }
+                if let (Some(cert), Some(key)) = (&s.tls_cert, &s.tls_key) {
+                    c.server.tls_cert = cert.display().to_string();
+                    c.server.tls_key = key.display().to_string();
                 }
             }
             match c.validate() {
@@ -991,17 +1008,37 @@ async fn policy(s: &Services, actor: &Actor, c: PolicyCommand) -> Result<(), Cli
 
 async fn oauth(s: &Services, actor: &Actor, c: OauthClientCommand) -> Result<(), CliError> {
     match c {
-        OauthClientCommand::Create { org, name } => {
-            let (row, secret) = s.create_oauth_client(actor, &org, &name).await?;
+        OauthClientCommand::Create {
+            org,
+            name,
+            refresh_tokens,
+            run_as,
+        } => {
+            let options = ClientOptions {
+                refresh_tokens,
+                run_as: run_as.as_deref(),
+            };
+            let (row, secret) = s.create_oauth_client(actor, &org, &name, &options).await?;
             print(&format!("{}\n{}\n", row.client_id, secret.0));
         }
         OauthClientCommand::List { org, format } => {
-            let mut l = Listing::new(&["id", "name", "client_id", "created"]);
+            let mut l = Listing::new(&[
+                "id",
+                "name",
+                "client_id",
+                "refresh_tokens",
+                "run_as_user_id",
+                "created",
+            ]);
             for c in s.list_oauth_clients(actor, &org).await? {
                 l.push(vec![
                     json!(id18(&c.id)),
                     json!(c.name),
                     json!(c.client_id),
+                    json!(c.issue_refresh_tokens),
+                    c.run_as_user_id
+                        .as_deref()
+                        .map_or(Value::Null, |u| json!(id18(u))),
                     json!(fmt_ms(c.created_at)),
                 ]);
             }

@@ -138,9 +138,130 @@ pub fn any_contains(ranges: &[IpRange], ip: IpAddr) -> bool {
     ranges.iter().any(|r| r.contains(ip))
 }
 
+/// R-L11: the client's address. The TCP peer, unless the peer is one of `trusted_proxies`;
+/// then the `X-Forwarded-For` entries (every header's, in order) are read from the right, each
+/// trusted proxy is skipped, and the first address that is not a trusted proxy is the client.
+/// A forwarded header from any other peer is ignored, so nobody can choose their own address.
+/// An unparseable entry ends the walk at the last address known good: a proxy we trust wrote
+/// everything to its right, nothing to its left can be believed.
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted_proxies: &[IpRange]) -> IpAddr {
+    let peer = canonical(peer);
+    if !any_contains(trusted_proxies, peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let entries = forwarded_for
+        .iter()
+        .flat_map(|h| h.split(','))
+        .collect::<Vec<_>>();
+    for entry in entries.into_iter().rev() {
+        let Some(ip) = parse_forwarded_entry(entry) else {
+            return client;
+        };
+        client = ip;
+        if !any_contains(trusted_proxies, ip) {
+            return ip;
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`).
+fn parse_forwarded_entry(entry: &str) -> Option<IpAddr> {
+    let e = entry.trim();
+    if let Ok(ip) = e.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Ok(sa) = e.parse::<std::net::SocketAddr>() {
+        return Some(canonical(sa.ip()));
+    }
+    e.strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .and_then(|r| r.parse::<IpAddr>().ok())
+        .map(canonical)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn r_l11_client_ip_trusts_forwarded_for_only_from_trusted_proxies() {
+        let proxies = vec![
+            IpRange::parse("10.0.0.0/8", None).unwrap(),
+            IpRange::parse("::1", Some("::1")).unwrap(),
+        ];
+        let cases: &[(&str, &[&str], &str, &str)] = &[
+            (
+                "203.0.113.9",
+                &["10.1.1.1"],
+                "203.0.113.9",
+                "untrusted peer: header ignored",
+            ),
+            ("203.0.113.9", &[], "203.0.113.9", "no header"),
+            (
+                "10.0.0.2",
+                &[],
+                "10.0.0.2",
+                "trusted peer without a header is the client",
+            ),
+            ("10.0.0.2", &["198.51.100.7"], "198.51.100.7", "one proxy"),
+            (
+                "10.0.0.2",
+                &["1.1.1.1, 198.51.100.7, 10.0.0.5"],
+                "198.51.100.7",
+                "right-most untrusted",
+            ),
+            (
+                "10.0.0.2",
+                &["1.1.1.1", "198.51.100.7"],
+                "198.51.100.7",
+                "several headers in order",
+            ),
+            (
+                "10.0.0.2",
+                &["10.0.0.3, 10.0.0.4"],
+                "10.0.0.3",
+                "all trusted: the left-most",
+            ),
+            (
+                "10.0.0.2",
+                &["junk, 198.51.100.7"],
+                "198.51.100.7",
+                "junk left of the client is never reached",
+            ),
+            (
+                "10.0.0.2",
+                &["198.51.100.7, junk"],
+                "10.0.0.2",
+                "junk written by our proxy: stop at the proxy",
+            ),
+            (
+                "10.0.0.2",
+                &["198.51.100.7:5555"],
+                "198.51.100.7",
+                "address with a port",
+            ),
+            (
+                "10.0.0.2",
+                &["[2001:db8::7]:443"],
+                "2001:db8::7",
+                "bracketed IPv6 with a port",
+            ),
+            ("::1", &["2001:db8::7"], "2001:db8::7", "IPv6 proxy"),
+            (
+                "::ffff:10.0.0.2",
+                &["198.51.100.7"],
+                "198.51.100.7",
+                "IPv4-mapped peer is the IPv4 proxy",
+            ),
+        ];
+        for (peer, headers, want, why) in cases {
+            let got = client_ip(peer.parse().unwrap(), headers, &proxies);
+            assert_eq!(got, want.parse::<IpAddr>().unwrap(), "{why}");
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -168,6 +168,9 @@ pub enum LoginOutcome {
     ApiOnlyUser,
     /// R-U1: a browser login from outside the trusted ranges on an unverified browser.
     IdentityVerificationRequired,
+    /// R-L6, OAuth only: the credentials are right but the password has expired, and OAuth has
+    /// no `setPassword`, so no token is issued (`invalid_grant` / `password expired`).
+    PasswordExpired,
 }
 
 /// The login history status: Salesforce's texts (R-L9).
@@ -185,10 +188,13 @@ pub enum LoginStatus {
     ApiOnlyUser,
     ApiDisabled,
     SsoServiceDown,
+    PasswordExpired,
+    /// OAuth: the request named an unknown client or the wrong client secret.
+    InvalidClient,
 }
 
 impl LoginStatus {
-    pub const ALL: [LoginStatus; 11] = [
+    pub const ALL: [LoginStatus; 13] = [
         LoginStatus::Success,
         LoginStatus::InvalidLogin,
         LoginStatus::InvalidPassword,
@@ -200,6 +206,8 @@ impl LoginStatus {
         LoginStatus::ApiOnlyUser,
         LoginStatus::ApiDisabled,
         LoginStatus::SsoServiceDown,
+        LoginStatus::PasswordExpired,
+        LoginStatus::InvalidClient,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -215,6 +223,8 @@ impl LoginStatus {
             LoginStatus::ApiOnlyUser => "Failed: API-only user",
             LoginStatus::ApiDisabled => "Failed: API access disabled",
             LoginStatus::SsoServiceDown => "Your company's authentication service is down",
+            LoginStatus::PasswordExpired => "Failed: Password expired",
+            LoginStatus::InvalidClient => "Failed: Invalid OAuth client credentials",
         }
     }
 }
@@ -363,12 +373,49 @@ pub fn decide(
             user.password_changed_at,
             ctx.now,
         );
+    if expired && ctx.channel == Channel::OAuth {
+        // The credentials were right, so the failure counter resets; but OAuth cannot change
+        // a password, so it gets no token.
+        return LoginDecision {
+            outcome: O::PasswordExpired,
+            status: S::PasswordExpired,
+            lockout: LockoutEffect::Reset,
+        };
+    }
     LoginDecision {
         outcome: O::Success {
             password_expired: expired,
         },
         status: S::Success,
         lockout: LockoutEffect::Reset,
+    }
+}
+
+/// An OAuth grant that proves no password — `refresh_token` (the user logged in before) and
+/// `client_credentials` (the client's configured user) — is still refused when the user may not
+/// log in now: deactivated (R-T8), outside the profile's login IP ranges (R-L1), or without API
+/// access (R-L8). A lockout does not stop it, as a lockout does not end sessions that already
+/// exist. Token rules (R-L2, R-L3) do not apply: no password is involved.
+pub fn decide_grant(subject: Option<&LoginSubject>, ctx: &LoginContext) -> LoginDecision {
+    use {LoginOutcome as O, LoginStatus as S};
+    let Some(user) = subject else {
+        return LoginDecision::fail(O::InvalidLogin, S::InvalidLogin);
+    };
+    if !user.active {
+        return LoginDecision::fail(O::InvalidLogin, S::UserInactive);
+    }
+    if !user.login_ranges.is_empty() && !any_contains(user.login_ranges, ctx.source_ip) {
+        return LoginDecision::fail(O::InvalidLogin, S::RestrictedIp);
+    }
+    if !user.permissions.api_enabled {
+        return LoginDecision::fail(O::ApiDisabled, S::ApiDisabled);
+    }
+    LoginDecision {
+        outcome: O::Success {
+            password_expired: false,
+        },
+        status: S::Success,
+        lockout: LockoutEffect::Unchanged,
     }
 }
 
@@ -571,6 +618,10 @@ mod tests {
             row("R-L6 expired password: success flagged expired")
                 .user(|u| u.password_changed_at = Some(NOW - Duration::days(90)))
                 .expect(O::Success { password_expired: true }, S::Success, "reset"),
+            row("R-L6 OAuth with an expired password: no token, counter reset")
+                .channel(Channel::OAuth)
+                .user(|u| u.password_changed_at = Some(NOW - Duration::days(90)))
+                .expect(O::PasswordExpired, S::PasswordExpired, "reset"),
             row("R-L6 password one second short of expiry")
                 .user(|u| u.password_changed_at = Some(NOW - Duration::days(90) + Duration::seconds(1))),
             row("R-L6 password never expires profile is exempt").user(|u| {
@@ -700,6 +751,63 @@ mod tests {
             };
             assert_eq!(lockout, r.expect.2, "lockout: {}", r.rule);
         }
+    }
+
+    #[test]
+    fn oauth_grants_without_a_password() {
+        let policy = OrgPolicy::default();
+        let office = office();
+        let base = LoginSubject {
+            active: true,
+            has_password: true,
+            lockout: Lockout::default(),
+            password_changed_at: Some(NOW - Duration::days(900)),
+            permissions: api_user(),
+            login_ranges: &[],
+        };
+        let ctx = |ip: &str| LoginContext {
+            channel: Channel::OAuth,
+            source_ip: ip.parse().unwrap(),
+            now: NOW,
+            trusted_ranges: &[],
+            policy: &policy,
+            device_verified: false,
+        };
+        let status = |s: Option<&LoginSubject>, ip: &str| decide_grant(s, &ctx(ip)).status;
+        // No token needed from an untrusted address, an expired password does not matter.
+        assert_eq!(status(Some(&base), UNTRUSTED), LoginStatus::Success);
+        let locked = LoginSubject {
+            lockout: Lockout {
+                failed_attempts: 0,
+                locked_until: Some(LOCKED_FOREVER),
+            },
+            ..base.clone()
+        };
+        assert_eq!(status(Some(&locked), UNTRUSTED), LoginStatus::Success);
+        let inactive = LoginSubject {
+            active: false,
+            ..base.clone()
+        };
+        assert_eq!(
+            status(Some(&inactive), UNTRUSTED),
+            LoginStatus::UserInactive
+        );
+        let ranged = LoginSubject {
+            login_ranges: &office,
+            ..base.clone()
+        };
+        assert_eq!(status(Some(&ranged), UNTRUSTED), LoginStatus::RestrictedIp);
+        assert_eq!(status(Some(&ranged), "192.168.1.9"), LoginStatus::Success);
+        let no_api = LoginSubject {
+            permissions: Permissions::default(),
+            ..base.clone()
+        };
+        assert_eq!(status(Some(&no_api), UNTRUSTED), LoginStatus::ApiDisabled);
+        assert_eq!(status(None, UNTRUSTED), LoginStatus::InvalidLogin);
+        assert_eq!(
+            decide_grant(Some(&base), &ctx(UNTRUSTED)).lockout,
+            LockoutEffect::Unchanged
+        );
     }
 
     #[test]

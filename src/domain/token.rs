@@ -79,6 +79,8 @@ pub fn looks_like_keyward_token(s: &str) -> bool {
 pub struct SuppliedSecret {
     pub password: Password,
     pub token: Option<SecurityToken>,
+    /// The password field exactly as sent, before any split.
+    sent: Password,
 }
 
 impl SuppliedSecret {
@@ -91,19 +93,28 @@ impl SuppliedSecret {
                 return SuppliedSecret {
                     password: Password::new(password),
                     token: Some(token),
+                    sent: supplied.clone(),
                 };
             }
         }
         SuppliedSecret {
             password: supplied.clone(),
             token: None,
+            sent: supplied.clone(),
         }
+    }
+
+    /// The password field exactly as the client sent it: what a delegated-authentication
+    /// endpoint checks (R-L7), since SSO users have no token to split off.
+    pub fn whole(&self) -> &Password {
+        &self.sent
     }
 
     /// The password and a token sent in a separate field (OAuth `security_token`). A field that
     /// is not a well-formed token counts as a wrong token, not as no token.
     pub fn separate(password: Password, token_field: &str) -> SuppliedSecret {
         SuppliedSecret {
+            sent: password.clone(),
             password,
             token: Some(
                 SecurityToken::parse(token_field)

@@ -6,10 +6,11 @@
 use super::network::{parse_ranges, permissions_of};
 use super::orgs::policy_of;
 use super::outbox::enqueue;
+use super::sessions::{RefreshToken, SessionId};
 use super::tokens::recipient;
 use super::users::lockout_of;
 use super::{Result, ServiceError, Services, fmt_time, new_id};
-use crate::crypto::{ct_eq, digest, random_base62, token_digest};
+use crate::crypto::{ct_eq, token_digest};
 use crate::domain::ids::KeyPrefix;
 use crate::domain::login::{
     self, Channel, CheckResults, CredentialCheck, DelegatedCheck, LOCKED_FOREVER, LockoutEffect,
@@ -20,7 +21,7 @@ use crate::domain::validate;
 use crate::mail;
 use crate::store::login_history::{self, LoginHistoryRow};
 use crate::store::orgs::{self, OrgRow};
-use crate::store::sessions::{self, SessionRow};
+use crate::store::sessions::{self, RefreshTokenRow, SessionRow};
 use crate::store::users::{self, FailureRecorded, UserRow};
 use crate::store::{Conn, from_ms, ms, profiles, ranges};
 use std::net::IpAddr;
@@ -39,31 +40,43 @@ pub struct LoginRequest<'a> {
     pub login_url: &'a str,
     /// Web UI only: the browser was verified for this user before (R-U1).
     pub device_verified: bool,
+    /// SOAP `LoginScopeHeader`: the org (15-character id) the user must belong to; a user of
+    /// another org is treated as unknown.
+    pub org_scope: Option<String>,
+    /// OAuth: the authenticated client the session is issued to.
+    pub oauth_client: Option<OAuthIssue>,
 }
 
-/// A session id (R-L10): `<15-character org id>!<32 base62 characters>` (190 random bits).
-/// Shown once, to the client that logged in; stored only as a digest. Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SessionId(String);
-
-impl SessionId {
-    fn generate(org_id15: &str) -> SessionId {
-        SessionId(format!("{org_id15}!{}", random_base62(32)))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn digest(&self) -> String {
-        digest(&self.0)
+impl<'a> LoginRequest<'a> {
+    /// An attempt with no client, version or URL recorded; interfaces fill in what they know.
+    pub fn new(
+        username: &'a str,
+        secret: SuppliedSecret,
+        channel: Channel,
+        source_ip: IpAddr,
+    ) -> LoginRequest<'a> {
+        LoginRequest {
+            username,
+            secret,
+            channel,
+            source_ip,
+            client: "",
+            api_version: "",
+            login_url: "",
+            device_verified: false,
+            org_scope: None,
+            oauth_client: None,
+        }
     }
 }
 
-impl std::fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
+/// The OAuth client a session is issued to.
+#[derive(Debug, Clone)]
+pub struct OAuthIssue {
+    /// The client's row id (`0H4…`).
+    pub id: String,
+    /// Issue a refresh token with the access token.
+    pub refresh_tokens: bool,
 }
 
 pub struct LoginSession {
@@ -72,6 +85,9 @@ pub struct LoginSession {
     pub user: UserRow,
     pub seconds_valid: u32,
     pub password_expired: bool,
+    pub refresh_token: Option<RefreshToken>,
+    /// When the session was created (epoch milliseconds).
+    pub issued_at: i64,
 }
 
 pub struct LoginResponse {
@@ -82,15 +98,15 @@ pub struct LoginResponse {
 }
 
 /// Everything the decision needs about a known user.
-struct Known {
-    org: OrgRow,
-    user: UserRow,
-    permissions: crate::domain::profile::Permissions,
-    login_ranges: Vec<crate::domain::ip::IpRange>,
-    trusted_ranges: Vec<crate::domain::ip::IpRange>,
+pub(crate) struct Known {
+    pub org: OrgRow,
+    pub user: UserRow,
+    pub permissions: crate::domain::profile::Permissions,
+    pub login_ranges: Vec<crate::domain::ip::IpRange>,
+    pub trusted_ranges: Vec<crate::domain::ip::IpRange>,
 }
 
-async fn load(c: &mut Conn<'_>, username: &str) -> Result<Option<Known>> {
+async fn load(c: &mut Conn<'_>, username: &str, org_scope: Option<&str>) -> Result<Option<Known>> {
     // A name that is not a valid username is still looked up (and not found), so it costs the
     // same query as an unknown valid one (R-L4).
     let username = validate::username(username).unwrap_or_else(|_| {
@@ -103,6 +119,14 @@ async fn load(c: &mut Conn<'_>, username: &str) -> Result<Option<Known>> {
     let Some(user) = users::find_by_username(c, &username).await? else {
         return Ok(None);
     };
+    if org_scope.is_some_and(|o| o != user.org_id) {
+        return Ok(None);
+    }
+    load_user(c, user).await.map(Some)
+}
+
+/// What the decision needs about this user: org, profile permissions and IP ranges.
+pub(crate) async fn load_user(c: &mut Conn<'_>, user: UserRow) -> Result<Known> {
     let org = orgs::get(c, &user.org_id)
         .await?
         .ok_or_else(|| ServiceError::Internal("user without org".into()))?;
@@ -111,13 +135,13 @@ async fn load(c: &mut Conn<'_>, username: &str) -> Result<Option<Known>> {
         .ok_or_else(|| ServiceError::Internal("user without profile".into()))?;
     let login_ranges = parse_ranges(&ranges::list(c, &org.id, Some(&profile.id)).await?);
     let trusted_ranges = parse_ranges(&ranges::list(c, &org.id, None).await?);
-    Ok(Some(Known {
+    Ok(Known {
         permissions: permissions_of(&profile),
         org,
         user,
         login_ranges,
         trusted_ranges,
-    }))
+    })
 }
 
 /// The result of the one credential check, made before the transaction against the row as it
@@ -135,7 +159,7 @@ impl Services {
     pub async fn login(&self, req: LoginRequest<'_>) -> Result<LoginResponse> {
         let known = {
             let mut c = self.db.conn().await?;
-            load(&mut c.c(), req.username).await?
+            load(&mut c.c(), req.username, req.org_scope.as_deref()).await?
         };
         let plan = {
             let policy = known
@@ -165,14 +189,23 @@ impl Services {
                 };
                 checked.verified_hash = k.user.password_hash.clone();
             }
-            (CredentialCheck::DelegatedAuth, Some(_)) => {
-                // The delegated-authentication call arrives with the HTTP client (SOAP/OAuth
-                // issue); until then the endpoint counts as unreachable, which fails closed.
-                checked.delegated = DelegatedCheck::Unavailable;
+            (CredentialCheck::DelegatedAuth, Some(k)) => {
+                // R-L7: the whole string the client sent is the password the endpoint checks;
+                // SSO users have no token.
+                checked.delegated = self
+                    .delegated
+                    .check(
+                        k.org.delegated_auth_url.as_deref(),
+                        &k.user.username,
+                        req.secret.whole(),
+                        req.source_ip,
+                    )
+                    .await;
             }
             _ => self.hasher.dummy_verify(&req.secret.password).await?,
         }
         let response = self.apply(&req, known, checked).await?;
+        self.metrics.count_login(req.channel, response.status);
         tracing::info!(
             login_type = req.channel.login_type(),
             status = response.status.as_str(),
@@ -275,42 +308,26 @@ impl Services {
                 }
             }
             if let LoginOutcome::Success { password_expired } = decision.outcome {
-                let policy = policy_of(&k.org);
-                let id = SessionId::generate(&k.org.id);
-                let seconds = policy.session_seconds;
-                sessions::insert(
-                    &mut tx.c(),
-                    &SessionRow {
-                        digest: id.digest(),
-                        org_id: k.org.id.clone(),
-                        user_id: k.user.id.clone(),
-                        created_at: now_ms,
-                        last_seen_at: now_ms,
-                        expires_at: ms(now + Duration::seconds(i64::from(seconds))),
-                        login_type: req.channel.login_type().to_string(),
-                        source_ip: req.source_ip.to_string(),
+                session = Some(
+                    create_session(
+                        &mut tx.c(),
+                        now,
+                        k,
+                        req.channel,
+                        req.source_ip,
                         password_expired,
-                        oauth_client_id: None,
-                    },
-                )
-                .await?;
-                session = Some((id, seconds, password_expired));
+                        req.oauth_client.as_ref(),
+                    )
+                    .await?,
+                );
             }
         }
-        login_history::insert(
+        let attempt = Attempt::of(req, decision.status);
+        record_attempt(
             &mut tx.c(),
-            &LoginHistoryRow {
-                id: new_id(KeyPrefix::LoginHistory),
-                org_id: known.as_ref().map(|k| k.org.id.clone()),
-                user_id: known.as_ref().map(|k| k.user.id.clone()),
-                login_at: now_ms,
-                source_ip: req.source_ip.to_string(),
-                login_type: req.channel.login_type().to_string(),
-                status: decision.status.as_str().to_string(),
-                client: clip(req.client, 255),
-                api_version: clip(req.api_version, 16),
-                login_url: clip(req.login_url, 1000),
-            },
+            now_ms,
+            known.as_ref().map(|k| &k.user),
+            &attempt,
         )
         .await?;
         tx.commit().await?;
@@ -318,15 +335,9 @@ impl Services {
             self.outbox.wake();
         }
         let session = match (session, known) {
-            (Some((id, seconds_valid, password_expired)), Some(k)) => {
+            (Some(issued), Some(k)) => {
                 self.upgrade_hash(&k.user, &req.secret).await;
-                Some(LoginSession {
-                    id,
-                    org: k.org,
-                    user: k.user,
-                    seconds_valid,
-                    password_expired,
-                })
+                Some(issued.into_session(k.org, k.user))
             }
             _ => None,
         };
@@ -358,7 +369,7 @@ impl Services {
     }
 }
 
-fn subject_of<'a>(k: &'a Known, user: &UserRow) -> LoginSubject<'a> {
+pub(crate) fn subject_of<'a>(k: &'a Known, user: &UserRow) -> LoginSubject<'a> {
     LoginSubject {
         active: user.active,
         has_password: user.password_hash.is_some(),
@@ -369,7 +380,7 @@ fn subject_of<'a>(k: &'a Known, user: &UserRow) -> LoginSubject<'a> {
     }
 }
 
-fn context<'a>(
+pub(crate) fn context<'a>(
     req: &LoginRequest<'_>,
     now: time::OffsetDateTime,
     policy: &'a crate::domain::policy::OrgPolicy,
@@ -383,6 +394,167 @@ fn context<'a>(
         policy,
         device_verified: req.device_verified,
     }
+}
+
+/// A session created in a transaction, before the rows it belongs to are handed over.
+pub(crate) struct Issued {
+    id: SessionId,
+    seconds_valid: u32,
+    password_expired: bool,
+    refresh_token: Option<RefreshToken>,
+    issued_at: i64,
+}
+
+impl Issued {
+    pub(crate) fn into_session(self, org: OrgRow, user: UserRow) -> LoginSession {
+        LoginSession {
+            id: self.id,
+            org,
+            user,
+            seconds_valid: self.seconds_valid,
+            password_expired: self.password_expired,
+            refresh_token: self.refresh_token,
+            issued_at: self.issued_at,
+        }
+    }
+}
+
+/// Creates a session (R-L10) for a user who may log in, with a refresh token when the OAuth
+/// client is configured to issue them.
+pub(crate) async fn create_session(
+    c: &mut Conn<'_>,
+    now: time::OffsetDateTime,
+    k: &Known,
+    channel: Channel,
+    source_ip: IpAddr,
+    password_expired: bool,
+    oauth: Option<&OAuthIssue>,
+) -> Result<Issued> {
+    let now_ms = ms(now);
+    let refresh_token = match oauth {
+        Some(client) if client.refresh_tokens => {
+            let rt = RefreshToken::generate();
+            sessions::insert_refresh(
+                c,
+                &RefreshTokenRow {
+                    digest: rt.digest(),
+                    org_id: k.org.id.clone(),
+                    user_id: k.user.id.clone(),
+                    oauth_client_id: client.id.clone(),
+                    created_at: now_ms,
+                    last_used_at: now_ms,
+                },
+            )
+            .await?;
+            Some(rt)
+        }
+        _ => None,
+    };
+    let issued = create_access(
+        c,
+        now,
+        k,
+        channel,
+        source_ip,
+        password_expired,
+        oauth.map(|o| o.id.clone()),
+        refresh_token.as_ref().map(RefreshToken::digest),
+    )
+    .await?;
+    Ok(Issued {
+        refresh_token,
+        ..issued
+    })
+}
+
+/// The session row itself.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn create_access(
+    c: &mut Conn<'_>,
+    now: time::OffsetDateTime,
+    k: &Known,
+    channel: Channel,
+    source_ip: IpAddr,
+    password_expired: bool,
+    oauth_client_id: Option<String>,
+    refresh_digest: Option<String>,
+) -> Result<Issued> {
+    let now_ms = ms(now);
+    let seconds = policy_of(&k.org).session_seconds;
+    let id = SessionId::generate(&k.org.id);
+    sessions::insert(
+        c,
+        &SessionRow {
+            digest: id.digest(),
+            org_id: k.org.id.clone(),
+            user_id: k.user.id.clone(),
+            created_at: now_ms,
+            last_seen_at: now_ms,
+            expires_at: ms(now + Duration::seconds(i64::from(seconds))),
+            login_type: channel.login_type().to_string(),
+            source_ip: source_ip.to_string(),
+            password_expired,
+            oauth_client_id,
+            refresh_digest,
+        },
+    )
+    .await?;
+    Ok(Issued {
+        id,
+        seconds_valid: seconds,
+        password_expired,
+        refresh_token: None,
+        issued_at: now_ms,
+    })
+}
+
+/// What login history records about an attempt besides its user (R-L9).
+pub(crate) struct Attempt<'a> {
+    pub channel: Channel,
+    pub source_ip: IpAddr,
+    pub status: LoginStatus,
+    pub client: &'a str,
+    pub api_version: &'a str,
+    pub login_url: &'a str,
+}
+
+impl<'a> Attempt<'a> {
+    fn of(req: &'a LoginRequest<'_>, status: LoginStatus) -> Attempt<'a> {
+        Attempt {
+            channel: req.channel,
+            source_ip: req.source_ip,
+            status,
+            client: req.client,
+            api_version: req.api_version,
+            login_url: req.login_url,
+        }
+    }
+}
+
+/// Writes the login-history row of one attempt (R-L9).
+pub(crate) async fn record_attempt(
+    c: &mut Conn<'_>,
+    now_ms: i64,
+    user: Option<&UserRow>,
+    a: &Attempt<'_>,
+) -> Result<()> {
+    login_history::insert(
+        c,
+        &LoginHistoryRow {
+            id: new_id(KeyPrefix::LoginHistory),
+            org_id: user.map(|u| u.org_id.clone()),
+            user_id: user.map(|u| u.id.clone()),
+            login_at: now_ms,
+            source_ip: a.source_ip.to_string(),
+            login_type: a.channel.login_type().to_string(),
+            status: a.status.as_str().to_string(),
+            client: clip(a.client, 255),
+            api_version: clip(a.api_version, 16),
+            login_url: clip(a.login_url, 1000),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Client-supplied text is stored bounded (and without control characters).

@@ -4,6 +4,7 @@
 
 use crate::clock::Clock;
 use crate::crypto::{CryptoError, Hasher};
+use crate::delegated::DelegatedAuth;
 use crate::domain::ids::{IdError, KeyPrefix, SfId};
 use crate::domain::ip::IpRangeError;
 use crate::domain::policy::{PasswordRejected, PolicyError};
@@ -16,14 +17,17 @@ pub mod audit;
 pub mod bootstrap;
 pub mod history;
 pub mod login;
+pub mod metrics;
 pub mod network;
 pub mod oauth;
 pub mod orgs;
 pub mod outbox;
 pub mod resolve;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 
+pub use metrics::Metrics;
 pub use outbox::Outbox;
 
 /// The one error type of the service surface. Its text is written for the person who made the
@@ -129,9 +133,28 @@ pub struct Services {
     pub hasher: Arc<Hasher>,
     pub clock: Arc<dyn Clock>,
     pub outbox: Arc<Outbox>,
+    pub delegated: DelegatedAuth,
+    pub metrics: Metrics,
 }
 
 impl Services {
+    pub fn new(db: Db, hasher: Arc<Hasher>, clock: Arc<dyn Clock>, outbox: Arc<Outbox>) -> Self {
+        Services {
+            db,
+            hasher,
+            clock,
+            outbox,
+            delegated: DelegatedAuth::new(std::time::Duration::from_secs(10)),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// How long a delegated-authentication endpoint may take to answer (R-L7).
+    pub fn with_delegated_auth_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.delegated = DelegatedAuth::new(timeout);
+        self
+    }
+
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
     }

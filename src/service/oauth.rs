@@ -1,12 +1,27 @@
-//! OAuth clients (connected apps): a consumer key shown freely and a consumer secret shown once,
-//! at creation, and stored as a digest (SPEC §7).
+//! OAuth clients (connected apps) and the OAuth 2.0 grants that are not a password login:
+//! client authentication, `refresh_token`, `client_credentials` and token introspection
+//! (RFC 7662). The `password` grant is a login like SOAP's and goes through
+//! [`Services::login`](super::Services::login).
+//!
+//! A consumer key is shown freely; a consumer secret is shown once, at creation, and stored as
+//! a digest (SPEC §7): it is high-entropy, so a fast digest is as safe as a slow hash and a
+//! token request costs no second Argon2.
 
 use super::audit::{self, Entry};
-use super::{Actor, Result, Services, new_id, resolve};
-use crate::crypto::{digest, random_base62};
+use super::login::{
+    Attempt, Known, LoginSession, OAuthIssue, create_access, load_user, record_attempt, subject_of,
+};
+use super::orgs::policy_of;
+use super::sessions::{ActiveSession, RefreshToken, SessionId};
+use super::{Actor, Result, ServiceError, Services, new_id, resolve};
+use crate::crypto::{ct_eq, digest, random_base62};
 use crate::domain::ids::KeyPrefix;
+use crate::domain::login::{self, Channel, LoginContext, LoginOutcome, LoginStatus};
 use crate::domain::validate;
 use crate::store::oauth::{self, OAuthClientRow};
+use crate::store::sessions;
+use crate::store::users;
+use std::net::IpAddr;
 
 /// A consumer secret, returned once by `create_oauth_client`. Never printed by `Debug`.
 pub struct ClientSecret(pub String);
@@ -17,17 +32,79 @@ impl std::fmt::Debug for ClientSecret {
     }
 }
 
+/// What an admin chooses when creating a client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions<'a> {
+    /// Issue refresh tokens with access tokens (`refresh_token` grant).
+    pub refresh_tokens: bool,
+    /// The user `client_credentials` tokens act as (username or id, in the client's org).
+    pub run_as: Option<&'a str>,
+}
+
+/// Why a client could not be authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRefusal {
+    /// No client has this consumer key: `invalid_client_id`.
+    UnknownClient,
+    /// The consumer secret is missing or wrong: `invalid_client`.
+    BadSecret,
+}
+
+/// Where a token request comes from, for login history (R-L9).
+pub struct GrantRequest<'a> {
+    pub source_ip: IpAddr,
+    /// The User-Agent.
+    pub user_agent: &'a str,
+    pub login_url: &'a str,
+}
+
+/// The outcome of a `refresh_token` or `client_credentials` grant.
+pub enum GrantOutcome {
+    Issued(Box<LoginSession>),
+    /// The user may not log in now (inactive, restricted IP, no API access).
+    Refused(LoginOutcome, LoginStatus),
+    /// The refresh token is unknown, revoked, or another client's.
+    InvalidRefreshToken,
+    /// `client_credentials` for a client without a run-as user.
+    NoRunAsUser,
+}
+
+/// RFC 7662: what a token is, for a resource server.
+pub enum Introspection {
+    Inactive,
+    Access(Box<ActiveSession>, Option<Box<OAuthClientRow>>),
+    Refresh {
+        user: Box<users::UserRow>,
+        client: Box<OAuthClientRow>,
+        issued_at: i64,
+    },
+}
+
 impl Services {
     pub async fn create_oauth_client(
         &self,
         actor: &Actor,
         org_input: &str,
         name: &str,
+        options: &ClientOptions<'_>,
     ) -> Result<(OAuthClientRow, ClientSecret)> {
         let name = validate::text("client name", name, 80, true)?;
         let mut tx = self.db.begin().await?;
         let org = resolve::org(&mut tx.c(), org_input).await?;
         actor.check_org(&org.id)?;
+        let run_as = match options.run_as {
+            Some(input) => {
+                let user = resolve::user(&mut tx.c(), input).await?;
+                if user.org_id != org.id {
+                    return Err(ServiceError::Invalid(format!(
+                        "the run-as user {} is not in org {}",
+                        user.username, org.name
+                    )));
+                }
+                Some(user)
+            }
+            None => None,
+        };
         // Shaped like Salesforce's consumer keys (`3MVG9` + 80 characters) so clients that
         // sanity-check them accept ours; 64 base62 characters of secret (381 bits).
         let client_id = format!("3MVG9{}", random_base62(80));
@@ -39,11 +116,18 @@ impl Services {
             name: name.clone(),
             client_id,
             secret_digest: digest(&secret.0),
-            issue_refresh_tokens: false,
-            run_as_user_id: None,
+            issue_refresh_tokens: options.refresh_tokens,
+            run_as_user_id: run_as.as_ref().map(|u| u.id.clone()),
             created_at: now,
         };
         oauth::insert(&mut tx.c(), &row).await?;
+        let mut display = format!("Created OAuth client {name}");
+        if options.refresh_tokens {
+            display.push_str(" (issues refresh tokens)");
+        }
+        if let Some(u) = &run_as {
+            display.push_str(&format!(" (client credentials run as {})", u.username));
+        }
         audit::record(
             &mut tx.c(),
             now,
@@ -52,7 +136,7 @@ impl Services {
                 org_id: &org.id,
                 action: "oauth_client.created",
                 section: audit::CONNECTED_APPS,
-                display: format!("Created OAuth client {name}"),
+                display,
                 target_id: Some(&row.id),
             },
         )
@@ -70,5 +154,212 @@ impl Services {
         let org = resolve::org(&mut c.c(), org_input).await?;
         actor.check_org(&org.id)?;
         Ok(oauth::list(&mut c.c(), &org.id).await?)
+    }
+
+    /// Authenticates a client by consumer key and secret. The secret is compared as a digest in
+    /// constant time; an unknown key costs the same digest.
+    pub async fn authenticate_client(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<std::result::Result<OAuthClientRow, ClientRefusal>> {
+        let found = if client_id.is_empty() || client_id.len() > 255 {
+            None
+        } else {
+            let mut c = self.db.conn().await?;
+            oauth::find_by_client_id(&mut c.c(), client_id).await?
+        };
+        let sent = digest(secret);
+        Ok(match found {
+            None => Err(ClientRefusal::UnknownClient),
+            Some(row) if !secret.is_empty() && ct_eq(&sent, &row.secret_digest) => Ok(row),
+            Some(_) => Err(ClientRefusal::BadSecret),
+        })
+    }
+
+    /// Login history for a token request refused before any user was checked (unknown client
+    /// or wrong client secret): an attempt all the same (R-L9), on the user it named if any.
+    pub async fn record_client_refusal(
+        &self,
+        username: Option<&str>,
+        client_id: &str,
+        grant: &GrantRequest<'_>,
+    ) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let user = match username.and_then(|u| validate::username(u).ok()) {
+            Some(u) => users::find_by_username(&mut tx.c(), &u).await?,
+            None => None,
+        };
+        let attempt = Attempt {
+            channel: Channel::OAuth,
+            source_ip: grant.source_ip,
+            status: LoginStatus::InvalidClient,
+            client: client_id,
+            api_version: "",
+            login_url: grant.login_url,
+        };
+        record_attempt(&mut tx.c(), self.now_ms(), user.as_ref(), &attempt).await?;
+        tx.commit().await?;
+        self.metrics
+            .count_login(Channel::OAuth, LoginStatus::InvalidClient);
+        Ok(())
+    }
+
+    /// The `refresh_token` grant: a new access token for the user the refresh token was issued
+    /// to, if the user may still log in.
+    pub async fn oauth_refresh(
+        &self,
+        client: &OAuthClientRow,
+        refresh_token: &str,
+        grant: &GrantRequest<'_>,
+    ) -> Result<GrantOutcome> {
+        let Some(rt) = RefreshToken::parse(refresh_token) else {
+            return Ok(GrantOutcome::InvalidRefreshToken);
+        };
+        let mut tx = self.db.begin().await?;
+        let row = match sessions::get_refresh(&mut tx.c(), &rt.digest()).await? {
+            Some(r) if r.oauth_client_id == client.id && r.org_id == client.org_id => r,
+            _ => return Ok(GrantOutcome::InvalidRefreshToken),
+        };
+        let Some(user) = users::get_for_update(&mut tx.c(), &row.org_id, &row.user_id).await?
+        else {
+            return Ok(GrantOutcome::InvalidRefreshToken);
+        };
+        let known = load_user(&mut tx.c(), user).await?;
+        let outcome = self
+            .grant(&mut tx, &known, client, grant, Some(rt.digest()))
+            .await?;
+        if matches!(outcome, GrantOutcome::Issued(_)) {
+            sessions::touch_refresh(&mut tx.c(), &rt.digest(), self.now_ms()).await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// The `client_credentials` grant: an access token for the client's run-as user.
+    pub async fn oauth_client_credentials(
+        &self,
+        client: &OAuthClientRow,
+        grant: &GrantRequest<'_>,
+    ) -> Result<GrantOutcome> {
+        let Some(user_id) = &client.run_as_user_id else {
+            return Ok(GrantOutcome::NoRunAsUser);
+        };
+        let mut tx = self.db.begin().await?;
+        let Some(user) = users::get_for_update(&mut tx.c(), &client.org_id, user_id).await? else {
+            return Ok(GrantOutcome::NoRunAsUser);
+        };
+        let known = load_user(&mut tx.c(), user).await?;
+        let outcome = self.grant(&mut tx, &known, client, grant, None).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Decides a grant that proves no password and, if allowed, creates the access token; one
+    /// login-history row either way.
+    async fn grant(
+        &self,
+        tx: &mut crate::store::Tx,
+        known: &Known,
+        client: &OAuthClientRow,
+        grant: &GrantRequest<'_>,
+        refresh_digest: Option<String>,
+    ) -> Result<GrantOutcome> {
+        let now = self.now();
+        let policy = policy_of(&known.org);
+        let ctx = LoginContext {
+            channel: Channel::OAuth,
+            source_ip: grant.source_ip,
+            now,
+            trusted_ranges: &known.trusted_ranges,
+            policy: &policy,
+            device_verified: false,
+        };
+        let decision = login::decide_grant(Some(&subject_of(known, &known.user)), &ctx);
+        let attempt = Attempt {
+            channel: Channel::OAuth,
+            source_ip: grant.source_ip,
+            status: decision.status,
+            client: &client.client_id,
+            api_version: "",
+            login_url: grant.login_url,
+        };
+        record_attempt(
+            &mut tx.c(),
+            crate::store::ms(now),
+            Some(&known.user),
+            &attempt,
+        )
+        .await?;
+        self.metrics.count_login(Channel::OAuth, decision.status);
+        if !matches!(decision.outcome, LoginOutcome::Success { .. }) {
+            return Ok(GrantOutcome::Refused(decision.outcome, decision.status));
+        }
+        let issued = create_access(
+            &mut tx.c(),
+            now,
+            known,
+            Channel::OAuth,
+            grant.source_ip,
+            false,
+            Some(client.id.clone()),
+            refresh_digest,
+        )
+        .await?;
+        Ok(GrantOutcome::Issued(Box::new(
+            issued.into_session(known.org.clone(), known.user.clone()),
+        )))
+    }
+
+    /// RFC 7662 introspection by an authenticated client: tokens of other orgs are inactive
+    /// to it (R-M1).
+    pub async fn introspect(&self, client: &OAuthClientRow, token: &str) -> Result<Introspection> {
+        if SessionId::parse(token).is_some() {
+            let Some(active) = self.check_session(token).await? else {
+                return Ok(Introspection::Inactive);
+            };
+            if active.org.id != client.org_id {
+                return Ok(Introspection::Inactive);
+            }
+            let issued_to = match &active.session.oauth_client_id {
+                Some(id) => {
+                    let mut c = self.db.conn().await?;
+                    oauth::get(&mut c.c(), &active.org.id, id).await?
+                }
+                None => None,
+            };
+            return Ok(Introspection::Access(
+                Box::new(active),
+                issued_to.map(Box::new),
+            ));
+        }
+        let Some(rt) = RefreshToken::parse(token) else {
+            return Ok(Introspection::Inactive);
+        };
+        let mut c = self.db.conn().await?;
+        let Some(row) = sessions::get_refresh(&mut c.c(), &rt.digest()).await? else {
+            return Ok(Introspection::Inactive);
+        };
+        if row.org_id != client.org_id {
+            return Ok(Introspection::Inactive);
+        }
+        let user = users::get(&mut c.c(), &row.org_id, &row.user_id).await?;
+        let issued_by = oauth::get(&mut c.c(), &row.org_id, &row.oauth_client_id).await?;
+        Ok(match (user, issued_by) {
+            (Some(user), Some(client)) if user.active => Introspection::Refresh {
+                user: Box::new(user),
+                client: Box::new(client),
+                issued_at: row.created_at,
+            },
+            _ => Introspection::Inactive,
+        })
+    }
+}
+
+/// An OAuth client as the password grant hands it to the login service.
+pub fn issue_to(client: &OAuthClientRow) -> OAuthIssue {
+    OAuthIssue {
+        id: client.id.clone(),
+        refresh_tokens: client.issue_refresh_tokens,
     }
 }

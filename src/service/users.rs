@@ -4,9 +4,10 @@
 use super::audit;
 use super::orgs::policy_of;
 use super::outbox::enqueue;
+use super::sessions::{ActiveSession, actor_of};
 use super::tokens::{TokenReason, issue, recipient};
 use super::{Actor, Result, ServiceError, Services, fmt_time, new_id, resolve};
-use crate::domain::ids::KeyPrefix;
+use crate::domain::ids::{KeyPrefix, SfId};
 use crate::domain::login::Lockout;
 use crate::domain::policy::PasswordRejected;
 use crate::domain::profile::STANDARD_USER;
@@ -330,6 +331,59 @@ impl Services {
             current_session.or(Some("")),
         )
         .await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    /// SOAP `setPassword(userId, password)` made with a session (R-L6): a user sets their own
+    /// password without the current one — the session proves who they are, and a session whose
+    /// password expired allows nothing else — and an admin (a profile with "manage users") sets
+    /// the password of a user of their org. Either way a new token is emailed (R-T6); an own
+    /// change keeps this session and ends the others, an admin reset ends every session of the
+    /// user (R-L10).
+    pub async fn set_password_with_session(
+        &self,
+        session: &ActiveSession,
+        target_user_id: &str,
+        new: &Password,
+    ) -> Result<()> {
+        let actor = actor_of(session);
+        let target = SfId::parse_as(target_user_id.trim(), KeyPrefix::User)?;
+        if target.as_15() != session.user.id {
+            let mut c = self.db.conn().await?;
+            let profile = self.profile_of(&mut c.c(), &session.user).await?;
+            drop(c);
+            if !profile.manage_users {
+                return Err(ServiceError::Refused(
+                    "only an administrator (a profile with \"manage users\") can set another \
+                     user's password"
+                        .into(),
+                ));
+            }
+            self.set_password(&actor, target.as_15(), new).await?;
+            return Ok(());
+        }
+        let (org, user) = self.user_and_org(&actor, &session.user.id).await?;
+        let hash = self.prepare_password(&org, &user, new).await?;
+        let mut tx = self.db.begin().await?;
+        let fresh = users::get_for_update(&mut tx.c(), &user.org_id, &user.id).await?;
+        if fresh.as_ref().map(|u| &u.password_hash) != Some(&user.password_hash) {
+            return Err(ServiceError::Conflict(
+                "the password was changed meanwhile; try again".into(),
+            ));
+        }
+        self.store_password(
+            &mut tx.c(),
+            &actor,
+            &org,
+            &user,
+            &hash,
+            PasswordSet::OwnChange,
+            Some(&session.session.digest),
+        )
+        .await?;
+        sessions::clear_password_expired(&mut tx.c(), &session.session.digest).await?;
         tx.commit().await?;
         self.outbox.wake();
         Ok(())

@@ -42,3 +42,25 @@ pub async fn list(c: &mut Conn<'_>, org_id: &str) -> Result<Vec<OAuthClientRow>>
         .fetch_all(e)
         .await)?)
 }
+
+/// The client with this consumer key (the OAuth `client_id`), in any org: a token request
+/// names no org, the client does.
+pub async fn find_by_client_id(
+    c: &mut Conn<'_>,
+    client_id: &str,
+) -> Result<Option<OAuthClientRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE client_id = $1");
+    Ok(q!(c, |e| sqlx::query_as::<_, OAuthClientRow>(&sql)
+        .bind(client_id)
+        .fetch_optional(e)
+        .await)?)
+}
+
+pub async fn get(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<Option<OAuthClientRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE org_id = $1 AND id = $2");
+    Ok(q!(c, |e| sqlx::query_as::<_, OAuthClientRow>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(e)
+        .await)?)
+}

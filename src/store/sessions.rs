@@ -1,21 +1,27 @@
-//! Sessions (R-L10): stored by digest only.
+//! Sessions and OAuth refresh tokens (R-L10): stored by digest only, so the store never holds a
+//! value that would let anyone act as the user.
 
 use super::{Conn, Result, exec, q};
 
-/// Ends every session of a user (deactivation, admin password reset); returns how many.
+/// Ends every session and refresh token of a user (deactivation, admin password reset); returns
+/// how many sessions ended.
 pub async fn delete_for_user(c: &mut Conn<'_>, org_id: &str, user_id: &str) -> Result<u64> {
+    let sql = "DELETE FROM refresh_tokens WHERE org_id = $1 AND user_id = $2";
+    exec!(c, sql, org_id, user_id)?;
     let sql = "DELETE FROM sessions WHERE org_id = $1 AND user_id = $2";
     Ok(exec!(c, sql, org_id, user_id)?)
 }
 
-/// Ends every session of a user but one (a user's own password change keeps the session it
-/// was made from).
+/// Ends every session and refresh token of a user but one session (a user's own password
+/// change keeps the session it was made from).
 pub async fn delete_others(
     c: &mut Conn<'_>,
     org_id: &str,
     user_id: &str,
     keep_digest: &str,
 ) -> Result<u64> {
+    let sql = "DELETE FROM refresh_tokens WHERE org_id = $1 AND user_id = $2";
+    exec!(c, sql, org_id, user_id)?;
     let sql = "DELETE FROM sessions WHERE org_id = $1 AND user_id = $2 AND digest <> $3";
     Ok(exec!(c, sql, org_id, user_id, keep_digest)?)
 }
@@ -44,17 +50,24 @@ pub struct SessionRow {
     pub user_id: String,
     pub created_at: i64,
     pub last_seen_at: i64,
+    /// Idle timeout: `last_seen_at` + the org's session timeout, moved forward as it is used.
     pub expires_at: i64,
     pub login_type: String,
     pub source_ip: String,
     pub password_expired: bool,
+    /// The OAuth client's row id, for sessions issued as OAuth access tokens.
     pub oauth_client_id: Option<String>,
+    /// The refresh token this access token was issued with (revoking it ends this session).
+    pub refresh_digest: Option<String>,
 }
+
+const COLUMNS: &str = "digest, org_id, user_id, created_at, last_seen_at, expires_at, \
+    login_type, source_ip, password_expired, oauth_client_id, refresh_digest";
 
 pub async fn insert(c: &mut Conn<'_>, s: &SessionRow) -> Result<()> {
     let sql = "INSERT INTO sessions (digest, org_id, user_id, created_at, last_seen_at, \
-        expires_at, login_type, source_ip, password_expired, oauth_client_id) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+        expires_at, login_type, source_ip, password_expired, oauth_client_id, refresh_digest) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     exec!(
         c,
         sql,
@@ -67,7 +80,99 @@ pub async fn insert(c: &mut Conn<'_>, s: &SessionRow) -> Result<()> {
         &s.login_type,
         &s.source_ip,
         s.password_expired,
-        &s.oauth_client_id
+        &s.oauth_client_id,
+        &s.refresh_digest
     )?;
     Ok(())
+}
+
+/// The session with this digest, if it exists and has not expired. One primary-key lookup: it
+/// runs on every API call after login, on every node, so a logout or a deactivation anywhere is
+/// seen at the next call.
+pub async fn get_live(c: &mut Conn<'_>, digest: &str, now: i64) -> Result<Option<SessionRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM sessions WHERE digest = $1 AND expires_at > $2");
+    Ok(q!(c, |e| sqlx::query_as::<_, SessionRow>(&sql)
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(e)
+        .await)?)
+}
+
+/// Records use of a session and moves its idle timeout forward.
+pub async fn touch(c: &mut Conn<'_>, digest: &str, now: i64, expires_at: i64) -> Result<()> {
+    let sql = "UPDATE sessions SET last_seen_at = $2, expires_at = $3 \
+        WHERE digest = $1 AND expires_at > $2";
+    exec!(c, sql, digest, now, expires_at)?;
+    Ok(())
+}
+
+/// Ends one session (logout, revoke). True when it existed.
+pub async fn delete(c: &mut Conn<'_>, digest: &str) -> Result<bool> {
+    Ok(exec!(c, "DELETE FROM sessions WHERE digest = $1", digest)? > 0)
+}
+
+/// A session whose password was expired may be used normally once the password is set.
+pub async fn clear_password_expired(c: &mut Conn<'_>, digest: &str) -> Result<()> {
+    exec!(
+        c,
+        "UPDATE sessions SET password_expired = FALSE WHERE digest = $1",
+        digest
+    )?;
+    Ok(())
+}
+
+/// Removes sessions that expired before `now` (housekeeping); how many.
+pub async fn delete_expired(c: &mut Conn<'_>, now: i64) -> Result<u64> {
+    Ok(exec!(
+        c,
+        "DELETE FROM sessions WHERE expires_at <= $1",
+        now
+    )?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefreshTokenRow {
+    pub digest: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub oauth_client_id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+}
+
+pub async fn insert_refresh(c: &mut Conn<'_>, r: &RefreshTokenRow) -> Result<()> {
+    let sql = "INSERT INTO refresh_tokens (digest, org_id, user_id, oauth_client_id, created_at, \
+        last_used_at) VALUES ($1, $2, $3, $4, $5, $6)";
+    exec!(
+        c,
+        sql,
+        &r.digest,
+        &r.org_id,
+        &r.user_id,
+        &r.oauth_client_id,
+        r.created_at,
+        r.last_used_at
+    )?;
+    Ok(())
+}
+
+pub async fn get_refresh(c: &mut Conn<'_>, digest: &str) -> Result<Option<RefreshTokenRow>> {
+    let sql = "SELECT digest, org_id, user_id, oauth_client_id, created_at, last_used_at \
+        FROM refresh_tokens WHERE digest = $1";
+    Ok(q!(c, |e| sqlx::query_as::<_, RefreshTokenRow>(sql)
+        .bind(digest)
+        .fetch_optional(e)
+        .await)?)
+}
+
+pub async fn touch_refresh(c: &mut Conn<'_>, digest: &str, now: i64) -> Result<()> {
+    let sql = "UPDATE refresh_tokens SET last_used_at = $2 WHERE digest = $1";
+    exec!(c, sql, digest, now)?;
+    Ok(())
+}
+
+/// Revokes a refresh token and every access token issued with it. True when it existed.
+pub async fn delete_refresh(c: &mut Conn<'_>, digest: &str) -> Result<bool> {
+    exec!(c, "DELETE FROM sessions WHERE refresh_digest = $1", digest)?;
+    Ok(exec!(c, "DELETE FROM refresh_tokens WHERE digest = $1", digest)? > 0)
 }

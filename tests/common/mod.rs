@@ -240,12 +240,7 @@ pub async fn services_with(
         retry,
         Duration::from_millis(100),
     ));
-    Arc::new(Services {
-        db: store,
-        hasher,
-        clock,
-        outbox,
-    })
+    Arc::new(Services::new(store, hasher, clock, outbox))
 }
 
 /// A delivered mail file.

@@ -1,0 +1,193 @@
+//! Delegated authentication (R-L7): for SSO-enabled users, the org's endpoint decides whether
+//! the password is right. keyward speaks Salesforce's delegated-authentication protocol, so a
+//! service written for Salesforce works unchanged: a SOAP `Authenticate` request with
+//! `username`, `password` and `sourceIp` in the namespace `urn:authentication.soap.sforce.com`,
+//! answered by an element `Authenticated` holding `true` or `false`.
+//!
+//! Anything else — no endpoint configured, a connection error, a timeout, an HTTP error, a SOAP
+//! fault, a body that does not say true or false — counts as "the service is down", which fails
+//! closed (`INVALID_LOGIN` to the client, `Your company's authentication service is down` in
+//! login history).
+
+use crate::domain::login::DelegatedCheck;
+use crate::domain::secret::Password;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The largest answer read from the endpoint.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+const NAMESPACE: &str = "urn:authentication.soap.sforce.com";
+
+pub struct DelegatedAuth {
+    client: reqwest::Client,
+}
+
+impl DelegatedAuth {
+    pub fn new(timeout: Duration) -> DelegatedAuth {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            // A redirect could send the password somewhere the admin did not configure.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        DelegatedAuth { client }
+    }
+
+    /// Asks `url` whether `password` is right for `username` logging in from `source_ip`.
+    pub async fn check(
+        &self,
+        url: Option<&str>,
+        username: &str,
+        password: &Password,
+        source_ip: IpAddr,
+    ) -> DelegatedCheck {
+        let Some(url) = url else {
+            tracing::warn!("delegated authentication: the org has no endpoint configured");
+            return DelegatedCheck::Unavailable;
+        };
+        match self.ask(url, username, password, source_ip).await {
+            Ok(check) => check,
+            Err(why) => {
+                // The URL is the admin's; it carries no credentials (refused when it is set).
+                tracing::warn!(%url, error = %why, "delegated authentication service unavailable");
+                DelegatedCheck::Unavailable
+            }
+        }
+    }
+
+    async fn ask(
+        &self,
+        url: &str,
+        username: &str,
+        password: &Password,
+        source_ip: IpAddr,
+    ) -> Result<DelegatedCheck, String> {
+        let body = request_body(username, password, source_ip);
+        let mut response = self
+            .client
+            .post(url)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header("SOAPAction", "\"\"")
+            .body(body)
+            .send()
+            .await
+            // reqwest's error text can include the URL, never the body.
+            .map_err(|e| format!("request failed: {e}"))?;
+        let status = response.status();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(format!("answer longer than {MAX_RESPONSE_BYTES} bytes"));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            return Err(format!("HTTP {status}"));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| "answer is not UTF-8".to_string())?;
+        parse_answer(&text)
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn request_body(username: &str, password: &Password, source_ip: IpAddr) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\">\
+<soapenv:Body><Authenticate xmlns=\"{NAMESPACE}\">\
+<username>{}</username><password>{}</password><sourceIp>{}</sourceIp>\
+</Authenticate></soapenv:Body></soapenv:Envelope>",
+        xml_escape(username),
+        xml_escape(password.expose()),
+        source_ip
+    )
+}
+
+/// Reads `Authenticated` (in the Salesforce namespace or none) from the answer.
+fn parse_answer(text: &str) -> Result<DelegatedCheck, String> {
+    let doc = crate::xml::parse(text, 10_000).map_err(|e| format!("answer refused: {e}"))?;
+    let is = |n: &roxmltree::Node, name: &str| n.is_element() && n.tag_name().name() == name;
+    if doc.descendants().any(|n| is(&n, "Fault")) {
+        return Err("the service answered with a SOAP fault".into());
+    }
+    let value = doc
+        .descendants()
+        .find(|n| {
+            is(n, "Authenticated") && matches!(n.tag_name().namespace(), None | Some(NAMESPACE))
+        })
+        .ok_or("the answer has no Authenticated element")?
+        .text()
+        .unwrap_or("")
+        .trim();
+    match value {
+        "true" | "1" => Ok(DelegatedCheck::Accepted),
+        "false" | "0" => Ok(DelegatedCheck::Rejected),
+        other => Err(format!(
+            "Authenticated is {:?}, not true or false",
+            other.chars().take(20).collect::<String>()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r_l7_request_escapes_and_carries_the_source_ip() {
+        let body = request_body(
+            "a&b@example.com",
+            &Password::new("p<w>\"'"),
+            "203.0.113.9".parse().unwrap(),
+        );
+        assert!(body.contains("<username>a&amp;b@example.com</username>"));
+        assert!(body.contains("<password>p&lt;w&gt;&quot;&apos;</password>"));
+        assert!(body.contains("<sourceIp>203.0.113.9</sourceIp>"));
+        assert!(roxmltree::Document::parse(&body).is_ok());
+    }
+
+    #[test]
+    fn r_l7_answers() {
+        let wrap = |inner: &str| {
+            format!(
+                "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\">\
+                 <soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>"
+            )
+        };
+        let ok = wrap(
+            "<AuthenticateResult xmlns=\"urn:authentication.soap.sforce.com\">\
+             <Authenticated>true</Authenticated></AuthenticateResult>",
+        );
+        assert_eq!(parse_answer(&ok), Ok(DelegatedCheck::Accepted));
+        let no = wrap(
+            "<AuthenticateResponse><Authenticated>false</Authenticated></AuthenticateResponse>",
+        );
+        assert_eq!(parse_answer(&no), Ok(DelegatedCheck::Rejected));
+        for bad in [
+            wrap("<Authenticated>maybe</Authenticated>"),
+            wrap("<soapenv:Fault><faultcode>x</faultcode></soapenv:Fault>"),
+            wrap("<Other/>"),
+            wrap("<x:Authenticated xmlns:x=\"urn:other\">true</x:Authenticated>"),
+            "not xml".into(),
+            "<!DOCTYPE x [<!ENTITY a \"true\">]><Authenticated>&a;</Authenticated>".into(),
+        ] {
+            assert!(parse_answer(&bad).is_err(), "{bad}");
+        }
+    }
+}

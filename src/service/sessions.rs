@@ -1,0 +1,222 @@
+//! Sessions (R-L10) after login: checking one on every API call, logout and OAuth revocation.
+//!
+//! A session id is `<15-character org id>!<32 base62 characters>` (190 random bits); an OAuth
+//! access token is a session id, as in Salesforce. Only digests are stored. Every check reads
+//! the database — the shared state of all nodes — so a logout, revocation or deactivation on any
+//! node is seen by every node at the next call. The idle timeout moves forward as a session is
+//! used; to keep a check a read, the move is written at most once a minute per session.
+
+use super::{Result, Services};
+use crate::crypto::{digest, random_base62};
+use crate::domain::ids::{KeyPrefix, SfId};
+use crate::store::orgs::{self, OrgRow};
+use crate::store::sessions::{self, SessionRow};
+use crate::store::users::{self, UserRow};
+use crate::store::{Conn, ms};
+use time::Duration;
+
+const SESSION_RANDOM_LEN: usize = 32;
+/// A refresh token: Salesforce's look (`5Aep861…`) with 80 base62 characters (476 bits).
+const REFRESH_PREFIX: &str = "5Aep861";
+const REFRESH_RANDOM_LEN: usize = 80;
+/// How stale `last_seen_at` may get before a check writes it.
+pub const TOUCH_INTERVAL_MS: i64 = 60_000;
+
+/// A session id or OAuth access token (R-L10). Shown once, to the client that logged in;
+/// stored only as a digest. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub(crate) fn generate(org_id15: &str) -> SessionId {
+        SessionId(format!("{org_id15}!{}", random_base62(SESSION_RANDOM_LEN)))
+    }
+
+    /// Accepts only the shape keyward issues, so junk costs no database query.
+    pub fn parse(value: &str) -> Option<SessionId> {
+        let (org, random) = value.split_once('!')?;
+        let shaped = SfId::parse_as(org, KeyPrefix::Org).is_ok_and(|id| id.as_15() == org)
+            && random.len() == SESSION_RANDOM_LEN
+            && random.bytes().all(|b| b.is_ascii_alphanumeric());
+        shaped.then(|| SessionId(value.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn digest(&self) -> String {
+        digest(&self.0)
+    }
+}
+
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// An OAuth refresh token. Shown once; stored only as a digest. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(String);
+
+impl RefreshToken {
+    pub(crate) fn generate() -> RefreshToken {
+        RefreshToken(format!(
+            "{REFRESH_PREFIX}{}",
+            random_base62(REFRESH_RANDOM_LEN)
+        ))
+    }
+
+    pub fn parse(value: &str) -> Option<RefreshToken> {
+        let random = value.strip_prefix(REFRESH_PREFIX)?;
+        (random.len() == REFRESH_RANDOM_LEN && random.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| RefreshToken(value.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn digest(&self) -> String {
+        digest(&self.0)
+    }
+}
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A live session with the user and org it belongs to.
+#[derive(Debug, Clone)]
+pub struct ActiveSession {
+    pub session: SessionRow,
+    pub user: UserRow,
+    pub org: OrgRow,
+}
+
+impl ActiveSession {
+    /// When the session ends if it is not used again.
+    pub fn expires_at(&self) -> i64 {
+        self.session.expires_at
+    }
+}
+
+/// The live session with this digest, its user active and in the org the session names.
+pub(crate) async fn load_active(
+    c: &mut Conn<'_>,
+    digest: &str,
+    now: i64,
+) -> Result<Option<ActiveSession>> {
+    let Some(session) = sessions::get_live(c, digest, now).await? else {
+        return Ok(None);
+    };
+    // Deactivation deletes the sessions in the same transaction; reading the user again keeps
+    // that true even for a session row written by a login that raced it.
+    let Some(user) = users::get(c, &session.org_id, &session.user_id).await? else {
+        return Ok(None);
+    };
+    if !user.active {
+        return Ok(None);
+    }
+    let Some(org) = orgs::get(c, &session.org_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(ActiveSession { session, user, org }))
+}
+
+impl Services {
+    /// The session behind a session id or access token, or `None` when it is malformed,
+    /// unknown, logged out, revoked, expired or its user deactivated.
+    pub async fn check_session(&self, id: &str) -> Result<Option<ActiveSession>> {
+        let Some(id) = SessionId::parse(id) else {
+            return Ok(None);
+        };
+        let digest = id.digest();
+        let now = self.now_ms();
+        let mut c = self.db.conn().await?;
+        let Some(mut active) = load_active(&mut c.c(), &digest, now).await? else {
+            return Ok(None);
+        };
+        if now - active.session.last_seen_at >= TOUCH_INTERVAL_MS {
+            let expires = ms(self.now() + Duration::seconds(active.org.session_seconds.max(1)));
+            sessions::touch(&mut c.c(), &digest, now, expires).await?;
+            active.session.last_seen_at = now;
+            active.session.expires_at = expires;
+        }
+        Ok(Some(active))
+    }
+
+    /// SOAP `logout()`: ends the session. False when it was not live.
+    pub async fn logout(&self, id: &str) -> Result<bool> {
+        let Some(id) = SessionId::parse(id) else {
+            return Ok(false);
+        };
+        let mut c = self.db.conn().await?;
+        Ok(sessions::delete(&mut c.c(), &id.digest()).await?)
+    }
+
+    /// OAuth revocation: an access token ends its session; a refresh token ends itself and
+    /// every access token issued with it. False when the token was not live.
+    pub async fn revoke_token(&self, token: &str) -> Result<bool> {
+        if let Some(id) = SessionId::parse(token) {
+            let mut c = self.db.conn().await?;
+            return Ok(sessions::delete(&mut c.c(), &id.digest()).await?);
+        }
+        if let Some(rt) = RefreshToken::parse(token) {
+            let mut tx = self.db.begin().await?;
+            let existed = sessions::delete_refresh(&mut tx.c(), &rt.digest()).await?;
+            tx.commit().await?;
+            return Ok(existed);
+        }
+        Ok(false)
+    }
+
+    /// Removes expired sessions (housekeeping; a check never relies on it).
+    pub async fn purge_expired_sessions(&self) -> Result<u64> {
+        let mut c = self.db.conn().await?;
+        Ok(sessions::delete_expired(&mut c.c(), self.now_ms()).await?)
+    }
+}
+
+/// The session a request is made with, as the service layer needs it to act for its user.
+pub fn actor_of(s: &ActiveSession) -> super::Actor {
+    super::Actor::User {
+        org_id: s.user.org_id.clone(),
+        user_id: s.user.id.clone(),
+        username: s.user.username.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r_l10_session_ids_have_the_stated_form_and_never_print() {
+        let org = SfId::generate(KeyPrefix::Org, &mut rand::thread_rng());
+        let id = SessionId::generate(org.as_15());
+        let (prefix, random) = id.expose().split_once('!').unwrap();
+        assert_eq!(prefix, org.as_15());
+        assert_eq!(random.len(), 32);
+        assert!(SessionId::parse(id.expose()).is_some());
+        assert_eq!(format!("{id:?}"), "***");
+        for bad in [
+            "",
+            "!",
+            prefix,
+            &format!("{prefix}!short"),
+            &format!("{}!{random}", org.to_18()),
+            &format!("{prefix}!{}", &random.replace(|_| true, "-")),
+            &format!("005000000000001!{random}"),
+        ] {
+            assert!(SessionId::parse(bad).is_none(), "{bad}");
+        }
+        let rt = RefreshToken::generate();
+        assert!(RefreshToken::parse(rt.expose()).is_some());
+        assert!(SessionId::parse(rt.expose()).is_none());
+        assert_eq!(format!("{rt:?}"), "***");
+    }
+}
