@@ -7,6 +7,8 @@
 //! it afterwards. They fail, rather than skip, when it cannot be reached.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod server;
+
 use keyward::clock::FixedClock;
 use keyward::crypto::{HashParams, Hasher};
 use keyward::mail::transport::Transport;
