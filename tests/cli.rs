@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::process::{Serve, wait_for};
 use common::{Backend, TestDb, latest_token, mails_in};
 use keyward::domain::login::Channel;
 use keyward::domain::secret::Password;
@@ -11,7 +12,7 @@ use keyward::domain::token::SuppliedSecret;
 use keyward::service::login::LoginRequest;
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,20 +42,7 @@ impl Kw {
     /// `keyward` with cheap hashing, this test's database and no inherited `KEYWARD_*`, in the
     /// default data dir (`./keyward-data` under `cwd`).
     fn base_command(&self, cwd: &Path) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_keyward"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("KEYWARD_") {
-                c.env_remove(k);
-            }
-        }
-        c.current_dir(cwd)
-            .env("KEYWARD_PASSWORD_HASH_MEMORY_KIB", "256")
-            .env("KEYWARD_PASSWORD_HASH_ITERATIONS", "1")
-            .env("KEYWARD_LOG_LEVEL", self.log_level);
-        if !self.db.url.is_empty() {
-            c.arg("--database-url").arg(&self.db.url);
-        }
-        c
+        common::process::keyward(&self.db, cwd, self.log_level)
     }
 
     fn command(&self) -> Command {
@@ -758,22 +746,6 @@ async fn cli_bad_input_gives_one_line_and_changes_nothing(b: Backend) {
 }
 
 /// Reads `path` until `pred` holds for its content or 30 seconds pass.
-fn wait_for(path: &Path, pred: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if pred(&text) {
-            return text;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {}: {text}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(
@@ -787,51 +759,18 @@ fn http_get(addr: &str, path: &str) -> String {
 }
 
 /// Starts `keyward serve` on a free port in `cwd` with the default data dir.
-fn start_serve(kw: &Kw, cwd: &Path) -> (std::process::Child, PathBuf, String) {
-    let out = cwd.join("serve.out");
-    let err = cwd.join("serve.err");
-    let child = kw
-        .base_command(cwd)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let text = wait_for(&err, |t| t.contains("listening on http://"));
-    let addr = text
-        .split("listening on http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    (child, out, addr)
-}
-
-fn stop(mut child: std::process::Child) -> i32 {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or(-1);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn start_serve(kw: &Kw, cwd: &Path) -> Serve {
+    let mut c = kw.base_command(cwd);
+    c.args(["serve", "--listen", "127.0.0.1:0"]);
+    Serve::start(c, cwd)
 }
 
 async fn cli_serve_bootstraps_an_empty_data_dir(b: Backend) {
     let kw = Kw::new(b).await;
     let cwd = kw.db.dir.path().join("fresh");
     std::fs::create_dir_all(&cwd).unwrap();
-    let (child, out, addr) = start_serve(&kw, &cwd);
+    let serve = start_serve(&kw, &cwd);
+    let (out, addr) = (serve.out.clone(), serve.addr());
     let err = cwd.join("serve.err");
     let banner = wait_for(&out, |t| t.contains("emailed to"));
     let data = cwd.join("keyward-data");
@@ -890,7 +829,7 @@ async fn cli_serve_bootstraps_an_empty_data_dir(b: Backend) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let token = latest_token(&mails_in(&mail_dir), "admin@keyward.local");
-    assert_eq!(stop(child), 0, "serve did not exit cleanly");
+    assert_eq!(serve.stop(), 0, "serve did not exit cleanly");
     // With no server running, the command delivers its mail itself.
     let reset = kw
         .base_command(&cwd)
@@ -910,8 +849,9 @@ async fn cli_serve_bootstraps_an_empty_data_dir(b: Backend) {
     assert_eq!(count(&log, &token), 0);
     assert_eq!(count(&log, &first_token), 0);
     // The password is printed once, and only there; a second start prints no banner.
-    let (child, out2, _) = start_serve(&kw, &cwd);
-    assert_eq!(stop(child), 0);
+    let serve = start_serve(&kw, &cwd);
+    let out2 = serve.out.clone();
+    assert_eq!(serve.stop(), 0);
     let second = std::fs::read_to_string(&out2).unwrap();
     assert!(!second.contains("password"), "{second}");
     #[cfg(unix)]

@@ -7,6 +7,7 @@
 //! it afterwards. They fail, rather than skip, when it cannot be reached.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod process;
 pub mod server;
 
 use keyward::clock::FixedClock;

@@ -1,0 +1,415 @@
+//! `keyward serve` as a process, on SQLite and PostgreSQL: https with `keyward cert generate`
+//! (what Data Loader needs), and the secrets hygiene of the API: after a full lifecycle over
+//! SOAP and OAuth no response, log line (at trace level), login-history or audit row — and, once
+//! the mail is out, no byte of the database — contains a password or a security token (R-T2).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::process::{Serve, keyward};
+use common::server::{login_envelope, session_envelope};
+use common::{Backend, TestDb, latest_token, mails_in};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+on_both!(
+    tls_serves_https_with_the_generated_certificates,
+    r_t2_no_password_or_token_in_responses_logs_history_or_database,
+);
+
+/// Runs a CLI command that must succeed; returns stdout.
+fn run(mut c: Command, args: &[&str], stdin: Option<&str>) -> String {
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "keyward {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Waits for the newest token mailed to `to` to differ from `old`.
+fn next_token(mail_dir: &Path, to: &str, old: Option<&str>) -> String {
+    let start = Instant::now();
+    loop {
+        let mails = mails_in(mail_dir);
+        if mails.iter().any(|m| m.to == to && m.token().is_some()) {
+            let t = latest_token(&mails, to);
+            if Some(t.as_str()) != old {
+                return t;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no new token mail to {to}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Setup {
+    db: TestDb,
+    data: std::path::PathBuf,
+}
+
+impl Setup {
+    async fn new(b: Backend) -> Setup {
+        let db = TestDb::new(b).await;
+        let data = db.data_dir();
+        Setup { db, data }
+    }
+
+    fn kw(&self, level: &str) -> Command {
+        let mut c = keyward(&self.db, self.db.dir.path(), level);
+        c.arg("--data-dir")
+            .arg(&self.data)
+            .env("KEYWARD_MAIL_POLL_MS", "100");
+        c
+    }
+
+    fn cli(&self, args: &[&str], stdin: Option<&str>) -> String {
+        run(self.kw("warn"), args, stdin)
+    }
+}
+
+async fn tls_serves_https_with_the_generated_certificates(b: Backend) {
+    let st = Setup::new(b).await;
+    let tls = st.db.dir.path().join("tls");
+    let printed = st.cli(&["cert", "generate", "--out", tls.to_str().unwrap()], None);
+    assert_eq!(printed.lines().count(), 3, "{printed}");
+    let mut serve = st.kw("info");
+    serve.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        tls.join("cert.pem").to_str().unwrap(),
+        "--tls-key",
+        tls.join("key.pem").to_str().unwrap(),
+    ]);
+    let server = Serve::start(serve, st.db.dir.path());
+    assert!(
+        server.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+    st.cli(&["org", "create", "--name", "Acme"], None);
+    st.cli(
+        &[
+            "user",
+            "create",
+            "--org",
+            "Acme",
+            "--username",
+            "ada@acme.test",
+            "--email",
+            "ada@acme.test",
+            "--password-stdin",
+        ],
+        Some("Passw0rd!tls"),
+    );
+    let token = next_token(&st.data.join("mail"), "ada@acme.test", None);
+    // A client that trusts the generated CA (what Data Loader's trust store does).
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{}/services/Soap/u/64.0/", server.base))
+        .header("Content-Type", "text/xml; charset=UTF-8")
+        .body(login_envelope(
+            "ada@acme.test",
+            &format!("Passw0rd!tls{token}"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(&format!(
+            "<serverUrl>{}/services/Soap/u/64.0/00D",
+            server.base
+        )),
+        "serverUrl is the https address: {text}"
+    );
+    // A client that does not trust it is refused; plain http on the TLS port gets nothing.
+    let untrusting = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert!(
+        untrusting
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .is_err()
+    );
+    let plain = format!("http://{}/healthz", server.addr());
+    assert!(untrusting.get(plain).send().await.is_err());
+    assert_eq!(server.stop(), 0);
+    st.db.drop_db().await;
+}
+
+fn count(hay: &[u8], needle: &str) -> usize {
+    hay.windows(needle.len())
+        .filter(|w| *w == needle.as_bytes())
+        .count()
+}
+
+async fn r_t2_no_password_or_token_in_responses_logs_history_or_database(b: Backend) {
+    let st = Setup::new(b).await;
+    let mail_dir = st.data.join("mail");
+    let server = Serve::start(
+        {
+            let mut c = st.kw("trace");
+            c.args(["serve", "--listen", "127.0.0.1:0"]);
+            c
+        },
+        st.db.dir.path(),
+    );
+    let base = server.base.clone();
+    let (p1, p2) = ("First-Secret-Passw0rd", "Second-Secret-Passw0rd");
+    st.cli(&["org", "create", "--name", "Acme"], None);
+    st.cli(
+        &[
+            "user",
+            "create",
+            "--org",
+            "Acme",
+            "--username",
+            "ada@acme.test",
+            "--email",
+            "ada@acme.test",
+            "--password-stdin",
+        ],
+        Some(p1),
+    );
+    let client = st.cli(
+        &[
+            "oauth",
+            "client",
+            "create",
+            "--org",
+            "Acme",
+            "--name",
+            "app",
+            "--refresh-tokens",
+        ],
+        None,
+    );
+    let mut lines = client.lines();
+    let (client_id, client_secret) = (
+        lines.next().unwrap().to_string(),
+        lines.next().unwrap().to_string(),
+    );
+    let t1 = next_token(&mail_dir, "ada@acme.test", None);
+
+    let http = common::server::client();
+    let mut transcript: Vec<u8> = Vec::new();
+    let soap = |body: String| {
+        let http = http.clone();
+        let url = format!("{base}/services/Soap/u/59.0");
+        async move {
+            let r = http
+                .post(url)
+                .header("Content-Type", "text/xml")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let mut t = format!("{:?}\n", r.headers()).into_bytes();
+            t.extend(r.text().await.unwrap().into_bytes());
+            t
+        }
+    };
+    let form = |path: &str, pairs: Vec<(&str, String)>| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        let pairs: Vec<(String, String)> =
+            pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        async move {
+            let r = http.post(url).form(&pairs).send().await.unwrap();
+            let mut t = format!("{:?}\n", r.headers()).into_bytes();
+            t.extend(r.text().await.unwrap().into_bytes());
+            t
+        }
+    };
+    let sid_of = |t: &[u8]| {
+        let s = String::from_utf8_lossy(t).to_string();
+        s.split("<sessionId>")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    // SOAP: success, password alone, wrong password, unknown user, a setPassword and logout.
+    let ok = soap(login_envelope("ada@acme.test", &format!("{p1}{t1}"))).await;
+    let sid = sid_of(&ok);
+    transcript.extend(ok);
+    transcript.extend(soap(login_envelope("ada@acme.test", p1)).await);
+    transcript.extend(soap(login_envelope("ada@acme.test", &format!("wrong{t1}"))).await);
+    transcript.extend(soap(login_envelope("nobody@acme.test", &format!("{p1}{t1}"))).await);
+    transcript.extend(soap(login_envelope(&format!("{p1}{t1}"), &format!("{p1}{t1}"))).await);
+    let user_id = String::from_utf8_lossy(&transcript)
+        .split("<userId>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    transcript.extend(
+        soap(session_envelope(
+            &sid,
+            &format!("<setPassword xmlns=\"urn:partner.soap.sforce.com\"><userId>{user_id}</userId><password>{p2}</password></setPassword>"),
+        ))
+        .await,
+    );
+    let t2 = next_token(&mail_dir, "ada@acme.test", Some(&t1));
+    transcript.extend(
+        soap(session_envelope(
+            &sid,
+            "<logout xmlns=\"urn:partner.soap.sforce.com\"/>",
+        ))
+        .await,
+    );
+    // OAuth: password grant with the token appended and in its own field, a wrong secret,
+    // refresh, introspect, revoke.
+    let grant = |pw: String, extra: Option<(&'static str, String)>, secret: String| {
+        let mut p = vec![
+            ("grant_type", "password".to_string()),
+            ("client_id", client_id.clone()),
+            ("client_secret", secret),
+            ("username", "ada@acme.test".to_string()),
+            ("password", pw),
+        ];
+        p.extend(extra);
+        p
+    };
+    let g = form(
+        "/services/oauth2/token",
+        grant(format!("{p2}{t2}"), None, client_secret.clone()),
+    )
+    .await;
+    let gj: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&g).split('\n').nth(1).unwrap()).unwrap();
+    transcript.extend(g);
+    transcript.extend(
+        form(
+            "/services/oauth2/token",
+            grant(
+                p2.to_string(),
+                Some(("security_token", t2.clone())),
+                client_secret.clone(),
+            ),
+        )
+        .await,
+    );
+    transcript.extend(
+        form(
+            "/services/oauth2/token",
+            grant(format!("{p2}{t2}"), None, "wrong".into()),
+        )
+        .await,
+    );
+    transcript.extend(
+        form(
+            "/services/oauth2/token",
+            grant(p2.to_string(), None, client_secret.clone()),
+        )
+        .await,
+    );
+    let rt = gj["refresh_token"].as_str().unwrap().to_string();
+    let access = gj["access_token"].as_str().unwrap().to_string();
+    transcript.extend(
+        form(
+            "/services/oauth2/token",
+            vec![
+                ("grant_type", "refresh_token".into()),
+                ("refresh_token", rt.clone()),
+                ("client_id", client_id.clone()),
+                ("client_secret", client_secret.clone()),
+            ],
+        )
+        .await,
+    );
+    transcript.extend(
+        form(
+            "/services/oauth2/introspect",
+            vec![
+                ("token", access.clone()),
+                ("client_id", client_id.clone()),
+                ("client_secret", client_secret.clone()),
+            ],
+        )
+        .await,
+    );
+    transcript.extend(form("/services/oauth2/revoke", vec![("token", rt)]).await);
+    // An admin token reset while the server runs: the server's worker mails it.
+    st.cli(&["token", "reset", "ada@acme.test"], None);
+    let t3 = next_token(&mail_dir, "ada@acme.test", Some(&t2));
+    transcript.extend(soap(login_envelope("ada@acme.test", &format!("{p2}{t3}"))).await);
+    assert!(String::from_utf8_lossy(&transcript).contains("loginResponse"));
+
+    let history = st.cli(
+        &["login-history", "--org", "Acme", "--format", "json"],
+        None,
+    );
+    let audit = st.cli(&["audit-trail", "Acme", "--format", "json"], None);
+    let all_history = st.cli(&["login-history", "--format", "csv"], None);
+    assert!(history.contains("Failed: API security token required"));
+    assert_eq!(server.stop(), 0);
+    let log = std::fs::read(st.db.dir.path().join("serve.err")).unwrap();
+    // Every statement sqlx runs is logged at this level: the bound values are not.
+    assert!(
+        count(&log, "DEBUG sqlx::query") > 20,
+        "the log is at the most verbose level"
+    );
+    assert!(count(&log, "login attempt") >= 8);
+    let dump = st.db.dump();
+    for secret in [p1, p2, t1.as_str(), t2.as_str(), t3.as_str()] {
+        for (what, hay) in [
+            ("an HTTP response", transcript.as_slice()),
+            ("the server log", log.as_slice()),
+            ("login history", history.as_bytes()),
+            ("login history (all orgs)", all_history.as_bytes()),
+            ("the audit trail", audit.as_bytes()),
+            ("the database", dump.as_slice()),
+        ] {
+            assert_eq!(count(hay, secret), 0, "{what} contains a password or token");
+        }
+    }
+    assert_eq!(
+        count(&log, &client_secret),
+        0,
+        "the log contains the client secret"
+    );
+    assert_eq!(
+        count(&dump, &client_secret),
+        0,
+        "the database contains the client secret"
+    );
+    st.db.drop_db().await;
+}
