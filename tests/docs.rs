@@ -1,0 +1,220 @@
+//! docs/clients.md is tested: every `<!-- doc-test -->` curl example runs, in order, in one
+//! shell against a server set up as the page describes, and must print exactly the output shown
+//! under it (`{{…}}` stands for one value that differs per machine: an id, a URL, a session);
+//! every `<!-- snippet: FILE -->` block must appear word for word in the test program it was
+//! copied from, so the client examples are the ones the client suites run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::server::TestServer;
+use common::{Backend, latest_token};
+use keyward::domain::secret::Password;
+use keyward::service::Actor;
+use keyward::service::users::NewUser;
+use std::process::Command;
+
+const PAGE: &str = include_str!("../docs/clients.md");
+
+/// The fenced block that starts after line `from`: (info string, text, next line index).
+fn fenced(lines: &[&str], from: usize) -> (String, String, usize) {
+    let start = (from..lines.len())
+        .find(|&i| lines[i].starts_with("```"))
+        .expect("a fenced block");
+    let info = lines[start].trim_start_matches('`').to_string();
+    let end = (start + 1..lines.len())
+        .find(|&i| lines[i].starts_with("```"))
+        .expect("the end of the fenced block");
+    (info, lines[start + 1..end].join("\n"), end + 1)
+}
+
+/// (command, expected output) pairs of the page, in order.
+fn examples() -> Vec<(String, String)> {
+    let lines: Vec<&str> = PAGE.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim() == "<!-- doc-test -->" {
+            let (info, command, next) = fenced(&lines, i + 1);
+            assert_eq!(
+                info,
+                "sh",
+                "a doc-test starts with a sh block (line {})",
+                i + 2
+            );
+            let (_, expected, _) = fenced(&lines, next);
+            out.push((command, expected));
+        }
+    }
+    out
+}
+
+fn placeholder_char(c: char) -> bool {
+    !c.is_whitespace() && !matches!(c, '<' | '>' | '"')
+}
+
+/// Does `actual` match `expected`, where each `{{name}}` stands for a non-empty run of
+/// characters other than whitespace, `<`, `>` and `"`?
+fn matches(expected: &str, actual: &str) -> Result<(), String> {
+    let mut rest = actual;
+    let mut pattern = expected;
+    loop {
+        let Some(open) = pattern.find("{{") else {
+            return if rest == pattern {
+                Ok(())
+            } else {
+                Err(format!("expected {pattern:?}\n   found {rest:?}"))
+            };
+        };
+        let literal = &pattern[..open];
+        let Some(tail) = rest.strip_prefix(literal) else {
+            return Err(format!(
+                "expected {literal:?}\n   found {:?}",
+                &rest[..rest.len().min(literal.len() + 40)]
+            ));
+        };
+        let close = pattern[open..].find("}}").map(|c| open + c + 2).unwrap();
+        pattern = &pattern[close..];
+        let next = pattern.find("{{").map_or(pattern, |n| &pattern[..n]);
+        // The value runs up to the first place the next literal text follows it.
+        let mut taken = 0;
+        let chars: Vec<(usize, char)> = tail.char_indices().collect();
+        let mut found = None;
+        for (idx, c) in &chars {
+            if taken > 0
+                && tail[*idx..].starts_with(next)
+                && (!next.is_empty() || !placeholder_char(*c))
+            {
+                found = Some(*idx);
+                break;
+            }
+            if !placeholder_char(*c) {
+                break;
+            }
+            taken += 1;
+        }
+        let end = match found {
+            Some(e) => e,
+            None if next.is_empty() && taken > 0 => tail.len(),
+            None => {
+                return Err(format!(
+                    "no value for {} in {:?}",
+                    &expected[open..close],
+                    &tail[..tail.len().min(80)]
+                ));
+            }
+        };
+        rest = &tail[end..];
+    }
+}
+
+on_both!(curl_examples_print_exactly_what_the_page_shows);
+
+async fn curl_examples_print_exactly_what_the_page_shows(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let cli = Actor::Cli("docs".into());
+    s.create_org(&cli, "Acme").await.unwrap();
+    s.create_user(
+        &cli,
+        &NewUser {
+            org: "Acme",
+            username: "ada@acme.test",
+            email: "ada@acme.test",
+            first_name: "Ada",
+            last_name: "Lovelace",
+            profile: None,
+        },
+        Some(&Password::new("Passw0rd!one")),
+    )
+    .await
+    .unwrap();
+    let (client, secret) = s
+        .create_oauth_client(&cli, "Acme", "My integration", &Default::default())
+        .await
+        .unwrap();
+    let token = latest_token(&srv.mails().await, "ada@acme.test");
+    let examples = examples();
+    assert!(examples.len() >= 8, "the page lost its examples");
+    let mut script = String::new();
+    for (i, (command, _)) in examples.iter().enumerate() {
+        script.push_str(&format!("echo '@@@ {i}'\n{command}\n"));
+    }
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env("KEYWARD_URL", &srv.base)
+        .env("KW_USER", "ada@acme.test")
+        .env("KW_PASSWORD", "Passw0rd!one")
+        .env("KW_TOKEN", &token)
+        .env("KW_CLIENT_ID", &client.client_id)
+        .env("KW_CLIENT_SECRET", &secret.0)
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outputs: Vec<&str> = stdout.split("@@@ ").skip(1).collect();
+    assert_eq!(outputs.len(), examples.len(), "{stdout}");
+    for (i, ((command, expected), output)) in examples.iter().zip(outputs).enumerate() {
+        let output = output.split_once('\n').map_or("", |(_, o)| o).trim_end();
+        if let Err(e) = matches(expected.trim_end(), output) {
+            panic!("example {i} of docs/clients.md:\n{command}\n\n{e}");
+        }
+    }
+    srv.finish().await;
+}
+
+#[test]
+fn client_snippets_are_the_ones_the_client_suites_run() {
+    let lines: Vec<&str> = PAGE.lines().collect();
+    let mut n = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let Some(file) = l
+            .trim()
+            .strip_prefix("<!-- snippet: ")
+            .and_then(|f| f.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        let (_, snippet, _) = fenced(&lines, i + 1);
+        let source = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap_or_else(|e| panic!("docs/clients.md names {file}: {e}"));
+        let squash = |s: &str| {
+            s.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(
+            squash(&source).contains(&squash(&snippet)),
+            "the snippet at docs/clients.md line {} is not in {file}:\n{snippet}",
+            i + 1
+        );
+        n += 1;
+    }
+    let _ = n;
+}
+
+#[test]
+fn placeholders_match_one_value() {
+    assert!(matches("a {{x}} b", "a 123 b").is_ok());
+    assert!(matches("<id>{{x}}</id>", "<id>00D!abc</id>").is_ok());
+    assert!(
+        matches(
+            "\"{{url}}/id/{{o}}/{{u}}\"",
+            "\"http://127.0.0.1:9/id/00D1/0052\""
+        )
+        .is_ok()
+    );
+    assert!(matches("<id>{{x}}</id>", "<id></id>").is_err());
+    assert!(matches("<id>{{x}}</id>", "<id>a b</id>").is_err());
+    assert!(matches("exact", "exact!").is_err());
+}
