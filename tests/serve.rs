@@ -155,6 +155,65 @@ async fn tls_serves_https_with_the_generated_certificates(b: Backend) {
         )),
         "serverUrl is the https address: {text}"
     );
+    // Data Loader's way (docs/clients.md): the CA in a Java trust store, the JVM's TLS stack, a
+    // gzip body to `https://localhost:PORT//services/Soap/u/64.0/`.
+    let store = st.db.dir.path().join("keyward-truststore.p12");
+    let keytool = Command::new("keytool")
+        .args([
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "keyward-local-ca",
+            "-file",
+        ])
+        .arg(tls.join("ca.pem"))
+        .arg("-keystore")
+        .arg(&store)
+        .args(["-storetype", "PKCS12", "-storepass", "changeit"])
+        .output()
+        .expect("keytool (a JDK) is needed: .ci/run installs default-jdk-headless");
+    assert!(
+        keytool.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keytool.stderr)
+    );
+    let port = server.addr().rsplit(':').next().unwrap().to_string();
+    let java = |trust: bool| {
+        let mut c = Command::new("java");
+        if trust {
+            c.arg(format!("-Djavax.net.ssl.trustStore={}", store.display()))
+                .arg("-Djavax.net.ssl.trustStorePassword=changeit");
+        }
+        c.arg(format!(
+            "{}/tests/java/DataLoaderLogin.java",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg(format!("https://localhost:{port}"))
+        .arg("ada@acme.test")
+        .arg(format!("Passw0rd!tls{token}"))
+        .output()
+        .unwrap()
+    };
+    let out = java(true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("HTTP 200"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "<serverUrl>https://localhost:{port}/services/Soap/u/64.0/00D"
+        )),
+        "{stdout}"
+    );
+    let untrusted = java(false);
+    assert!(!untrusted.status.success());
+    assert!(
+        String::from_utf8_lossy(&untrusted.stderr).contains("PKIX"),
+        "the JVM refuses an unknown CA"
+    );
     // A client that does not trust it is refused; plain http on the TLS port gets nothing.
     let untrusting = reqwest::Client::builder().no_proxy().build().unwrap();
     assert!(
