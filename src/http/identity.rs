@@ -6,7 +6,7 @@ use super::AppState;
 use super::RequestId;
 use super::extract::BaseUrl;
 use crate::domain::ids::{KeyPrefix, SfId};
-use crate::service::{ServiceError, fmt_ms, id18};
+use crate::service::{ServiceError, fmt_api_ms, id18};
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -153,7 +153,7 @@ async fn identity(
         "language": "en_US",
         "locale": "en_US",
         "utcOffset": 0,
-        "last_modified_date": fmt_ms(user.created_at),
+        "last_modified_date": fmt_api_ms(user.updated_at),
         "is_app_installed": true,
     });
     let pretty = headers

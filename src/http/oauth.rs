@@ -552,7 +552,7 @@ async fn userinfo(
         "language": "en_US",
         "locale": "en_US",
         "utcOffset": 0,
-        "updated_at": crate::service::fmt_ms(user.created_at),
+        "updated_at": crate::service::fmt_api_ms(user.updated_at),
     }))
     .into_response()
 }

@@ -491,6 +491,7 @@ pub(crate) fn new_user_row(new: &NewUser<'_>, now: i64) -> Result<UserRow> {
         locked_until: None,
         last_login_at: None,
         created_at: now,
+        updated_at: now,
     })
 }
 

@@ -21,11 +21,12 @@ pub struct UserRow {
     pub locked_until: Option<i64>,
     pub last_login_at: Option<i64>,
     pub created_at: i64,
+    pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, org_id, profile_id, username, email, first_name, last_name, active, \
     password_hash, password_changed_at, token_digest, token_issued_at, failed_logins, \
-    locked_until, last_login_at, created_at";
+    locked_until, last_login_at, created_at, updated_at";
 
 /// Inserts the user and claims the username across all orgs (R-M1); a taken username is
 /// `StoreError::Conflict("username")`.
