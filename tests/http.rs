@@ -81,6 +81,20 @@ async fn add_user(s: &Services, org: &str, username: &str, profile: Option<&str>
     .id
 }
 
+/// A profile whose login IP range (10.0.0.0/24) excludes the test's 127.0.0.1 (R-L1).
+async fn office_only_profile(s: &Services) {
+    let api = Permissions {
+        api_enabled: true,
+        ..Permissions::default()
+    };
+    s.create_profile(&cli(), "Acme", "Office Only", api)
+        .await
+        .unwrap();
+    s.add_login_range(&cli(), "Acme", "Office Only", "10.0.0.0/24", None, "office")
+        .await
+        .unwrap();
+}
+
 async fn policy(s: &Services, org: &str, change: PolicyChange) {
     s.set_policy(&cli(), org, &change).await.unwrap();
 }
@@ -274,20 +288,7 @@ async fn r_l3_soap_faults_are_exactly_salesforces(b: Backend) {
     assert_eq!(last_status(s, USER).await, "User is inactive");
     s.reactivate(&cli(), USER).await.unwrap();
     // R-L1: a profile login range that excludes 127.0.0.1, whatever the credentials.
-    s.create_profile(
-        &cli(),
-        "Acme",
-        "Office Only",
-        Permissions {
-            api_enabled: true,
-            ..Permissions::default()
-        },
-    )
-    .await
-    .unwrap();
-    s.add_login_range(&cli(), "Acme", "Office Only", "10.0.0.0/24", None, "office")
-        .await
-        .unwrap();
+    office_only_profile(s).await;
     add_user(s, "Acme", "bob@acme.test", Some("Office Only")).await;
     let bob_token = latest_token(&srv.mails().await, "bob@acme.test");
     let a = login(srv, "bob@acme.test", &format!("{PW}{bob_token}")).await;
@@ -830,20 +831,7 @@ async fn r_l4_every_refused_path_costs_one_hash(b: Backend) {
     let f = fixture(b).await;
     let srv = &f.srv;
     let s = srv.services();
-    s.create_profile(
-        &cli(),
-        "Acme",
-        "Office Only",
-        Permissions {
-            api_enabled: true,
-            ..Permissions::default()
-        },
-    )
-    .await
-    .unwrap();
-    s.add_login_range(&cli(), "Acme", "Office Only", "10.0.0.0/24", None, "office")
-        .await
-        .unwrap();
+    office_only_profile(s).await;
     add_user(s, "Acme", "ranged@acme.test", Some("Office Only")).await;
     add_user(s, "Acme", "inactive@acme.test", None).await;
     s.deactivate(&cli(), "inactive@acme.test").await.unwrap();

@@ -83,6 +83,15 @@ impl Setup {
     fn cli(&self, args: &[&str], stdin: Option<&str>) -> String {
         run(self.kw("warn"), args, stdin)
     }
+
+    /// Org Acme with user ada@acme.test, whose first token is mailed.
+    fn acme_with_ada(&self, password: &str) {
+        self.cli(&["org", "create", "--name", "Acme"], None);
+        let user = ["--username", "ada@acme.test", "--email", "ada@acme.test"];
+        let mut args = vec!["user", "create", "--org", "Acme", "--password-stdin"];
+        args.extend(user);
+        self.cli(&args, Some(password));
+    }
 }
 
 async fn tls_serves_https_with_the_generated_certificates(b: Backend) {
@@ -106,21 +115,7 @@ async fn tls_serves_https_with_the_generated_certificates(b: Backend) {
         "{}",
         server.base
     );
-    st.cli(&["org", "create", "--name", "Acme"], None);
-    st.cli(
-        &[
-            "user",
-            "create",
-            "--org",
-            "Acme",
-            "--username",
-            "ada@acme.test",
-            "--email",
-            "ada@acme.test",
-            "--password-stdin",
-        ],
-        Some("Passw0rd!tls"),
-    );
+    st.acme_with_ada("Passw0rd!tls");
     let token = next_token(&st.data.join("mail"), "ada@acme.test", None);
     // A client that trusts the generated CA (what Data Loader's trust store does).
     let ca = reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.pem")).unwrap()).unwrap();
@@ -248,21 +243,7 @@ async fn r_t2_no_password_or_token_in_responses_logs_history_or_database(b: Back
     );
     let base = server.base.clone();
     let (p1, p2) = ("First-Secret-Passw0rd", "Second-Secret-Passw0rd");
-    st.cli(&["org", "create", "--name", "Acme"], None);
-    st.cli(
-        &[
-            "user",
-            "create",
-            "--org",
-            "Acme",
-            "--username",
-            "ada@acme.test",
-            "--email",
-            "ada@acme.test",
-            "--password-stdin",
-        ],
-        Some(p1),
-    );
+    st.acme_with_ada(p1);
     let client = st.cli(
         &[
             "oauth",

@@ -133,9 +133,15 @@ pub enum BodyError {
     Incomplete,
 }
 
-/// Reads the whole body, at most `limit` bytes as sent (refused early from `Content-Length`)
-/// and at most `limit` bytes after gzip decompression, so a gzip bomb costs `limit` of memory.
-/// Chunked bodies are handled by hyper before they reach here.
+/// How much of a too-large body is read and thrown away before answering 413. Answering while
+/// the client is still sending makes its TCP stack see a reset and lose the answer; reading the
+/// rest first (without keeping it) lets a client that sends, say, 10 MB learn why it was
+/// refused. Bodies declared larger than this are refused at once.
+const DRAIN_CAP: usize = 16 * 1024 * 1024;
+
+/// Reads the whole body, keeping at most `limit` bytes as sent and at most `limit` bytes after
+/// gzip decompression, so a gzip bomb costs `limit` of memory. Chunked bodies are decoded by
+/// hyper before they reach here.
 pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, BodyError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -156,20 +162,29 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > DRAIN_CAP as u64) {
         return Err(BodyError::TooLarge(limit));
     }
-    let raw = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                BodyError::TooLarge(limit)
-            } else {
-                BodyError::Incomplete
-            }
-        })?
-        .to_bytes();
+    let mut body = body;
+    let mut raw = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Incomplete)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen > DRAIN_CAP {
+            break;
+        }
+        if seen <= limit {
+            raw.extend_from_slice(&data);
+        }
+    }
+    if seen > limit {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let raw = Bytes::from(raw);
     if !gzip {
         return Ok(raw);
     }

@@ -312,9 +312,22 @@ impl Services {
             ));
         }
         let hash = self.prepare_password(&org, &user, new).await?;
+        self.commit_own_password(actor, &org, &user, &hash, current_session.unwrap_or(""))
+            .await
+    }
+
+    /// Stores a user's own new password — if the hash the caller checked against is still the
+    /// current one (otherwise the check proves nothing) — keeping the session `keep` (a digest)
+    /// and clearing its expired-password flag, ending the others (R-L10), mailing the new token.
+    async fn commit_own_password(
+        &self,
+        actor: &Actor,
+        org: &OrgRow,
+        user: &UserRow,
+        hash: &str,
+        keep: &str,
+    ) -> Result<()> {
         let mut tx = self.db.begin().await?;
-        // The current password was checked against this hash: if it changed meanwhile, the
-        // check proves nothing.
         let fresh = users::get_for_update(&mut tx.c(), &user.org_id, &user.id).await?;
         if fresh.as_ref().map(|u| &u.password_hash) != Some(&user.password_hash) {
             return Err(ServiceError::Conflict(
@@ -324,13 +337,14 @@ impl Services {
         self.store_password(
             &mut tx.c(),
             actor,
-            &org,
-            &user,
-            &hash,
+            org,
+            user,
+            hash,
             PasswordSet::OwnChange,
-            current_session.or(Some("")),
+            Some(keep),
         )
         .await?;
+        sessions::clear_password_expired(&mut tx.c(), keep).await?;
         tx.commit().await?;
         self.outbox.wake();
         Ok(())
@@ -366,27 +380,8 @@ impl Services {
         }
         let (org, user) = self.user_and_org(&actor, &session.user.id).await?;
         let hash = self.prepare_password(&org, &user, new).await?;
-        let mut tx = self.db.begin().await?;
-        let fresh = users::get_for_update(&mut tx.c(), &user.org_id, &user.id).await?;
-        if fresh.as_ref().map(|u| &u.password_hash) != Some(&user.password_hash) {
-            return Err(ServiceError::Conflict(
-                "the password was changed meanwhile; try again".into(),
-            ));
-        }
-        self.store_password(
-            &mut tx.c(),
-            &actor,
-            &org,
-            &user,
-            &hash,
-            PasswordSet::OwnChange,
-            Some(&session.session.digest),
-        )
-        .await?;
-        sessions::clear_password_expired(&mut tx.c(), &session.session.digest).await?;
-        tx.commit().await?;
-        self.outbox.wake();
-        Ok(())
+        self.commit_own_password(&actor, &org, &user, &hash, &session.session.digest)
+            .await
     }
 
     async fn user_and_org(&self, actor: &Actor, user_input: &str) -> Result<(OrgRow, UserRow)> {
