@@ -43,8 +43,8 @@ async fn run_client(b: Backend, program: &[String]) {
             cmd.env(k, v);
         }
     }
-    cmd.env("KEYWARD_BIN", env!("CARGO_BIN_EXE_keyward"))
-        .env("KEYWARD_URL", &server.base)
+    cmd.env("KEYWARD_TEST_BIN", env!("CARGO_BIN_EXE_keyward"))
+        .env("KEYWARD_TEST_URL", &server.base)
         .env("KEYWARD_DATA_DIR", &data)
         .env("KEYWARD_PASSWORD_HASH_MEMORY_KIB", "256")
         .env("KEYWARD_PASSWORD_HASH_ITERATIONS", "1")

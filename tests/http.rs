@@ -221,6 +221,32 @@ async fn r_l3_soap_login_success_has_the_exact_shape_clients_parse(b: Backend) {
     assert_eq!(rows[0].source_ip, "127.0.0.1");
     assert_eq!(rows[0].api_version, "59.0");
     assert_eq!(rows[0].login_url, format!("{base}{SOAP}"));
+    // simple-salesforce's envelope: prefixes everywhere, CallOptions recorded as the client, a
+    // LoginScopeHeader naming the user's org (15 or 18 characters) or another one.
+    let ssf = |org: &str| {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\" ?><soapenv:Envelope \
+             xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+             xmlns:urn=\"urn:partner.soap.sforce.com\"><soapenv:Header><urn:CallOptions>\
+             <urn:client>simple-salesforce</urn:client><urn:defaultNamespace>sf\
+             </urn:defaultNamespace></urn:CallOptions><urn:LoginScopeHeader><urn:organizationId>\
+             {org}</urn:organizationId></urn:LoginScopeHeader></soapenv:Header><soapenv:Body>\
+             <urn:login><urn:username>{USER}</urn:username><urn:password>{PW}{}</urn:password>\
+             </urn:login></soapenv:Body></soapenv:Envelope>",
+            f.token
+        )
+    };
+    for org in [org15.to_string(), id18(org15)] {
+        let a = f.srv.soap(SOAP, &ssf(&org)).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    let rows = s.login_history(&cli(), None, Some(USER), 1).await.unwrap();
+    assert_eq!(rows[0].client, "simple-salesforce");
+    let other = s.create_org(&cli(), "Other").await.unwrap().id;
+    for org in [other.as_str(), "not-an-org-id"] {
+        let a = f.srv.soap(SOAP, &ssf(org)).await;
+        assert_eq!(a.xml("exceptionCode").unwrap(), "INVALID_LOGIN", "{org}");
+    }
     f.srv.finish().await;
 }
 
@@ -1053,6 +1079,22 @@ async fn oauth_password_grant_success_and_errors(b: Backend) {
         (400, "invalid_grant".into(), "authentication failure".into())
     );
     assert!(a.json().get("error_code").is_none());
+    // R-L4: an inactive user and an address outside the login ranges are not told apart, with
+    // the right password or a wrong one.
+    office_only_profile(s).await;
+    add_user(s, "Acme", "ranged@acme.test", Some("Office Only")).await;
+    add_user(s, "Acme", "gone@acme.test", None).await;
+    s.deactivate(&cli(), "gone@acme.test").await.unwrap();
+    let mails = srv.mails().await;
+    for u in ["ranged@acme.test", "gone@acme.test"] {
+        let t = latest_token(&mails, u);
+        for pw in [format!("{PW}{t}"), format!("wrong{t}")] {
+            let a = password_grant(srv, &id, &secret, u, &pw).await;
+            let generic = (400, "invalid_grant".into(), "authentication failure".into());
+            assert_eq!(err(&a), generic, "{u}");
+            assert!(a.json().get("error_code").is_none());
+        }
+    }
     let a = password_grant(srv, "3MVG9nope", &secret, USER, PW).await;
     assert_eq!(
         err(&a),

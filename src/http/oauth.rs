@@ -277,7 +277,8 @@ impl TokenCtx<'_> {
                     (LoginOutcome::Success { .. }, Some(session)) => {
                         Ok(self.issued(&session, &secret_of(&form, headers)))
                     }
-                    (outcome, _) => Err(refused(outcome, response.status)),
+                    // R-L4: a password grant's refusals say nothing the password did not.
+                    (outcome, _) => Err(refused(outcome, None)),
                 }
             }
             "refresh_token" => {
@@ -334,7 +335,7 @@ impl TokenCtx<'_> {
     fn grant_outcome(&self, outcome: GrantOutcome, secret: &str) -> Result<Response, OAuthError> {
         match outcome {
             GrantOutcome::Issued(session) => Ok(self.issued(&session, secret)),
-            GrantOutcome::Refused(outcome, status) => Err(refused(outcome, status)),
+            GrantOutcome::Refused(outcome, status) => Err(refused(outcome, Some(status))),
             GrantOutcome::InvalidRefreshToken => Err(OAuthError::new(
                 "invalid_grant",
                 "expired access/refresh token",
@@ -387,7 +388,10 @@ fn signature(client_secret: &str, id: &str, issued_at: &str) -> String {
 /// Refused logins, in Salesforce's OAuth words. `authentication failure` covers every
 /// credential failure (R-L4); keyward adds `error_code` where SOAP would say more, so a script
 /// can tell a missing security token from a wrong password without reading login history.
-fn refused(outcome: LoginOutcome, status: LoginStatus) -> OAuthError {
+/// `status` is given only for grants that prove no password (`refresh_token`,
+/// `client_credentials`): the client authenticated itself, so it may learn that its user is
+/// inactive or outside the login IP ranges; a password grant never says so (R-L4).
+fn refused(outcome: LoginOutcome, status: Option<LoginStatus>) -> OAuthError {
     match (outcome, status) {
         (LoginOutcome::MustUseSecurityToken, _) => OAuthError {
             code: Some("LOGIN_MUST_USE_SECURITY_TOKEN"),
@@ -399,8 +403,8 @@ fn refused(outcome: LoginOutcome, status: LoginStatus) -> OAuthError {
             ..OAuthError::new("invalid_grant", "API is disabled for this User")
         },
         // Grants without a password: the client authenticated, so it may know why.
-        (_, LoginStatus::UserInactive) => OAuthError::new("invalid_grant", "inactive user"),
-        (_, LoginStatus::RestrictedIp) => OAuthError::new("invalid_grant", "ip restricted"),
+        (_, Some(LoginStatus::UserInactive)) => OAuthError::new("invalid_grant", "inactive user"),
+        (_, Some(LoginStatus::RestrictedIp)) => OAuthError::new("invalid_grant", "ip restricted"),
         _ => OAuthError::authentication_failure(),
     }
 }

@@ -79,6 +79,8 @@ pub struct Outbox {
     retry: RetryPolicy,
     poll: Duration,
     wake: Notify,
+    /// A WAL checkpoint after scrubbing has not completed yet (R-T3).
+    checkpoint_pending: std::sync::atomic::AtomicBool,
 }
 
 /// A running server's worker says so in the `meta` table every `HEARTBEAT` (SPEC §6: CLI
@@ -111,6 +113,7 @@ impl Outbox {
             retry,
             poll,
             wake: Notify::new(),
+            checkpoint_pending: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -147,10 +150,18 @@ impl Outbox {
                 break;
             }
         }
-        if scrubbed {
-            if let Err(e) = self.db.checkpoint().await {
-                tracing::debug!(error = %e, "WAL checkpoint after scrubbing postponed");
-            }
+        // A checkpoint that readers kept from finishing is tried again on every later round
+        // until it completes, so a scrubbed token never stays in the write-ahead log.
+        use std::sync::atomic::Ordering;
+        if scrubbed || self.checkpoint_pending.load(Ordering::Relaxed) {
+            let done = match self.db.checkpoint().await {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::debug!(error = %e, "WAL checkpoint after scrubbing postponed");
+                    false
+                }
+            };
+            self.checkpoint_pending.store(!done, Ordering::Relaxed);
         }
         Ok(report)
     }

@@ -244,15 +244,17 @@ impl Db {
     }
 
     /// Truncates SQLite's write-ahead log, so page images holding scrubbed secrets do not
-    /// linger in `keyward.db-wal` (R-T3). A no-op on PostgreSQL. Best effort: readers holding
-    /// old snapshots can keep the log alive until next time.
-    pub async fn checkpoint(&self) -> Result<()> {
+    /// linger in `keyward.db-wal` (R-T3). A no-op on PostgreSQL. Readers holding old snapshots
+    /// can keep it from finishing: false then, and the caller tries again later.
+    pub async fn checkpoint(&self) -> Result<bool> {
         if let Db::Sqlite(p) = self {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(p)
+            // (busy, log frames, checkpointed frames): busy = 1 when it could not finish.
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(p)
                 .await?;
+            return Ok(busy == 0);
         }
-        Ok(())
+        Ok(true)
     }
 
     pub async fn close(&self) {
