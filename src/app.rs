@@ -186,6 +186,7 @@ pub async fn run(
     let options = crate::http::server::ServeOptions {
         tls,
         header_timeout: Duration::from_secs(config.server.header_timeout_seconds),
+        max_connections: config.server.max_connections as usize,
     };
     crate::http::server::serve(listener, crate::http::app(state), options, shutdown).await;
     let _ = stop_tx.send(true);

@@ -90,6 +90,11 @@ pub struct ServerConfig {
     pub header_timeout_seconds: u64,
     /// How long a whole request may take before it is answered 408.
     pub request_timeout_seconds: u64,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: u32,
+    /// The bearer token `/metrics` requires; empty = `/metrics` is off. The counters split
+    /// refusals by reason, which would tell anyone which usernames exist.
+    pub metrics_token: ConfigSecret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,9 +184,11 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             tls_cert: String::new(),
             tls_key: String::new(),
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: 256 * 1024,
             header_timeout_seconds: 10,
             request_timeout_seconds: 30,
+            max_connections: 512,
+            metrics_token: ConfigSecret::default(),
         }
     }
 }
@@ -439,6 +446,16 @@ impl Config {
                 "server.header_timeout_seconds must be between 1 and 600 and \
                  server.request_timeout_seconds between 1 and 3600"
                     .into(),
+            );
+        }
+        if !(1..=100_000).contains(&self.server.max_connections) {
+            return bad("server.max_connections must be between 1 and 100000".into());
+        }
+        let t = &self.server.metrics_token.0;
+        if !t.is_empty() && (t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return bad(
+                "server.metrics_token must be at least 16 characters, without spaces".into(),
             );
         }
         if !(1..=300).contains(&self.delegated_auth.timeout_seconds) {

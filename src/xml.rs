@@ -27,7 +27,7 @@ pub fn parse(text: &str, nodes_limit: u32) -> Result<roxmltree::Document<'_>, Xm
     if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
         return Err(XmlError::Dtd);
     }
-    if max_depth(text.as_bytes()) > MAX_DEPTH {
+    if exceeds_depth(text.as_bytes(), MAX_DEPTH) {
         return Err(XmlError::TooDeep);
     }
     let options = roxmltree::ParsingOptions {
@@ -41,69 +41,101 @@ pub fn parse(text: &str, nodes_limit: u32) -> Result<roxmltree::Document<'_>, Xm
     })
 }
 
-/// An upper bound on the element nesting depth, in one pass without allocation. It may count
-/// too deep (a `>` inside an attribute value hides a `/>`), never too shallow: every start tag
-/// counts one level until its end tag (or `/>`) is seen.
-pub fn max_depth(text: &[u8]) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
+/// Does the element nesting go deeper than `limit`? One forward pass, no allocation, stopping
+/// as soon as the answer is yes. It may count too deep (it does not check that end tags match),
+/// never too shallow: quoted attribute values are skipped (`<a b="/>">` opens an element), a
+/// start tag counts one level until its end tag or `/>`, and a tag cut short by a `<` or the end
+/// of the input still counts.
+pub fn exceeds_depth(text: &[u8], limit: usize) -> bool {
+    let n = text.len();
+    let find = |from: usize, needle: &[u8]| {
+        text.get(from..)
+            .and_then(|rest| rest.windows(needle.len()).position(|w| w == needle))
+            .map_or(n, |p| from + p + needle.len())
+    };
+    let mut depth = 0usize;
     let mut i = 0;
-    while i < text.len() {
+    while i < n {
         if text[i] != b'<' {
             i += 1;
             continue;
         }
         let rest = &text[i..];
-        // Comments, CDATA sections and processing instructions: no level, skipped whole.
-        let skip_to = |end: &[u8]| {
-            rest.windows(end.len())
-                .position(|w| w == end)
-                .map_or(text.len(), |p| i + p + end.len())
-        };
         if rest.starts_with(b"<!--") {
-            i = skip_to(b"-->");
-            continue;
-        }
-        if rest.starts_with(b"<![CDATA[") {
-            i = skip_to(b"]]>");
-            continue;
-        }
-        if rest.starts_with(b"<?") {
-            i = skip_to(b"?>");
-            continue;
-        }
-        match text.get(i + 1) {
-            Some(b'/') => depth = depth.saturating_sub(1),
-            Some(b'!') => {}
-            Some(_) => {
-                depth += 1;
-                max = max.max(depth);
-                let end = text[i..].iter().position(|&b| b == b'>').map(|p| i + p);
-                if let Some(end) = end {
-                    if end > i && text[end - 1] == b'/' {
-                        depth -= 1;
-                    }
-                    i = end;
-                }
+            i = find(i + 4, b"-->");
+        } else if rest.starts_with(b"<![CDATA[") {
+            i = find(i + 9, b"]]>");
+        } else if rest.starts_with(b"<?") {
+            i = find(i + 2, b"?>");
+        } else if rest.starts_with(b"</") {
+            depth = depth.saturating_sub(1);
+            i += 2;
+        } else if rest.starts_with(b"<!") {
+            i += 2;
+        } else {
+            depth += 1;
+            if depth > limit {
+                return true;
             }
-            None => {}
+            // The start tag runs to its `>`, skipping quoted values; `/>` closes it at once.
+            let mut j = i + 1;
+            let mut quote = None;
+            let mut last = 0u8;
+            while j < n {
+                let b = text[j];
+                match quote {
+                    Some(q) if b == q => quote = None,
+                    Some(_) => {}
+                    None if b == b'"' || b == b'\'' => quote = Some(b),
+                    None if b == b'>' || b == b'<' => break,
+                    None => {}
+                }
+                if quote.is_none() && !b.is_ascii_whitespace() {
+                    last = b;
+                }
+                j += 1;
+            }
+            if j < n && text[j] == b'>' {
+                if last == b'/' {
+                    depth -= 1;
+                }
+                j += 1;
+            }
+            i = j;
         }
-        i += 1;
     }
-    max
+    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn depth(text: &str) -> usize {
+        (0..100)
+            .find(|&l| !exceeds_depth(text.as_bytes(), l))
+            .unwrap()
+    }
+
     #[test]
     fn depth_is_bounded_before_parsing() {
-        assert_eq!(max_depth(b"<a/>"), 1);
-        assert_eq!(max_depth(b"<a><b/><c><d></d></c></a>"), 3);
+        assert_eq!(depth("<a/>"), 1);
+        assert_eq!(depth("<a><b/><c><d></d></c></a>"), 3);
         assert_eq!(
-            max_depth(b"<?xml version=\"1.0\"?><!-- <x><y> --><a>text</a>"),
+            depth("<?xml version=\"1.0\"?><!-- <x><y> --><a>text</a>"),
             1
         );
+        assert_eq!(depth("<a x='1' y=\"2\" /><b><![CDATA[<c><d>]]></b>"), 1);
+        // A `>` or `/>` inside a quoted value neither ends the tag nor closes the element.
+        assert_eq!(depth("<a b=\"/>\"><a b='>'><c/></a></a>"), 3);
+        let quoted = format!("{}{}", "<a b=\"/>\">".repeat(5000), "</a>".repeat(5000));
+        assert_eq!(parse(&quoted, 1_000_000).unwrap_err(), XmlError::TooDeep);
+        // Linear: a megabyte of `<`, or of unterminated tags, is answered at once.
+        assert!(exceeds_depth(&vec![b'<'; 1 << 20], MAX_DEPTH));
+        assert!(exceeds_depth(
+            "<a b=\"".repeat(1 << 18).as_bytes(),
+            MAX_DEPTH
+        ));
         let deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
         assert_eq!(parse(&deep, 1_000_000).unwrap_err(), XmlError::TooDeep);
         let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));

@@ -291,17 +291,16 @@ async fn cli_runs_the_whole_token_lifecycle_and_leaks_no_secret(b: Backend) {
         let services = services_for(&kw.db).await;
         for secret in [format!("{pw2}{t3}"), pw2.to_string(), format!("{pw1}{t1}")] {
             services
-                .login(LoginRequest {
-                    username: "ada@acme.test",
-                    secret: SuppliedSecret::split(&Password::new(secret)),
-                    channel: Channel::SoapPartner,
-                    source_ip: "203.0.113.5".parse().unwrap(),
-                    client: "cli-test",
-                    api_version: "59.0",
-                    login_url: "",
-                    device_verified: false,
-                    org_scope: None,
-                    oauth_client: None,
+                .login({
+                    let mut r = LoginRequest::new(
+                        "ada@acme.test",
+                        SuppliedSecret::split(&Password::new(secret)),
+                        Channel::SoapPartner,
+                        "203.0.113.5".parse().unwrap(),
+                    );
+                    r.client = "cli-test".into();
+                    r.api_version = "59.0".into();
+                    r
                 })
                 .await
                 .unwrap();

@@ -674,6 +674,17 @@ async fn r_l10_set_password_ends_other_sessions_and_mails_a_token(b: Backend) {
         ),
     );
     assert_eq!(srv.soap(SOAP, &by_admin).await.status, 200);
+    // An admin whose password has expired may set only their own (R-L6).
+    srv.env.clock.advance(Duration::days(91));
+    let old_root = login(srv, "root@acme.test", &format!("{PW}{root_token}")).await;
+    assert_eq!(old_root.xml("passwordExpired").unwrap(), "true");
+    let expired = by_admin.replace(
+        &root_session(&by_admin),
+        &old_root.xml("sessionId").unwrap(),
+    );
+    let a = srv.soap(SOAP, &expired).await;
+    assert_eq!(a.xml("exceptionCode").unwrap(), "INSUFFICIENT_ACCESS");
+    srv.env.clock.advance(Duration::days(-91));
     // An admin of another org finds no such user (R-M1).
     s.create_org(&cli(), "Other").await.unwrap();
     add_user(s, "Other", "eve@other.test", Some("System Administrator")).await;
@@ -688,6 +699,16 @@ async fn r_l10_set_password_ends_other_sessions_and_mails_a_token(b: Backend) {
         "INVALID_ID_FIELD"
     );
     f.srv.finish().await;
+}
+
+/// The session id in a `SessionHeader` envelope.
+fn root_session(envelope: &str) -> String {
+    envelope
+        .split("<sessionId>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap()
+        .to_string()
 }
 
 /// Row counts of the tables a request could write.
@@ -754,12 +775,24 @@ async fn malformed_soap_gets_a_fault_and_changes_nothing(b: Backend) {
         ),
         (
             "deep nesting",
-            format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000)).into_bytes(),
+            format!("{}{}", "<a>".repeat(30_000), "</a>".repeat(30_000)).into_bytes(),
             500,
             "more than 64 levels",
         ),
+        (
+            "deep nesting hidden in quoted attribute values",
+            format!(
+                "<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body>{}{}</e:Body></e:Envelope>",
+                "<a b=\"/>\">".repeat(5000),
+                "</a>".repeat(5000)
+            )
+            .into_bytes(),
+            500,
+            "more than 64 levels",
+        ),
+        ("a fifth of a megabyte of <", vec![b'<'; 200_000], 500, "more than 64 levels"),
         ("not UTF-8", vec![0xff, 0xfe, 0xfd], 500, "not UTF-8"),
-        ("10 MB body", vec![b'<'; 10 * 1024 * 1024], 413, "larger than 1048576 bytes"),
+        ("10 MB body", vec![b'<'; 10 * 1024 * 1024], 413, "larger than 262144 bytes"),
     ];
     for (what, body, status, message) in cases {
         let a = srv.post(SOAP, "text/xml", body).await;
@@ -1095,6 +1128,40 @@ async fn oauth_password_grant_success_and_errors(b: Backend) {
             assert!(a.json().get("error_code").is_none());
         }
     }
+    // No client at all: the unknown client it is, and an attempt in login history (R-L9).
+    let a = srv
+        .form(
+            TOKEN,
+            &[
+                ("grant_type", "password"),
+                ("username", USER),
+                ("password", PW),
+            ],
+        )
+        .await;
+    assert_eq!(a.json()["error"], "invalid_client_id");
+    assert_eq!(
+        last_status(s, USER).await,
+        "Failed: Invalid OAuth client credentials"
+    );
+    // A client logs in only users of its own org (R-M1): others are unknown to it.
+    s.create_org(&cli(), "Other").await.unwrap();
+    let (other_id, other_secret) = {
+        let (row, sec) = s
+            .create_oauth_client(&cli(), "Other", "other app", &Default::default())
+            .await
+            .unwrap();
+        (row.client_id, sec.0)
+    };
+    let rows_before = history_statuses(s, USER).await.len();
+    let cross = format!("{PW}{}", f.token);
+    let a = password_grant(srv, &other_id, &other_secret, USER, &cross).await;
+    assert_eq!(a.json()["error_description"], "authentication failure");
+    let rows_after = history_statuses(s, USER).await.len();
+    assert_eq!(
+        rows_after, rows_before,
+        "Ada is unknown to it: no row on her"
+    );
     let a = password_grant(srv, "3MVG9nope", &secret, USER, PW).await;
     assert_eq!(
         err(&a),
@@ -1549,6 +1616,23 @@ async fn r_l11_forwarded_for_only_from_trusted_proxies(b: Backend) {
         s.login_history(&cli(), None, Some(USER), 1).await.unwrap()[0].source_ip,
         "203.0.113.5"
     );
+    // A byte that is not UTF-8 in the client's part of the header does not hide the address
+    // the proxy appended to it.
+    let r = srv
+        .http
+        .post(format!("{}{SOAP}", srv.base))
+        .header("Content-Type", "text/xml")
+        .header(
+            "X-Forwarded-For",
+            reqwest::header::HeaderValue::from_bytes(b"\x80junk, 198.51.100.9").unwrap(),
+        )
+        .body(login_envelope(USER, PW))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let row = &s.login_history(&cli(), None, Some(USER), 1).await.unwrap()[0];
+    assert_eq!(row.source_ip, "198.51.100.9");
     srv.finish().await;
 }
 
@@ -1672,12 +1756,25 @@ async fn r_l7_delegated_authentication(b: Backend) {
     f.srv.finish().await;
 }
 
+const METRICS_TOKEN: &str = "metrics-token-0123456789";
+
 async fn metrics_health_request_ids_and_security_headers(b: Backend) {
-    let f = fixture(b).await;
+    let f = fixture_with(b, |c| {
+        c.server.metrics_token = keyward::config::ConfigSecret(METRICS_TOKEN.into())
+    })
+    .await;
     let srv = &f.srv;
     login(srv, USER, &format!("{PW}{}", f.token)).await;
     login(srv, USER, PW).await;
-    let a = srv.get("/metrics", None).await;
+    // The statuses would tell which usernames exist: only with the token (R-L4).
+    assert_eq!(srv.get("/metrics", None).await.status, 401);
+    assert_eq!(
+        srv.get("/metrics", Some("wrong-token-0123456789"))
+            .await
+            .status,
+        401
+    );
+    let a = srv.get("/metrics", Some(METRICS_TOKEN)).await;
     assert_eq!(a.status, 200);
     assert!(
         a.text
@@ -1719,6 +1816,12 @@ async fn metrics_health_request_ids_and_security_headers(b: Backend) {
         assert!(!a.header(h).is_empty(), "{h}");
     }
     assert_eq!(srv.get("/nothing/here", None).await.status, 404);
+    // Without a configured token there is no /metrics at all.
+    let env = f.srv.stop().await;
+    let srv = TestServer::on(env, |_| {}).await;
+    let a = srv.get("/metrics", Some(METRICS_TOKEN)).await;
+    assert_eq!(a.status, 404);
+    assert!(a.text.contains("server.metrics_token"));
     let v: Value = srv.get("/healthz", None).await.json();
     assert_eq!(
         v["database"],
@@ -1727,5 +1830,5 @@ async fn metrics_health_request_ids_and_security_headers(b: Backend) {
             Backend::Postgres => "postgres",
         }
     );
-    f.srv.finish().await;
+    srv.finish().await;
 }

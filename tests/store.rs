@@ -67,20 +67,16 @@ async fn login_on(
     secret: &str,
     ip: &str,
 ) -> LoginResponse {
-    s.login(LoginRequest {
+    let mut req = LoginRequest::new(
         username,
-        secret: SuppliedSecret::split(&Password::new(secret)),
+        SuppliedSecret::split(&Password::new(secret)),
         channel,
-        source_ip: ip.parse::<IpAddr>().unwrap(),
-        client: "test",
-        api_version: "59.0",
-        login_url: "http://127.0.0.1/services/Soap/u/59.0",
-        device_verified: false,
-        org_scope: None,
-        oauth_client: None,
-    })
-    .await
-    .unwrap()
+        ip.parse::<IpAddr>().unwrap(),
+    );
+    req.client = "test".into();
+    req.api_version = "59.0".into();
+    req.login_url = "http://127.0.0.1/services/Soap/u/59.0".into();
+    s.login(req).await.unwrap()
 }
 
 fn success(r: &LoginResponse) -> bool {

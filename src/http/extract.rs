@@ -35,12 +35,16 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
-        let forwarded: Vec<&str> = parts
+        // Decoded lossily, never skipped: a proxy appends the real client to whatever the
+        // client sent in one header line, so dropping a line that holds a byte that is not
+        // UTF-8 would drop the real client with it (and make the proxy the client).
+        let forwarded: Vec<String> = parts
             .headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect();
+        let forwarded: Vec<&str> = forwarded.iter().map(String::as_str).collect();
         Ok(ClientIp(client_ip(
             peer(parts),
             &forwarded,
@@ -138,6 +142,20 @@ pub enum BodyError {
 /// rest first (without keeping it) lets a client that sends, say, 10 MB learn why it was
 /// refused. Bodies declared larger than this are refused at once.
 const DRAIN_CAP: usize = 16 * 1024 * 1024;
+
+impl BodyError {
+    /// The HTTP status that says what was wrong.
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            BodyError::TooLarge(_) | BodyError::TooLargeDecompressed(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            BodyError::BadGzip | BodyError::Incomplete => StatusCode::BAD_REQUEST,
+        }
+    }
+}
 
 /// Reads the whole body, keeping at most `limit` bytes as sent and at most `limit` bytes after
 /// gzip decompression, so a gzip bomb costs `limit` of memory. Chunked bodies are decoded by

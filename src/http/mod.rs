@@ -32,7 +32,7 @@ use tower::Layer;
 use tracing::Instrument;
 
 /// What the HTTP layer needs to know about how it is deployed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpConfig {
     /// `server.public_url`, without a trailing slash; `None`: from the request's Host.
     pub public_url: Option<String>,
@@ -44,6 +44,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Where this server listens: the base URL when a request has no usable Host.
     pub local_addr: SocketAddr,
+    /// `server.metrics_token`; `None`: `/metrics` is off.
+    pub metrics_token: Option<String>,
 }
 
 impl HttpConfig {
@@ -55,6 +57,8 @@ impl HttpConfig {
             max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
             request_timeout: Duration::from_secs(config.server.request_timeout_seconds),
             local_addr,
+            metrics_token: (!config.server.metrics_token.0.is_empty())
+                .then(|| config.server.metrics_token.0.clone()),
         }
     }
 }

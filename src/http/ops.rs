@@ -1,10 +1,12 @@
 //! Operations: `/healthz` for load balancers, `/metrics` for Prometheus.
 
 use super::AppState;
+use super::identity::bearer;
+use crate::crypto::{ct_eq, digest};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -35,8 +37,26 @@ async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text format: logins by type and status, the hash pool's queue, the outbox
-/// backlog (-1 when the database does not answer).
-async fn metrics(State(app): State<AppState>) -> Response {
+/// backlog (-1 when the database does not answer). Only with `Authorization: Bearer
+/// <server.metrics_token>`: the statuses tell an unknown username from a wrong password, which
+/// a login never tells (R-L4). Without a configured token the endpoint does not exist.
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(expected) = &app.http.metrics_token else {
+        return (
+            StatusCode::NOT_FOUND,
+            "Not found: /metrics is off until server.metrics_token is set\n",
+        )
+            .into_response();
+    };
+    let sent = bearer(&headers, None).unwrap_or_default();
+    if !ct_eq(&digest(&sent), &digest(expected)) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "/metrics needs Authorization: Bearer <server.metrics_token>\n",
+        )
+            .into_response();
+    }
     let s = &app.services;
     let mut out = String::new();
     let _ = writeln!(

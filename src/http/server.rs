@@ -65,6 +65,9 @@ pub struct ServeOptions {
     pub tls: Option<TlsAcceptor>,
     /// How long a client may take to send a request head (and a TLS handshake).
     pub header_timeout: Duration,
+    /// Connections served at once: the next one is accepted when one ends, so memory (each
+    /// request may hold a body up to the body limit) stays bounded under a flood.
+    pub max_connections: usize,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.
@@ -82,8 +85,16 @@ pub async fn serve(
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let builder = Arc::new(builder);
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -109,6 +120,7 @@ pub async fn serve(
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 tokio::spawn(async move {
                     let _ = watcher.watch(conn).await;
+                    drop(slot);
                 });
             }
             Some(acceptor) => {
@@ -127,6 +139,7 @@ pub async fn serve(
                     };
                     let conn = builder.serve_connection(TokioIo::new(tls), service);
                     let _ = watcher.watch(conn).await;
+                    drop(slot);
                 });
             }
         }

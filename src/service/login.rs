@@ -25,19 +25,20 @@ use crate::store::sessions::{self, RefreshTokenRow, SessionRow};
 use crate::store::users::{self, FailureRecorded, UserRow};
 use crate::store::{Conn, from_ms, ms, profiles, ranges};
 use std::net::IpAddr;
+use std::sync::Arc;
 use time::Duration;
 
 /// One login attempt as an interface received it.
-pub struct LoginRequest<'a> {
-    pub username: &'a str,
+pub struct LoginRequest {
+    pub username: String,
     /// What was sent, split into password and token by the interface (R-L3).
     pub secret: SuppliedSecret,
     pub channel: Channel,
     pub source_ip: IpAddr,
     /// SOAP `CallOptions` client, OAuth client id or User-Agent (R-L9).
-    pub client: &'a str,
-    pub api_version: &'a str,
-    pub login_url: &'a str,
+    pub client: String,
+    pub api_version: String,
+    pub login_url: String,
     /// Web UI only: the browser was verified for this user before (R-U1).
     pub device_verified: bool,
     /// SOAP `LoginScopeHeader`: the org (15-character id) the user must belong to; a user of
@@ -47,22 +48,22 @@ pub struct LoginRequest<'a> {
     pub oauth_client: Option<OAuthIssue>,
 }
 
-impl<'a> LoginRequest<'a> {
+impl LoginRequest {
     /// An attempt with no client, version or URL recorded; interfaces fill in what they know.
     pub fn new(
-        username: &'a str,
+        username: impl Into<String>,
         secret: SuppliedSecret,
         channel: Channel,
         source_ip: IpAddr,
-    ) -> LoginRequest<'a> {
+    ) -> LoginRequest {
         LoginRequest {
-            username,
+            username: username.into(),
             secret,
             channel,
             source_ip,
-            client: "",
-            api_version: "",
-            login_url: "",
+            client: String::new(),
+            api_version: String::new(),
+            login_url: String::new(),
             device_verified: false,
             org_scope: None,
             oauth_client: None,
@@ -156,10 +157,20 @@ struct Checked {
 }
 
 impl Services {
-    pub async fn login(&self, req: LoginRequest<'_>) -> Result<LoginResponse> {
+    /// [`Services::login`] on its own task: it runs to completion even when the caller stops
+    /// waiting (the client disconnects, the request times out), so every attempt that reached
+    /// the server writes its login-history row (R-L9) and counts towards the lockout (R-L5).
+    pub async fn login_detached(self: &Arc<Self>, req: LoginRequest) -> Result<LoginResponse> {
+        let services = self.clone();
+        tokio::spawn(async move { services.login(req).await })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("login task failed: {e}")))?
+    }
+
+    pub async fn login(&self, req: LoginRequest) -> Result<LoginResponse> {
         let known = {
             let mut c = self.db.conn().await?;
-            load(&mut c.c(), req.username, req.org_scope.as_deref()).await?
+            load(&mut c.c(), &req.username, req.org_scope.as_deref()).await?
         };
         let plan = {
             let policy = known
@@ -221,7 +232,7 @@ impl Services {
     /// transaction excludes other writers; on PostgreSQL the row is locked `FOR UPDATE`.
     async fn apply(
         &self,
-        req: &LoginRequest<'_>,
+        req: &LoginRequest,
         known: Option<Known>,
         checked: Checked,
     ) -> Result<LoginResponse> {
@@ -336,7 +347,11 @@ impl Services {
         }
         let session = match (session, known) {
             (Some(issued), Some(k)) => {
-                self.upgrade_hash(&k.user, &req.secret).await;
+                // Only a password keyward itself verified may be re-hashed: an SSO user's
+                // password belongs to the delegated-authentication service (R-L7).
+                if checks.password == PasswordCheck::Correct {
+                    self.upgrade_hash(&k.user, &req.secret).await;
+                }
                 Some(issued.into_session(k.org, k.user))
             }
             _ => None,
@@ -381,7 +396,7 @@ pub(crate) fn subject_of<'a>(k: &'a Known, user: &UserRow) -> LoginSubject<'a> {
 }
 
 pub(crate) fn context<'a>(
-    req: &LoginRequest<'_>,
+    req: &LoginRequest,
     now: time::OffsetDateTime,
     policy: &'a crate::domain::policy::OrgPolicy,
     known: Option<&'a Known>,
@@ -519,14 +534,14 @@ pub(crate) struct Attempt<'a> {
 }
 
 impl<'a> Attempt<'a> {
-    fn of(req: &'a LoginRequest<'_>, status: LoginStatus) -> Attempt<'a> {
+    fn of(req: &'a LoginRequest, status: LoginStatus) -> Attempt<'a> {
         Attempt {
             channel: req.channel,
             source_ip: req.source_ip,
             status,
-            client: req.client,
-            api_version: req.api_version,
-            login_url: req.login_url,
+            client: &req.client,
+            api_version: &req.api_version,
+            login_url: &req.login_url,
         }
     }
 }

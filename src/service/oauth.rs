@@ -221,10 +221,19 @@ impl Services {
             Some(r) if r.oauth_client_id == client.id && r.org_id == client.org_id => r,
             _ => return Ok(GrantOutcome::InvalidRefreshToken),
         };
+        // The user row first, then the refresh token again, both locked — the order every
+        // other writer of these rows follows — so a revocation, password change or deactivation
+        // that commits meanwhile is seen here and no access token outlives it.
         let Some(user) = users::get_for_update(&mut tx.c(), &row.org_id, &row.user_id).await?
         else {
             return Ok(GrantOutcome::InvalidRefreshToken);
         };
+        if sessions::get_refresh_for_update(&mut tx.c(), &rt.digest())
+            .await?
+            .is_none()
+        {
+            return Ok(GrantOutcome::InvalidRefreshToken);
+        }
         let known = load_user(&mut tx.c(), user).await?;
         let outcome = self
             .grant(&mut tx, &known, client, grant, Some(rt.digest()))

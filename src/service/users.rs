@@ -365,6 +365,11 @@ impl Services {
         let actor = actor_of(session);
         let target = SfId::parse_as(target_user_id.trim(), KeyPrefix::User)?;
         if target.as_15() != session.user.id {
+            if session.session.password_expired {
+                return Err(ServiceError::Refused(
+                    "your password has expired: set your own password before anything else".into(),
+                ));
+            }
             let mut c = self.db.conn().await?;
             let profile = self.profile_of(&mut c.c(), &session.user).await?;
             drop(c);

@@ -165,14 +165,38 @@ pub async fn get_refresh(c: &mut Conn<'_>, digest: &str) -> Result<Option<Refres
         .await)?)
 }
 
+/// The refresh token, locked until the transaction ends (PostgreSQL `FOR UPDATE`; SQLite's
+/// write transaction excludes other writers): a revocation cannot commit between the check
+/// and the access token issued from it.
+pub async fn get_refresh_for_update(
+    c: &mut Conn<'_>,
+    digest: &str,
+) -> Result<Option<RefreshTokenRow>> {
+    let lock = match c {
+        Conn::Sqlite(_) => "",
+        Conn::Postgres(_) => "FOR UPDATE",
+    };
+    let sql = format!(
+        "SELECT digest, org_id, user_id, oauth_client_id, created_at, last_used_at \
+         FROM refresh_tokens WHERE digest = $1 {lock}"
+    );
+    Ok(q!(c, |e| sqlx::query_as::<_, RefreshTokenRow>(&sql)
+        .bind(digest)
+        .fetch_optional(e)
+        .await)?)
+}
+
 pub async fn touch_refresh(c: &mut Conn<'_>, digest: &str, now: i64) -> Result<()> {
     let sql = "UPDATE refresh_tokens SET last_used_at = $2 WHERE digest = $1";
     exec!(c, sql, digest, now)?;
     Ok(())
 }
 
-/// Revokes a refresh token and every access token issued with it. True when it existed.
+/// Revokes a refresh token and every access token issued with it. True when it existed. The
+/// token's row goes first: that waits for a refresh grant holding it, so the access token such a
+/// grant issues is committed, and deleted, by the second statement.
 pub async fn delete_refresh(c: &mut Conn<'_>, digest: &str) -> Result<bool> {
+    let existed = exec!(c, "DELETE FROM refresh_tokens WHERE digest = $1", digest)? > 0;
     exec!(c, "DELETE FROM sessions WHERE refresh_digest = $1", digest)?;
-    Ok(exec!(c, "DELETE FROM refresh_tokens WHERE digest = $1", digest)? > 0)
+    Ok(existed)
 }

@@ -8,7 +8,7 @@ pub mod render;
 
 use super::AppState;
 use super::RequestId;
-use super::extract::{BaseUrl, BodyError, ClientIp, read_body, user_agent};
+use super::extract::{BaseUrl, ClientIp, read_body, user_agent};
 use crate::domain::ids::{KeyPrefix, SfId};
 use crate::domain::login::{Channel, LoginOutcome};
 use crate::domain::secret::Password;
@@ -73,7 +73,11 @@ async fn soap(
     }
     let bytes = match read_body(body, &headers, app.http.max_body_bytes).await {
         Ok(b) => b,
-        Err(e) => return body_fault(api, &e).into_response(),
+        Err(e) => {
+            return Fault::client(api, &e.to_string())
+                .with_status(e.status())
+                .into_response();
+        }
     };
     let request = match envelope::parse(&bytes, api) {
         Ok(r) => r,
@@ -94,19 +98,18 @@ async fn soap(
                 .clone()
                 .or_else(|| call_options_header(&headers))
                 .unwrap_or_else(|| user_agent(&headers).to_string());
-            let login_url = format!("{base}{}", uri.path());
             let mut req = LoginRequest::new(
-                &username,
-                SuppliedSecret::split(&Password::new(password.unwrap_or_default())),
+                username,
+                SuppliedSecret::split(&Password::new(password.map(|p| p.0).unwrap_or_default())),
                 match api {
                     Api::Partner => Channel::SoapPartner,
                     Api::Enterprise => Channel::SoapEnterprise,
                 },
                 ip,
             );
-            req.client = &client;
-            req.api_version = version;
-            req.login_url = &login_url;
+            req.client = client;
+            req.api_version = version.to_string();
+            req.login_url = format!("{base}{}", uri.path());
             req.org_scope = request.org_scope.clone();
             ctx.login(req, &base).await
         }
@@ -133,11 +136,11 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    async fn login(&self, req: LoginRequest<'_>, base: &str) -> Result<Response, Fault> {
+    async fn login(&self, req: LoginRequest, base: &str) -> Result<Response, Fault> {
         let response = self
             .app
             .services
-            .login(req)
+            .login_detached(req)
             .await
             .map_err(|e| self.service_fault(&e))?;
         let api = self.api;
@@ -191,7 +194,7 @@ impl Ctx<'_> {
                 SfId::parse_as(user_id.trim(), KeyPrefix::User).map_err(|e| {
                     Fault::unexpected(api, "INVALID_ID_FIELD", &format!("userId: {e}"))
                 })?;
-                s.set_password_with_session(&session, &user_id, &Password::new(password))
+                s.set_password_with_session(&session, &user_id, &Password::new(password.0))
                     .await
                     .map_err(|e| self.set_password_fault(&e))?;
                 Ok(render::empty(api, "setPasswordResponse", true))
@@ -242,17 +245,6 @@ impl Ctx<'_> {
             }
         }
     }
-}
-
-fn body_fault(api: Api, e: &BodyError) -> Fault {
-    let status = match e {
-        BodyError::TooLarge(_) | BodyError::TooLargeDecompressed(_) => {
-            StatusCode::PAYLOAD_TOO_LARGE
-        }
-        BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        BodyError::BadGzip | BodyError::Incomplete => StatusCode::BAD_REQUEST,
-    };
-    Fault::client(api, &e.to_string()).with_status(status)
 }
 
 /// `Sforce-Call-Options: client=DataLoaderPartnerUI/67.0.0, defaultNamespace=…`.
