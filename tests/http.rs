@@ -13,7 +13,6 @@ use common::{Backend, latest_token};
 use keyward::domain::profile::Permissions;
 use keyward::domain::secret::Password;
 use keyward::service::orgs::PolicyChange;
-use keyward::service::users::NewUser;
 use keyward::service::{Actor, Services};
 use serde_json::Value;
 use std::io::Write;
@@ -64,21 +63,7 @@ async fn fixture_with(b: Backend, tweak: impl FnOnce(&mut keyward::config::Confi
 }
 
 async fn add_user(s: &Services, org: &str, username: &str, profile: Option<&str>) -> String {
-    s.create_user(
-        &cli(),
-        &NewUser {
-            org,
-            username,
-            email: username,
-            first_name: "Ada",
-            last_name: "Lovelace",
-            profile,
-        },
-        Some(&Password::new(PW)),
-    )
-    .await
-    .unwrap()
-    .id
+    common::create_user(s, org, username, Some(PW), profile).await
 }
 
 /// A profile whose login IP range (10.0.0.0/24) excludes the test's 127.0.0.1 (R-L1).

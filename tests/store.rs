@@ -39,21 +39,7 @@ async fn user_with_profile(
     pw: Option<&str>,
     profile: Option<&str>,
 ) -> String {
-    s.create_user(
-        &cli(),
-        &NewUser {
-            org,
-            username,
-            email: username,
-            first_name: "Ada",
-            last_name: "Lovelace",
-            profile,
-        },
-        pw.map(Password::new).as_ref(),
-    )
-    .await
-    .unwrap()
-    .id
+    common::create_user(s, org, username, pw, profile).await
 }
 
 async fn login(s: &Services, username: &str, secret: &str, ip: &str) -> LoginResponse {

@@ -246,6 +246,34 @@ pub async fn services_with(
     Arc::new(Services::new(store, hasher, clock, outbox))
 }
 
+/// Creates user `username` (email the same, named Ada Lovelace) in `org`, as the CLI would;
+/// with a password, the first token is mailed. Returns the user id.
+pub async fn create_user(
+    s: &Services,
+    org: &str,
+    username: &str,
+    password: Option<&str>,
+    profile: Option<&str>,
+) -> String {
+    s.create_user(
+        &keyward::service::Actor::Cli("test".into()),
+        &keyward::service::users::NewUser {
+            org,
+            username,
+            email: username,
+            first_name: "Ada",
+            last_name: "Lovelace",
+            profile,
+        },
+        password
+            .map(keyward::domain::secret::Password::new)
+            .as_ref(),
+    )
+    .await
+    .unwrap()
+    .id
+}
+
 /// A delivered mail file.
 #[derive(Debug, Clone)]
 pub struct Mail {
