@@ -124,6 +124,7 @@ on_both!(
     r_l11_forwarded_for_only_from_trusted_proxies,
     r_l7_delegated_authentication,
     metrics_health_request_ids_and_security_headers,
+    slow_clients_are_cut_off_after_the_header_timeout,
 );
 
 async fn r_l3_soap_login_success_has_the_exact_shape_clients_parse(b: Backend) {
@@ -1815,5 +1816,30 @@ async fn metrics_health_request_ids_and_security_headers(b: Backend) {
             Backend::Postgres => "postgres",
         }
     );
+    srv.finish().await;
+}
+
+async fn slow_clients_are_cut_off_after_the_header_timeout(b: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start_with(b, |c| c.server.header_timeout_seconds = 1).await;
+    let host = srv.base.trim_start_matches("http://").to_string();
+    // Half a request head, then nothing: the server closes the connection, it does not wait.
+    let mut slow = tokio::net::TcpStream::connect(&host).await.unwrap();
+    slow.write_all(b"POST /services/Soap/u/59.0 HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // An idle keep-alive connection is closed the same way.
+    let mut idle = tokio::net::TcpStream::connect(&host).await.unwrap();
+    for conn in [&mut slow, &mut idle] {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            conn.read_to_end(&mut buf),
+        )
+        .await;
+        assert!(read.is_ok(), "the server kept a stalled connection open");
+    }
+    // The server still answers others.
+    assert_eq!(srv.get("/healthz", None).await.status, 200);
     srv.finish().await;
 }
