@@ -788,7 +788,7 @@ async fn user(s: &Services, actor: &Actor, c: UserCommand) -> Result<(), CliErro
                     json!(id18(&u.id)),
                     json!(u.username),
                     json!(u.email),
-                    json!(format!("{} {}", u.first_name, u.last_name).trim()),
+                    json!(u.full_name()),
                     json!(u.active),
                     json!(u.locked_until.is_some_and(|t| t > now)),
                 ]);

@@ -126,9 +126,6 @@ async fn identity(
     if !same(&org_id, KeyPrefix::Org, &org.id) || !same(&user_id, KeyPrefix::User, &user.id) {
         return (StatusCode::FORBIDDEN, "Bad_Id").into_response();
     }
-    let full = format!("{} {}", user.first_name, user.last_name)
-        .trim()
-        .to_string();
     let body = json!({
         "id": identity_url(&base, &org.id, &user.id),
         "asserted_user": true,
@@ -136,7 +133,7 @@ async fn identity(
         "organization_id": id18(&org.id),
         "username": user.username,
         "nick_name": nickname(&user.username),
-        "display_name": full,
+        "display_name": user.full_name(),
         "email": user.email,
         "email_verified": true,
         "first_name": user.first_name,

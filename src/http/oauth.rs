@@ -258,13 +258,13 @@ impl TokenCtx<'_> {
                     ));
                 };
                 let password = Password::new(password.as_str());
-                let secret = match form.0.get("security_token") {
+                let supplied = match form.0.get("security_token") {
                     Some(t) => SuppliedSecret::separate(password, t),
                     None => SuppliedSecret::split(&password),
                 };
                 let mut req = LoginRequest::new(
                     username.to_string(),
-                    secret,
+                    supplied,
                     crate::domain::login::Channel::OAuth,
                     grant.source_ip,
                 );
@@ -277,7 +277,7 @@ impl TokenCtx<'_> {
                 let response = s.login_detached(req).await.map_err(err)?;
                 match (response.outcome, response.session) {
                     (LoginOutcome::Success { .. }, Some(session)) => {
-                        Ok(self.issued(&session, &secret_of(&form, headers)))
+                        Ok(self.issued(&session, &secret))
                     }
                     // R-L4: a password grant's refusals say nothing the password did not.
                     (outcome, _) => Err(refused(outcome, None)),
@@ -290,14 +290,14 @@ impl TokenCtx<'_> {
                     ));
                 };
                 let outcome = s.oauth_refresh(&client, rt, grant).await.map_err(err)?;
-                self.grant_outcome(outcome, &secret_of(&form, headers))
+                self.grant_outcome(outcome, &secret)
             }
             _ => {
                 let outcome = s
                     .oauth_client_credentials(&client, grant)
                     .await
                     .map_err(err)?;
-                self.grant_outcome(outcome, &secret_of(&form, headers))
+                self.grant_outcome(outcome, &secret)
             }
         }
     }
@@ -368,13 +368,6 @@ impl TokenCtx<'_> {
         }
         Json(body).into_response()
     }
-}
-
-/// The client secret as sent (form or Basic): the HMAC key of `signature`.
-fn secret_of(form: &Form, headers: &HeaderMap) -> String {
-    client_credentials(headers, form)
-        .map(|(_, s)| s)
-        .unwrap_or_default()
 }
 
 /// Base64 HMAC-SHA256 over `id + issued_at`, keyed by the consumer secret (PROTOCOL.md §2.1).
@@ -537,16 +530,13 @@ async fn userinfo(
         return identity::bad_token();
     }
     let (org, user) = (&session.org, &session.user);
-    let full = format!("{} {}", user.first_name, user.last_name)
-        .trim()
-        .to_string();
     Json(json!({
         "sub": identity::identity_url(&base, &org.id, &user.id),
         "user_id": id18(&user.id),
         "organization_id": id18(&org.id),
         "preferred_username": user.username,
         "nickname": identity::nickname(&user.username),
-        "name": full,
+        "name": user.full_name(),
         "email": user.email,
         "email_verified": true,
         "given_name": user.first_name,

@@ -395,7 +395,7 @@ pub(crate) fn subject_of<'a>(k: &'a Known, user: &UserRow) -> LoginSubject<'a> {
     }
 }
 
-pub(crate) fn context<'a>(
+fn context<'a>(
     req: &LoginRequest,
     now: time::OffsetDateTime,
     policy: &'a crate::domain::policy::OrgPolicy,

@@ -161,9 +161,8 @@ impl Services {
     /// OAuth revocation: an access token ends its session; a refresh token ends itself and
     /// every access token issued with it. False when the token was not live.
     pub async fn revoke_token(&self, token: &str) -> Result<bool> {
-        if let Some(id) = SessionId::parse(token) {
-            let mut c = self.db.conn().await?;
-            return Ok(sessions::delete(&mut c.c(), &id.digest()).await?);
+        if SessionId::parse(token).is_some() {
+            return self.logout(token).await;
         }
         if let Some(rt) = RefreshToken::parse(token) {
             let mut tx = self.db.begin().await?;

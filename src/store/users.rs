@@ -24,6 +24,15 @@ pub struct UserRow {
     pub updated_at: i64,
 }
 
+impl UserRow {
+    /// "First Last", or whichever of the two is set.
+    pub fn full_name(&self) -> String {
+        format!("{} {}", self.first_name, self.last_name)
+            .trim()
+            .to_string()
+    }
+}
+
 const COLUMNS: &str = "id, org_id, profile_id, username, email, first_name, last_name, active, \
     password_hash, password_changed_at, token_digest, token_issued_at, failed_logins, \
     locked_until, last_login_at, created_at, updated_at";

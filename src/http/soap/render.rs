@@ -33,9 +33,7 @@ impl UserInfo {
             profile_id: id18(&user.profile_id),
             session_seconds_valid,
             user_email: user.email.clone(),
-            user_full_name: format!("{} {}", user.first_name, user.last_name)
-                .trim()
-                .to_string(),
+            user_full_name: user.full_name(),
             user_id: id18(&user.id),
             user_name: user.username.clone(),
         }
