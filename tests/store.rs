@@ -167,6 +167,7 @@ async fn r_m1_org_names_and_usernames_are_unique(b: Backend) {
         org_id: other.clone(),
         user_id: "005000000000001".into(),
         username: "mallory@globex.com".into(),
+        admin: true,
     };
     assert!(matches!(
         s.show_user(&outsider, &ada.id).await,
@@ -255,6 +256,7 @@ async fn r_t5_token_reset_invalidates_the_old_token_at_once(b: Backend) {
         org_id: o.clone(),
         user_id: row.id.clone(),
         username: "ada@example.com".into(),
+        admin: false,
     };
     s.reset_token(&me, "ada@example.com").await.unwrap();
     env.deliver().await;
@@ -380,6 +382,7 @@ async fn r_t6_own_password_change_keeps_the_current_session(b: Backend) {
         org_id: o.clone(),
         user_id: id.clone(),
         username: "ada@example.com".into(),
+        admin: false,
     };
     let keep = a.session.as_ref().unwrap().id.digest();
     let wrong = s

@@ -191,10 +191,12 @@ pub enum LoginStatus {
     PasswordExpired,
     /// OAuth: the request named an unknown client or the wrong client secret.
     InvalidClient,
+    /// R-U1: the identity-verification code was wrong, expired or used up.
+    VerificationFailed,
 }
 
 impl LoginStatus {
-    pub const ALL: [LoginStatus; 13] = [
+    pub const ALL: [LoginStatus; 14] = [
         LoginStatus::Success,
         LoginStatus::InvalidLogin,
         LoginStatus::InvalidPassword,
@@ -208,6 +210,7 @@ impl LoginStatus {
         LoginStatus::SsoServiceDown,
         LoginStatus::PasswordExpired,
         LoginStatus::InvalidClient,
+        LoginStatus::VerificationFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -225,6 +228,7 @@ impl LoginStatus {
             LoginStatus::SsoServiceDown => "Your company's authentication service is down",
             LoginStatus::PasswordExpired => "Failed: Password expired",
             LoginStatus::InvalidClient => "Failed: Invalid OAuth client credentials",
+            LoginStatus::VerificationFailed => "Failed: Verification code invalid",
         }
     }
 }
@@ -385,6 +389,35 @@ pub fn decide(
     LoginDecision {
         outcome: O::Success {
             password_expired: expired,
+        },
+        status: S::Success,
+        lockout: LockoutEffect::Reset,
+    }
+}
+
+/// The second step of a browser login (R-U1, R-U2): the password was right when the challenge
+/// was issued and the code is right now. The user must still be allowed in as things are now —
+/// not deactivated, locked or outside the login IP ranges meanwhile (R-T8, R-L5, R-L1).
+pub fn decide_verified(subject: Option<&LoginSubject>, ctx: &LoginContext) -> LoginDecision {
+    use {LoginOutcome as O, LoginStatus as S};
+    if let Some(denied) = precheck(subject, ctx) {
+        return denied;
+    }
+    let Some(user) = subject else {
+        return LoginDecision::fail(O::InvalidLogin, S::InvalidLogin);
+    };
+    if user.permissions.api_only {
+        return LoginDecision::fail(O::ApiOnlyUser, S::ApiOnlyUser);
+    }
+    LoginDecision {
+        outcome: O::Success {
+            password_expired: !user.permissions.sso_enabled
+                && password_expired(
+                    ctx.policy,
+                    &user.permissions,
+                    user.password_changed_at,
+                    ctx.now,
+                ),
         },
         status: S::Success,
         lockout: LockoutEffect::Reset,

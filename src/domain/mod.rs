@@ -9,3 +9,4 @@ pub mod profile;
 pub mod secret;
 pub mod token;
 pub mod validate;
+pub mod verification;

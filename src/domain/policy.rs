@@ -94,6 +94,26 @@ pub struct OrgPolicy {
     pub session_seconds: u32,
 }
 
+impl OrgPolicy {
+    /// The password rules in a sentence, for the forms that set a password.
+    pub fn rules_text(&self) -> String {
+        let mut s = format!("At least {} characters", self.min_password_length);
+        let c = self.complexity.describe();
+        if !c.is_empty() {
+            s.push_str(", with ");
+            s.push_str(c);
+        }
+        if self.password_history > 0 {
+            s.push_str(&format!(
+                "; not one of your last {} passwords",
+                self.password_history
+            ));
+        }
+        s.push('.');
+        s
+    }
+}
+
 impl Default for OrgPolicy {
     /// R-M3 and SPEC §2 defaults.
     fn default() -> Self {

@@ -104,6 +104,15 @@ impl SuppliedSecret {
         }
     }
 
+    /// A password alone, never split: the web UI's login form (R-U1 applies there, not R-L3).
+    pub fn password_only(password: Password) -> SuppliedSecret {
+        SuppliedSecret {
+            sent: password.clone(),
+            password,
+            token: None,
+        }
+    }
+
     /// The password field exactly as the client sent it: what a delegated-authentication
     /// endpoint checks (R-L7), since SSO users have no token to split off.
     pub fn whole(&self) -> &Password {

@@ -17,6 +17,7 @@ pub mod oauth;
 pub mod ops;
 pub mod server;
 pub mod soap;
+pub mod web;
 
 use crate::domain::ip::IpRange;
 use crate::service::Services;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(soap::routes())
         .merge(oauth::routes())
         .merge(identity::routes())
+        .merge(web::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.http.tls,

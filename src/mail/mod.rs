@@ -11,6 +11,8 @@ pub mod transport;
 
 /// The token line of R-T5, before the token.
 pub const TOKEN_LINE_PREFIX: &str = "Security token (case-sensitive): ";
+/// The code line of R-U1's verification mail, before the code.
+pub const CODE_LINE_PREFIX: &str = "Verification code: ";
 /// What stands in place of the token everywhere but the delivered mail.
 pub const REDACTED: &str = "[redacted]";
 
@@ -19,6 +21,8 @@ pub enum MailKind {
     SecurityToken,
     PasswordChanged,
     AccountLocked,
+    IdentityVerification,
+    EmailChanged,
 }
 
 impl MailKind {
@@ -27,6 +31,8 @@ impl MailKind {
             MailKind::SecurityToken => "security_token",
             MailKind::PasswordChanged => "password_changed",
             MailKind::AccountLocked => "account_locked",
+            MailKind::IdentityVerification => "identity_verification",
+            MailKind::EmailChanged => "email_changed",
         }
     }
 }
@@ -102,6 +108,27 @@ struct AccountLockedMail<'a> {
     until: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "mail/verify_identity.txt")]
+struct VerifyIdentityMail<'a> {
+    greeting: &'a str,
+    username: &'a str,
+    source_ip: &'a str,
+    when: &'a str,
+    code_line: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/email_changed.txt")]
+struct EmailChangedMail<'a> {
+    greeting: &'a str,
+    username: &'a str,
+    when: &'a str,
+    by: &'a str,
+    old_email: &'a str,
+    new_email: &'a str,
+}
+
 fn render(t: &impl Template) -> String {
     // The templates are compiled in and take only strings: rendering cannot fail in practice,
     // and a failure would only cost the mail's wording, never its secret.
@@ -164,20 +191,60 @@ pub fn account_locked(to: &Recipient, when: &str, attempts: u32, until: Option<&
     }
 }
 
-/// The body as delivered: the redacted token line gets the secret back. Only the transport
-/// calls this, on its way out.
+/// R-U1's mail: subject `Verify your identity`, the 6-digit code on its own line. The code is
+/// a secret like a token: stored redacted, put back only by the transport.
+pub fn verify_identity(to: &Recipient, code: &str, source_ip: &str, when: &str) -> Email {
+    let greeting = to.greeting();
+    let code_line = format!("{CODE_LINE_PREFIX}{REDACTED}");
+    Email {
+        kind: MailKind::IdentityVerification,
+        to: to.email.to_string(),
+        subject: "Verify your identity".into(),
+        body: render(&VerifyIdentityMail {
+            greeting: &greeting,
+            username: to.username,
+            source_ip,
+            when,
+            code_line: &code_line,
+        }),
+        secret: Some(Secret(code.to_string())),
+    }
+}
+
+/// The notice sent to the old address when a user's email address changes: whoever changed it
+/// cannot silently take over the mail that carries tokens.
+pub fn email_changed(to: &Recipient, old_email: &str, when: &str, by: &str) -> Email {
+    let greeting = to.greeting();
+    Email {
+        kind: MailKind::EmailChanged,
+        to: old_email.to_string(),
+        subject: "Your email address was changed".into(),
+        body: render(&EmailChangedMail {
+            greeting: &greeting,
+            username: to.username,
+            when,
+            by,
+            old_email,
+            new_email: to.email,
+        }),
+        secret: None,
+    }
+}
+
+/// The body as delivered: the redacted token or code line gets the secret back. Only the
+/// transport calls this, on its way out.
 pub fn reveal(body: &str, secret: Option<&str>) -> String {
     let Some(secret) = secret else {
         return body.to_string();
     };
-    let redacted = format!("{TOKEN_LINE_PREFIX}{REDACTED}");
     body.lines()
         .map(|l| {
-            if l == redacted {
-                format!("{TOKEN_LINE_PREFIX}{secret}")
-            } else {
-                l.to_string()
+            for prefix in [TOKEN_LINE_PREFIX, CODE_LINE_PREFIX] {
+                if l.strip_prefix(prefix) == Some(REDACTED) {
+                    return format!("{prefix}{secret}");
+                }
             }
+            l.to_string()
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -23,7 +23,7 @@ use crate::store::login_history::{self, LoginHistoryRow};
 use crate::store::orgs::{self, OrgRow};
 use crate::store::sessions::{self, RefreshTokenRow, SessionRow};
 use crate::store::users::{self, FailureRecorded, UserRow};
-use crate::store::{Conn, from_ms, ms, profiles, ranges};
+use crate::store::{Conn, from_ms, ms, profiles, ranges, verification};
 use std::net::IpAddr;
 use std::sync::Arc;
 use time::Duration;
@@ -39,8 +39,9 @@ pub struct LoginRequest {
     pub client: String,
     pub api_version: String,
     pub login_url: String,
-    /// Web UI only: the browser was verified for this user before (R-U1).
-    pub device_verified: bool,
+    /// Web UI only: the browser's identity cookie, checked against the browsers this user has
+    /// verified (R-U1).
+    pub browser: Option<super::verification::BrowserId>,
     /// SOAP `LoginScopeHeader`: the org (15-character id) the user must belong to; a user of
     /// another org is treated as unknown.
     pub org_scope: Option<String>,
@@ -64,7 +65,7 @@ impl LoginRequest {
             client: String::new(),
             api_version: String::new(),
             login_url: String::new(),
-            device_verified: false,
+            browser: None,
             org_scope: None,
             oauth_client: None,
         }
@@ -96,6 +97,8 @@ pub struct LoginResponse {
     pub status: LoginStatus,
     /// Present exactly when `outcome` is `Success`.
     pub session: Option<LoginSession>,
+    /// Present exactly when `outcome` is `IdentityVerificationRequired` (R-U1).
+    pub challenge: Option<super::verification::ChallengeIssued>,
 }
 
 /// Everything the decision needs about a known user.
@@ -105,9 +108,12 @@ pub(crate) struct Known {
     pub permissions: crate::domain::profile::Permissions,
     pub login_ranges: Vec<crate::domain::ip::IpRange>,
     pub trusted_ranges: Vec<crate::domain::ip::IpRange>,
+    /// The browser logging in was verified for this user (R-U1).
+    pub browser_verified: bool,
 }
 
-async fn load(c: &mut Conn<'_>, username: &str, org_scope: Option<&str>) -> Result<Option<Known>> {
+async fn load(c: &mut Conn<'_>, req: &LoginRequest) -> Result<Option<Known>> {
+    let (username, org_scope) = (req.username.as_str(), req.org_scope.as_deref());
     // A name that is not a valid username is still looked up (and not found), so it costs the
     // same query as an unknown valid one (R-L4).
     let username = validate::username(username).unwrap_or_else(|_| {
@@ -123,7 +129,17 @@ async fn load(c: &mut Conn<'_>, username: &str, org_scope: Option<&str>) -> Resu
     if org_scope.is_some_and(|o| o != user.org_id) {
         return Ok(None);
     }
-    load_user(c, user).await.map(Some)
+    let mut known = load_user(c, user).await?;
+    if let (Channel::Ui, Some(browser)) = (req.channel, &req.browser) {
+        known.browser_verified = verification::browser_verified(
+            c,
+            &known.org.id,
+            &known.user.id,
+            &browser.digest_for(&known.user.id),
+        )
+        .await?;
+    }
+    Ok(Some(known))
 }
 
 /// What the decision needs about this user: org, profile permissions and IP ranges.
@@ -142,6 +158,7 @@ pub(crate) async fn load_user(c: &mut Conn<'_>, user: UserRow) -> Result<Known> 
         user,
         login_ranges,
         trusted_ranges,
+        browser_verified: false,
     })
 }
 
@@ -170,7 +187,7 @@ impl Services {
     pub async fn login(&self, req: LoginRequest) -> Result<LoginResponse> {
         let known = {
             let mut c = self.db.conn().await?;
-            load(&mut c.c(), &req.username, req.org_scope.as_deref()).await?
+            load(&mut c.c(), &req).await?
         };
         let plan = {
             let policy = known
@@ -276,6 +293,12 @@ impl Services {
         let subject = known.as_ref().map(|k| subject_of(k, &k.user));
         let mut decision = login::decide(subject.as_ref(), &ctx, &checks);
         let mut session = None;
+        let mut challenge = None;
+        if let (Some(k), LoginOutcome::IdentityVerificationRequired) = (&known, decision.outcome) {
+            challenge = Some(
+                super::verification::issue_challenge(&mut tx.c(), now, k, req.source_ip).await?,
+            );
+        }
         if let Some(k) = &known {
             match decision.lockout {
                 LockoutEffect::Unchanged => {}
@@ -342,7 +365,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        if decision.lockout != LockoutEffect::Unchanged {
+        if decision.lockout != LockoutEffect::Unchanged || challenge.is_some() {
             self.outbox.wake();
         }
         let session = match (session, known) {
@@ -360,6 +383,7 @@ impl Services {
             outcome: decision.outcome,
             status: decision.status,
             session,
+            challenge,
         })
     }
 
@@ -407,7 +431,7 @@ fn context<'a>(
         now,
         trusted_ranges: known.map_or(&[], |k| k.trusted_ranges.as_slice()),
         policy,
-        device_verified: req.device_verified,
+        device_verified: known.is_some_and(|k| k.browser_verified),
     }
 }
 

@@ -13,6 +13,7 @@ use crate::store::{Db, StoreError};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
+pub mod account;
 pub mod audit;
 pub mod bootstrap;
 pub mod history;
@@ -26,6 +27,7 @@ pub mod resolve;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod verification;
 
 pub use metrics::Metrics;
 pub use outbox::Outbox;
@@ -89,11 +91,13 @@ invalid_from!(
 pub enum Actor {
     /// The `keyward` command line, run by this OS user. It acts on every org.
     Cli(String),
-    /// A logged-in user (an admin of their own org, or acting on themselves).
+    /// A logged-in user, acting on themselves — or, with `admin` (a profile with "manage
+    /// users"), on their own org.
     User {
         org_id: String,
         user_id: String,
         username: String,
+        admin: bool,
     },
     /// keyward itself (first-start bootstrap).
     System,
@@ -116,14 +120,48 @@ impl Actor {
         }
     }
 
-    /// R-M1: a user acts only inside their own org; anything else does not exist for them.
+    /// R-M1: an admin acts only inside their own org; anything else does not exist for them.
+    /// A user who is not an admin may administer nothing.
     pub fn check_org(&self, org_id: &str) -> Result<()> {
         match self {
             Actor::User { org_id: own, .. } if own != org_id => {
                 Err(ServiceError::NotFound("no such record".into()))
             }
+            Actor::User { admin: false, .. } => Err(ServiceError::Refused(
+                "only an administrator of the org (a profile with \"manage users\") can do this"
+                    .into(),
+            )),
             _ => Ok(()),
         }
+    }
+
+    /// A user acting on their own account, or an admin of the user's org (R-M1).
+    pub fn check_self_or_admin(&self, org_id: &str, user_id: &str) -> Result<()> {
+        match self {
+            Actor::User {
+                org_id: own_org,
+                user_id: own,
+                ..
+            } if own_org == org_id && own == user_id => Ok(()),
+            _ => self.check_org(org_id),
+        }
+    }
+
+    /// The (org id, user id) of a logged-in user acting on themselves.
+    pub fn own(&self) -> Result<(&str, &str)> {
+        match self {
+            Actor::User {
+                org_id, user_id, ..
+            } => Ok((org_id, user_id)),
+            _ => Err(ServiceError::Refused(
+                "only a logged-in user can do this for themselves".into(),
+            )),
+        }
+    }
+
+    /// Is this the user with this id, acting on themselves?
+    pub fn is_user(&self, id: &str) -> bool {
+        matches!(self, Actor::User { user_id, .. } if user_id == id)
     }
 }
 

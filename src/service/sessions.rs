@@ -180,12 +180,20 @@ impl Services {
     }
 }
 
-/// The session a request is made with, as the service layer needs it to act for its user.
-pub fn actor_of(s: &ActiveSession) -> super::Actor {
-    super::Actor::User {
-        org_id: s.user.org_id.clone(),
-        user_id: s.user.id.clone(),
-        username: s.user.username.clone(),
+impl Services {
+    /// Who acts with this session: its user, an admin of the org when the user's profile has
+    /// "manage users" (read now, so a profile change takes effect at the next request).
+    pub async fn actor_for(&self, s: &ActiveSession) -> Result<super::Actor> {
+        let mut c = self.db.conn().await?;
+        let admin = crate::store::profiles::get(&mut c.c(), &s.user.org_id, &s.user.profile_id)
+            .await?
+            .is_some_and(|p| p.manage_users);
+        Ok(super::Actor::User {
+            org_id: s.user.org_id.clone(),
+            user_id: s.user.id.clone(),
+            username: s.user.username.clone(),
+            admin,
+        })
     }
 }
 

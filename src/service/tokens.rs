@@ -133,13 +133,13 @@ impl Services {
     pub async fn reset_token(&self, actor: &Actor, user_input: &str) -> Result<UserRow> {
         let mut tx = self.db.begin().await?;
         let user = resolve::user_for_update(&mut tx.c(), user_input).await?;
-        actor.check_org(&user.org_id)?;
+        actor.check_self_or_admin(&user.org_id, &user.id)?;
         if let Some(why) = reset_refusal(&mut tx.c(), &user).await? {
             return Err(ServiceError::Refused(format!(
                 "security token reset refused: {why}"
             )));
         }
-        let own = matches!(actor, Actor::User { user_id, .. } if *user_id == user.id);
+        let own = actor.is_user(&user.id);
         let reason = if own {
             TokenReason::SelfReset
         } else {

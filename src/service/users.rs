@@ -4,7 +4,7 @@
 use super::audit;
 use super::orgs::policy_of;
 use super::outbox::enqueue;
-use super::sessions::{ActiveSession, actor_of};
+use super::sessions::ActiveSession;
 use super::tokens::{TokenReason, issue, recipient};
 use super::{Actor, Result, ServiceError, Services, fmt_time, new_id, resolve};
 use crate::domain::ids::{KeyPrefix, SfId};
@@ -139,7 +139,7 @@ impl Services {
     pub async fn show_user(&self, actor: &Actor, input: &str) -> Result<UserView> {
         let mut c = self.db.conn().await?;
         let user = resolve::user(&mut c.c(), input).await?;
-        actor.check_org(&user.org_id)?;
+        actor.check_self_or_admin(&user.org_id, &user.id)?;
         let org = orgs::get(&mut c.c(), &user.org_id)
             .await?
             .ok_or_else(|| ServiceError::Internal("user without org".into()))?;
@@ -269,6 +269,7 @@ impl Services {
         password: &Password,
     ) -> Result<UserRow> {
         let (org, user) = self.user_and_org(actor, user_input).await?;
+        actor.check_org(&org.id)?;
         let hash = self.prepare_password(&org, &user, password).await?;
         let mut tx = self.db.begin().await?;
         // Decided on the row as it is now, under its lock.
@@ -362,7 +363,7 @@ impl Services {
         target_user_id: &str,
         new: &Password,
     ) -> Result<()> {
-        let actor = actor_of(session);
+        let actor = self.actor_for(session).await?;
         let target = SfId::parse_as(target_user_id.trim(), KeyPrefix::User)?;
         if target.as_15() != session.user.id {
             if session.session.password_expired {
@@ -370,10 +371,7 @@ impl Services {
                     "your password has expired: set your own password before anything else".into(),
                 ));
             }
-            let mut c = self.db.conn().await?;
-            let profile = self.profile_of(&mut c.c(), &session.user).await?;
-            drop(c);
-            if !profile.manage_users {
+            if !matches!(actor, Actor::User { admin: true, .. }) {
                 return Err(ServiceError::Refused(
                     "only an administrator (a profile with \"manage users\") can set another \
                      user's password"
@@ -392,7 +390,7 @@ impl Services {
     async fn user_and_org(&self, actor: &Actor, user_input: &str) -> Result<(OrgRow, UserRow)> {
         let mut c = self.db.conn().await?;
         let user = resolve::user(&mut c.c(), user_input).await?;
-        actor.check_org(&user.org_id)?;
+        actor.check_self_or_admin(&user.org_id, &user.id)?;
         let org = orgs::get(&mut c.c(), &user.org_id)
             .await?
             .ok_or_else(|| ServiceError::Internal("user without org".into()))?;
@@ -414,7 +412,7 @@ impl Services {
         let mut tx = self.db.begin().await?;
         let user = resolve::user_for_update(&mut tx.c(), user_input).await?;
         actor.check_org(&user.org_id)?;
-        if matches!(actor, Actor::User { user_id, .. } if *user_id == user.id) && !active {
+        if actor.is_user(&user.id) && !active {
             return Err(ServiceError::Refused(
                 "you cannot deactivate yourself".into(),
             ));

@@ -56,20 +56,55 @@ pub async fn insert(c: &mut Conn<'_>, r: &LoginHistoryRow) -> Result<()> {
 pub struct Filter {
     pub org_id: Option<String>,
     pub user_id: Option<String>,
+    /// Exact status text (`Success`, `Invalid password`, …).
+    pub status: Option<String>,
+    /// Exact login type (`Application`, `SOAP Partner`, …).
+    pub login_type: Option<String>,
+    /// From this instant (epoch ms, inclusive).
+    pub from: Option<i64>,
+    /// Before this instant (epoch ms, exclusive).
+    pub to: Option<i64>,
     pub limit: i64,
 }
 
+const FILTER: &str = "($1 IS NULL OR h.org_id = $1) AND ($2 IS NULL OR h.user_id = $2) \
+    AND ($3 IS NULL OR h.status = $3) AND ($4 IS NULL OR h.login_type = $4) \
+    AND h.login_at >= $5 AND h.login_at < $6";
+
 /// Newest first. Filters by org and user use the (org_id, user_id, login_at) indexes.
 pub async fn list(c: &mut Conn<'_>, f: &Filter) -> Result<Vec<LoginHistoryView>> {
-    let sql = "SELECT h.id, h.org_id, h.user_id, u.username, h.login_at, h.source_ip, \
+    let sql = format!(
+        "SELECT h.id, h.org_id, h.user_id, u.username, h.login_at, h.source_ip, \
         h.login_type, h.status, h.client, h.api_version, h.login_url \
         FROM login_history h LEFT JOIN users u ON u.org_id = h.org_id AND u.id = h.user_id \
-        WHERE ($1 IS NULL OR h.org_id = $1) AND ($2 IS NULL OR h.user_id = $2) \
-        ORDER BY h.login_at DESC, h.seq DESC LIMIT $3";
-    Ok(q!(c, |e| sqlx::query_as::<_, LoginHistoryView>(sql)
+        WHERE {FILTER} ORDER BY h.login_at DESC, h.seq DESC LIMIT $7"
+    );
+    Ok(q!(c, |e| sqlx::query_as::<_, LoginHistoryView>(&sql)
         .bind(&f.org_id)
         .bind(&f.user_id)
+        .bind(&f.status)
+        .bind(&f.login_type)
+        .bind(f.from.unwrap_or(i64::MIN))
+        .bind(f.to.unwrap_or(i64::MAX))
         .bind(f.limit)
+        .fetch_all(e)
+        .await)?)
+}
+
+/// Attempts per hour (`hour` = epoch ms at the start of the hour) and whether they succeeded,
+/// for the Setup chart; the filter's limit is ignored.
+pub async fn per_hour(c: &mut Conn<'_>, f: &Filter) -> Result<Vec<(i64, bool, i64)>> {
+    let sql = format!(
+        "SELECT (h.login_at / 3600000) * 3600000 AS hour, h.status = 'Success' AS ok, \
+         COUNT(*) AS n FROM login_history h WHERE {FILTER} GROUP BY 1, 2 ORDER BY 1"
+    );
+    Ok(q!(c, |e| sqlx::query_as::<_, (i64, bool, i64)>(&sql)
+        .bind(&f.org_id)
+        .bind(&f.user_id)
+        .bind(&f.status)
+        .bind(&f.login_type)
+        .bind(f.from.unwrap_or(i64::MIN))
+        .bind(f.to.unwrap_or(i64::MAX))
         .fetch_all(e)
         .await)?)
 }

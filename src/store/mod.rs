@@ -30,6 +30,7 @@ pub mod profiles;
 pub mod ranges;
 pub mod sessions;
 pub mod users;
+pub mod verification;
 
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

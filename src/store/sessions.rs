@@ -200,3 +200,33 @@ pub async fn delete_refresh(c: &mut Conn<'_>, digest: &str) -> Result<bool> {
     exec!(c, "DELETE FROM sessions WHERE refresh_digest = $1", digest)?;
     Ok(existed)
 }
+
+/// The live sessions of a user, newest first.
+pub async fn list_for_user(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<SessionRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sessions WHERE org_id = $1 AND user_id = $2 AND expires_at > $3 \
+         ORDER BY created_at DESC"
+    );
+    Ok(q!(c, |e| sqlx::query_as::<_, SessionRow>(&sql)
+        .bind(org_id)
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(e)
+        .await)?)
+}
+
+/// Ends one session of a user (the sessions page). True when it existed.
+pub async fn delete_of_user(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    user_id: &str,
+    digest: &str,
+) -> Result<bool> {
+    let sql = "DELETE FROM sessions WHERE digest = $1 AND org_id = $2 AND user_id = $3";
+    Ok(exec!(c, sql, digest, org_id, user_id)? > 0)
+}

@@ -1,0 +1,159 @@
+//! Personal settings and user edits: name and email (a changed email is announced to the old
+//! address), whether the token may be reset (R-T9), a user's own login history and sessions.
+
+use super::tokens::{recipient, reset_refusal};
+use super::{Actor, Result, ServiceError, Services, audit, fmt_time, resolve};
+use crate::domain::validate;
+use crate::mail;
+use crate::store::login_history::{self, Filter, LoginHistoryView};
+use crate::store::sessions::{self, SessionRow};
+use crate::store::users::{self, UserRow};
+
+/// A change to a user's details. `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct UserChange {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    /// Admins only: profile name or id.
+    pub profile: Option<String>,
+}
+
+impl Services {
+    /// Edits a user: the user themselves (name, email) or an admin of the org (also the
+    /// profile). Changing the email sends a notice to the old address (the new one receives the
+    /// tokens from now on, so the owner of the old one must hear about it). Audited (R-M4).
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        user_input: &str,
+        change: &UserChange,
+    ) -> Result<UserRow> {
+        let mut tx = self.db.begin().await?;
+        let user = resolve::user_for_update(&mut tx.c(), user_input).await?;
+        actor.check_self_or_admin(&user.org_id, &user.id)?;
+        let mut new = user.clone();
+        if let Some(f) = &change.first_name {
+            new.first_name = validate::text("first name", f, 40, false)?;
+        }
+        if let Some(l) = &change.last_name {
+            new.last_name = validate::text("last name", l, 80, false)?;
+        }
+        if let Some(e) = &change.email {
+            new.email = validate::email(e)?;
+        }
+        let mut what = Vec::new();
+        if let Some(p) = &change.profile {
+            let org = resolve::org(&mut tx.c(), &user.org_id).await?;
+            let profile = resolve::profile(&mut tx.c(), &org, p).await?;
+            if profile.id != user.profile_id {
+                actor.check_org(&user.org_id)?;
+                if actor.is_user(&user.id) && !profile.manage_users {
+                    return Err(ServiceError::Refused(
+                        "you cannot take away your own administrator profile; ask another \
+                         administrator"
+                            .into(),
+                    ));
+                }
+                what.push(format!("profile {}", profile.name));
+                new.profile_id = profile.id;
+            }
+        }
+        if new.first_name != user.first_name || new.last_name != user.last_name {
+            what.push(format!("name {}", new.full_name()));
+        }
+        if new.email != user.email {
+            what.push(format!("email {}", new.email));
+        }
+        if what.is_empty() {
+            return Ok(user);
+        }
+        let now = self.now();
+        let now_ms = crate::store::ms(now);
+        users::update_details(&mut tx.c(), &new, now_ms).await?;
+        if new.email != user.email {
+            let notice = mail::email_changed(
+                &recipient(&new),
+                &user.email,
+                &fmt_time(now),
+                &actor.audit_name(),
+            );
+            super::outbox::enqueue(&mut tx.c(), now_ms, Some(&user.org_id), notice).await?;
+        }
+        audit::user_event(
+            &mut tx.c(),
+            now_ms,
+            actor,
+            &new,
+            "user.updated",
+            format!("Changed user {}: {}", user.username, what.join(", ")),
+        )
+        .await?;
+        tx.commit().await?;
+        if new.email != user.email {
+            self.outbox.wake();
+        }
+        Ok(new)
+    }
+
+    /// R-T9: why this user may not reset their token (the page hides the option then).
+    pub async fn token_reset_refusal(
+        &self,
+        actor: &Actor,
+        user_input: &str,
+    ) -> Result<Option<String>> {
+        let mut c = self.db.conn().await?;
+        let user = resolve::user(&mut c.c(), user_input).await?;
+        actor.check_self_or_admin(&user.org_id, &user.id)?;
+        reset_refusal(&mut c.c(), &user).await
+    }
+
+    /// A user's own login history, newest first.
+    pub async fn my_login_history(
+        &self,
+        actor: &Actor,
+        limit: i64,
+    ) -> Result<Vec<LoginHistoryView>> {
+        let (org_id, user_id) = actor.own()?;
+        let mut c = self.db.conn().await?;
+        Ok(login_history::list(
+            &mut c.c(),
+            &Filter {
+                org_id: Some(org_id.into()),
+                user_id: Some(user_id.into()),
+                limit: limit.clamp(1, 1000),
+                ..Filter::default()
+            },
+        )
+        .await?)
+    }
+
+    /// The user's live sessions (web, SOAP and OAuth), newest first.
+    pub async fn sessions_of(&self, actor: &Actor, user_input: &str) -> Result<Vec<SessionRow>> {
+        let mut c = self.db.conn().await?;
+        let user = resolve::user(&mut c.c(), user_input).await?;
+        actor.check_self_or_admin(&user.org_id, &user.id)?;
+        Ok(sessions::list_for_user(&mut c.c(), &user.org_id, &user.id, self.now_ms()).await?)
+    }
+
+    /// Ends one session of a user, named by its digest (what the sessions page lists).
+    pub async fn end_session(&self, actor: &Actor, user_input: &str, digest: &str) -> Result<bool> {
+        let mut tx = self.db.begin().await?;
+        let user = resolve::user(&mut tx.c(), user_input).await?;
+        actor.check_self_or_admin(&user.org_id, &user.id)?;
+        let ended = sessions::delete_of_user(&mut tx.c(), &user.org_id, &user.id, digest).await?;
+        if ended && !actor.is_user(&user.id) {
+            audit::user_event(
+                &mut tx.c(),
+                self.now_ms(),
+                actor,
+                &user,
+                "session.ended",
+                format!("Ended a session of user {}", user.username),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
+    }
+}
