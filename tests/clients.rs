@@ -4,6 +4,9 @@
 //! item 7 against it — token needed from an untrusted address, trusted range, token reset, lockout,
 //! deactivation, unknown user, restricted IP, logout — driving admin changes through the CLI.
 //!
+//! The web UI is a client too: `web_test.mjs` drives headless Chromium through the pages (issue
+//! 4's browser suite).
+//!
 //! `scripts/test` installs the clients (npm and pip) and says where they are with
 //! `KEYWARD_TEST_NODE` and `KEYWARD_TEST_PYTHON`; without them these tests fail and say so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,7 +17,7 @@ use common::process::{Serve, keyward};
 use common::{Backend, TestDb};
 use std::process::Command;
 
-on_both!(jsforce, simple_salesforce, beatbox);
+on_both!(jsforce, simple_salesforce, beatbox, web_ui);
 
 fn interpreter(var: &str, what: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
@@ -49,6 +52,11 @@ async fn run_client(b: Backend, program: &[String]) {
         .env("KEYWARD_PASSWORD_HASH_MEMORY_KIB", "256")
         .env("KEYWARD_PASSWORD_HASH_ITERATIONS", "1")
         .env("KEYWARD_LOG_LEVEL", "warn");
+    for var in ["KEYWARD_TEST_CHROMIUM", "KEYWARD_TEST_SCREENSHOTS"] {
+        if let Ok(v) = std::env::var(var) {
+            cmd.env(var, v);
+        }
+    }
     if !db.url.is_empty() {
         cmd.env("KEYWARD_DATABASE_URL", &db.url);
     }
@@ -83,6 +91,12 @@ async fn jsforce(b: Backend) {
 async fn simple_salesforce(b: Backend) {
     let python = interpreter("KEYWARD_TEST_PYTHON", "Python and simple-salesforce");
     run_client(b, &[python, script("ssf_test.py")]).await;
+}
+
+/// The web UI in headless Chromium (Debian's `chromium`, driven by npm `playwright-core`).
+async fn web_ui(b: Backend) {
+    let node = interpreter("KEYWARD_TEST_NODE", "Node.js and playwright-core");
+    run_client(b, &[node, script("web_test.mjs")]).await;
 }
 
 async fn beatbox(b: Backend) {
