@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod delegated;
 pub mod domain;
 pub mod http;
+pub mod listing;
 pub mod mail;
 pub mod private_fs;
 pub mod service;

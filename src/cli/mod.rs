@@ -9,20 +9,18 @@ use crate::config::Config;
 use crate::domain::policy::Complexity;
 use crate::domain::profile::Permissions;
 use crate::domain::secret::Password;
+use crate::listing::{Format, Listing};
 use crate::service::bootstrap::{DEFAULT_ADMIN, DEFAULT_ORG, InitRequest};
 use crate::service::oauth::ClientOptions;
 use crate::service::orgs::PolicyChange;
 use crate::service::users::NewUser;
 use crate::service::{Actor, ServiceError, Services, fmt_ms, id18};
 use clap::{Args, Parser, Subcommand};
-use output::{Format, Listing};
 use serde_json::{Value, json};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-pub mod output;
 
 #[derive(Parser, Debug)]
 #[command(

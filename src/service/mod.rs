@@ -14,6 +14,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 pub mod account;
+pub mod admin;
 pub mod audit;
 pub mod bootstrap;
 pub mod history;

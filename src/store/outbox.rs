@@ -152,3 +152,29 @@ pub async fn next_due(c: &mut Conn<'_>) -> Result<Option<i64>> {
     .fetch_one(e)
     .await)?)
 }
+
+/// One org's mail, newest first, optionally of one status.
+pub async fn list_for_org(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<OutboxRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM outbox WHERE org_id = $1 AND ($2 IS NULL OR status = $2) \
+         ORDER BY seq DESC LIMIT $3"
+    );
+    Ok(q!(c, |e| sqlx::query_as::<_, OutboxRow>(&sql)
+        .bind(org_id)
+        .bind(status)
+        .bind(limit)
+        .fetch_all(e)
+        .await)?)
+}
+
+/// Queues a dead message again, with a fresh count of attempts. True when it was dead.
+pub async fn requeue_dead(c: &mut Conn<'_>, id: &str, now: i64) -> Result<bool> {
+    let sql = "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $2, \
+        lease_until = NULL WHERE id = $1 AND status = 'dead'";
+    Ok(exec!(c, sql, id, now)? > 0)
+}

@@ -68,3 +68,31 @@ pub async fn list(c: &mut Conn<'_>, org_id: &str) -> Result<Vec<ProfileRow>> {
         .fetch_all(e)
         .await)?)
 }
+
+/// Changes a profile's permissions.
+pub async fn update_permissions(c: &mut Conn<'_>, p: &ProfileRow) -> Result<()> {
+    let sql = "UPDATE profiles SET api_enabled = $3, api_only = $4, password_never_expires = $5, \
+        sso_enabled = $6, manage_users = $7 WHERE org_id = $1 AND id = $2";
+    exec!(
+        c,
+        sql,
+        &p.org_id,
+        &p.id,
+        p.api_enabled,
+        p.api_only,
+        p.password_never_expires,
+        p.sso_enabled,
+        p.manage_users
+    )?;
+    Ok(())
+}
+
+/// How many users of the org have a profile with "manage users" and are active.
+pub async fn count_active_admins(c: &mut Conn<'_>, org_id: &str) -> Result<i64> {
+    let sql = "SELECT COUNT(*) FROM users u JOIN profiles p ON p.org_id = u.org_id AND p.id = u.profile_id \
+        WHERE u.org_id = $1 AND u.active AND p.manage_users";
+    Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(sql)
+        .bind(org_id)
+        .fetch_one(e)
+        .await)?)
+}

@@ -324,7 +324,8 @@ scenario('R-U2: with an authenticator enrolled, the challenge asks for its code'
   const key = (await page.locator('main code').first().textContent()).trim();
   check((await page.locator('.qr svg').count()) === 1, 'no QR code');
   await shot(page, 'authenticator');
-  await page.getByLabel('Code from the app').fill(totp(key));
+  const step = Math.floor(Date.now() / 1000 / 30);
+  await page.getByLabel('Code from the app').fill(totp(key, step));
   await page.getByRole('button', { name: 'Confirm' }).click();
   await page.getByRole('heading', { name: 'Your recovery codes' }).waitFor();
   const recovery = (await page.locator('.codes li').allTextContents()).map((s) => s.trim());
@@ -335,8 +336,9 @@ scenario('R-U2: with an authenticator enrolled, the challenge asks for its code'
   await typeLogin(fresh, ada.username, ada.password);
   await fresh.getByText('Enter the 6-digit code from your authenticator app').waitFor();
   check(count(ada.email, CODE_RE) === codes, 'a code was mailed to a TOTP user');
-  // The code of the step already used is refused (a code works once); a recovery code works.
-  await fresh.getByLabel('Authenticator or recovery code').fill(totp(key));
+  // The code already used is refused (a code works once, and later it is too old); a recovery
+  // code works.
+  await fresh.getByLabel('Authenticator or recovery code').fill(totp(key, step));
   await fresh.getByRole('button', { name: 'Verify' }).click();
   await fresh.getByText('That code is not right').waitFor();
   await fresh.getByLabel('Authenticator or recovery code').fill(recovery[0]);
@@ -345,15 +347,186 @@ scenario('R-U2: with an authenticator enrolled, the challenge asks for its code'
   await fresh.context().close();
 });
 
-/** RFC 6238 TOTP (SHA-1, 6 digits, 30 s) of a base32 KEY, now. */
-function totp(key) {
+/** A new org with its own admin (System Administrator), logged in in a fresh browser. */
+async function newOrgWithAdmin() {
+  const org = keyward(['org', 'create', '--name', `web-setup-${rand()}`]);
+  const username = `admin-${rand()}@example.test`;
+  const password = `Adm1n-${rand()}`;
+  keyward(['user', 'create', '--org', org, '--username', username, '--email', username, '--first-name', 'Grace', '--last-name', 'Hopper', '--profile', 'System Administrator', '--password-stdin'], `${password}\n`);
+  const admin = { username, email: username, password, token: await mailed(username, TOKEN_RE) };
+  const page = await freshPage();
+  await loginVerified(page, admin);
+  return { org, admin, page };
+}
+
+async function userIn(org, { profile } = {}) {
+  const username = `user-${rand()}@example.test`;
+  const password = `Passw0rd-${rand()}`;
+  const args = ['user', 'create', '--org', org, '--username', username, '--email', username, '--first-name', 'Alan', '--last-name', 'Turing', '--password-stdin'];
+  if (profile) args.push('--profile', profile);
+  const id = keyward(args, `${password}\n`);
+  return { username, email: username, password, id, token: await mailed(username, TOKEN_RE) };
+}
+
+async function click(page, role, name) {
+  await Promise.all([page.waitForEvent('framenavigated'), page.getByRole(role, { name }).click()]);
+  await page.waitForLoadState('load');
+  await checkLabelled(page);
+}
+
+scenario('Setup: an admin adds a trusted range and the next browser login skips verification', async () => {
+  const { org, page } = await newOrgWithAdmin();
+  const carol = await userIn(org);
+  await click(page, 'link', 'Setup');
+  await page.getByRole('heading', { name: 'Users' }).waitFor();
+  await shot(page, 'setup-users');
+  await click(page, 'link', 'Network Access');
+  await page.getByLabel('Start IP address (or CIDR)').fill('127.0.0.0/8');
+  await page.getByLabel('Description').fill('loopback');
+  await click(page, 'button', 'Add range');
+  await page.getByText('The range was added.').waitFor();
+  await page.getByRole('cell', { name: '127.255.255.255', exact: true }).waitFor();
+  await shot(page, 'setup-network-access');
+  const codes = count(carol.email, CODE_RE);
+  const fresh = await freshPage();
+  await typeLogin(fresh, carol.username, carol.password);
+  check(new URL(fresh.url()).pathname === '/settings', `expected no challenge inside a trusted range, got ${fresh.url()}`);
+  check(count(carol.email, CODE_RE) === codes, 'a verification code was mailed inside a trusted range');
+  check(history(carol.username)[0].status === 'Success', 'no Success row');
+  // The audit trail names the change and the admin.
+  await click(page, 'link', 'Setup Audit Trail');
+  await page.getByRole('cell', { name: /Added trusted IP range: 127\.0\.0\.0/ }).waitFor();
+  await shot(page, 'setup-audit-trail');
+  await page.context().close();
+  await fresh.context().close();
+});
+
+scenario('Setup: deactivating a user ends their jsforce session', async () => {
+  const { org, page } = await newOrgWithAdmin();
+  const dave = await userIn(org);
+  const conn = new jsforce.Connection({ loginUrl: BASE, version: '59.0' });
+  await conn.login(dave.username, dave.password + dave.token);
+  const id = await conn.identity();
+  check(id.username === dave.username, `identity answered ${JSON.stringify(id)}`);
+  await click(page, 'link', 'Setup');
+  await click(page, 'link', 'Alan Turing');
+  await page.getByText(dave.username).first().waitFor();
+  await shot(page, 'setup-user');
+  await click(page, 'button', 'Deactivate');
+  await page.getByText('The user was deactivated').waitFor();
+  let failed = false;
+  try {
+    await conn.identity({ headers: {} });
+  } catch (e) {
+    failed = true;
+  }
+  check(failed, 'the jsforce session still works after deactivation');
+  let refused = '';
+  try {
+    await new jsforce.Connection({ loginUrl: BASE, version: '59.0' }).login(dave.username, dave.password + dave.token);
+  } catch (e) {
+    refused = e.message;
+  }
+  check(refused.startsWith('INVALID_LOGIN'), `a new login was not refused: ${refused}`);
+  check(history(dave.username)[0].status === 'User is inactive', 'no User is inactive row');
+  await page.context().close();
+});
+
+scenario('Setup: login history filters, CSV export and the per-hour chart', async () => {
+  const { org, page } = await newOrgWithAdmin();
+  const erin = await userIn(org);
+  for (let i = 0; i < 3; i++) {
+    try {
+      await new jsforce.Connection({ loginUrl: BASE, version: '59.0' }).login(erin.username, `Wrong-${i}`);
+    } catch {
+      // expected
+    }
+  }
+  await new jsforce.Connection({ loginUrl: BASE, version: '59.0' }).login(erin.username, erin.password + erin.token);
+  await click(page, 'link', 'Setup');
+  await click(page, 'link', 'Login History');
+  await page.locator('.chart svg rect.ok').first().waitFor();
+  check((await page.locator('.chart svg rect.fail').count()) >= 1, 'no failure bar in the chart');
+  await shot(page, 'setup-login-history');
+  // Filter: this user's failed passwords only.
+  await page.getByLabel('User').fill(erin.username);
+  await page.getByLabel('Status').selectOption('Invalid password');
+  await click(page, 'button', 'Filter');
+  const statuses = await page.locator('tbody tr td:nth-child(5)').allTextContents();
+  check(statuses.length === 3 && statuses.every((s) => s === 'Invalid password'), `filtered rows: ${statuses}`);
+  const users = await page.locator('tbody tr td:nth-child(2)').allTextContents();
+  check(users.every((u) => u === erin.username), `other users in the filtered rows: ${users}`);
+  // Login type filter: SOAP only, so the admin's Application logins are gone.
+  await page.getByLabel('User').fill('');
+  await page.getByLabel('Status').selectOption('');
+  await page.getByLabel('Login type').selectOption('SOAP Partner');
+  await click(page, 'button', 'Filter');
+  const types = await page.locator('tbody tr td:nth-child(4)').allTextContents();
+  check(types.length === 4 && types.every((t) => t === 'SOAP Partner'), `rows by type: ${types}`);
+  // A time range in the future matches nothing.
+  await page.getByLabel('From (UTC)').fill('2099-01-01T00:00');
+  await click(page, 'button', 'Filter');
+  await page.getByText('No login attempts match.').waitFor();
+  await page.getByLabel('From (UTC)').fill('');
+  await page.getByLabel('Login type').selectOption('');
+  await page.getByLabel('User').fill(erin.username);
+  await click(page, 'button', 'Filter');
+  // CSV: the same rows, as a download.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download CSV' }).click()]);
+  const csv = readFileSync(await download.path(), 'utf8').trim().split(/\r?\n/);
+  check(csv[0] === 'login_time,username,user_id,source_ip,login_type,status,client,api_version,login_url', `CSV header ${csv[0]}`);
+  check(csv.length === 5, `CSV has ${csv.length - 1} rows, expected 4`);
+  check(csv.slice(1).every((l) => l.includes(erin.username)), 'CSV rows of other users');
+  check(csv.filter((l) => l.includes(',Invalid password,')).length === 3, 'CSV lacks the failures');
+  await page.context().close();
+});
+
+scenario('R-M1: Setup is for admins; a standard user gets 403', async () => {
+  const ada = await newUser();
+  const page = await freshPage();
+  await loginVerified(page, ada);
+  check((await page.getByRole('link', { name: 'Setup' }).count()) === 0, 'a standard user sees the Setup link');
+  const response = await visit(page, '/setup/users');
+  check(response.status() === 403, `/setup/users answered ${response.status()} to a standard user`);
+  await page.context().close();
+});
+
+scenario('Setup: OAuth client secret shown once; profiles, policies and the email log render', async () => {
+  const { page } = await newOrgWithAdmin();
+  await click(page, 'link', 'Setup');
+  await click(page, 'link', 'OAuth Clients');
+  await page.getByLabel('Name', { exact: true }).fill('Integration');
+  await click(page, 'button', 'Create client');
+  const secret = (await page.locator('#client-secret').textContent()).trim();
+  check(secret.length >= 32, `secret ${secret.length} characters`);
+  await shot(page, 'setup-oauth-client');
+  await visit(page, '/setup/oauth');
+  check(!(await page.content()).includes(secret), 'the secret is shown again');
+  for (const [link, heading] of [
+    ['Profiles', 'Profiles'],
+    ['Password Policies', 'Password Policies'],
+    ['Session Settings', 'Session Settings'],
+    ['Single Sign-On', 'Single Sign-On Settings'],
+    ['Email Log', 'Email Log'],
+  ]) {
+    await click(page, 'link', link);
+    await page.getByRole('heading', { name: heading }).waitFor();
+  }
+  await click(page, 'link', 'Profiles');
+  await click(page, 'link', 'Standard User');
+  await shot(page, 'setup-profile');
+  await page.context().close();
+});
+
+/** RFC 6238 TOTP (SHA-1, 6 digits, 30 s) of a base32 KEY at time step STEP. */
+function totp(key, step) {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
   let bits = '';
   for (const ch of key.replace(/=+$/, '')) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
   const bytes = [];
   for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
   const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30)));
+  counter.writeBigUInt64BE(BigInt(step));
   const mac = createHmac('sha1', Buffer.from(bytes)).update(counter).digest();
   const offset = mac[mac.length - 1] & 0xf;
   const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;

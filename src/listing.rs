@@ -1,4 +1,4 @@
-//! Output of list commands: `--format table|json|csv`.
+//! Listings as the CLI and the web UI hand them out: `--format table|json|csv`, CSV exports.
 
 use clap::ValueEnum;
 use serde_json::{Map, Value};
