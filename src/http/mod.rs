@@ -11,6 +11,7 @@
 //! and security headers. `server` accepts connections (plain or TLS) with a header timeout and
 //! shuts down gracefully.
 
+pub mod api;
 pub mod extract;
 pub mod identity;
 pub mod oauth;
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(identity::routes())
         .merge(web::routes())
+        .merge(api::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.http.tls,

@@ -270,6 +270,14 @@ impl Services {
     ) -> Result<UserRow> {
         let (org, user) = self.user_and_org(actor, user_input).await?;
         actor.check_org(&org.id)?;
+        if actor.is_user(&user.id) {
+            // A session alone must not be enough to replace its own user's password: whoever
+            // holds a stolen admin session would lock the admin out.
+            return Err(ServiceError::Refused(
+                "you cannot reset your own password as an administrator: change it under My                  Settings, where the current password is required"
+                    .into(),
+            ));
+        }
         let hash = self.prepare_password(&org, &user, password).await?;
         let mut tx = self.db.begin().await?;
         // Decided on the row as it is now, under its lock.

@@ -285,6 +285,8 @@ struct UserPage {
     totp: bool,
     sessions: Vec<SessionLine>,
     rules: String,
+    /// The admin's own user: no admin reset of their own password.
+    is_self: bool,
 }
 
 async fn render_user(state: &AppState, s: &Signed, rid: &RequestId, id: &str, c: Chrome) -> Page {
@@ -323,6 +325,7 @@ async fn render_user(state: &AppState, s: &Signed, rid: &RequestId, id: &str, c:
         totp: totp.enrolled,
         sessions: session_lines(sessions, &s.session.session.digest),
         rules: policy_of(&s.session.org).rules_text(),
+        is_self: v.user.id == s.session.user.id,
         v,
     }))
 }
@@ -729,8 +732,7 @@ fn complexity_label(c: Complexity) -> &'static str {
     }
 }
 
-fn policies(s: &Signed, c: Chrome, p: OrgPolicy) -> Response {
-    let _ = s;
+fn policies(c: Chrome, p: OrgPolicy) -> Response {
     page(&PoliciesPage {
         chrome: c,
         p,
@@ -744,7 +746,7 @@ fn policies(s: &Signed, c: Chrome, p: OrgPolicy) -> Response {
 async fn policies_page(Admin(s): Admin, Query(d): Query<Done>) -> Page {
     let c = chrome(&s, "Password Policies", "/setup/password-policies").with_notice(messages(&d));
     let p = policy_of(&s.session.org);
-    Ok(policies(&s, c, p))
+    Ok(policies(c, p))
 }
 
 #[derive(Deserialize)]
@@ -818,7 +820,7 @@ async fn save_policies(
         Ok(()) => Ok(done("/setup/password-policies", "saved")),
         Err(m) => {
             let c = chrome(&s, "Password Policies", "/setup/password-policies").with_error(m);
-            Ok(policies(&s, c, policy_of(&s.session.org)))
+            Ok(policies(c, policy_of(&s.session.org)))
         }
     }
 }

@@ -1,0 +1,450 @@
+//! What the admin API reads and writes. Ids are the 18-character form; instants are RFC 3339
+//! in UTC; nothing secret is ever in an answer but a new OAuth client's secret, once.
+
+use crate::domain::profile::Permissions;
+use crate::service::{admin::HourCount, id18};
+use crate::store::audit::AuditRow;
+use crate::store::login_history::LoginHistoryView;
+use crate::store::oauth::OAuthClientRow;
+use crate::store::outbox::OutboxRow;
+use crate::store::profiles::ProfileRow;
+use crate::store::ranges::IpRangeRow;
+use crate::store::sessions::SessionRow;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// `2026-11-25T10:00:00Z`.
+pub fn rfc3339(ms: i64) -> String {
+    crate::store::from_ms(ms)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn opt_time(ms: Option<i64>) -> Option<String> {
+    ms.map(rfc3339)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// `not_found`, `invalid`, `conflict`, `refused`, `unauthorized`, `not_admin`, …
+    pub error: String,
+    pub message: String,
+    pub request_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub profile_id: String,
+    pub profile: String,
+    pub active: bool,
+    /// Locked out after too many failed logins (R-L5).
+    pub locked: bool,
+    pub last_login: Option<String>,
+    pub password_changed_at: Option<String>,
+    /// When the current security token was issued (the token itself is never shown).
+    pub token_issued_at: Option<String>,
+    pub created_at: String,
+}
+
+impl User {
+    pub fn of(u: &crate::store::users::UserRow, profile: &str, now_ms: i64) -> User {
+        User {
+            id: id18(&u.id),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            profile_id: id18(&u.profile_id),
+            profile: profile.to_string(),
+            active: u.active,
+            locked: u.locked_until.is_some_and(|t| t > now_ms),
+            last_login: opt_time(u.last_login_at),
+            password_changed_at: opt_time(u.password_changed_at),
+            token_issued_at: opt_time(u.token_issued_at),
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    /// Profile name or id; `Standard User` when absent.
+    pub profile: Option<String>,
+    /// The first password; with it the first security token is emailed (R-T7).
+    pub password: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// A notice goes to the old address.
+    pub email: Option<String>,
+    /// Profile name or id.
+    pub profile: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    /// Ends every session of the user and emails a new security token (R-T6, R-L10).
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Session {
+    /// Names the session for `DELETE …/sessions/{handle}` (a digest: it cannot be used to log in).
+    pub handle: String,
+    pub login_type: String,
+    pub source_ip: String,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Session {
+        Session {
+            handle: r.digest,
+            login_type: r.login_type,
+            source_ip: r.source_ip,
+            created_at: rfc3339(r.created_at),
+            last_used_at: rfc3339(r.last_seen_at),
+            expires_at: rfc3339(r.expires_at),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Default, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePermissions {
+    #[serde(default)]
+    pub api_enabled: bool,
+    #[serde(default)]
+    pub api_only: bool,
+    #[serde(default)]
+    pub password_never_expires: bool,
+    #[serde(default)]
+    pub sso_enabled: bool,
+    #[serde(default)]
+    pub manage_users: bool,
+}
+
+impl From<ProfilePermissions> for Permissions {
+    fn from(p: ProfilePermissions) -> Permissions {
+        Permissions {
+            api_enabled: p.api_enabled,
+            api_only: p.api_only,
+            password_never_expires: p.password_never_expires,
+            sso_enabled: p.sso_enabled,
+            manage_users: p.manage_users,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Profile {
+    pub id: String,
+    pub name: String,
+    pub permissions: ProfilePermissions,
+    pub created_at: String,
+}
+
+impl From<ProfileRow> for Profile {
+    fn from(p: ProfileRow) -> Profile {
+        Profile {
+            id: id18(&p.id),
+            permissions: ProfilePermissions {
+                api_enabled: p.api_enabled,
+                api_only: p.api_only,
+                password_never_expires: p.password_never_expires,
+                sso_enabled: p.sso_enabled,
+                manage_users: p.manage_users,
+            },
+            name: p.name,
+            created_at: rfc3339(p.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProfile {
+    pub name: String,
+    #[serde(default)]
+    pub permissions: ProfilePermissions,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IpRange {
+    pub id: String,
+    pub start: String,
+    pub end: String,
+    pub description: String,
+    pub created_at: String,
+}
+
+impl From<IpRangeRow> for IpRange {
+    fn from(r: IpRangeRow) -> IpRange {
+        IpRange {
+            id: id18(&r.id),
+            start: r.start_ip,
+            end: r.end_ip,
+            description: r.description,
+            created_at: rfc3339(r.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewIpRange {
+    /// An IPv4 or IPv6 address, or a CIDR (then without `end`).
+    pub start: String,
+    pub end: Option<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The org's password policy and session settings.
+#[derive(Serialize, ToSchema)]
+pub struct Policy {
+    pub min_password_length: u32,
+    /// `none`, `alpha_numeric`, `alpha_numeric_special`, `upper_lower_numeric`,
+    /// `upper_lower_numeric_special`.
+    pub complexity: String,
+    pub password_history: u32,
+    /// 0: passwords never expire.
+    pub password_expiry_days: u32,
+    /// 0: no lockout.
+    pub lockout_attempts: u32,
+    /// 0: locked until an admin unlocks.
+    pub lockout_minutes: u32,
+    pub session_seconds: u32,
+}
+
+impl From<crate::domain::policy::OrgPolicy> for Policy {
+    fn from(p: crate::domain::policy::OrgPolicy) -> Policy {
+        Policy {
+            min_password_length: p.min_password_length,
+            complexity: p.complexity.as_str().to_string(),
+            password_history: p.password_history,
+            password_expiry_days: p.password_expiry_days,
+            lockout_attempts: p.lockout_attempts,
+            lockout_minutes: p.lockout_minutes,
+            session_seconds: p.session_seconds,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChange {
+    pub min_password_length: Option<u32>,
+    pub complexity: Option<String>,
+    pub password_history: Option<u32>,
+    pub password_expiry_days: Option<u32>,
+    pub lockout_attempts: Option<u32>,
+    pub lockout_minutes: Option<u32>,
+    pub session_seconds: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelegatedAuth {
+    /// The endpoint single sign-on users' credentials are checked at (R-L7); null: off.
+    pub url: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OAuthClient {
+    pub id: String,
+    pub name: String,
+    pub client_id: String,
+    pub refresh_tokens: bool,
+    pub run_as_user_id: Option<String>,
+    pub created_at: String,
+}
+
+impl From<OAuthClientRow> for OAuthClient {
+    fn from(c: OAuthClientRow) -> OAuthClient {
+        OAuthClient {
+            id: id18(&c.id),
+            name: c.name,
+            client_id: c.client_id,
+            refresh_tokens: c.issue_refresh_tokens,
+            run_as_user_id: c.run_as_user_id.as_deref().map(id18),
+            created_at: rfc3339(c.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedOAuthClient {
+    #[serde(flatten)]
+    pub client: OAuthClient,
+    /// Shown only in this answer: keyward keeps a digest.
+    pub client_secret: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOAuthClient {
+    pub name: String,
+    #[serde(default)]
+    pub refresh_tokens: bool,
+    /// Username or id of the user `client_credentials` tokens act as.
+    pub run_as: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Username or user id.
+    pub user: Option<String>,
+    /// Exact status text, e.g. `Success`, `Invalid password`.
+    pub status: Option<String>,
+    /// `Application`, `SOAP Partner`, `SOAP Enterprise` or `Remote Access 2.0`.
+    pub login_type: Option<String>,
+    /// RFC 3339, inclusive.
+    pub from: Option<String>,
+    /// RFC 3339, exclusive.
+    pub to: Option<String>,
+    /// 1 to 10000 (default 100).
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginAttempt {
+    pub id: String,
+    pub login_time: String,
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    pub source_ip: String,
+    pub login_type: String,
+    pub status: String,
+    pub client: String,
+    pub api_version: String,
+    pub login_url: String,
+}
+
+impl From<LoginHistoryView> for LoginAttempt {
+    fn from(r: LoginHistoryView) -> LoginAttempt {
+        LoginAttempt {
+            id: id18(&r.id),
+            login_time: rfc3339(r.login_at),
+            user_id: r.user_id.as_deref().map(id18),
+            username: r.username,
+            source_ip: r.source_ip,
+            login_type: r.login_type,
+            status: r.status,
+            client: r.client,
+            api_version: r.api_version,
+            login_url: r.login_url,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HourBucket {
+    /// The start of the hour.
+    pub hour: String,
+    pub success: i64,
+    pub failure: i64,
+}
+
+impl From<HourCount> for HourBucket {
+    fn from(h: HourCount) -> HourBucket {
+        HourBucket {
+            hour: rfc3339(h.hour),
+            success: h.success,
+            failure: h.failure,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LimitParams {
+    /// 1 to 10000 (default 100).
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: String,
+    pub created_at: String,
+    pub actor: String,
+    pub action: String,
+    pub section: String,
+    pub display: String,
+    pub target_id: Option<String>,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> AuditEntry {
+        AuditEntry {
+            id: id18(&r.id),
+            created_at: rfc3339(r.created_at),
+            actor: r.actor,
+            action: r.action,
+            section: r.section,
+            display: r.display,
+            target_id: r.target_id.as_deref().map(id18),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MailParams {
+    /// `queued`, `sent` or `dead`.
+    pub status: Option<String>,
+    /// 1 to 10000 (default 100).
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Mail {
+    pub id: String,
+    pub created_at: String,
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    /// As stored: a token or code is redacted (R-T2).
+    pub body: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+impl From<OutboxRow> for Mail {
+    fn from(m: OutboxRow) -> Mail {
+        Mail {
+            id: id18(&m.id),
+            created_at: rfc3339(m.created_at),
+            kind: m.kind,
+            to: m.to_addr,
+            subject: m.subject,
+            body: m.body,
+            status: m.status,
+            attempts: m.attempts,
+            last_error: m.last_error,
+            sent_at: opt_time(m.sent_at),
+        }
+    }
+}

@@ -1,0 +1,729 @@
+//! The web UI's security and the admin JSON API, over HTTP through the real router, on SQLite
+//! and PostgreSQL: page headers (CSP, no-store), cookie flags, CSRF refusals that change nothing,
+//! R-M1 isolation between orgs by id (pages and API answer 404), API authentication, the API's
+//! flows, and schemathesis against the OpenAPI document (no 5xx). The browser journeys are in
+//! tests/clients/web_test.mjs (headless Chromium).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::server::{Answer, TestServer, answer, form_body, login_envelope};
+use common::{Backend, latest_token};
+use keyward::service::{Actor, Services};
+use serde_json::{Value, json};
+
+on_both!(
+    pages_send_strict_headers_and_safe_cookies,
+    forms_without_the_csrf_token_change_nothing,
+    r_m1_an_admin_cannot_read_or_change_another_org_by_id,
+    r_m1_setup_and_the_api_are_for_admins_only,
+    api_flows_use_the_same_rules_as_the_cli,
+    schemathesis_finds_no_server_errors,
+);
+
+const PW: &str = "Passw0rd!one";
+
+fn cli() -> Actor {
+    Actor::Cli("test".into())
+}
+
+/// A client that shows redirects instead of following them, so cookies can be read.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// `name=value` of the `Set-Cookie` header that sets `name`, with its attributes.
+fn set_cookie<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
+    a.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+fn cookie_value(set: &str) -> String {
+    set.split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string()
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("no CSRF field") + 19;
+    html[at..at + html[at..].find('"').unwrap()].to_string()
+}
+
+/// An org whose trusted range covers the test's 127.0.0.1 (so the browser login needs no
+/// verification code: R-U1 is the browser suite's), with an admin and a standard user.
+struct Org {
+    admin_id: String,
+    user_id: String,
+    admin: String,
+    user: String,
+}
+
+async fn org(s: &Services, name: &str) -> Org {
+    s.create_org(&cli(), name).await.unwrap();
+    s.add_trusted_range(&cli(), name, "127.0.0.0/8", None, "test")
+        .await
+        .unwrap();
+    let admin = format!("admin@{}.test", name.to_lowercase());
+    let user = format!("user@{}.test", name.to_lowercase());
+    let admin_id =
+        common::create_user(s, name, &admin, Some(PW), Some("System Administrator")).await;
+    let user_id = common::create_user(s, name, &user, Some(PW), None).await;
+    Org {
+        admin_id,
+        user_id,
+        admin,
+        user,
+    }
+}
+
+/// A browser session: the login form's CSRF cookie, then the login.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: String,
+}
+
+impl Browser {
+    async fn login(srv: &TestServer, username: &str) -> Browser {
+        let http = browser();
+        let page = answer(http.get(format!("{}/", srv.base)).send().await.unwrap()).await;
+        let csrf_cookie = cookie_value(set_cookie(&page, "kw_csrf").unwrap());
+        let csrf = csrf_in(&page.text);
+        assert_eq!(csrf, csrf_cookie);
+        let r = answer(
+            http.post(format!("{}/login", srv.base))
+                .header("Cookie", format!("kw_csrf={csrf_cookie}"))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form_body(&[
+                    ("csrf", &csrf),
+                    ("username", username),
+                    ("password", PW),
+                ]))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 303, "{}", r.text);
+        assert_eq!(r.header("location"), "/settings");
+        let sid = cookie_value(set_cookie(&r, "kw_sid").expect("no session cookie"));
+        Browser {
+            http,
+            base: srv.base.clone(),
+            cookies: format!("kw_sid={sid}"),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        answer(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .header("Cookie", &self.cookies)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn post(&self, path: &str, pairs: &[(&str, &str)]) -> Answer {
+        answer(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("Cookie", &self.cookies)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form_body(pairs))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// The CSRF token of this session, read from a page.
+    async fn csrf(&self) -> String {
+        csrf_in(&self.get("/settings").await.text)
+    }
+}
+
+/// A SOAP login's session id (password alone: 127.0.0.1 is trusted in these orgs).
+async fn soap_session(srv: &TestServer, username: &str) -> String {
+    let a = srv
+        .soap("/services/Soap/u/59.0", &login_envelope(username, PW))
+        .await;
+    a.xml("sessionId")
+        .unwrap_or_else(|| panic!("login failed: {}", a.text))
+}
+
+async fn api(
+    srv: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    sid: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let mut r = srv.http.request(method, format!("{}{path}", srv.base));
+    if let Some(s) = sid {
+        r = r.bearer_auth(s);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    answer(r.send().await.unwrap()).await
+}
+
+fn token_mails(mails: &[common::Mail], to: &str) -> usize {
+    mails
+        .iter()
+        .filter(|m| m.to == to && m.token().is_some())
+        .count()
+}
+
+async fn pages_send_strict_headers_and_safe_cookies(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let acme = org(srv.services(), "Acme").await;
+    let page = answer(
+        browser()
+            .get(format!("{}/", srv.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let csp = page.header("content-security-policy");
+    for part in [
+        "default-src 'none'",
+        "style-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        !page.text.contains("<script"),
+        "the login page has a script"
+    );
+    assert!(
+        !page.text.contains("style="),
+        "the login page has inline style"
+    );
+    assert_eq!(page.header("cache-control"), "no-store");
+    let csrf = set_cookie(&page, "kw_csrf").unwrap();
+    assert!(
+        csrf.contains("HttpOnly") && csrf.contains("SameSite=Lax"),
+        "{csrf}"
+    );
+    assert!(!csrf.contains("Secure"), "Secure on plain http: {csrf}");
+    // The logged-in pages: not cached, same policy.
+    let web = Browser::login(&srv, &acme.user).await;
+    let settings = web.get("/settings").await;
+    assert_eq!(settings.status, 200);
+    assert_eq!(settings.header("cache-control"), "no-store");
+    assert_eq!(settings.header("content-security-policy"), csp);
+    assert!(settings.text.contains(&acme.user));
+    // The stylesheet may be cached; it is the only asset.
+    let css = srv.get("/static/keyward.css", None).await;
+    assert_eq!(css.status, 200);
+    assert!(css.header("cache-control").starts_with("public"));
+    // Logged out: every personal page sends the browser to the login page.
+    let anon = answer(
+        browser()
+            .get(format!("{}/settings/token", srv.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((anon.status, anon.header("location")), (303, "/"));
+    // A session id from an API login is not a web session (its cookie is ignored).
+    let api_sid = soap_session(&srv, &acme.user).await;
+    let forged = answer(
+        browser()
+            .get(format!("{}/settings", srv.base))
+            .header("Cookie", format!("kw_sid={api_sid}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(forged.status, 303);
+    srv.finish().await;
+}
+
+async fn forms_without_the_csrf_token_change_nothing(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let acme = org(srv.services(), "Acme").await;
+    let web = Browser::login(&srv, &acme.user).await;
+    let before = token_mails(&srv.mails().await, &acme.user);
+    for pairs in [vec![], vec![("csrf", "0123456789abcdef0123456789abcdef")]] {
+        let r = web.post("/settings/token", &pairs).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert!(r.text.contains("Nothing was changed"));
+    }
+    assert_eq!(token_mails(&srv.mails().await, &acme.user), before);
+    // A login form posted without its cookie is refused too, and is not a login attempt.
+    let history = srv
+        .services()
+        .login_history(&cli(), None, Some(&acme.user), 100)
+        .await
+        .unwrap()
+        .len();
+    let r = srv
+        .form(
+            "/login",
+            &[("csrf", "x"), ("username", &acme.user), ("password", PW)],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let after = srv
+        .services()
+        .login_history(&cli(), None, Some(&acme.user), 100)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(after, history);
+    // With the token: R-T5, a new token is mailed and the page says so.
+    let csrf = web.csrf().await;
+    let r = web.post("/settings/token", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, "/settings/token?done=sent")
+    );
+    assert!(
+        web.get("/settings/token?done=sent")
+            .await
+            .text
+            .contains("Check your email")
+    );
+    assert_eq!(token_mails(&srv.mails().await, &acme.user), before + 1);
+    srv.finish().await;
+}
+
+async fn r_m1_an_admin_cannot_read_or_change_another_org_by_id(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    let globex = org(s, "Globex").await;
+    let victim = keyward::service::id18(&globex.user_id);
+    let range = s.list_trusted_ranges(&cli(), "Globex").await.unwrap()[0]
+        .id
+        .clone();
+    let profile = s
+        .list_profiles(&cli(), "Globex")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == "Standard User")
+        .unwrap()
+        .id;
+
+    // The pages.
+    let web = Browser::login(&srv, &acme.admin).await;
+    let csrf = web.csrf().await;
+    assert_eq!(web.get(&format!("/setup/users/{victim}")).await.status, 404);
+    assert_eq!(
+        web.get(&format!("/setup/users/{}", globex.user))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        web.get(&format!("/setup/profiles/{profile}")).await.status,
+        404
+    );
+    for action in ["deactivate", "unlock", "reset-token"] {
+        let r = web
+            .post(
+                &format!("/setup/users/{victim}/{action}"),
+                &[("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(r.status, 404, "{action}: {}", r.text);
+    }
+    let r = web
+        .post(
+            &format!("/setup/users/{victim}"),
+            &[("csrf", &csrf), ("email", "mallory@evil.test")],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = web
+        .post(
+            &format!("/setup/network/{range}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let users = web.get("/setup/users").await.text;
+    assert!(users.contains(&acme.user) && !users.contains(&globex.user));
+
+    // The API.
+    let sid = soap_session(&srv, &acme.admin).await;
+    use reqwest::Method as M;
+    for (method, path, body) in [
+        (M::GET, format!("/api/v1/users/{victim}"), None),
+        (M::GET, format!("/api/v1/users/{}", globex.user), None),
+        (
+            M::PATCH,
+            format!("/api/v1/users/{victim}"),
+            Some(json!({"email": "m@evil.test"})),
+        ),
+        (M::POST, format!("/api/v1/users/{victim}/deactivate"), None),
+        (M::POST, format!("/api/v1/users/{victim}/reset-token"), None),
+        (
+            M::POST,
+            format!("/api/v1/users/{victim}/password"),
+            Some(json!({"password": "Pwn3d-it-all"})),
+        ),
+        (M::GET, format!("/api/v1/users/{victim}/sessions"), None),
+        (M::GET, format!("/api/v1/profiles/{profile}"), None),
+        (
+            M::PATCH,
+            format!("/api/v1/profiles/{profile}"),
+            Some(json!({"manage_users": true})),
+        ),
+        (
+            M::DELETE,
+            format!("/api/v1/trusted-ip-ranges/{range}"),
+            None,
+        ),
+    ] {
+        let r = api(&srv, method.clone(), &path, Some(&sid), body).await;
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.text);
+        assert_eq!(r.json()["error"], "not_found");
+    }
+    let listed = api(&srv, M::GET, "/api/v1/users", Some(&sid), None)
+        .await
+        .json();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&acme.user.as_str()) && !names.contains(&globex.user.as_str()));
+
+    // Nothing changed in Globex.
+    let v = s.show_user(&cli(), &globex.user_id).await.unwrap();
+    assert!(v.user.active);
+    assert_eq!(v.user.email, globex.user);
+    assert_eq!(v.tokens_issued, 1);
+    assert_eq!(
+        s.list_trusted_ranges(&cli(), "Globex").await.unwrap().len(),
+        1
+    );
+    srv.finish().await;
+}
+
+async fn r_m1_setup_and_the_api_are_for_admins_only(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let acme = org(srv.services(), "Acme").await;
+    let web = Browser::login(&srv, &acme.user).await;
+    let r = web.get("/setup/users").await;
+    assert_eq!(r.status, 403);
+    assert!(r.text.contains("Setup is for administrators"));
+    assert!(!web.get("/settings").await.text.contains("href=\"/setup\""));
+    let csrf = web.csrf().await;
+    let admin18 = keyward::service::id18(&acme.admin_id);
+    let r = web
+        .post(
+            &format!("/setup/users/{admin18}/deactivate"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+
+    use reqwest::Method as M;
+    let none = api(&srv, M::GET, "/api/v1/users", None, None).await;
+    assert_eq!(none.status, 401);
+    assert!(none.header("www-authenticate").starts_with("Bearer"));
+    let bad = api(&srv, M::GET, "/api/v1/users", Some("00Dxx!nonsense"), None).await;
+    assert_eq!(bad.status, 401);
+    let user_sid = soap_session(&srv, &acme.user).await;
+    let r = api(&srv, M::GET, "/api/v1/users", Some(&user_sid), None).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (403, Some("not_admin"))
+    );
+    let r = api(
+        &srv,
+        M::POST,
+        &format!("/api/v1/users/{admin18}/deactivate"),
+        Some(&user_sid),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        srv.services()
+            .show_user(&cli(), &acme.admin_id)
+            .await
+            .unwrap()
+            .user
+            .active
+    );
+    // The OpenAPI document needs no session.
+    let doc = srv.get("/api/v1/openapi.json", None).await.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["paths"]["/api/v1/users"]["post"].is_object());
+    srv.finish().await;
+}
+
+async fn api_flows_use_the_same_rules_as_the_cli(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let acme = org(srv.services(), "Acme").await;
+    let sid = soap_session(&srv, &acme.admin).await;
+    use reqwest::Method as M;
+    // Bad bodies: a specific error each, nothing created.
+    let r = srv
+        .http
+        .post(format!("{}/api/v1/users", srv.base))
+        .bearer_auth(&sid)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = api(
+        &srv,
+        M::POST,
+        "/api/v1/users",
+        Some(&sid),
+        Some(json!({"username": "x@acme.test", "email": "x@acme.test", "admin": true})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field")
+    );
+    let r = api(
+        &srv,
+        M::POST,
+        "/api/v1/users",
+        Some(&sid),
+        Some(json!({"username": "not an email", "email": "x@acme.test"})),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    // Create with a password: 201, the first token is mailed (R-T7) and never answered (R-T2).
+    let r = api(
+        &srv,
+        M::POST,
+        "/api/v1/users",
+        Some(&sid),
+        Some(json!({"username": "bob@acme.test", "email": "bob@acme.test", "first_name": "Bob", "password": PW})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let bob = r.json();
+    assert_eq!(bob["profile"], "Standard User");
+    assert_eq!(bob["id"].as_str().unwrap().len(), 18);
+    let t1 = latest_token(&srv.mails().await, "bob@acme.test");
+    assert!(!r.text.contains(&t1));
+    let id = bob["id"].as_str().unwrap();
+    let again = api(
+        &srv,
+        M::POST,
+        "/api/v1/users",
+        Some(&sid),
+        Some(json!({"username": "bob@acme.test", "email": "b@acme.test"})),
+    )
+    .await;
+    assert_eq!(again.status, 409);
+    // Reset the token: a new one is mailed, none is answered.
+    let r = api(
+        &srv,
+        M::POST,
+        &format!("/api/v1/users/{id}/reset-token"),
+        Some(&sid),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let t2 = latest_token(&srv.mails().await, "bob@acme.test");
+    assert_ne!(t1, t2);
+    assert!(!r.text.contains(&t2));
+    // Deactivate: Bob's SOAP login fails (R-T8).
+    let r = api(
+        &srv,
+        M::POST,
+        &format!("/api/v1/users/{id}/deactivate"),
+        Some(&sid),
+        None,
+    )
+    .await;
+    assert_eq!(r.json()["active"], false);
+    let login = srv
+        .soap(
+            "/services/Soap/u/59.0",
+            &login_envelope("bob@acme.test", PW),
+        )
+        .await;
+    assert_eq!(login.status, 500);
+    // The admin may not reset their own password with a session alone.
+    let me = keyward::service::id18(&acme.admin_id);
+    let r = api(
+        &srv,
+        M::POST,
+        &format!("/api/v1/users/{me}/password"),
+        Some(&sid),
+        Some(json!({"password": "N3w-password-x"})),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    // Policy: validated, then changed.
+    let r = api(
+        &srv,
+        M::PATCH,
+        "/api/v1/policy",
+        Some(&sid),
+        Some(json!({"session_seconds": 10})),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = api(
+        &srv,
+        M::PATCH,
+        "/api/v1/policy",
+        Some(&sid),
+        Some(json!({"lockout_attempts": 3})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["lockout_attempts"].as_u64()),
+        (200, Some(3))
+    );
+    // The audit trail names each change and the admin.
+    let audit = api(
+        &srv,
+        M::GET,
+        "/api/v1/audit-trail?limit=50",
+        Some(&sid),
+        None,
+    )
+    .await
+    .json();
+    let lines: Vec<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["actor"].as_str().unwrap(),
+                e["display"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for want in [
+        "Created user bob@acme.test",
+        "security token of user bob@acme.test",
+        "Deactivated user bob@acme.test",
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&acme.admin) && l.contains(want)),
+            "{want}: {lines:?}"
+        );
+    }
+    // Login history and the hourly summary.
+    let h = api(
+        &srv,
+        M::GET,
+        "/api/v1/login-history?user=bob@acme.test&limit=10",
+        Some(&sid),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(h[0]["status"], "User is inactive");
+    let r = api(
+        &srv,
+        M::GET,
+        "/api/v1/login-history?from=yesterday",
+        Some(&sid),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let hours = api(
+        &srv,
+        M::GET,
+        "/api/v1/login-history/per-hour",
+        Some(&sid),
+        None,
+    )
+    .await
+    .json();
+    let total: i64 = hours
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["success"].as_i64().unwrap() + h["failure"].as_i64().unwrap())
+        .sum();
+    assert!(total >= 2, "{hours}");
+    // The email log holds the token mails, redacted.
+    let mail = api(&srv, M::GET, "/api/v1/mail?limit=100", Some(&sid), None).await;
+    assert!(mail.text.contains("Your new security token"));
+    assert!(!mail.text.contains(&t1) && !mail.text.contains(&t2));
+    srv.finish().await;
+}
+
+async fn schemathesis_finds_no_server_errors(b: Backend) {
+    let python = std::env::var("KEYWARD_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("KEYWARD_TEST_PYTHON is not set: run the tests with scripts/test, which installs schemathesis")
+    });
+    let schemathesis = std::path::Path::new(&python).with_file_name("schemathesis");
+    let srv = TestServer::start(b).await;
+    let acme = org(srv.services(), "Acme").await;
+    org(srv.services(), "Globex").await;
+    let sid = soap_session(&srv, &acme.admin).await;
+    let out = tokio::process::Command::new(&schemathesis)
+        .args([
+            "run",
+            &format!("{}/api/v1/openapi.json", srv.base),
+            "--header",
+            &format!("Authorization: Bearer {sid}"),
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "--seed",
+            "1",
+            "--no-color",
+        ])
+        .env("NO_PROXY", "127.0.0.1")
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", schemathesis.display()));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    println!("{text}");
+    assert!(out.status.success(), "schemathesis found problems:\n{text}");
+    assert!(text.contains("passed"), "{text}");
+    // The admin's session lived through it, so every operation ran authenticated.
+    assert!(
+        srv.services().check_session(&sid).await.unwrap().is_some(),
+        "{text}"
+    );
+    assert!(!text.contains("Authentication failed"), "{text}");
+    srv.finish().await;
+}
