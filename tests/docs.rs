@@ -1,5 +1,5 @@
-//! docs/clients.md is tested: every `<!-- doc-test -->` curl example runs, in order, in one
-//! shell against a server set up as the page describes, and must print exactly the output shown
+//! docs/clients.md and docs/api.md are tested: every `<!-- doc-test -->` curl example runs, in
+//! order, in one shell against a server set up as the page describes, and must print exactly the output shown
 //! under it (`{{…}}` stands for one value that differs per machine: an id, a URL, a session);
 //! every `<!-- snippet: FILE -->` block must appear word for word in the test program it was
 //! copied from, so the client examples are the ones the client suites run.
@@ -28,9 +28,11 @@ fn fenced(lines: &[&str], from: usize) -> (String, String, usize) {
     (info, lines[start + 1..end].join("\n"), end + 1)
 }
 
+const API_PAGE: &str = include_str!("../docs/api.md");
+
 /// (command, expected output) pairs of the page, in order.
-fn examples() -> Vec<(String, String)> {
-    let lines: Vec<&str> = PAGE.lines().collect();
+fn examples(page: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = page.lines().collect();
     let mut out = Vec::new();
     for (i, l) in lines.iter().enumerate() {
         if l.trim() == "<!-- doc-test -->" {
@@ -107,7 +109,77 @@ fn matches(expected: &str, actual: &str) -> Result<(), String> {
     }
 }
 
-on_both!(curl_examples_print_exactly_what_the_page_shows);
+on_both!(
+    curl_examples_print_exactly_what_the_page_shows,
+    api_examples_print_exactly_what_the_page_shows
+);
+
+/// Runs the page's examples in one shell with `env`, and compares each output.
+fn run_examples(name: &str, page: &str, env: &[(&str, &str)], at_least: usize) {
+    let examples = examples(page);
+    assert!(examples.len() >= at_least, "{name} lost its examples");
+    let mut script = String::new();
+    for (i, (command, _)) in examples.iter().enumerate() {
+        script.push_str(&format!("echo '@@@ {i}'\n{command}\n"));
+    }
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(&script);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    for proxy in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"] {
+        cmd.env_remove(proxy);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outputs: Vec<&str> = stdout.split("@@@ ").skip(1).collect();
+    assert_eq!(outputs.len(), examples.len(), "{stdout}");
+    for (i, ((command, expected), output)) in examples.iter().zip(outputs).enumerate() {
+        let output = output.split_once('\n').map_or("", |(_, o)| o).trim_end();
+        if let Err(e) = matches(expected.trim_end(), output) {
+            panic!("example {i} of {name}:\n{command}\n\n{e}");
+        }
+    }
+}
+
+async fn api_examples_print_exactly_what_the_page_shows(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let cli = Actor::Cli("docs".into());
+    s.create_org(&cli, "Acme").await.unwrap();
+    s.create_user(
+        &cli,
+        &NewUser {
+            org: "Acme",
+            username: "grace@acme.test",
+            email: "grace@acme.test",
+            first_name: "Grace",
+            last_name: "Hopper",
+            profile: Some("System Administrator"),
+        },
+        Some(&Password::new("Passw0rd!one")),
+    )
+    .await
+    .unwrap();
+    let token = latest_token(&srv.mails().await, "grace@acme.test");
+    run_examples(
+        "docs/api.md",
+        API_PAGE,
+        &[
+            ("KW_URL", &srv.base),
+            ("KW_ADMIN", "grace@acme.test"),
+            ("KW_PASSWORD", "Passw0rd!one"),
+            ("KW_TOKEN", &token),
+        ],
+        5,
+    );
+    srv.finish().await;
+}
 
 async fn curl_examples_print_exactly_what_the_page_shows(b: Backend) {
     let srv = TestServer::start(b).await;
@@ -133,41 +205,19 @@ async fn curl_examples_print_exactly_what_the_page_shows(b: Backend) {
         .await
         .unwrap();
     let token = latest_token(&srv.mails().await, "ada@acme.test");
-    let examples = examples();
-    assert!(examples.len() >= 8, "the page lost its examples");
-    let mut script = String::new();
-    for (i, (command, _)) in examples.iter().enumerate() {
-        script.push_str(&format!("echo '@@@ {i}'\n{command}\n"));
-    }
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .env("KW_URL", &srv.base)
-        .env("KW_USER", "ada@acme.test")
-        .env("KW_PASSWORD", "Passw0rd!one")
-        .env("KW_TOKEN", &token)
-        .env("KW_CLIENT_ID", &client.client_id)
-        .env("KW_CLIENT_SECRET", &secret.0)
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_examples(
+        "docs/clients.md",
+        PAGE,
+        &[
+            ("KW_URL", &srv.base),
+            ("KW_USER", "ada@acme.test"),
+            ("KW_PASSWORD", "Passw0rd!one"),
+            ("KW_TOKEN", &token),
+            ("KW_CLIENT_ID", &client.client_id),
+            ("KW_CLIENT_SECRET", &secret.0),
+        ],
+        8,
     );
-    let outputs: Vec<&str> = stdout.split("@@@ ").skip(1).collect();
-    assert_eq!(outputs.len(), examples.len(), "{stdout}");
-    for (i, ((command, expected), output)) in examples.iter().zip(outputs).enumerate() {
-        let output = output.split_once('\n').map_or("", |(_, o)| o).trim_end();
-        if let Err(e) = matches(expected.trim_end(), output) {
-            panic!("example {i} of docs/clients.md:\n{command}\n\n{e}");
-        }
-    }
     srv.finish().await;
 }
 

@@ -173,12 +173,12 @@ async function loginVerified(page, user) {
 // ---------------------------------------------------------------------------------------------
 // Fixtures: one org, an admin and users made with the CLI.
 
-const ORG = keyward(['org', 'create', '--name', `web-${rand()}`]);
+const ORG = keyward(['org', 'create', '--name', 'Acme']);
 
 async function newUser({ profile } = {}) {
   const username = `user-${rand()}@example.test`;
   const password = `Passw0rd-${rand()}`;
-  const args = ['user', 'create', '--org', ORG, '--username', username, '--email', username, '--first-name', 'Ada', '--last-name', `Lovelace ${rand()}`, '--password-stdin'];
+  const args = ['user', 'create', '--org', ORG, '--username', username, '--email', username, '--first-name', 'Ada', '--last-name', 'Lovelace', '--password-stdin'];
   if (profile) args.push('--profile', profile);
   const id = keyward(args, `${password}\n`);
   const token = await mailed(username, TOKEN_RE);
@@ -194,6 +194,8 @@ const scenario = (name, fn) => scenarios.push({ name, fn });
 scenario('R-U1: a browser login from outside the trusted ranges is verified with an emailed code', async () => {
   const ada = await newUser();
   const page = await freshPage();
+  await visit(page, '/');
+  await shot(page, 'login');
   await typeLogin(page, ada.username, ada.password);
   check(new URL(page.url()).pathname === '/verify', `expected the verification page, got ${page.url()}`);
   await page.getByText('We sent a verification code').waitFor();
@@ -347,9 +349,38 @@ scenario('R-U2: with an authenticator enrolled, the challenge asks for its code'
   await fresh.context().close();
 });
 
+scenario('Keyboard only: log in, open Reset My Security Token and reset it without a mouse', async () => {
+  const ada = await newUser();
+  const page = await freshPage();
+  await loginVerified(page, ada); // typeLogin already uses only the keyboard
+  /** Presses Tab until the focused element's text is NAME (at most 40 times). */
+  async function tabTo(name) {
+    for (let i = 0; i < 40; i++) {
+      await page.keyboard.press('Tab');
+      const text = await page.evaluate(() => (document.activeElement && document.activeElement.textContent || '').trim());
+      if (text === name) return;
+    }
+    throw new Error(`Tab never reached ${name}`);
+  }
+  await tabTo('Reset My Security Token');
+  await Promise.all([page.waitForEvent('framenavigated'), page.keyboard.press('Enter')]);
+  await page.getByRole('heading', { name: 'Reset My Security Token' }).waitFor();
+  // The focus ring is visible (an outline), so a keyboard user sees where they are.
+  await tabTo('Reset Security Token');
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  check(outline !== 'none', `no visible focus on the button (outline-style ${outline})`);
+  const before = count(ada.email, TOKEN_RE);
+  await Promise.all([page.waitForEvent('framenavigated'), page.keyboard.press('Enter')]);
+  await page.getByRole('heading', { name: 'Check your email' }).waitFor();
+  await mailed(ada.email, TOKEN_RE, before);
+  await page.context().close();
+});
+
 /** A new org with its own admin (System Administrator), logged in in a fresh browser. */
+let orgs = 0;
 async function newOrgWithAdmin() {
-  const org = keyward(['org', 'create', '--name', `web-setup-${rand()}`]);
+  orgs += 1;
+  const org = keyward(['org', 'create', '--name', `Globex ${orgs}`]);
   const username = `admin-${rand()}@example.test`;
   const password = `Adm1n-${rand()}`;
   keyward(['user', 'create', '--org', org, '--username', username, '--email', username, '--first-name', 'Grace', '--last-name', 'Hopper', '--profile', 'System Administrator', '--password-stdin'], `${password}\n`);

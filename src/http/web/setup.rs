@@ -1294,7 +1294,7 @@ fn chart_svg(hours: &[HourCount]) -> String {
         .unwrap_or(0)
         .max(1);
     let n = hours.len().max(1) as f64;
-    let slot = (W - LEFT - 10.0) / n;
+    let slot = (W - LEFT - 40.0) / n;
     let plot = H - BOTTOM - TOP;
     let scale = |v: i64| v as f64 / max as f64 * plot;
     let every = (hours.len() / 12).max(1);
