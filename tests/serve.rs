@@ -150,6 +150,15 @@ async fn tls_serves_https_with_the_generated_certificates(b: Backend) {
         )),
         "serverUrl is the https address: {text}"
     );
+    // The web UI's cookies are Secure over TLS.
+    let page = http.get(format!("{}/", server.base)).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("kw_csrf=")
+            && cookie.contains("; Secure")
+            && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     // Data Loader's way (docs/clients.md): the CA in a Java trust store, the JVM's TLS stack, a
     // gzip body to `https://localhost:PORT//services/Soap/u/64.0/`.
     let store = st.db.dir.path().join("keyward-truststore.p12");

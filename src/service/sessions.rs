@@ -173,10 +173,13 @@ impl Services {
         Ok(false)
     }
 
-    /// Removes expired sessions (housekeeping; a check never relies on it).
+    /// Removes expired sessions and identity-verification challenges (housekeeping; a check
+    /// never relies on it).
     pub async fn purge_expired_sessions(&self) -> Result<u64> {
         let mut c = self.db.conn().await?;
-        Ok(sessions::delete_expired(&mut c.c(), self.now_ms()).await?)
+        let now = self.now_ms();
+        crate::store::verification::delete_expired_challenges(&mut c.c(), now).await?;
+        Ok(sessions::delete_expired(&mut c.c(), now).await?)
     }
 }
 
