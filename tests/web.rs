@@ -19,6 +19,10 @@ on_both!(
     r_m1_setup_and_the_api_are_for_admins_only,
     api_flows_use_the_same_rules_as_the_cli,
     schemathesis_finds_no_server_errors,
+    r_u1_codes_are_limited_expire_and_stay_with_their_address,
+    r_l6_an_expired_password_opens_only_the_change_password_page,
+    r_l8_r_l5_api_only_users_and_lockouts_in_the_browser,
+    changing_the_email_notifies_the_old_address,
 );
 
 const PW: &str = "Passw0rd!one";
@@ -725,5 +729,367 @@ async fn schemathesis_finds_no_server_errors(b: Backend) {
         "{text}"
     );
     assert!(!text.contains("Authentication failed"), "{text}");
+    srv.finish().await;
+}
+
+/// A browser that can say where it is: the server trusts 127.0.0.1 as a proxy (R-L11), so
+/// `X-Forwarded-For` sets the client address.
+struct Visitor {
+    http: reqwest::Client,
+    base: String,
+    ip: String,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Visitor {
+    fn new(srv: &TestServer, ip: &str) -> Visitor {
+        Visitor {
+            http: browser(),
+            base: srv.base.clone(),
+            ip: ip.into(),
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, a: &Answer) {
+        for v in a.headers.get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let (name, value) = v.split(';').next().unwrap().split_once('=').unwrap();
+            if v.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.into(), value.into());
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let a = answer(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .header("Cookie", self.cookie_header())
+                .header("X-Forwarded-For", &self.ip)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        self.keep(&a);
+        a
+    }
+
+    async fn post(&mut self, path: &str, pairs: &[(&str, &str)]) -> Answer {
+        let csrf = match self.cookies.get("kw_csrf") {
+            Some(c) => c.clone(),
+            None => {
+                self.get("/").await;
+                self.cookies["kw_csrf"].clone()
+            }
+        };
+        let mut all = pairs.to_vec();
+        if !pairs.iter().any(|(k, _)| *k == "csrf") {
+            all.insert(0, ("csrf", csrf.as_str()));
+        }
+        let a = answer(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("Cookie", self.cookie_header())
+                .header("X-Forwarded-For", &self.ip)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form_body(&all))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        self.keep(&a);
+        a
+    }
+
+    async fn login(&mut self, username: &str, password: &str) -> Answer {
+        self.post("/login", &[("username", username), ("password", password)])
+            .await
+    }
+}
+
+/// The newest verification code mailed to `to`, and how many such mails there are.
+async fn code_for(srv: &TestServer, to: &str) -> (String, usize) {
+    let codes: Vec<String> = srv
+        .mails()
+        .await
+        .iter()
+        .filter(|m| m.to == to && m.subject == "Verify your identity")
+        .filter_map(|m| {
+            m.text
+                .lines()
+                .find_map(|l| l.strip_prefix("Verification code: "))
+                .map(|c| c.trim().to_string())
+        })
+        .collect();
+    (codes.last().cloned().unwrap_or_default(), codes.len())
+}
+
+async fn statuses(s: &Services, user: &str) -> Vec<String> {
+    let mut rows: Vec<String> = s
+        .login_history(&cli(), None, Some(user), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    rows.reverse();
+    rows
+}
+
+async fn proxied(b: Backend) -> TestServer {
+    TestServer::start_with(b, |c| c.server.trusted_proxies = vec!["127.0.0.1".into()]).await
+}
+
+async fn r_u1_codes_are_limited_expire_and_stay_with_their_address(b: Backend) {
+    let srv = proxied(b).await;
+    let s = srv.services();
+    s.create_org(&cli(), "Acme").await.unwrap();
+    let ada = "ada@acme.test";
+    common::create_user(s, "Acme", ada, Some(PW), None).await;
+
+    // A challenge, then its code sent from another address: refused, and the challenge is gone.
+    let mut v = Visitor::new(&srv, "203.0.113.5");
+    let r = v.login(ada, PW).await;
+    assert_eq!((r.status, r.header("location")), (303, "/verify"));
+    let (code, n) = code_for(&srv, ada).await;
+    assert_eq!((code.len(), n), (6, 1));
+    let page = v.get("/verify").await;
+    assert!(page.text.contains("a***@acme.test"), "{}", page.text);
+    assert!(!page.text.contains(&code));
+    v.ip = "198.51.100.7".into();
+    let r = v.post("/verify", &[("code", &code)]).await;
+    assert!(r.text.contains("expired or was used up"), "{}", r.text);
+    assert!(!v.cookies.contains_key("kw_sid"));
+    v.ip = "203.0.113.5".into();
+    let r = v.post("/verify", &[("code", &code)]).await;
+    assert_eq!(r.status, 303, "the challenge survived: {}", r.text);
+    assert!(!v.cookies.contains_key("kw_sid"));
+
+    // Five tries: four wrong codes say how many are left, the fifth ends the challenge, and
+    // then even the right code is refused.
+    v.login(ada, PW).await;
+    let (code, n) = code_for(&srv, ada).await;
+    assert_eq!(n, 2);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for left in (1..=4).rev() {
+        let r = v.post("/verify", &[("code", wrong)]).await;
+        let plural = if left == 1 { "" } else { "s" };
+        assert!(
+            r.text
+                .contains(&format!("You can try {left} more time{plural}.")),
+            "{}",
+            r.text
+        );
+    }
+    let r = v.post("/verify", &[("code", wrong)]).await;
+    assert!(r.text.contains("expired or was used up"));
+    v.get("/").await;
+    assert!(!v.cookies.contains_key("kw_challenge"));
+
+    // A code older than 10 minutes is refused.
+    v.login(ada, PW).await;
+    let (code, _) = code_for(&srv, ada).await;
+    srv.env.clock.advance(time::Duration::minutes(11));
+    let r = v.post("/verify", &[("code", &code)]).await;
+    assert!(r.text.contains("expired or was used up"));
+
+    // A new login replaces the pending challenge: only the newest code works.
+    v.login(ada, PW).await;
+    let (first, _) = code_for(&srv, ada).await;
+    let mut other = Visitor::new(&srv, "203.0.113.5");
+    other.login(ada, PW).await;
+    let r = v.post("/verify", &[("code", &first)]).await;
+    assert!(r.text.contains("expired or was used up"));
+    let (second, _) = code_for(&srv, ada).await;
+    let r = other.post("/verify", &[("code", &second)]).await;
+    assert_eq!((r.status, r.header("location")), (303, "/settings"));
+    let browser_cookie = set_cookie(&r, "kw_browser").unwrap();
+    assert!(browser_cookie.contains("Max-Age=31536000") && browser_cookie.contains("HttpOnly"));
+
+    // Every step is in login history, type Application (R-L9).
+    let want = [
+        "Failed: Computer activation required",
+        "Failed: Computer activation required",
+        "Failed: Verification code invalid",
+        "Failed: Verification code invalid",
+        "Failed: Verification code invalid",
+        "Failed: Verification code invalid",
+        "Failed: Verification code invalid",
+        "Failed: Computer activation required",
+        "Failed: Computer activation required",
+        "Failed: Computer activation required",
+        "Success",
+    ];
+    assert_eq!(statuses(s, ada).await, want);
+    let rows = s.login_history(&cli(), None, Some(ada), 100).await.unwrap();
+    assert!(rows.iter().all(|r| r.login_type == "Application"));
+    assert_eq!(rows[0].source_ip, "203.0.113.5");
+    // The verified browser logs in without a code from anywhere; a new one is challenged.
+    other.ip = "192.0.2.44".into();
+    other.cookies.remove("kw_sid");
+    let r = other.login(ada, PW).await;
+    assert_eq!(r.header("location"), "/settings");
+    let r = Visitor::new(&srv, "192.0.2.44").login(ada, PW).await;
+    assert_eq!(r.header("location"), "/verify");
+    srv.finish().await;
+}
+
+async fn r_l6_an_expired_password_opens_only_the_change_password_page(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let acme = org(srv.services(), "Acme").await;
+    srv.env.clock.advance(time::Duration::days(91));
+    let mut v = Visitor::new(&srv, "127.0.0.1");
+    let r = v.login(&acme.user, PW).await;
+    assert_eq!(r.header("location"), "/settings/password?done=expired");
+    for path in ["/settings", "/settings/token", "/settings/sessions"] {
+        let r = v.get(path).await;
+        assert_eq!(
+            (r.status, r.header("location")),
+            (303, "/settings/password"),
+            "{path}"
+        );
+    }
+    let page = v.get("/settings/password").await;
+    assert!(page.text.contains("Your password has expired"));
+    let csrf = csrf_in(&page.text);
+    let r = v
+        .post(
+            "/settings/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PW),
+                ("new", "N3w-password-1"),
+                ("confirm", "N3w-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(v.get("/settings").await.status, 200);
+    srv.finish().await;
+}
+
+async fn r_l8_r_l5_api_only_users_and_lockouts_in_the_browser(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    common::create_user(
+        s,
+        "Acme",
+        "bot@acme.test",
+        Some(PW),
+        Some("API Only Integration"),
+    )
+    .await;
+    let mut v = Visitor::new(&srv, "127.0.0.1");
+    let r = v.login("bot@acme.test", PW).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text.contains("API-only user"), "{}", r.text);
+    assert!(!v.cookies.contains_key("kw_sid"));
+    assert_eq!(
+        statuses(s, "bot@acme.test").await,
+        ["Failed: API-only user"]
+    );
+    // Ten wrong passwords lock the user; the page says the same thing every time (R-L4), and
+    // the right password no longer works.
+    let generic = "Please check your username and password.";
+    for _ in 0..10 {
+        let r = v.login(&acme.user, "Wr0ng-password").await;
+        assert!(r.text.contains(generic));
+    }
+    let r = v.login(&acme.user, PW).await;
+    assert!(r.text.contains(generic) && !v.cookies.contains_key("kw_sid"));
+    let r = v.login("nobody@acme.test", PW).await;
+    assert!(r.text.contains(generic));
+    assert_eq!(
+        statuses(s, &acme.user).await.last().unwrap(),
+        "Password lockout"
+    );
+    assert!(s.show_user(&cli(), &acme.user).await.unwrap().locked);
+    srv.finish().await;
+}
+
+async fn changing_the_email_notifies_the_old_address(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let acme = org(srv.services(), "Acme").await;
+    let web = Browser::login(&srv, &acme.user).await;
+    let csrf = web.csrf().await;
+    let r = web
+        .post(
+            "/settings",
+            &[
+                ("csrf", &csrf),
+                ("first_name", "Ada"),
+                ("last_name", "King"),
+                ("email", "ada.king@acme.test"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, "/settings?done=saved")
+    );
+    let mails = srv.mails().await;
+    let notice = mails
+        .iter()
+        .find(|m| m.subject == "Your email address was changed")
+        .expect("no notice");
+    assert_eq!(notice.to, acme.user);
+    assert!(notice.text.contains("New address: ada.king@acme.test"));
+    // Bad input: a clear error on the page, nothing changed.
+    let r = web
+        .post("/settings", &[("csrf", &csrf), ("email", "not-an-email")])
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.text.contains("class=\"error\""), "{}", r.text);
+    let v = srv.services().show_user(&cli(), &acme.user).await.unwrap();
+    assert_eq!(
+        (v.user.email.as_str(), v.user.last_name.as_str()),
+        ("ada.king@acme.test", "King")
+    );
+    // The token reset is refused for a user whose profile has login IP ranges (R-T9), by every
+    // interface; the page is hidden from the navigation.
+    let s = srv.services();
+    s.create_profile(
+        &cli(),
+        "Acme",
+        "Office",
+        keyward::domain::profile::Permissions {
+            api_enabled: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.add_login_range(&cli(), "Acme", "Office", "127.0.0.0/8", None, "office")
+        .await
+        .unwrap();
+    s.update_user(
+        &cli(),
+        &acme.user,
+        &keyward::service::account::UserChange {
+            profile: Some("Office".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let nav = web.get("/settings").await.text;
+    assert!(!nav.contains("href=\"/settings/token\""));
+    let r = web.post("/settings/token", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.text.contains("login IP ranges"));
     srv.finish().await;
 }

@@ -349,6 +349,31 @@ scenario('R-U2: with an authenticator enrolled, the challenge asks for its code'
   await fresh.context().close();
 });
 
+scenario('R-L10: My Login History lists my logins; ending a session from Sessions logs that browser out', async () => {
+  const ada = await newUser();
+  const other = await freshPage();
+  await loginVerified(other, ada);
+  const page = await freshPage();
+  await loginVerified(page, ada);
+  await click(page, 'link', 'My Login History');
+  const statuses = await page.locator('tbody tr td:nth-child(4)').allTextContents();
+  check(statuses.filter((s) => s === 'Success').length === 2, `history: ${statuses}`);
+  check(statuses.filter((s) => s === 'Failed: Computer activation required').length === 2, `history: ${statuses}`);
+  await click(page, 'link', 'Sessions and Browsers');
+  await shot(page, 'sessions');
+  check((await page.getByText('This session').count()) === 1, 'the current session is not marked');
+  const verified = await page.locator('table').nth(1).locator('tbody tr').count();
+  check(verified === 2, `${verified} verified browsers listed`);
+  await click(page, 'button', /End the Application session/);
+  await page.getByText('The session was ended.').waitFor();
+  await visit(other, '/settings');
+  check(new URL(other.url()).pathname === '/', `the ended session still works: ${other.url()}`);
+  await visit(page, '/settings');
+  check(new URL(page.url()).pathname === '/settings', 'the current session ended too');
+  await page.context().close();
+  await other.context().close();
+});
+
 scenario('Keyboard only: log in, open Reset My Security Token and reset it without a mouse', async () => {
   const ada = await newUser();
   const page = await freshPage();
