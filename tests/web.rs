@@ -922,6 +922,7 @@ async fn r_u1_codes_are_limited_expire_and_stay_with_their_address(b: Backend) {
     // Every step is in login history, type Application (R-L9).
     let want = [
         "Failed: Computer activation required",
+        "Failed: Verification code invalid",
         "Failed: Computer activation required",
         "Failed: Verification code invalid",
         "Failed: Verification code invalid",
@@ -944,6 +945,44 @@ async fn r_u1_codes_are_limited_expire_and_stay_with_their_address(b: Backend) {
     assert_eq!(r.header("location"), "/settings");
     let r = Visitor::new(&srv, "192.0.2.44").login(ada, PW).await;
     assert_eq!(r.header("location"), "/verify");
+
+    // Wrong codes count as failed logins (R-L5): a new login gives a new challenge but no new
+    // budget of guesses. With a lockout after 3, the third wrong code locks the user, the lock
+    // mail goes out, and then even the right code is refused.
+    s.set_policy(
+        &cli(),
+        "Acme",
+        &keyward::service::orgs::PolicyChange {
+            lockout_attempts: Some(3),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut w = Visitor::new(&srv, "203.0.113.9");
+    w.login(ada, PW).await;
+    w.post("/verify", &[("code", "000001")]).await;
+    w.post("/verify", &[("code", "000002")]).await;
+    w.login(ada, PW).await;
+    let (code, _) = code_for(&srv, ada).await;
+    let wrong = if code == "000003" { "000004" } else { "000003" };
+    let r = w.post("/verify", &[("code", wrong)]).await;
+    assert!(r.text.contains("You can try 4 more times."), "{}", r.text);
+    assert!(s.show_user(&cli(), ada).await.unwrap().locked);
+    assert!(
+        srv.mails()
+            .await
+            .iter()
+            .any(|m| m.to == ada && m.subject == "Your account is locked")
+    );
+    let r = w.post("/verify", &[("code", &code)]).await;
+    assert!(
+        r.text.contains("Please check your username and password"),
+        "{}",
+        r.text
+    );
+    assert!(!w.cookies.contains_key("kw_sid"));
+    assert_eq!(statuses(s, ada).await.last().unwrap(), "Password lockout");
     srv.finish().await;
 }
 
@@ -1034,6 +1073,28 @@ async fn changing_the_email_notifies_the_old_address(b: Backend) {
                 ("first_name", "Ada"),
                 ("last_name", "King"),
                 ("email", "ada.king@acme.test"),
+            ],
+        )
+        .await;
+    // A session alone cannot move the address the tokens go to: the password is needed.
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text
+            .contains("Enter your current password to confirm this change"),
+        "{}",
+        r.text
+    );
+    let v = srv.services().show_user(&cli(), &acme.user).await.unwrap();
+    assert_eq!(v.user.email, acme.user);
+    let r = web
+        .post(
+            "/settings",
+            &[
+                ("csrf", &csrf),
+                ("first_name", "Ada"),
+                ("last_name", "King"),
+                ("email", "ada.king@acme.test"),
+                ("current_password", PW),
             ],
         )
         .await;

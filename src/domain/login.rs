@@ -321,6 +321,10 @@ pub fn decide(
     };
 
     let sso = user.permissions.sso_enabled;
+    // R-L1 already refused an address outside the login ranges, so being inside them or inside
+    // the org's trusted ranges makes the address trusted (R-L2).
+    let trusted = any_contains(user.login_ranges, ctx.source_ip)
+        || any_contains(ctx.trusted_ranges, ctx.source_ip);
     if sso {
         // R-L7: the endpoint's yes/no decides; no token, and R-L2/R-L3 do not apply.
         match checks.delegated {
@@ -340,27 +344,33 @@ pub fn decide(
                 return LoginDecision::fail(O::InvalidLogin, S::InvalidPassword);
             }
         }
-        // R-L1 already refused an address outside the login ranges, so being inside them or
-        // inside the org's trusted ranges makes the address trusted (R-L2).
-        let trusted = any_contains(user.login_ranges, ctx.source_ip)
-            || any_contains(ctx.trusted_ranges, ctx.source_ip);
-        match (checks.token, ctx.channel.is_api(), trusted) {
-            (TokenCheck::Valid, _, _) => {}
-            // R-L3: a correct password with a stale or wrong token is "without a valid token".
-            // It is not a credential failure, so it never locks the user out: a forgotten
-            // integration with an old token cannot lock its owner out of keyward.
-            (TokenCheck::Invalid, _, _) | (TokenCheck::NotSupplied, true, false) => {
-                return LoginDecision::fail(O::MustUseSecurityToken, S::SecurityTokenRequired);
-            }
-            (TokenCheck::NotSupplied, false, false) if !ctx.device_verified => {
-                // R-U1
-                return LoginDecision::fail(
-                    O::IdentityVerificationRequired,
-                    S::ComputerActivationRequired,
-                );
-            }
-            (TokenCheck::NotSupplied, _, _) => {}
+    }
+    // R-L8 for the web UI, before any identity verification: an API-only user is never sent a
+    // verification code for a login that cannot succeed.
+    if !ctx.channel.is_api() && user.permissions.api_only {
+        return LoginDecision::fail(O::ApiOnlyUser, S::ApiOnlyUser);
+    }
+    let token = if sso {
+        TokenCheck::NotSupplied
+    } else {
+        checks.token
+    };
+    match (token, ctx.channel.is_api(), trusted) {
+        (TokenCheck::Valid, _, _) => {}
+        // R-L3: a correct password with a stale or wrong token is "without a valid token". It is
+        // not a credential failure, so it never locks the user out: a forgotten integration with
+        // an old token cannot lock its owner out of keyward.
+        (TokenCheck::Invalid, _, _) | (TokenCheck::NotSupplied, true, false) if !sso => {
+            return LoginDecision::fail(O::MustUseSecurityToken, S::SecurityTokenRequired);
         }
+        // R-U1, for SSO users too: the delegated check proves the password, not the browser.
+        (TokenCheck::NotSupplied, false, false) if !ctx.device_verified => {
+            return LoginDecision::fail(
+                O::IdentityVerificationRequired,
+                S::ComputerActivationRequired,
+            );
+        }
+        _ => {}
     }
 
     // R-L8, checked only once the credentials are right so that it reveals nothing to a guesser.
@@ -725,6 +735,27 @@ mod tests {
                 .channel(Channel::Ui)
                 .checks(P::Wrong, T::NotSupplied)
                 .expect(O::InvalidLogin, S::InvalidPassword, "failure"),
+            row("R-U1 SSO user in the web UI on an unverified browser: challenged too")
+                .user(|u| u.permissions.sso_enabled = true)
+                .channel(Channel::Ui)
+                .plan(C::DelegatedAuth)
+                .delegated(DelegatedCheck::Accepted)
+                .expect(
+                    O::IdentityVerificationRequired,
+                    S::ComputerActivationRequired,
+                    "unchanged",
+                ),
+            row("R-U1 SSO user in the web UI on a verified browser: success")
+                .user(|u| u.permissions.sso_enabled = true)
+                .channel(Channel::Ui)
+                .plan(C::DelegatedAuth)
+                .delegated(DelegatedCheck::Accepted)
+                .verified(),
+            row("R-L8 API-only user in the web UI from outside: refused, never challenged")
+                .user(|u| u.permissions.api_only = true)
+                .channel(Channel::Ui)
+                .checks(P::Correct, T::NotSupplied)
+                .expect(O::ApiOnlyUser, S::ApiOnlyUser, "unchanged"),
             row("R-L9 enterprise endpoint applies the same rules")
                 .channel(Channel::SoapEnterprise)
                 .checks(P::Correct, T::NotSupplied)

@@ -17,6 +17,9 @@ pub struct UserChange {
     pub email: Option<String>,
     /// Admins only: profile name or id.
     pub profile: Option<String>,
+    /// A user changing their own email confirms it with their password (the address receives
+    /// the tokens and verification codes).
+    pub current_password: Option<crate::domain::secret::Password>,
 }
 
 impl Services {
@@ -29,6 +32,19 @@ impl Services {
         user_input: &str,
         change: &UserChange,
     ) -> Result<UserRow> {
+        if let Some(email) = &change.email {
+            // Your own email receives your tokens and verification codes: changing it takes the
+            // password, not just a session (which might be stolen). Checked before the
+            // transaction, so no write lock is held across the hash.
+            let mut c = self.db.conn().await?;
+            let user = resolve::user(&mut c.c(), user_input).await?;
+            if actor.is_user(&user.id) && validate::email(email)? != user.email {
+                let org = resolve::org(&mut c.c(), &user.org_id).await?;
+                drop(c);
+                self.confirm_own_password(&org, &user, change.current_password.as_ref())
+                    .await?;
+            }
+        }
         let mut tx = self.db.begin().await?;
         let user = resolve::user_for_update(&mut tx.c(), user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;

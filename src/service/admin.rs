@@ -193,7 +193,8 @@ impl Services {
         let (Some(first), Some(last)) = (first, last) else {
             return Ok(Vec::new());
         };
-        // At most a year of hours, so a wide range cannot make a huge chart.
+        // At most a year of hours, the newest, so a wide range cannot make a huge chart.
+        let first = first.max(last - (24 * 366 - 1) * HOUR);
         let hours = ((last - first) / HOUR + 1).clamp(0, 24 * 366);
         let mut out: Vec<HourCount> = (0..hours)
             .map(|i| HourCount {

@@ -302,34 +302,12 @@ impl Services {
         if let Some(k) = &known {
             match decision.lockout {
                 LockoutEffect::Unchanged => {}
-                LockoutEffect::RecordFailure {
-                    max_attempts,
-                    lock_until,
-                } => {
-                    let recorded = users::record_failure(
-                        &mut tx.c(),
-                        &k.org.id,
-                        &k.user.id,
-                        i64::from(max_attempts),
-                        ms(lock_until),
-                        now_ms,
-                    )
-                    .await?;
+                LockoutEffect::RecordFailure { .. } => {
+                    let recorded = count_failure(&mut tx.c(), now, &k.org, &k.user).await?;
                     if recorded == FailureRecorded::AlreadyLocked {
                         // Cannot happen under the row lock (the decision saw the lock); kept
                         // so that the statement's own guard and the status always agree.
                         decision.status = LoginStatus::PasswordLockout;
-                    }
-                    if recorded == FailureRecorded::LockEngaged {
-                        tracing::warn!(user_id = %k.user.id, "user locked out after repeated login failures");
-                        let until = (lock_until != LOCKED_FOREVER).then(|| fmt_time(lock_until));
-                        let email = mail::account_locked(
-                            &recipient(&k.user),
-                            &fmt_time(now),
-                            max_attempts,
-                            until.as_deref(),
-                        );
-                        enqueue(&mut tx.c(), now_ms, Some(&k.org.id), email).await?;
                     }
                 }
                 LockoutEffect::Reset => {
@@ -340,6 +318,17 @@ impl Services {
                         decision.status = LoginStatus::PasswordLockout;
                     }
                 }
+            }
+            if let (LoginOutcome::Success { .. }, Some(browser), true) =
+                (decision.outcome, &req.browser, k.browser_verified)
+            {
+                verification::touch_browser(
+                    &mut tx.c(),
+                    &browser.digest_for(&k.user.id),
+                    &req.source_ip.to_string(),
+                    now_ms,
+                )
+                .await?;
             }
             if let LoginOutcome::Success { password_expired } = decision.outcome {
                 session = Some(
@@ -456,6 +445,41 @@ impl Issued {
             issued_at: self.issued_at,
         }
     }
+}
+
+/// Counts one credential failure against the user (R-L5) — a wrong password, or a wrong
+/// identity-verification code — and, when it engages the lock, mails the user. In the caller's
+/// transaction, on the user's locked row.
+pub(crate) async fn count_failure(
+    c: &mut Conn<'_>,
+    now: time::OffsetDateTime,
+    org: &OrgRow,
+    user: &UserRow,
+) -> Result<FailureRecorded> {
+    let policy = policy_of(org);
+    let lock_until = login::lock_until(&policy, now);
+    let now_ms = ms(now);
+    let recorded = users::record_failure(
+        c,
+        &org.id,
+        &user.id,
+        i64::from(policy.lockout_attempts),
+        ms(lock_until),
+        now_ms,
+    )
+    .await?;
+    if recorded == FailureRecorded::LockEngaged {
+        tracing::warn!(user_id = %user.id, "user locked out after repeated login failures");
+        let until = (lock_until != LOCKED_FOREVER).then(|| fmt_time(lock_until));
+        let email = mail::account_locked(
+            &recipient(user),
+            &fmt_time(now),
+            policy.lockout_attempts,
+            until.as_deref(),
+        );
+        enqueue(c, now_ms, Some(&org.id), email).await?;
+    }
+    Ok(recorded)
 }
 
 /// Creates a session (R-L10) for a user who may log in, with a refresh token when the OAuth

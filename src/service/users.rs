@@ -17,7 +17,7 @@ use crate::mail;
 use crate::store::orgs::{self, OrgRow};
 use crate::store::profiles::ProfileRow;
 use crate::store::users::{self, UserRow};
-use crate::store::{Conn, StoreError, from_ms, profiles, sessions};
+use crate::store::{Conn, StoreError, from_ms, profiles, sessions, verification};
 
 pub struct NewUser<'a> {
     pub org: &'a str,
@@ -239,9 +239,13 @@ impl Services {
             (_, Some(keep)) => sessions::delete_others(c, &user.org_id, &user.id, keep).await?,
             (_, None) => sessions::delete_for_user(c, &user.org_id, &user.id).await?,
         };
+        // A pending identity verification was for the old password.
+        verification::delete_challenges_of(c, &user.org_id, &user.id).await?;
         if how == PasswordSet::AdminReset {
-            // As in Salesforce, an admin's password reset also unlocks the user.
+            // As in Salesforce, an admin's password reset also unlocks the user. It is also how
+            // an account is recovered after a compromise: every verified browser is forgotten.
             users::unlock(c, &user.org_id, &user.id, now).await?;
+            verification::delete_browsers(c, &user.org_id, &user.id).await?;
         }
         if how != PasswordSet::First {
             let email = mail::password_changed(
@@ -274,7 +278,8 @@ impl Services {
             // A session alone must not be enough to replace its own user's password: whoever
             // holds a stolen admin session would lock the admin out.
             return Err(ServiceError::Refused(
-                "you cannot reset your own password as an administrator: change it under My                  Settings, where the current password is required"
+                "you cannot reset your own password as an administrator: change it under My \
+                 Settings, where the current password is required"
                     .into(),
             ));
         }
@@ -311,15 +316,8 @@ impl Services {
             ));
         };
         let (org, user) = self.user_and_org(actor, user_id).await?;
-        if !self
-            .hasher
-            .verify(current, user.password_hash.as_deref())
-            .await?
-        {
-            return Err(ServiceError::Refused(
-                "the current password is wrong".into(),
-            ));
-        }
+        self.confirm_own_password(&org, &user, Some(current))
+            .await?;
         let hash = self.prepare_password(&org, &user, new).await?;
         self.commit_own_password(actor, &org, &user, &hash, current_session.unwrap_or(""))
             .await
@@ -395,6 +393,48 @@ impl Services {
             .await
     }
 
+    /// A user proves it is them before a sensitive change made with a session (their password,
+    /// email, authenticator): a session alone, perhaps stolen, is not enough. A wrong password
+    /// counts as a failed login (R-L5), so a session cannot be used to guess it, and a locked
+    /// user is refused without a hash.
+    pub(crate) async fn confirm_own_password(
+        &self,
+        org: &OrgRow,
+        user: &UserRow,
+        password: Option<&Password>,
+    ) -> Result<()> {
+        let refused = || ServiceError::Refused("the current password is wrong".into());
+        if lockout_of(user).is_locked(self.now()) {
+            return Err(ServiceError::Refused(
+                "your user is locked after too many failed attempts; try again later or ask an \
+                 administrator to unlock it"
+                    .into(),
+            ));
+        }
+        let Some(password) = password.filter(|p| !p.is_empty()) else {
+            return Err(ServiceError::Refused(
+                "enter your current password to confirm this change".into(),
+            ));
+        };
+        if self
+            .hasher
+            .verify(password, user.password_hash.as_deref())
+            .await?
+        {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await?;
+        if let Some(fresh) = users::get_for_update(&mut tx.c(), &user.org_id, &user.id).await? {
+            let recorded =
+                super::login::count_failure(&mut tx.c(), self.now(), org, &fresh).await?;
+            tx.commit().await?;
+            if recorded == users::FailureRecorded::LockEngaged {
+                self.outbox.wake();
+            }
+        }
+        Err(refused())
+    }
+
     async fn user_and_org(&self, actor: &Actor, user_input: &str) -> Result<(OrgRow, UserRow)> {
         let mut c = self.db.conn().await?;
         let user = resolve::user(&mut c.c(), user_input).await?;
@@ -432,6 +472,7 @@ impl Services {
         users::set_active(&mut tx.c(), &user.org_id, &user.id, active, now).await?;
         if !active {
             sessions::delete_for_user(&mut tx.c(), &user.org_id, &user.id).await?;
+            verification::delete_challenges_of(&mut tx.c(), &user.org_id, &user.id).await?;
         }
         audit::user_event(
             &mut tx.c(),

@@ -8,7 +8,8 @@
 //! even to someone who tries all million codes.
 
 use super::login::{
-    Attempt, Known, LoginSession, create_session, load_user, record_attempt, subject_of,
+    Attempt, Known, LoginSession, count_failure, create_session, load_user, record_attempt,
+    subject_of,
 };
 use super::orgs::policy_of;
 use super::outbox::enqueue;
@@ -19,6 +20,7 @@ use crate::domain::login::{self, Channel, LoginContext, LoginOutcome, LoginStatu
 use crate::domain::secret::Password;
 use crate::domain::verification::{self as rules, MAX_ATTEMPTS, Method};
 use crate::mail;
+use crate::store::users::FailureRecorded;
 use crate::store::verification::{self as store, ChallengeRow, TotpRow, VerifiedBrowserRow};
 use crate::store::{Conn, ms, users};
 use std::net::IpAddr;
@@ -147,8 +149,6 @@ pub struct VerifyRequest {
     pub challenge: ChallengeId,
     pub code: String,
     pub source_ip: IpAddr,
-    /// The browser's cookie, if it has one; else a new one is issued on success.
-    pub browser: Option<BrowserId>,
     pub user_agent: String,
     pub login_url: String,
 }
@@ -199,8 +199,7 @@ pub struct TotpStatus {
 impl Services {
     pub async fn challenge_info(&self, challenge: &ChallengeId) -> Result<Option<ChallengeInfo>> {
         let mut c = self.db.conn().await?;
-        let Some(ch) =
-            store::get_challenge_for_update(&mut c.c(), &challenge.digest(), self.now_ms()).await?
+        let Some(ch) = store::get_challenge(&mut c.c(), &challenge.digest(), self.now_ms()).await?
         else {
             return Ok(None);
         };
@@ -214,30 +213,25 @@ impl Services {
     }
 
     /// Answers a challenge (R-U1, R-U2). Every answer that reaches a user writes a login-history
-    /// row: `Success` when verified, `Failed: Verification code invalid` for a wrong code.
+    /// row: `Success` when verified, `Failed: Verification code invalid` for a wrong code or an
+    /// answer from another address. A wrong code counts as a failed login (R-L5): a new login
+    /// gives a new challenge, but not a new budget of guesses, so the lockout bounds them.
     pub async fn verify_identity(&self, req: VerifyRequest) -> Result<VerifyOutcome> {
         let now = self.now();
         let now_ms = ms(now);
         let mut tx = self.db.begin().await?;
         let ch_digest = req.challenge.digest();
-        let Some(ch) = store::get_challenge_for_update(&mut tx.c(), &ch_digest, now_ms).await?
+        // The user's row first, then the challenge's: the order a login takes them in.
+        let Some(peek) = store::get_challenge(&mut tx.c(), &ch_digest, now_ms).await? else {
+            return Ok(VerifyOutcome::Expired);
+        };
+        let Some(user) = users::get_for_update(&mut tx.c(), &peek.org_id, &peek.user_id).await?
         else {
             return Ok(VerifyOutcome::Expired);
         };
-        if ch.attempts >= MAX_ATTEMPTS || ch.source_ip != req.source_ip.to_string() {
-            store::delete_challenge(&mut tx.c(), &ch_digest).await?;
-            tx.commit().await?;
+        let Some(ch) = store::get_challenge_for_update(&mut tx.c(), &ch_digest, now_ms).await?
+        else {
             return Ok(VerifyOutcome::Expired);
-        }
-        let Some(user) = users::get_for_update(&mut tx.c(), &ch.org_id, &ch.user_id).await? else {
-            return Ok(VerifyOutcome::Expired);
-        };
-        let right = match Method::parse(&ch.method) {
-            Method::Email => match (rules::normalise_code(&req.code), ch.code_digest.as_deref()) {
-                (Some(code), Some(want)) => ct_eq(&req.challenge.code_digest(&code), want),
-                _ => false,
-            },
-            Method::Totp => check_totp(&mut tx.c(), now, &user, &req.code).await?,
         };
         let attempt = |status| Attempt {
             channel: Channel::Ui,
@@ -247,29 +241,6 @@ impl Services {
             api_version: "",
             login_url: &req.login_url,
         };
-        if !right {
-            store::count_challenge_attempt(&mut tx.c(), &ch_digest).await?;
-            let attempts_left = MAX_ATTEMPTS - ch.attempts - 1;
-            if attempts_left <= 0 {
-                store::delete_challenge(&mut tx.c(), &ch_digest).await?;
-            }
-            record_attempt(
-                &mut tx.c(),
-                now_ms,
-                Some(&user),
-                &attempt(LoginStatus::VerificationFailed),
-            )
-            .await?;
-            tx.commit().await?;
-            self.metrics
-                .count_login(Channel::Ui, LoginStatus::VerificationFailed);
-            return Ok(if attempts_left <= 0 {
-                VerifyOutcome::Expired
-            } else {
-                VerifyOutcome::WrongCode { attempts_left }
-            });
-        }
-        store::delete_challenge(&mut tx.c(), &ch_digest).await?;
         let known = load_user(&mut tx.c(), user).await?;
         let policy = policy_of(&known.org);
         let ctx = LoginContext {
@@ -280,7 +251,59 @@ impl Services {
             policy: &policy,
             device_verified: true,
         };
+        // When the user may no longer log in at all (deactivated, locked — by these very
+        // guesses —, outside the login ranges now), no code is checked: the answer is the
+        // refusal, whatever was typed.
         let decision = login::decide_verified(Some(&subject_of(&known, &known.user)), &ctx);
+        let refused = decision.outcome == LoginOutcome::InvalidLogin;
+        let elsewhere = ch.source_ip != req.source_ip.to_string();
+        // A refusal skips the code check: it goes straight to the answer below.
+        let right = refused
+            || (!elsewhere
+                && ch.attempts < MAX_ATTEMPTS
+                && match Method::parse(&ch.method) {
+                    Method::Email => {
+                        match (rules::normalise_code(&req.code), ch.code_digest.as_deref()) {
+                            (Some(code), Some(want)) => {
+                                ct_eq(&req.challenge.code_digest(&code), want)
+                            }
+                            _ => false,
+                        }
+                    }
+                    Method::Totp => check_totp(&mut tx.c(), now, &known.user, &req.code).await?,
+                });
+        if !right {
+            let attempts_left = if elsewhere {
+                0
+            } else {
+                MAX_ATTEMPTS - ch.attempts - 1
+            };
+            if attempts_left <= 0 {
+                store::delete_challenge(&mut tx.c(), &ch_digest).await?;
+            } else {
+                store::count_challenge_attempt(&mut tx.c(), &ch_digest).await?;
+            }
+            let recorded = count_failure(&mut tx.c(), now, &known.org, &known.user).await?;
+            record_attempt(
+                &mut tx.c(),
+                now_ms,
+                Some(&known.user),
+                &attempt(LoginStatus::VerificationFailed),
+            )
+            .await?;
+            tx.commit().await?;
+            if recorded == FailureRecorded::LockEngaged {
+                self.outbox.wake();
+            }
+            self.metrics
+                .count_login(Channel::Ui, LoginStatus::VerificationFailed);
+            return Ok(if attempts_left <= 0 {
+                VerifyOutcome::Expired
+            } else {
+                VerifyOutcome::WrongCode { attempts_left }
+            });
+        }
+        store::delete_challenge(&mut tx.c(), &ch_digest).await?;
         record_attempt(
             &mut tx.c(),
             now_ms,
@@ -304,7 +327,9 @@ impl Services {
             None,
         )
         .await?;
-        let browser = req.browser.unwrap_or_else(BrowserId::generate);
+        // Always a new browser id: a value planted in the browser beforehand (a cookie set by a
+        // sibling site) must not become verified.
+        let browser = BrowserId::generate();
         store::insert_browser(
             &mut tx.c(),
             &VerifiedBrowserRow {
@@ -353,11 +378,25 @@ impl Services {
     }
 
     /// Starts TOTP enrolment (R-U2): a new secret, not yet used for logins until the user
-    /// confirms it with a first code. Refused while an authenticator is enrolled.
-    pub async fn start_totp(&self, actor: &Actor, issuer: &str) -> Result<TotpEnrolment> {
+    /// confirms it with a first code. Refused while an authenticator is enrolled. The password
+    /// confirms it is the user: a session thief must not enrol their own authenticator.
+    pub async fn start_totp(
+        &self,
+        actor: &Actor,
+        issuer: &str,
+        password: Option<&Password>,
+    ) -> Result<TotpEnrolment> {
         let (org_id, user_id) = actor.own()?;
+        {
+            let mut c = self.db.conn().await?;
+            let user = resolve::user(&mut c.c(), user_id).await?;
+            let org = resolve::org(&mut c.c(), org_id).await?;
+            drop(c);
+            self.confirm_own_password(&org, &user, password).await?;
+        }
         let mut tx = self.db.begin().await?;
-        let user = users::get(&mut tx.c(), org_id, user_id)
+        // Locked, so a confirmation running meanwhile sees either the old secret or the new.
+        let user = users::get_for_update(&mut tx.c(), org_id, user_id)
             .await?
             .ok_or_else(|| ServiceError::NotFound("no such user".into()))?;
         if store::get_totp(&mut tx.c(), org_id, user_id)
@@ -464,17 +503,8 @@ impl Services {
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let own = actor.is_user(&user.id);
         if own {
-            let ok = match password {
-                Some(pw) => {
-                    self.hasher
-                        .verify(pw, user.password_hash.as_deref())
-                        .await?
-                }
-                None => false,
-            };
-            if !ok {
-                return Err(ServiceError::Refused("the password is wrong".into()));
-            }
+            let org = resolve::org(&mut self.db.conn().await?.c(), &user.org_id).await?;
+            self.confirm_own_password(&org, &user, password).await?;
         }
         let mut tx = self.db.begin().await?;
         let removed = store::delete_totp(&mut tx.c(), &user.org_id, &user.id).await?;

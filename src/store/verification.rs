@@ -102,18 +102,33 @@ pub async fn insert_challenge(c: &mut Conn<'_>, r: &ChallengeRow) -> Result<()> 
     Ok(())
 }
 
+const CHALLENGE: &str = "SELECT digest, org_id, user_id, method, code_digest, attempts, \
+    source_ip, created_at, expires_at FROM identity_challenges WHERE digest = $1 AND expires_at > $2";
+
+/// The live challenge with this digest.
+pub async fn get_challenge(
+    c: &mut Conn<'_>,
+    digest: &str,
+    now: i64,
+) -> Result<Option<ChallengeRow>> {
+    Ok(q!(c, |e| sqlx::query_as::<_, ChallengeRow>(CHALLENGE)
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(e)
+        .await)?)
+}
+
 /// The live challenge with this digest, locked for the attempt (PostgreSQL; SQLite's write
-/// transaction already excludes other writers).
+/// transaction already excludes other writers). Lock the user's row first: a login locks the
+/// user, then replaces the challenges, so this order cannot deadlock with it.
 pub async fn get_challenge_for_update(
     c: &mut Conn<'_>,
     digest: &str,
     now: i64,
 ) -> Result<Option<ChallengeRow>> {
-    let base = "SELECT digest, org_id, user_id, method, code_digest, attempts, source_ip, \
-        created_at, expires_at FROM identity_challenges WHERE digest = $1 AND expires_at > $2";
     let sql = match c {
-        Conn::Postgres(_) => format!("{base} FOR UPDATE"),
-        Conn::Sqlite(_) => base.to_string(),
+        Conn::Postgres(_) => format!("{CHALLENGE} FOR UPDATE"),
+        Conn::Sqlite(_) => CHALLENGE.to_string(),
     };
     Ok(q!(c, |e| sqlx::query_as::<_, ChallengeRow>(&sql)
         .bind(digest)
@@ -243,4 +258,16 @@ pub async fn count_recovery_codes(c: &mut Conn<'_>, org_id: &str, user_id: &str)
         .bind(user_id)
         .fetch_one(e)
         .await)?)
+}
+
+/// Records a verified browser's use at a login.
+pub async fn touch_browser(
+    c: &mut Conn<'_>,
+    digest: &str,
+    source_ip: &str,
+    now: i64,
+) -> Result<()> {
+    let sql = "UPDATE verified_browsers SET last_used_at = $3, source_ip = $2 WHERE digest = $1";
+    exec!(c, sql, digest, source_ip, now)?;
+    Ok(())
 }

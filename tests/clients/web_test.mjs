@@ -322,6 +322,7 @@ scenario('R-U2: with an authenticator enrolled, the challenge asks for its code'
   const page = await freshPage();
   await loginVerified(page, ada);
   await page.getByRole('link', { name: 'Authenticator App' }).click();
+  await page.getByLabel('Your password').fill(ada.password);
   await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
   const key = (await page.locator('main code').first().textContent()).trim();
   check((await page.locator('.qr svg').count()) === 1, 'no QR code');

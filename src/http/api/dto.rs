@@ -95,6 +95,8 @@ pub struct UserChange {
     pub email: Option<String>,
     /// Profile name or id.
     pub profile: Option<String>,
+    /// Needed only to change your own email.
+    pub current_password: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]

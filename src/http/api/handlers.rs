@@ -187,6 +187,7 @@ pub async fn update_user(
                 last_name: c.last_name,
                 email: c.email,
                 profile: c.profile,
+                current_password: c.current_password.map(crate::domain::secret::Password::new),
             },
         )
         .await

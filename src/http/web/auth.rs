@@ -394,7 +394,6 @@ async fn verify(
             challenge,
             code: form.data.code,
             source_ip: ip,
-            browser: cookie(&headers, BROWSER_COOKIE).and_then(BrowserId::parse),
             user_agent: user_agent(&headers).to_string(),
             login_url: format!("{base}/"),
         })

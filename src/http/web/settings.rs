@@ -135,6 +135,7 @@ struct InfoForm {
     first_name: Option<String>,
     last_name: Option<String>,
     email: Option<String>,
+    current_password: Option<String>,
 }
 
 async fn save_info(
@@ -149,6 +150,7 @@ async fn save_info(
         last_name: form.data.last_name.clone(),
         email: form.data.email.clone(),
         profile: None,
+        current_password: form.data.current_password.clone().map(Password::new),
     };
     match state
         .services
@@ -156,7 +158,9 @@ async fn save_info(
         .await
     {
         Ok(_) => Ok(done("/settings", "saved")),
-        Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => {
+        Err(
+            e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_) | ServiceError::Refused(_)),
+        ) => {
             let c = chrome(&state, &s, "My Personal Information", "/settings", &rid)
                 .await?
                 .with_error(super::capitalise(&e.to_string()));
@@ -397,15 +401,24 @@ async fn mfa_start(
     State(state): State<AppState>,
     s: Signed,
     rid: RequestId,
-    form: WebForm<Nothing>,
+    form: WebForm<PasswordOnly>,
 ) -> Page {
     s.check(&form)?;
-    state
+    let password = Password::new(form.data.password.clone());
+    match state
         .services
-        .start_totp(&s.actor, &issuer(&s))
+        .start_totp(&s.actor, &issuer(&s), Some(&password))
         .await
-        .map_err(|e| WebError::service(e, &rid))?;
-    Ok(done("/settings/mfa", "started"))
+    {
+        Ok(_) => Ok(done("/settings/mfa", "started")),
+        Err(e @ (ServiceError::Refused(_) | ServiceError::Conflict(_))) => {
+            let c = chrome(&state, &s, "Authenticator App", "/settings/mfa", &rid)
+                .await?
+                .with_error(super::capitalise(&e.to_string()));
+            render_mfa(&state, &s, &rid, c).await
+        }
+        Err(e) => Err(WebError::service(e, &rid)),
+    }
 }
 
 #[derive(Template)]

@@ -347,6 +347,7 @@ struct EditUserForm {
     last_name: Option<String>,
     email: Option<String>,
     profile: Option<String>,
+    current_password: Option<String>,
 }
 
 async fn edit_user(
@@ -363,6 +364,7 @@ async fn edit_user(
         last_name: f.last_name,
         email: f.email,
         profile: f.profile.filter(|p| !p.is_empty()),
+        current_password: f.current_password.map(Password::new),
     };
     match state.services.update_user(&s.actor, &id, &change).await {
         Ok(_) => Ok(done(&format!("/setup/users/{id}"), "saved")),
