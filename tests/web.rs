@@ -541,6 +541,49 @@ async fn api_flows_use_the_same_rules_as_the_cli(b: Backend) {
     let t1 = latest_token(&srv.mails().await, "bob@acme.test");
     assert!(!r.text.contains(&t1));
     let id = bob["id"].as_str().unwrap();
+    // Search and paging: in username order, `after` the last one seen; LIKE wildcards typed
+    // in the search are literal.
+    let names = |v: Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let found = api(&srv, M::GET, "/api/v1/users?q=BOB", Some(&sid), None).await;
+    assert_eq!(names(found.json()), ["bob@acme.test"]);
+    let first = api(&srv, M::GET, "/api/v1/users?limit=1", Some(&sid), None).await;
+    let first = names(first.json());
+    assert_eq!(first, ["admin@acme.test"]);
+    let next = api(
+        &srv,
+        M::GET,
+        "/api/v1/users?limit=1&after=admin@acme.test",
+        Some(&sid),
+        None,
+    )
+    .await;
+    assert_eq!(names(next.json()), ["bob@acme.test"]);
+    for q in ["%25", "_", "%5C"] {
+        let r = api(
+            &srv,
+            M::GET,
+            &format!("/api/v1/users?q={q}"),
+            Some(&sid),
+            None,
+        )
+        .await;
+        assert_eq!((r.status, r.text.as_str()), (200, "[]"), "q={q}");
+    }
+    let r = api(&srv, M::GET, "/api/v1/users?limit=0", Some(&sid), None).await;
+    assert_eq!(r.status, 400);
+    let web_found = Browser::login(&srv, &acme.admin)
+        .await
+        .get("/setup/users?q=bob")
+        .await;
+    assert!(
+        web_found.text.contains("bob@acme.test") && !web_found.text.contains(">user@acme.test<")
+    );
     let again = api(
         &srv,
         M::POST,

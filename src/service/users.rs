@@ -157,6 +157,39 @@ impl Services {
         })
     }
 
+    /// A page of the org's users for Setup and the API: up to `limit` (1–1000) in username
+    /// order after `after`, matching `query` (username, email or name) when given.
+    pub async fn search_users(
+        &self,
+        actor: &Actor,
+        org_input: &str,
+        query: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<UserRow>> {
+        let query = query.map(str::trim).filter(|q| !q.is_empty());
+        if query.is_some_and(|q| q.chars().count() > 100) {
+            return Err(ServiceError::Invalid(
+                "the search text is longer than 100 characters".into(),
+            ));
+        }
+        let mut c = self.db.conn().await?;
+        let org = resolve::org(&mut c.c(), org_input).await?;
+        actor.check_org(&org.id)?;
+        let after = after
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_lowercase);
+        Ok(users::search(
+            &mut c.c(),
+            &org.id,
+            query,
+            after.as_deref(),
+            limit.clamp(1, 1000),
+        )
+        .await?)
+    }
+
     pub async fn list_users(&self, actor: &Actor, org_input: &str) -> Result<Vec<UserRow>> {
         let mut c = self.db.conn().await?;
         let org = resolve::org(&mut c.c(), org_input).await?;

@@ -121,6 +121,39 @@ pub async fn list(c: &mut Conn<'_>, org_id: &str) -> Result<Vec<UserRow>> {
         .await)?)
 }
 
+/// Up to `limit` users of an org in username order, after `after` (a username: the next page),
+/// whose username, email or name contains `query` (case-insensitive). Uses the
+/// (org_id, username) index; a query scans the org.
+pub async fn search(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    query: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<UserRow>> {
+    let pattern = query.map(|q| {
+        let escaped = q
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users WHERE org_id = $1 AND ($2 IS NULL OR username > $2) \
+         AND ($3 IS NULL OR lower(username) LIKE $3 ESCAPE '\\' OR lower(email) LIKE $3 ESCAPE '\\' \
+         OR lower(first_name || ' ' || last_name) LIKE $3 ESCAPE '\\') \
+         ORDER BY username LIMIT $4"
+    );
+    Ok(q!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
+        .bind(org_id)
+        .bind(after)
+        .bind(&pattern)
+        .bind(limit)
+        .fetch_all(e)
+        .await)?)
+}
+
 /// Sets a new password hash and records the old one in the password history.
 pub async fn set_password(
     c: &mut Conn<'_>,

@@ -380,6 +380,17 @@ impl From<HourCount> for HourBucket {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+pub struct UserListParams {
+    /// Only users whose username, email or name contains this (case-insensitive).
+    pub q: Option<String>,
+    /// The next page: users whose username sorts after this one.
+    pub after: Option<String>,
+    /// 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LimitParams {
     /// 1 to 10000 (default 100).
     pub limit: Option<i64>,

@@ -100,15 +100,27 @@ async fn user_json(state: &AppState, a: &ApiAdmin, id: &str, rid: &RequestId) ->
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/users", tag = "users",
-    responses((status = 200, body = [User]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListParams),
+    responses((status = 200, body = [User], description = "In username order; page with `after`"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_users(
     State(state): State<AppState>,
     a: ApiAdmin,
     rid: RequestId,
+    Query(p): Query<UserListParams>,
 ) -> Answer<Vec<User>> {
     let sv = &state.services;
-    let users = sv.list_users(&a.actor, a.org()).await.map_err(svc(&rid))?;
+    let l = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&l) {
+        return Err(ApiError::service(
+            ServiceError::Invalid(format!("limit must be between 1 and 1000 (got {l})")),
+            &rid,
+        ));
+    }
+    let users = sv
+        .search_users(&a.actor, a.org(), p.q.as_deref(), p.after.as_deref(), l)
+        .await
+        .map_err(svc(&rid))?;
     let profiles = sv
         .list_profiles(&a.actor, a.org())
         .await

@@ -159,10 +159,23 @@ struct NewUserForm {
 #[template(path = "web/setup_users.html")]
 struct UsersPage {
     chrome: Chrome,
+    q: String,
+    /// The query string of the next page, when there may be one.
+    next: Option<String>,
     users: Vec<UserLine>,
     profiles: Vec<ProfileRow>,
     form: NewUserForm,
     rules: String,
+}
+
+/// Users per page of the Users list.
+const USERS_PAGE: i64 = 200;
+
+#[derive(Deserialize, Default)]
+struct UsersParams {
+    q: Option<String>,
+    after: Option<String>,
+    done: Option<String>,
 }
 
 async fn render_users(
@@ -171,10 +184,28 @@ async fn render_users(
     rid: &RequestId,
     c: Chrome,
     form: NewUserForm,
+    params: &UsersParams,
 ) -> Page {
     let sv = &state.services;
     let e = |e| WebError::service(e, rid);
-    let users = sv.list_users(&s.actor, org(s)).await.map_err(e)?;
+    let users = sv
+        .search_users(
+            &s.actor,
+            org(s),
+            params.q.as_deref(),
+            params.after.as_deref(),
+            USERS_PAGE,
+        )
+        .await
+        .map_err(e)?;
+    let q = params.q.clone().unwrap_or_default();
+    let next = (users.len() as i64 == USERS_PAGE).then(|| {
+        serde_urlencoded::to_string([
+            ("q", q.as_str()),
+            ("after", users.last().map_or("", |u| u.username.as_str())),
+        ])
+        .unwrap_or_default()
+    });
     let profiles = sv
         .list_profiles(&s.actor, org(s))
         .await
@@ -209,6 +240,8 @@ async fn render_users(
     };
     Ok(page(&UsersPage {
         chrome: c,
+        q,
+        next,
         users,
         profiles,
         form,
@@ -220,10 +253,13 @@ async fn users_page(
     State(state): State<AppState>,
     Admin(s): Admin,
     rid: RequestId,
-    Query(d): Query<Done>,
+    Query(p): Query<UsersParams>,
 ) -> Page {
+    let d = Done {
+        done: p.done.clone(),
+    };
     let c = chrome(&s, "Users", "/setup/users").with_notice(messages(&d));
-    render_users(&state, &s, &rid, c, NewUserForm::default()).await
+    render_users(&state, &s, &rid, c, NewUserForm::default(), &p).await
 }
 
 async fn create_user(
@@ -264,6 +300,7 @@ async fn create_user(
                     password: String::new(),
                     ..f
                 },
+                &UsersParams::default(),
             )
             .await
         }
@@ -952,14 +989,13 @@ async fn render_oauth(
         .list_oauth_clients(&s.actor, org(s))
         .await
         .map_err(|e| WebError::service(e, rid))?;
-    let users = sv
-        .list_users(&s.actor, org(s))
-        .await
-        .map_err(|e| WebError::service(e, rid))?;
-    let name_of: HashMap<&str, &str> = users
-        .iter()
-        .map(|u| (u.id.as_str(), u.username.as_str()))
-        .collect();
+    // Only the few run-as users, not the whole org.
+    let mut name_of: HashMap<String, String> = HashMap::new();
+    for id in clients.iter().filter_map(|c| c.run_as_user_id.as_deref()) {
+        if let Ok(v) = sv.show_user(&s.actor, id).await {
+            name_of.insert(id.to_string(), v.user.username);
+        }
+    }
     Ok(page(&OAuthPage {
         chrome: c,
         clients: clients
@@ -971,7 +1007,7 @@ async fn render_oauth(
                 run_as: c
                     .run_as_user_id
                     .as_deref()
-                    .map(|id| name_of.get(id).unwrap_or(&"").to_string())
+                    .map(|id| name_of.get(id).cloned().unwrap_or_default())
                     .unwrap_or_else(|| "—".into()),
                 created: fmt_ms(c.created_at),
             })
