@@ -123,11 +123,17 @@ impl Services {
                 "the start of the time range must be before its end".into(),
             ));
         }
+        let exact = |field, v: &Option<String>| -> Result<Option<String>> {
+            match v {
+                Some(s) => Ok(Some(crate::domain::validate::text(field, s, 100, false)?)),
+                None => Ok(None),
+            }
+        };
         Ok(Filter {
             org_id: Some(org_id.to_string()),
             user_id: None,
-            status: q.status.clone(),
-            login_type: q.login_type.clone(),
+            status: exact("status", &q.status)?,
+            login_type: exact("login type", &q.login_type)?,
             from: q.from,
             to: q.to,
             limit: q.limit.clamp(1, MAX_ROWS),

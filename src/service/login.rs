@@ -117,8 +117,10 @@ async fn load(c: &mut Conn<'_>, req: &LoginRequest) -> Result<Option<Known>> {
     // A name that is not a valid username is still looked up (and not found), so it costs the
     // same query as an unknown valid one (R-L4).
     let username = validate::username(username).unwrap_or_else(|_| {
+        // Control characters cannot be in a username, and PostgreSQL refuses NUL in text.
         username
             .chars()
+            .filter(|c| !c.is_control())
             .take(100)
             .collect::<String>()
             .to_lowercase()

@@ -59,6 +59,7 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::Conflict(what) => ServiceError::Conflict(format!("already exists: {what}")),
             StoreError::Unavailable(m) => ServiceError::Unavailable(m),
+            StoreError::BadText => ServiceError::Invalid(StoreError::BadText.to_string()),
             other => ServiceError::Internal(other.to_string()),
         }
     }

@@ -167,24 +167,17 @@ impl Services {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<UserRow>> {
-        let query = query.map(str::trim).filter(|q| !q.is_empty());
-        if query.is_some_and(|q| q.chars().count() > 100) {
-            return Err(ServiceError::Invalid(
-                "the search text is longer than 100 characters".into(),
-            ));
-        }
+        let query = validate::text("search text", query.unwrap_or(""), 100, false)?;
+        let after = validate::text("after", after.unwrap_or(""), 255, false)?.to_lowercase();
         let mut c = self.db.conn().await?;
         let org = resolve::org(&mut c.c(), org_input).await?;
         actor.check_org(&org.id)?;
-        let after = after
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(str::to_lowercase);
+        let nonempty = |s: &String| (!s.is_empty()).then(|| s.clone());
         Ok(users::search(
             &mut c.c(),
             &org.id,
-            query,
-            after.as_deref(),
+            nonempty(&query).as_deref(),
+            nonempty(&after).as_deref(),
             limit.clamp(1, 1000),
         )
         .await?)

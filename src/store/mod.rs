@@ -47,11 +47,22 @@ pub enum StoreError {
     Other(String),
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// The database refused a value as text (PostgreSQL refuses NUL characters, which SQLite
+    /// stores): bad input, not a fault.
+    #[error("the text contains a character that cannot be stored (such as NUL)")]
+    BadText,
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
+            // 22021: character_not_in_repertoire ("invalid byte sequence for encoding UTF8:
+            // 0x00"), 22P05: untranslatable_character.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("22021") | Some("22P05")) =>
+            {
+                StoreError::BadText
+            }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 // PostgreSQL names the constraint; SQLite names the columns in the message.
                 let what = db
