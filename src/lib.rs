@@ -8,6 +8,8 @@ pub mod config;
 pub mod crypto;
 pub mod delegated;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod listing;
 pub mod mail;

@@ -102,7 +102,7 @@ impl IntoResponse for OAuthError {
 
 /// A form body, each parameter at most once (RFC 6749 §3.2: "MUST NOT be included more than
 /// once").
-struct Form(BTreeMap<String, String>);
+pub(crate) struct Form(BTreeMap<String, String>);
 
 /// Names only: the values include passwords and secrets.
 impl std::fmt::Debug for Form {
@@ -117,7 +117,7 @@ impl Form {
     }
 }
 
-fn parse_pairs(raw: &[u8]) -> Result<Form, OAuthError> {
+pub(crate) fn parse_pairs(raw: &[u8]) -> Result<Form, OAuthError> {
     let mut map = BTreeMap::new();
     for (k, v) in form_urlencoded::parse(raw) {
         if map.insert(k.to_string(), v.into_owned()).is_some() {
@@ -156,7 +156,10 @@ async fn read_form(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Fo
 }
 
 /// Client credentials from HTTP Basic (RFC 6749 §2.3.1) or the form; not both.
-fn client_credentials(headers: &HeaderMap, form: &Form) -> Result<(String, String), OAuthError> {
+pub(crate) fn client_credentials(
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<(String, String), OAuthError> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
