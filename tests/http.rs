@@ -125,6 +125,7 @@ on_both!(
     r_l7_delegated_authentication,
     metrics_health_request_ids_and_security_headers,
     slow_clients_are_cut_off_after_the_header_timeout,
+    hostile_fields_headers_and_forms_get_specific_errors,
 );
 
 async fn r_l3_soap_login_success_has_the_exact_shape_clients_parse(b: Backend) {
@@ -1842,4 +1843,88 @@ async fn slow_clients_are_cut_off_after_the_header_timeout(b: Backend) {
     // The server still answers others.
     assert_eq!(srv.get("/healthz", None).await.status, 200);
     srv.finish().await;
+}
+
+/// Issue 5 item 2, the cases `malformed_soap_gets_a_fault_and_changes_nothing` does not cover:
+/// NUL characters, overlong fields, header floods, duplicate and unknown form fields. Each gets
+/// a specific error; none writes anything but the login-history row of an attempt that parsed.
+async fn hostile_fields_headers_and_forms_get_specific_errors(b: Backend) {
+    let f = fixture(b).await;
+    let s = f.srv.services();
+    let (id, secret) = oauth_client(s, false, None).await;
+    let before = counts(s).await;
+    // A NUL character reference is not XML 1.0.
+    let nul = login_envelope(USER, "PASSWORD").replace("PASSWORD", "Passw0rd&#0;");
+    let a = f.srv.soap(SOAP, &nul).await;
+    assert_eq!(a.status, 500);
+    assert!(
+        a.xml("faultstring")
+            .unwrap()
+            .contains("not well-formed XML"),
+        "{}",
+        a.text
+    );
+    // Overlong username and password: refused before any lookup or hash.
+    let long = "a".repeat(5000);
+    for (user, pw, field) in [
+        (format!("{long}@acme.test"), PW.to_string(), "username"),
+        (USER.to_string(), long.clone(), "password"),
+    ] {
+        let a = login(&f.srv, &user, &pw).await;
+        assert_eq!(a.status, 500, "{field}");
+        assert!(
+            a.xml("faultstring")
+                .unwrap()
+                .contains(&format!("{field} is longer than 1000 characters")),
+            "{field}: {}",
+            a.text
+        );
+    }
+    assert_eq!(counts(s).await, before, "nothing was written");
+    // Header floods: too many headers, or one enormous one, are refused by the HTTP layer.
+    let host = f.srv.base.trim_start_matches("http://").to_string();
+    let mut many = format!("POST {SOAP} HTTP/1.1\r\nHost: {host}\r\n");
+    for i in 0..500 {
+        many.push_str(&format!("X-Flood-{i}: {i}\r\n"));
+    }
+    many.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
+    let answer = raw_request(&host, many.as_bytes(), b"").await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let huge = format!(
+        "POST {SOAP} HTTP/1.1\r\nHost: {host}\r\nX-Huge: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "x".repeat(1024 * 1024)
+    );
+    let answer = raw_request(&host, huge.as_bytes(), b"").await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    // OAuth: duplicate and unknown grant types, a NUL in the password.
+    for (pairs, error) in [
+        (
+            vec![("grant_type", "password"), ("grant_type", "password")],
+            "invalid_request",
+        ),
+        (
+            vec![("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+            "unsupported_grant_type",
+        ),
+        // No grant type at all: Salesforce's answer.
+        (vec![], "unsupported_grant_type"),
+    ] {
+        let mut all = pairs.clone();
+        all.extend([
+            ("client_id", id.as_str()),
+            ("client_secret", secret.as_str()),
+        ]);
+        let a = f.srv.form(TOKEN, &all).await;
+        assert_eq!(a.status, 400, "{pairs:?}: {}", a.text);
+        assert_eq!(a.json()["error"], error, "{pairs:?}: {}", a.text);
+    }
+    assert_eq!(counts(s).await, before, "nothing was written");
+    let a = password_grant(&f.srv, &id, &secret, USER, "Passw0rd\0!").await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.json()["error"], "invalid_grant");
+    assert_eq!(last_status(s, USER).await, "Invalid password");
+    f.srv.finish().await;
 }

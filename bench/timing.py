@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Login timing: does the response time tell an unknown username, a wrong password, a locked
+user or a deactivated user apart (R-L4)? Each costs one password hash of the configured cost;
+this measures it end to end over HTTP.
+
+Starts `keyward serve` (a release build) on a fresh data directory with the default Argon2id
+parameters, makes the users through the CLI, then sends SOAP logins with wrong credentials in
+random order — SAMPLES of each kind, one at a time over one keep-alive connection — and reports,
+for each kind against "wrong password": the medians, their difference, and Welch's t statistic.
+|t| below about 2 means the difference is not distinguishable from noise at that sample size.
+
+    cargo build --release
+    python3 bench/timing.py [--samples 500] [--bin target/release/keyward] [--out FILE.json]
+
+Standard library only. Prints a table and writes the raw figures as JSON.
+"""
+
+import argparse
+import http.client
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PASSWORD = "Passw0rd!timing"
+KINDS = ["wrong password", "unknown user", "locked user", "deactivated user"]
+
+
+def envelope(username, password):
+    return (
+        '<se:Envelope xmlns:se="http://schemas.xmlsoap.org/soap/envelope/"><se:Body>'
+        '<login xmlns="urn:partner.soap.sforce.com"><username>%s</username>'
+        "<password>%s</password></login></se:Body></se:Envelope>" % (username, password)
+    )
+
+
+class Keyward:
+    def __init__(self, binary, data_dir):
+        self.binary = binary
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")}
+        self.env.update({"KEYWARD_DATA_DIR": data_dir, "KEYWARD_LOG_LEVEL": "warn"})
+
+    def cli(self, *args, stdin=None):
+        out = subprocess.run(
+            [self.binary, *args], input=stdin, capture_output=True, text=True, env=self.env
+        )
+        if out.returncode != 0:
+            sys.exit("keyward %s failed: %s" % (" ".join(args), out.stderr.strip()))
+        return out.stdout.strip()
+
+    def serve(self, log_path):
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", "--listen", "127.0.0.1:0"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            text = open(log_path).read()
+            m = re.search(r"keyward listening on http://127\.0\.0\.1:(\d+)", text)
+            if m:
+                return int(m.group(1))
+            if self.proc.poll() is not None:
+                sys.exit("serve exited: " + text)
+            time.sleep(0.1)
+        sys.exit("serve did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def welch_t(a, b):
+    va, vb = statistics.variance(a), statistics.variance(b)
+    return (statistics.mean(a) - statistics.mean(b)) / math.sqrt(va / len(a) + vb / len(b))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--samples", type=int, default=500)
+    p.add_argument("--bin", default="target/release/keyward")
+    p.add_argument("--out", default="")
+    p.add_argument("--warmup", type=int, default=20)
+    args = p.parse_args()
+    if not os.path.exists(args.bin):
+        sys.exit("%s is missing: run cargo build --release first" % args.bin)
+
+    data = tempfile.mkdtemp(prefix="keyward-timing-")
+    kw = Keyward(os.path.abspath(args.bin), data)
+    try:
+        kw.cli("init", "--org-name", "Timing")
+        # Wrong passwords must never lock anyone: the org has no lockout.
+        kw.cli("policy", "set", "Timing", "--lockout-attempts", "0")
+        kw.cli("org", "create", "--name", "Locked")
+        kw.cli("policy", "set", "Locked", "--lockout-attempts", "1", "--lockout-minutes", "0")
+
+        def user(org, name):
+            kw.cli(
+                "user", "create", "--org", org, "--username", name, "--email", name,
+                "--password-stdin", stdin=PASSWORD + "\n",
+            )
+            return name
+
+        wrong = user("Timing", "known@timing.test")
+        locked = user("Locked", "locked@timing.test")
+        inactive = user("Timing", "inactive@timing.test")
+        kw.cli("user", "deactivate", inactive)
+        port = kw.serve(os.path.join(data, "serve.log"))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+        def login(username, password):
+            body = envelope(username, password)
+            start = time.perf_counter()
+            conn.request(
+                "POST", "/services/Soap/u/59.0", body,
+                {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'},
+            )
+            r = conn.getresponse()
+            text = r.read().decode()
+            elapsed = time.perf_counter() - start
+            return elapsed, r.status, text
+
+        # One wrong password locks the Locked org's user until an admin unlocks.
+        login(locked, "Wrong-password-1")
+        attempts = {
+            "wrong password": lambda i: (wrong, "Wrong-password-%d" % i),
+            "unknown user": lambda i: ("nobody-%d@timing.test" % i, PASSWORD),
+            "locked user": lambda i: (locked, PASSWORD),
+            "deactivated user": lambda i: (inactive, PASSWORD),
+        }
+        for i in range(args.warmup):
+            for kind in KINDS:
+                login(*attempts[kind](i))
+        order = [k for k in KINDS for _ in range(args.samples)]
+        random.shuffle(order)
+        times = {k: [] for k in KINDS}
+        answers = {k: set() for k in KINDS}
+        for i, kind in enumerate(order):
+            elapsed, status, text = login(*attempts[kind](i))
+            times[kind].append(elapsed * 1000)
+            code = re.search(r"<faultcode>([^<]*)</faultcode>", text)
+            answers[kind].add((status, code.group(1) if code else text[:60]))
+        kw.stop()
+        history = json.loads(kw.cli("login-history", "--limit", "10000", "--format", "json"))
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+    base = times["wrong password"]
+    rows = []
+    for kind in KINDS:
+        t = times[kind]
+        rows.append({
+            "kind": kind,
+            "samples": len(t),
+            "median_ms": statistics.median(t),
+            "p90_ms": statistics.quantiles(t, n=10)[8],
+            "mean_ms": statistics.mean(t),
+            "stdev_ms": statistics.stdev(t),
+            "median_minus_wrong_password_ms": statistics.median(t) - statistics.median(base),
+            "welch_t_vs_wrong_password": 0.0 if kind == "wrong password" else welch_t(t, base),
+            "answers": sorted("%s %s" % a for a in answers[kind]),
+        })
+    statuses = {}
+    for h in history:
+        statuses[h["status"]] = statuses.get(h["status"], 0) + 1
+    result = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "parameters": {"samples": args.samples, "argon2id": "defaults (m=19456 KiB, t=2, p=1)"},
+        "results": rows,
+        "login_history_statuses": statuses,
+    }
+    print("%-18s %7s %10s %10s %10s %12s %8s" % (
+        "kind", "n", "median ms", "p90 ms", "stdev ms", "Δmedian ms", "t"))
+    for r in rows:
+        print("%-18s %7d %10.2f %10.2f %10.2f %12.2f %8.2f" % (
+            r["kind"], r["samples"], r["median_ms"], r["p90_ms"], r["stdev_ms"],
+            r["median_minus_wrong_password_ms"], r["welch_t_vs_wrong_password"]))
+    for r in rows:
+        print("  %s answered: %s" % (r["kind"], ", ".join(r["answers"])))
+    print("login history: %s" % json.dumps(statuses, sort_keys=True))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+        print("written to %s" % args.out)
+
+
+if __name__ == "__main__":
+    main()
