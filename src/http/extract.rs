@@ -101,16 +101,23 @@ fn valid_authority(h: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
 }
 
+impl RequestId {
+    /// The id the request-id middleware gave this request (`-` outside it).
+    pub fn of(parts: &Parts) -> RequestId {
+        parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId("-".into()))
+    }
+}
+
 /// The request id, for handlers that put it in an error answer.
 impl FromRequestParts<AppState> for RequestId {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Infallible> {
-        Ok(parts
-            .extensions
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(|| RequestId("-".into())))
+        Ok(RequestId::of(parts))
     }
 }
 

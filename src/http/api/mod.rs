@@ -163,19 +163,11 @@ impl ApiAdmin {
     }
 }
 
-fn request_id(parts: &Parts) -> RequestId {
-    parts
-        .extensions
-        .get::<RequestId>()
-        .cloned()
-        .unwrap_or_else(|| RequestId("-".into()))
-}
-
 impl FromRequestParts<AppState> for ApiAdmin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let rid = request_id(parts);
+        let rid = RequestId::of(parts);
         let unauthorized = |m: &str| ApiError {
             request_id: rid.0.clone(),
             ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
@@ -228,7 +220,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let rid = request_id(&parts);
+        let rid = RequestId::of(&parts);
         let bad = |status, code, m: String| ApiError {
             request_id: rid.0.clone(),
             ..ApiError::new(status, code, m)

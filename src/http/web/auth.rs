@@ -107,11 +107,7 @@ impl FromRequestParts<AppState> for Signed {
         let Some(sid) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(WebError::LoggedOut);
         };
-        let rid = parts
-            .extensions
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(|| RequestId("-".into()));
+        let rid = RequestId::of(parts);
         let services = &state.services;
         let session = services
             .check_session(sid)

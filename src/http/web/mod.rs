@@ -237,6 +237,17 @@ impl IntoResponse for WebError {
     }
 }
 
+/// Service errors the person can fix (bad input, a conflict, a refusal) are shown on the page
+/// they came from; the others become the error page.
+pub fn user_error(e: ServiceError, rid: &RequestId) -> Result<String, WebError> {
+    match e {
+        ServiceError::Invalid(_) | ServiceError::Conflict(_) | ServiceError::Refused(_) => {
+            Ok(capitalise(&e.to_string()))
+        }
+        other => Err(WebError::service(other, rid)),
+    }
+}
+
 pub fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {

@@ -158,15 +158,13 @@ async fn save_info(
         .await
     {
         Ok(_) => Ok(done("/settings", "saved")),
-        Err(
-            e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_) | ServiceError::Refused(_)),
-        ) => {
+        Err(e) => {
+            let msg = super::user_error(e, &rid)?;
             let c = chrome(&state, &s, "My Personal Information", "/settings", &rid)
                 .await?
-                .with_error(super::capitalise(&e.to_string()));
+                .with_error(msg);
             render_info(&state, &s, &rid, c).await
         }
-        Err(e) => Err(WebError::service(e, &rid)),
     }
 }
 
@@ -249,10 +247,7 @@ async fn change_password(
         .await
     {
         Ok(()) => Ok(done("/settings/password", "changed")),
-        Err(
-            e @ (ServiceError::Invalid(_) | ServiceError::Refused(_) | ServiceError::Conflict(_)),
-        ) => fail(super::capitalise(&e.to_string())).await,
-        Err(e) => Err(WebError::service(e, &rid)),
+        Err(e) => fail(super::user_error(e, &rid)?).await,
     }
 }
 

@@ -5,7 +5,9 @@
 
 use super::auth::{Admin, Signed, done};
 use super::settings::{SessionLine, session_lines};
-use super::{Chrome, Done, NavItem, WebError, WebForm, capitalise, checked, given, page};
+use super::{
+    Chrome, Done, NavItem, WebError, WebForm, capitalise, checked, given, page, user_error,
+};
 use crate::domain::login::{Channel, LoginStatus};
 use crate::domain::policy::{Complexity, OrgPolicy};
 use crate::domain::profile::Permissions;
@@ -92,17 +94,6 @@ fn chrome(s: &Signed, title: &str, current: &str) -> Chrome {
 
 fn org(s: &Signed) -> &str {
     &s.session.org.id
-}
-
-/// Service errors the person can fix (bad input, a conflict, a refusal) are shown on the page
-/// they came from; the others become the error page.
-fn user_error(e: ServiceError, rid: &RequestId) -> Result<String, WebError> {
-    match e {
-        ServiceError::Invalid(_) | ServiceError::Conflict(_) | ServiceError::Refused(_) => {
-            Ok(capitalise(&e.to_string()))
-        }
-        other => Err(WebError::service(other, rid)),
-    }
 }
 
 fn messages(d: &Done) -> Option<&'static str> {
