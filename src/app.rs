@@ -68,10 +68,13 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Services>> {
             .context("cannot connect to PostgreSQL")?
     };
     db.migrate().await?;
-    let hasher = Arc::new(Hasher::new(
-        config.hash_params(),
-        config.password_hash.pool_size as usize,
-    )?);
+    let hasher = Arc::new(
+        Hasher::new(
+            config.hash_params(),
+            config.password_hash.pool_size as usize,
+        )?
+        .with_max_queue(config.password_hash.max_queue as usize),
+    );
     let transport = match config.mail.transport.as_str() {
         "smtp" => Transport::smtp(&SmtpSettings {
             host: config.mail.smtp.host.clone(),
@@ -97,9 +100,9 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Services>> {
         Duration::from_millis(config.mail.poll_ms.max(50)),
     ));
     Ok(Arc::new(
-        Services::new(db, hasher, clock, outbox).with_delegated_auth_timeout(Duration::from_secs(
-            config.delegated_auth.timeout_seconds,
-        )),
+        Services::new(db, hasher, clock, outbox)
+            .with_delegated_auth_timeout(Duration::from_secs(config.delegated_auth.timeout_seconds))
+            .with_address_limit(config.address_limit()?),
     ))
 }
 
@@ -194,8 +197,9 @@ pub async fn run(
     let _ = housekeeping.await;
 }
 
-/// Removes expired sessions every ten minutes. Nothing depends on it: a check refuses an
-/// expired session whether or not its row is still there.
+/// Removes expired sessions and ended failed-login windows every ten minutes. Nothing depends
+/// on it: a check refuses an expired session, and ignores an ended window, whether or not its
+/// row is still there.
 async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
@@ -204,6 +208,9 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
         }
         if let Err(e) = services.purge_expired_sessions().await {
             tracing::warn!(error = %e, "could not purge expired sessions");
+        }
+        if let Err(e) = services.purge_address_failures().await {
+            tracing::warn!(error = %e, "could not purge ended failed-login windows");
         }
     }
 }

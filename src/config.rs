@@ -51,7 +51,30 @@ pub struct Config {
     pub password_hash: PasswordHashConfig,
     pub mail: MailConfig,
     pub delegated_auth: DelegatedAuthConfig,
+    pub address_limit: AddressLimitConfig,
     pub log: LogConfig,
+}
+
+/// The per-address limit on failed logins (docs/security.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AddressLimitConfig {
+    /// Failed logins one IPv4 address or IPv6 /64 may make per window; 0 turns the limit off.
+    pub failures: u32,
+    pub window_seconds: u64,
+    /// Addresses or CIDR ranges never limited.
+    pub exempt: Vec<String>,
+}
+
+impl Default for AddressLimitConfig {
+    fn default() -> Self {
+        let d = crate::domain::throttle::AddressLimit::default();
+        AddressLimitConfig {
+            failures: d.failures,
+            window_seconds: d.window.whole_seconds().unsigned_abs(),
+            exempt: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +128,9 @@ pub struct PasswordHashConfig {
     pub parallelism: u32,
     /// How many hashes may run at once; 0 = one per CPU core.
     pub pool_size: u32,
+    /// How many hashes may wait for the pool before logins are answered 503 "try again
+    /// shortly"; 0 = no bound.
+    pub max_queue: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +179,7 @@ impl Default for Config {
             password_hash: PasswordHashConfig::default(),
             mail: MailConfig::default(),
             delegated_auth: DelegatedAuthConfig::default(),
+            address_limit: AddressLimitConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -201,6 +228,7 @@ impl Default for PasswordHashConfig {
             iterations: p.iterations,
             parallelism: p.parallelism,
             pool_size: 0,
+            max_queue: 256,
         }
     }
 }
@@ -425,6 +453,7 @@ impl Config {
             ));
         }
         self.trusted_proxies()?;
+        self.address_limit()?;
         if self.server.tls_cert.is_empty() != self.server.tls_key.is_empty() {
             return bad("server.tls_cert and server.tls_key must be set together".into());
         }
@@ -489,20 +518,24 @@ impl Config {
     }
 
     /// `server.trusted_proxies` as ranges (R-L11).
+    /// The per-address failed-login limit, with its exempt ranges parsed.
+    pub fn address_limit(&self) -> Result<crate::domain::throttle::AddressLimit, ConfigError> {
+        let a = &self.address_limit;
+        if !(1..=7 * 86_400).contains(&a.window_seconds) {
+            return Err(ConfigError::Invalid(
+                "address_limit.window_seconds must be between 1 and 604800 (a week)".into(),
+            ));
+        }
+        let exempt = parse_ranges("address_limit.exempt", &a.exempt)?;
+        Ok(crate::domain::throttle::AddressLimit {
+            failures: a.failures,
+            window: time::Duration::seconds(i64::try_from(a.window_seconds).unwrap_or(i64::MAX)),
+            exempt,
+        })
+    }
+
     pub fn trusted_proxies(&self) -> Result<Vec<crate::domain::ip::IpRange>, ConfigError> {
-        self.server
-            .trusted_proxies
-            .iter()
-            .map(|p| {
-                let p = p.trim();
-                let range = if p.contains('/') {
-                    crate::domain::ip::IpRange::parse(p, None)
-                } else {
-                    crate::domain::ip::IpRange::parse(p, Some(p))
-                };
-                range.map_err(|e| ConfigError::Invalid(format!("server.trusted_proxies: {e}")))
-            })
-            .collect()
+        parse_ranges("server.trusted_proxies", &self.server.trusted_proxies)
     }
 
     pub fn tls_enabled(&self) -> bool {
@@ -524,6 +557,25 @@ impl Config {
             self.server.public_url.trim_end_matches('/').to_string()
         }
     }
+}
+
+/// A list of addresses and CIDR ranges, as settings write them.
+fn parse_ranges(
+    key: &str,
+    items: &[String],
+) -> Result<Vec<crate::domain::ip::IpRange>, ConfigError> {
+    items
+        .iter()
+        .map(|p| {
+            let p = p.trim();
+            let range = if p.contains('/') {
+                crate::domain::ip::IpRange::parse(p, None)
+            } else {
+                crate::domain::ip::IpRange::parse(p, Some(p))
+            };
+            range.map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -605,6 +657,8 @@ mod tests {
             ("KEYWARD_MAIL_RETRY_MAX_MS", "1"),
             ("KEYWARD_MAIL_MAX_ATTEMPTS", "0"),
             ("KEYWARD_DATABASE_MAX_CONNECTIONS", "0"),
+            ("KEYWARD_ADDRESS_LIMIT_WINDOW_SECONDS", "0"),
+            ("KEYWARD_ADDRESS_LIMIT_EXEMPT", "10.0.0.0/8,not-an-address"),
         ] {
             assert!(
                 Config::load(None, &env(&[(var, val)])).is_err(),

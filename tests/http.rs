@@ -126,6 +126,7 @@ on_both!(
     metrics_health_request_ids_and_security_headers,
     slow_clients_are_cut_off_after_the_header_timeout,
     hostile_fields_headers_and_forms_get_specific_errors,
+    address_limit_refuses_a_guessing_address_before_any_lookup_on_every_node,
 );
 
 async fn r_l3_soap_login_success_has_the_exact_shape_clients_parse(b: Backend) {
@@ -1927,4 +1928,197 @@ async fn hostile_fields_headers_and_forms_get_specific_errors(b: Backend) {
     assert_eq!(a.json()["error"], "invalid_grant");
     assert_eq!(last_status(s, USER).await, "Invalid password");
     f.srv.finish().await;
+}
+
+/// A request from `ip`, as the trusted proxy 127.0.0.1 forwards it.
+async fn from_ip(
+    srv: &TestServer,
+    ip: &str,
+    path: &str,
+    content_type: &str,
+    body: String,
+) -> Answer {
+    let r = srv
+        .http
+        .post(format!("{}{path}", srv.base))
+        .header("Content-Type", content_type)
+        .header("X-Forwarded-For", ip)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    common::server::answer(r).await
+}
+
+async fn soap_from(srv: &TestServer, ip: &str, user: &str, secret: &str) -> Answer {
+    from_ip(srv, ip, SOAP, "text/xml", login_envelope(user, secret)).await
+}
+
+async fn grant_from(
+    srv: &TestServer,
+    ip: &str,
+    client: &(String, String),
+    user: &str,
+    pw: &str,
+) -> Answer {
+    let body = common::server::form_body(&[
+        ("grant_type", "password"),
+        ("client_id", &client.0),
+        ("client_secret", &client.1),
+        ("username", user),
+        ("password", pw),
+    ]);
+    from_ip(srv, ip, TOKEN, "application/x-www-form-urlencoded", body).await
+}
+
+/// Issue 5: a per-address limit on failed logins, shared by every node through the database.
+/// Failures that proved no password count (wrong password, unknown user); a right password
+/// without its token does not. From the limit on, the address is refused before anything is
+/// looked up — no hash, no login-history row, no lockout count — on SOAP, OAuth and every
+/// node, while other addresses log in; it ends with its window or the operator's `clear`.
+async fn address_limit_refuses_a_guessing_address_before_any_lookup_on_every_node(b: Backend) {
+    use keyward::domain::throttle::AddressLimit;
+    let limit = AddressLimit {
+        failures: 3,
+        window: Duration::minutes(15),
+        exempt: vec![keyward::domain::ip::IpRange::parse("192.0.2.0/24", None).unwrap()],
+    };
+    let env = common::Env::new_with(b, {
+        let limit = limit.clone();
+        move |s| s.with_address_limit(limit)
+    })
+    .await;
+    let srv = TestServer::on(env, |c| c.server.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let s = srv.services();
+    s.create_org(&cli(), "Acme").await.unwrap();
+    add_user(s, "Acme", USER, None).await;
+    let token = latest_token(&srv.mails().await, USER);
+    let good = format!("{PW}{token}");
+    let client = oauth_client(s, false, None).await;
+    let guesser = "203.0.113.66";
+
+    // The right password without the token: not a guess, not counted.
+    let a = soap_from(&srv, guesser, USER, PW).await;
+    assert_eq!(
+        a.xml("exceptionCode").unwrap(),
+        "LOGIN_MUST_USE_SECURITY_TOKEN"
+    );
+    // Three guesses: two wrong passwords (SOAP), one unknown user (OAuth).
+    for _ in 0..2 {
+        let a = soap_from(&srv, guesser, USER, "wrong-password").await;
+        assert_eq!(a.xml("exceptionCode").unwrap(), "INVALID_LOGIN");
+    }
+    let a = grant_from(&srv, guesser, &client, "nobody@acme.test", "guess").await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(
+        s.metrics.addresses_limited(),
+        1,
+        "the third failure engaged the limit"
+    );
+
+    // Now even the right credentials are refused, before any lookup or hash.
+    let hashes = s.hasher.invocations();
+    let history = history_statuses(s, USER).await.len();
+    let a = soap_from(&srv, guesser, USER, &good).await;
+    assert_eq!(a.status, 500);
+    assert_eq!(a.xml("exceptionCode").unwrap(), "LOGIN_RATE_EXCEEDED");
+    assert_eq!(a.xml("faultcode").unwrap(), "sf:LOGIN_RATE_EXCEEDED");
+    assert_eq!(
+        a.header("retry-after"),
+        "900",
+        "the window started with the first guess"
+    );
+    let a = grant_from(&srv, guesser, &client, USER, &good).await;
+    assert_eq!(a.status, 429, "{}", a.text);
+    assert_eq!(a.json()["error"], "invalid_grant");
+    assert_eq!(a.json()["error_code"], "LOGIN_RATE_EXCEEDED");
+    assert_eq!(a.header("retry-after"), "900");
+    // jsforce and simple-salesforce read the SOAP fault's exceptionCode and message.
+    assert_eq!(
+        s.hasher.invocations(),
+        hashes,
+        "no hash work for a refused address"
+    );
+    assert_eq!(
+        history_statuses(s, USER).await.len(),
+        history,
+        "no login-history rows"
+    );
+    let user = s.show_user(&cli(), USER).await.unwrap();
+    assert_eq!(
+        user.user.failed_logins, 2,
+        "refused attempts do not count towards the user's lockout"
+    );
+
+    // Other addresses are not affected, nor an exempt one (an office NAT).
+    for ip in ["198.51.100.7", "192.0.2.10"] {
+        let a = soap_from(&srv, ip, USER, &good).await;
+        assert_eq!(a.status, 200, "{ip}: {}", a.text);
+    }
+    // IPv6 addresses count per /64: another address of a refused /64 is refused too.
+    for _ in 0..3 {
+        soap_from(&srv, "2001:db8:5:6::1", USER, "wrong-password").await;
+    }
+    let a = soap_from(&srv, "2001:db8:5:6:aaaa::2", USER, &good).await;
+    assert_eq!(a.xml("exceptionCode").unwrap(), "LOGIN_RATE_EXCEEDED");
+    let a = soap_from(&srv, "2001:db8:5:7::1", USER, &good).await;
+    assert_eq!(a.status, 200, "another /64: {}", a.text);
+
+    // A second node over the same database refuses the address too.
+    let node_b = common::build_services(
+        &srv.env.db,
+        srv.env.clock.clone(),
+        keyward::mail::transport::Transport::file(srv.env.db.mail_dir()),
+        keyward::service::outbox::RetryPolicy {
+            max_attempts: 1,
+            base: std::time::Duration::from_millis(100),
+            max: std::time::Duration::from_millis(100),
+        },
+        |s| s.with_address_limit(limit.clone()),
+    )
+    .await;
+    let req = |ip: &str| {
+        keyward::service::login::LoginRequest::new(
+            USER,
+            keyward::domain::token::SuppliedSecret::split(&Password::new(good.clone())),
+            keyward::domain::login::Channel::SoapPartner,
+            ip.parse().unwrap(),
+        )
+    };
+    let limited = keyward::domain::login::LoginOutcome::AddressLimited;
+    assert_eq!(node_b.login(req(guesser)).await.unwrap().outcome, limited);
+
+    // The operator sees it (an admin of an org does not: the limit is the deployment's) …
+    let listed = s.limited_addresses(&cli(), 0).await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|a| a.address.as_str()).collect();
+    // Most failures first, then by address.
+    assert_eq!(names, ["2001:db8:5:6::/64", guesser]);
+    assert_eq!(listed[1].failures, 3);
+    assert!(listed[1].refused_until.is_some());
+    let admin = Actor::User {
+        org_id: user.user.org_id.clone(),
+        user_id: user.user.id.clone(),
+        username: USER.into(),
+        admin: true,
+    };
+    assert!(s.limited_addresses(&admin, 0).await.is_err());
+    assert!(s.clear_address(&admin, guesser).await.is_err());
+    // … and clears it: the address logs in at once.
+    assert!(s.clear_address(&cli(), "not-an-address").await.is_err());
+    assert_eq!(s.clear_address(&cli(), guesser).await.unwrap(), guesser);
+    let a = soap_from(&srv, guesser, USER, &good).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+
+    // Otherwise the window ends by itself.
+    srv.env.clock.advance(Duration::minutes(14));
+    let r = node_b.login(req("2001:db8:5:6::9")).await.unwrap();
+    assert_eq!(r.outcome, limited);
+    srv.env.clock.advance(Duration::minutes(1));
+    let a = soap_from(&srv, "2001:db8:5:6::1", USER, &good).await;
+    assert_eq!(a.status, 200, "the window ended: {}", a.text);
+    // Housekeeping removes the ended window; the cleared address had no row left.
+    assert_eq!(s.purge_address_failures().await.unwrap(), 1);
+    assert!(s.limited_addresses(&cli(), 1).await.unwrap().is_empty());
+    node_b.db.close().await;
+    srv.finish().await;
 }

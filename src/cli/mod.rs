@@ -80,6 +80,25 @@ pub enum Command {
     /// Certificates for serving https locally
     #[command(subcommand)]
     Cert(CertCommand),
+    /// The per-address failed-login limit (address_limit.*): who is refused, and letting an
+    /// address in again
+    #[command(subcommand)]
+    AddressLimit(AddressLimitCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AddressLimitCommand {
+    /// Addresses refused now (or, with --min-failures, with at least that many failures in
+    /// their current window), most failures first
+    List {
+        /// [default: address_limit.failures]
+        #[arg(long, default_value_t = 0)]
+        min_failures: u32,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Let an address (an IPv6 address: its /64) log in again at once
+    Clear { address: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -615,6 +634,34 @@ async fn dispatch(
         }
         Command::Mail(c) => mail(s, c).await,
         Command::Cert(_) => Ok(()),
+        Command::AddressLimit(AddressLimitCommand::List {
+            min_failures,
+            format,
+        }) => {
+            let mut l = Listing::new(&[
+                "address",
+                "failures",
+                "refused",
+                "window_started",
+                "refused_until",
+            ]);
+            for a in s.limited_addresses(&actor, min_failures).await? {
+                l.push(vec![
+                    json!(a.address),
+                    json!(a.failures),
+                    json!(a.refused),
+                    json!(a.window_started),
+                    json!(a.refused_until),
+                ]);
+            }
+            print(&l.render(format.format));
+            Ok(())
+        }
+        Command::AddressLimit(AddressLimitCommand::Clear { address }) => {
+            let key = s.clear_address(&actor, &address).await?;
+            note(&format!("{key} may log in again."));
+            Ok(())
+        }
     }
 }
 

@@ -3,20 +3,20 @@
 //! secrets (tokens, sessions, client secrets), constant-time comparison and random secrets.
 
 pub mod cert;
+mod pool;
 
 use crate::domain::ids::BASE62;
 use crate::domain::secret::Password;
 use crate::domain::token::SecurityToken;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use pool::FairPool;
 use rand::Rng;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -26,6 +26,10 @@ pub enum CryptoError {
     Hash(String),
     #[error("the password hashing pool is shut down")]
     PoolClosed,
+    /// `password_hash.max_queue` hashes are already waiting and this caller's address sends the
+    /// most of them: the caller should say "try again shortly" (503) rather than wait.
+    #[error("too many password checks are waiting ({0}); try again shortly")]
+    Busy(u64),
 }
 
 /// Argon2id cost parameters (SPEC §7: OWASP's m=19456 KiB, t=2, p=1 by default).
@@ -76,31 +80,20 @@ fn verify_blocking(argon: &Argon2<'static>, password: &str, phc: &str) -> bool {
     }
 }
 
-/// Counts a waiter for as long as it waits, however the wait ends.
-struct Waiting<'a>(&'a AtomicU64);
-
-impl<'a> Waiting<'a> {
-    fn enter(counter: &'a AtomicU64) -> Waiting<'a> {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Waiting(counter)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
+/// The lane of hashes that are not logins: password changes and new users.
+const OWN_LANE: &str = "";
 
 /// Argon2id on a bounded pool: at most `pool_size` hashes run at once, each on tokio's blocking
-/// threads, so memory stays at `pool_size × memory_kib` however many logins arrive.
+/// threads, so memory stays at `pool_size × memory_kib` however many logins arrive. Logins wait
+/// for the pool in their source address's lane (`pool`), so a flood from some addresses cannot
+/// starve the others, and the waiting room is bounded (`with_max_queue`).
 pub struct Hasher {
     params: HashParams,
     argon: Argon2<'static>,
-    permits: Arc<Semaphore>,
+    size: usize,
+    pool: FairPool,
     dummy_hash: String,
     invocations: AtomicU64,
-    waiting: AtomicU64,
 }
 
 impl Hasher {
@@ -118,11 +111,21 @@ impl Hasher {
         Ok(Hasher {
             params,
             argon,
-            permits: Arc::new(Semaphore::new(pool_size)),
+            size: pool_size,
+            pool: FairPool::new(pool_size, 0),
             dummy_hash,
             invocations: AtomicU64::new(0),
-            waiting: AtomicU64::new(0),
         })
+    }
+
+    /// Bounds the hashes waiting for the pool: with `max_queue` waiting, the address with the
+    /// most of them is refused ([`CryptoError::Busy`]) — its newest waiter, or the newcomer when
+    /// it is from that address. Without a bound a flood would queue without limit and hold
+    /// memory and connections until clients time out; with one, the longest wait stays near
+    /// `max_queue / pool_size` hash times. 0: no bound.
+    pub fn with_max_queue(mut self, max_queue: usize) -> Hasher {
+        self.pool = FairPool::new(self.size, max_queue);
+        self
     }
 
     /// How many hashes or verifications have run (tests count them per login path; /metrics).
@@ -130,26 +133,25 @@ impl Hasher {
         self.invocations.load(Ordering::Relaxed)
     }
 
-    /// Hashes waiting for a place in the pool.
-    pub fn queue_depth(&self) -> u64 {
-        self.waiting.load(Ordering::Relaxed)
+    /// Hashes refused because the queue was full (`max_queue`).
+    pub fn refusals(&self) -> u64 {
+        self.pool.refused()
     }
 
-    /// Runs one hash on the blocking pool. The permit travels with the blocking work, so the
-    /// bound holds even when the caller stops waiting (a client that disconnects): the memory
-    /// stays in use until the hash really ends, and so does the permit.
+    /// Hashes waiting for a place in the pool.
+    pub fn queue_depth(&self) -> u64 {
+        self.pool.waiting()
+    }
+
+    /// Runs one hash on the blocking pool, waiting in `lane`'s turn. The permit travels with the
+    /// blocking work, so the bound holds even when the caller stops waiting (a client that
+    /// disconnects): the memory stays in use until the hash really ends, and so does the permit.
     async fn run<T: Send + 'static>(
         &self,
+        lane: &str,
         work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
     ) -> Result<T, CryptoError> {
-        let permit = {
-            let _waiting = Waiting::enter(&self.waiting);
-            self.permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| CryptoError::PoolClosed)?
-        };
+        let permit = self.pool.acquire(lane).await?;
         self.invocations.fetch_add(1, Ordering::Relaxed);
         let argon = self.argon.clone();
         tokio::task::spawn_blocking(move || {
@@ -161,9 +163,10 @@ impl Hasher {
         .map_err(|e| CryptoError::Hash(e.to_string()))
     }
 
+    /// Hashes a new password (administrative and personal changes: one lane of their own).
     pub async fn hash(&self, password: &Password) -> Result<String, CryptoError> {
         let pw = password.clone();
-        self.run(move |argon| hash_blocking(&argon, pw.expose()))
+        self.run(OWN_LANE, move |argon| hash_blocking(&argon, pw.expose()))
             .await?
     }
 
@@ -174,20 +177,37 @@ impl Hasher {
         password: &Password,
         phc: Option<&str>,
     ) -> Result<bool, CryptoError> {
+        self.verify_from(OWN_LANE, password, phc).await
+    }
+
+    /// [`Hasher::verify`] for a login from the source address `lane` (its
+    /// `domain::throttle::address_key`).
+    pub async fn verify_from(
+        &self,
+        lane: &str,
+        password: &Password,
+        phc: Option<&str>,
+    ) -> Result<bool, CryptoError> {
         let pw = password.clone();
         let (target, real) = match phc {
             Some(h) => (h.to_string(), true),
             None => (self.dummy_hash.clone(), false),
         };
         let ok = self
-            .run(move |argon| verify_blocking(&argon, pw.expose(), &target))
+            .run(lane, move |argon| {
+                verify_blocking(&argon, pw.expose(), &target)
+            })
             .await?;
         Ok(ok && real)
     }
 
     /// The same work as a verification, with no user behind it.
-    pub async fn dummy_verify(&self, password: &Password) -> Result<(), CryptoError> {
-        self.verify(password, None).await.map(|_| ())
+    pub async fn dummy_verify_from(
+        &self,
+        lane: &str,
+        password: &Password,
+    ) -> Result<(), CryptoError> {
+        self.verify_from(lane, password, None).await.map(|_| ())
     }
 
     /// True when a stored hash was made with other parameters than the configured ones, so the
@@ -248,6 +268,7 @@ pub fn random_password() -> Password {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn cheap() -> HashParams {
         HashParams {
@@ -278,7 +299,9 @@ mod tests {
     async fn r_l4_dummy_hash_never_accepts_and_costs_one_invocation() {
         let h = Hasher::new(cheap(), 1).unwrap();
         assert!(!h.verify(&Password::new(""), None).await.unwrap());
-        h.dummy_verify(&Password::new("anything")).await.unwrap();
+        h.dummy_verify_from("203.0.113.1", &Password::new("anything"))
+            .await
+            .unwrap();
         assert_eq!(h.invocations(), 2);
         // The dummy hash has the configured cost.
         assert!(!h.needs_rehash(&h.dummy_hash));
@@ -314,7 +337,7 @@ mod tests {
         let caller = {
             let h = h.clone();
             tokio::spawn(async move {
-                h.run(move |_| {
+                h.run("t", move |_| {
                     let _ = started.send(());
                     let _ = wait.recv();
                 })
@@ -326,7 +349,7 @@ mod tests {
         caller.abort();
         assert!(caller.await.unwrap_err().is_cancelled());
         assert_eq!(
-            h.permits.available_permits(),
+            h.pool.free(),
             0,
             "the permit was released while the hash was still running"
         );
@@ -340,8 +363,45 @@ mod tests {
         }
         release.send(()).unwrap();
         next.await.unwrap().unwrap();
-        assert_eq!(h.permits.available_permits(), 1);
+        assert_eq!(h.pool.free(), 1);
         assert_eq!(h.queue_depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn beyond_max_queue_a_hash_is_refused_at_once_and_the_queue_still_drains() {
+        let h = Arc::new(Hasher::new(cheap(), 1).unwrap().with_max_queue(1));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let busy = {
+            let h = h.clone();
+            tokio::spawn(async move {
+                h.run("t", move |_| {
+                    let _ = started.send(());
+                    let _ = wait.recv();
+                })
+                .await
+            })
+        };
+        running.await.unwrap();
+        let queued = {
+            let h = h.clone();
+            tokio::spawn(async move { h.hash(&Password::new("queued")).await })
+        };
+        while h.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // One running, one waiting: the next is refused without waiting or hashing.
+        let before = h.invocations();
+        match h.hash(&Password::new("refused")).await {
+            Err(CryptoError::Busy(1)) => {}
+            other => panic!("expected Busy(1), got {other:?}"),
+        }
+        assert_eq!(h.invocations(), before);
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        queued.await.unwrap().unwrap();
+        // With the queue drained, hashes run again.
+        h.hash(&Password::new("later")).await.unwrap();
     }
 
     #[test]

@@ -153,6 +153,21 @@ pub struct CheckResults {
     pub delegated: DelegatedCheck,
 }
 
+impl CheckResults {
+    /// An attempt that proved no password — unknown user, wrong password, a locked or inactive
+    /// user whose password was not checked — counts against its source address's limit
+    /// (`domain::throttle`). One that proved the password (a missing token, a login IP range,
+    /// an expired password) does not: it is a configuration problem of someone who holds the
+    /// password, not a guess. Nor does an unreachable delegated-authentication endpoint.
+    pub fn counts_against_address(&self) -> bool {
+        self.password != PasswordCheck::Correct
+            && !matches!(
+                self.delegated,
+                DelegatedCheck::Accepted | DelegatedCheck::Unavailable
+            )
+    }
+}
+
 /// What the client is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginOutcome {
@@ -171,6 +186,9 @@ pub enum LoginOutcome {
     /// R-L6, OAuth only: the credentials are right but the password has expired, and OAuth has
     /// no `setPassword`, so no token is issued (`invalid_grant` / `password expired`).
     PasswordExpired,
+    /// The source address made too many failed logins in its window (`domain::throttle`):
+    /// refused before anything was looked up or checked.
+    AddressLimited,
 }
 
 /// The login history status: Salesforce's texts (R-L9).
@@ -193,9 +211,13 @@ pub enum LoginStatus {
     InvalidClient,
     /// R-U1: the identity-verification code was wrong, expired or used up.
     VerificationFailed,
+    /// The source address is over its failed-login limit. Counted in `/metrics`, never written
+    /// to login history (see docs/security.md), so it is not in [`LoginStatus::ALL`].
+    LoginRateExceeded,
 }
 
 impl LoginStatus {
+    /// The statuses login history records.
     pub const ALL: [LoginStatus; 14] = [
         LoginStatus::Success,
         LoginStatus::InvalidLogin,
@@ -229,6 +251,7 @@ impl LoginStatus {
             LoginStatus::PasswordExpired => "Failed: Password expired",
             LoginStatus::InvalidClient => "Failed: Invalid OAuth client credentials",
             LoginStatus::VerificationFailed => "Failed: Verification code invalid",
+            LoginStatus::LoginRateExceeded => "Login rate exceeded",
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod login;
 pub mod policy;
 pub mod profile;
 pub mod secret;
+pub mod throttle;
 pub mod token;
 pub mod validate;
 pub mod verification;

@@ -71,6 +71,28 @@ pub struct AppState {
     pub http: Arc<HttpConfig>,
 }
 
+/// Adds `Retry-After` (whole seconds, at least 1) to an answer refused for a while: the
+/// per-address failed-login limit.
+pub(crate) fn with_retry_after(mut r: Response, wait: Option<time::Duration>) -> Response {
+    if let Some(wait) = wait {
+        let secs = wait.whole_seconds().max(1) + i64::from(wait.subsec_nanoseconds() > 0);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
+    r
+}
+
+/// "14 minutes", "1 minute", "30 seconds": a wait, for people.
+pub(crate) fn wait_text(wait: time::Duration) -> String {
+    let secs = wait.whole_seconds().max(1);
+    let (n, unit) = if secs >= 90 {
+        ((secs + 59) / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// The request id of this request (`X-Request-Id`), for logs and error answers.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);

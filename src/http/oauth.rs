@@ -44,6 +44,8 @@ pub struct OAuthError {
     description: String,
     /// keyward's addition: the SOAP exception code where it says more than `invalid_grant`.
     code: Option<&'static str>,
+    /// `Retry-After`, for the per-address failed-login limit.
+    retry_after: Option<time::Duration>,
 }
 
 impl OAuthError {
@@ -53,6 +55,7 @@ impl OAuthError {
             error,
             description: description.into(),
             code: None,
+            retry_after: None,
         }
     }
 
@@ -67,7 +70,7 @@ impl OAuthError {
     fn service(e: &ServiceError, request_id: &str) -> OAuthError {
         match e {
             ServiceError::Unavailable(_) => {
-                tracing::warn!(%request_id, error = %e, "OAuth request: database unavailable");
+                tracing::warn!(%request_id, error = %e, "OAuth request: temporarily unavailable");
                 OAuthError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     ..OAuthError::new(
@@ -96,7 +99,7 @@ impl IntoResponse for OAuthError {
         if let Some(code) = self.code {
             body["error_code"] = json!(code);
         }
-        (self.status, Json(body)).into_response()
+        crate::http::with_retry_after((self.status, Json(body)).into_response(), self.retry_after)
     }
 }
 
@@ -282,6 +285,16 @@ impl TokenCtx<'_> {
                     (LoginOutcome::Success { .. }, Some(session)) => {
                         Ok(self.issued(&session, &secret))
                     }
+                    // 429, as RFC 6585 says; the OAuth error stays a grant refusal.
+                    (LoginOutcome::AddressLimited, _) => Err(OAuthError {
+                        status: StatusCode::TOO_MANY_REQUESTS,
+                        code: Some("LOGIN_RATE_EXCEEDED"),
+                        retry_after: response.retry_after,
+                        ..OAuthError::new(
+                            "invalid_grant",
+                            "login rate exceeded: too many failed logins from this address",
+                        )
+                    }),
                     // R-L4: a password grant's refusals say nothing the password did not.
                     (outcome, _) => Err(refused(outcome, None)),
                 }

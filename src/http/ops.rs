@@ -84,6 +84,18 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
          # TYPE keyward_hash_invocations_total counter\nkeyward_hash_invocations_total {}",
         s.hasher.invocations()
     );
+    let _ = writeln!(
+        out,
+        "# HELP keyward_hash_queue_refused_total Logins answered 503 because password_hash.max_queue hashes were already waiting.\n\
+         # TYPE keyward_hash_queue_refused_total counter\nkeyward_hash_queue_refused_total {}",
+        s.hasher.refusals()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP keyward_addresses_limited_total Times a source address reached address_limit.failures (its logins are then refused until its window ends).\n\
+         # TYPE keyward_addresses_limited_total counter\nkeyward_addresses_limited_total {}",
+        s.metrics.addresses_limited()
+    );
     let backlog = s.outbox.backlog().await.unwrap_or(-1);
     let _ = writeln!(
         out,

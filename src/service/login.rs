@@ -99,6 +99,9 @@ pub struct LoginResponse {
     pub session: Option<LoginSession>,
     /// Present exactly when `outcome` is `IdentityVerificationRequired` (R-U1).
     pub challenge: Option<super::verification::ChallengeIssued>,
+    /// Present exactly when `outcome` is `AddressLimited`: how long until the address may try
+    /// again.
+    pub retry_after: Option<time::Duration>,
 }
 
 /// Everything the decision needs about a known user.
@@ -187,6 +190,18 @@ impl Services {
     }
 
     pub async fn login(&self, req: LoginRequest) -> Result<LoginResponse> {
+        if let Some(until) = self.address_refused(req.source_ip).await? {
+            // Before any lookup or hash: a refused attempt costs one row read.
+            self.metrics
+                .count_login(req.channel, LoginStatus::LoginRateExceeded);
+            return Ok(LoginResponse {
+                outcome: LoginOutcome::AddressLimited,
+                status: LoginStatus::LoginRateExceeded,
+                session: None,
+                challenge: None,
+                retry_after: Some(until - self.now()),
+            });
+        }
         let known = {
             let mut c = self.db.conn().await?;
             load(&mut c.c(), &req).await?
@@ -206,11 +221,14 @@ impl Services {
             token_digest: req.secret.token.as_ref().map(token_digest),
             delegated: DelegatedCheck::NotAsked,
         };
+        // Hash work waits in its source address's lane, so a flood from some addresses does
+        // not starve the others.
+        let lane = crate::domain::throttle::address_key(req.source_ip);
         match (plan, &known) {
             (CredentialCheck::VerifyPassword, Some(k)) => {
                 let ok = self
                     .hasher
-                    .verify(&req.secret.password, k.user.password_hash.as_deref())
+                    .verify_from(&lane, &req.secret.password, k.user.password_hash.as_deref())
                     .await?;
                 checked.password = if ok {
                     PasswordCheck::Correct
@@ -232,9 +250,16 @@ impl Services {
                     )
                     .await;
             }
-            _ => self.hasher.dummy_verify(&req.secret.password).await?,
+            _ => {
+                self.hasher
+                    .dummy_verify_from(&lane, &req.secret.password)
+                    .await?
+            }
         }
-        let response = self.apply(&req, known, checked).await?;
+        let (response, checks) = self.apply(&req, known, checked).await?;
+        if checks.counts_against_address() {
+            self.count_address_failure(req.source_ip).await?;
+        }
         self.metrics.count_login(req.channel, response.status);
         tracing::info!(
             login_type = req.channel.login_type(),
@@ -254,7 +279,7 @@ impl Services {
         req: &LoginRequest,
         known: Option<Known>,
         checked: Checked,
-    ) -> Result<LoginResponse> {
+    ) -> Result<(LoginResponse, CheckResults)> {
         let now = self.now();
         let now_ms = ms(now);
         let mut tx = self.db.begin().await?;
@@ -370,12 +395,14 @@ impl Services {
             }
             _ => None,
         };
-        Ok(LoginResponse {
+        let response = LoginResponse {
             outcome: decision.outcome,
             status: decision.status,
             session,
             challenge,
-        })
+            retry_after: None,
+        };
+        Ok((response, checks))
     }
 
     /// SPEC §7: a hash made with older parameters is replaced on the next successful login.

@@ -26,6 +26,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod resolve;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod verification;
@@ -46,7 +47,9 @@ pub enum ServiceError {
     /// A rule forbids it (R-T9 and the like).
     #[error("{0}")]
     Refused(String),
-    #[error("the database is unavailable: {0}")]
+    /// The database cannot be reached, or the server is too busy (the hash queue is full):
+    /// try again shortly (HTTP 503).
+    #[error("temporarily unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,7 +61,7 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => ServiceError::Conflict(format!("already exists: {what}")),
-            StoreError::Unavailable(m) => ServiceError::Unavailable(m),
+            StoreError::Unavailable(m) => ServiceError::Unavailable(format!("database: {m}")),
             StoreError::BadText => ServiceError::Invalid(StoreError::BadText.to_string()),
             other => ServiceError::Internal(other.to_string()),
         }
@@ -67,7 +70,10 @@ impl From<StoreError> for ServiceError {
 
 impl From<CryptoError> for ServiceError {
     fn from(e: CryptoError) -> Self {
-        ServiceError::Internal(e.to_string())
+        match e {
+            CryptoError::Busy(_) => ServiceError::Unavailable(e.to_string()),
+            other => ServiceError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -175,6 +181,8 @@ pub struct Services {
     pub outbox: Arc<Outbox>,
     pub delegated: DelegatedAuth,
     pub metrics: Metrics,
+    /// The per-address failed-login limit.
+    pub address_limit: crate::domain::throttle::AddressLimit,
 }
 
 impl Services {
@@ -186,7 +194,14 @@ impl Services {
             outbox,
             delegated: DelegatedAuth::new(std::time::Duration::from_secs(10)),
             metrics: Metrics::default(),
+            address_limit: crate::domain::throttle::AddressLimit::default(),
         }
+    }
+
+    /// The per-address failed-login limit (the default: 100 failures per 15 minutes).
+    pub fn with_address_limit(mut self, limit: crate::domain::throttle::AddressLimit) -> Self {
+        self.address_limit = limit;
+        self
     }
 
     /// How long a delegated-authentication endpoint may take to answer (R-L7).

@@ -165,6 +165,9 @@ pub enum VerifyOutcome {
     Expired,
     /// The code was right but the user may no longer log in (deactivated, locked, …).
     Refused(LoginStatus),
+    /// The source address is over its failed-login limit: nothing was checked. Try again after
+    /// this long.
+    AddressLimited { retry_after: time::Duration },
 }
 
 /// What the verification page shows about a pending challenge.
@@ -217,6 +220,13 @@ impl Services {
     /// answer from another address. A wrong code counts as a failed login (R-L5): a new login
     /// gives a new challenge, but not a new budget of guesses, so the lockout bounds them.
     pub async fn verify_identity(&self, req: VerifyRequest) -> Result<VerifyOutcome> {
+        if let Some(until) = self.address_refused(req.source_ip).await? {
+            self.metrics
+                .count_login(Channel::Ui, LoginStatus::LoginRateExceeded);
+            return Ok(VerifyOutcome::AddressLimited {
+                retry_after: until - self.now(),
+            });
+        }
         let now = self.now();
         let now_ms = ms(now);
         let mut tx = self.db.begin().await?;
@@ -295,6 +305,7 @@ impl Services {
             if recorded == FailureRecorded::LockEngaged {
                 self.outbox.wake();
             }
+            self.count_address_failure(req.source_ip).await?;
             self.metrics
                 .count_login(Channel::Ui, LoginStatus::VerificationFailed);
             return Ok(if attempts_left <= 0 {

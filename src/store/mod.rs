@@ -20,6 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
 
+pub mod address_failures;
 pub mod audit;
 pub mod login_history;
 pub mod meta;

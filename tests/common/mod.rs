@@ -186,9 +186,21 @@ pub struct Env {
 
 impl Env {
     pub async fn new(backend: Backend) -> Env {
+        Env::new_with(backend, |s| s).await
+    }
+
+    /// With the services' settings changed (`Services::with_address_limit`, say).
+    pub async fn new_with(backend: Backend, tweak: impl FnOnce(Services) -> Services) -> Env {
         let db = TestDb::new(backend).await;
         let clock = Arc::new(FixedClock::new(START));
-        let services = services_on(&db, clock.clone(), Transport::file(db.mail_dir())).await;
+        let services = build_services(
+            &db,
+            clock.clone(),
+            Transport::file(db.mail_dir()),
+            test_retry(),
+            tweak,
+        )
+        .await;
         Env {
             db,
             services,
@@ -219,12 +231,15 @@ pub async fn services_on(
     clock: Arc<dyn keyward::clock::Clock>,
     transport: Transport,
 ) -> Arc<Services> {
-    let retry = RetryPolicy {
+    services_with(db, clock, transport, test_retry()).await
+}
+
+fn test_retry() -> RetryPolicy {
+    RetryPolicy {
         max_attempts: 5,
         base: Duration::from_millis(100),
         max: Duration::from_millis(400),
-    };
-    services_with(db, clock, transport, retry).await
+    }
 }
 
 pub async fn services_with(
@@ -232,6 +247,16 @@ pub async fn services_with(
     clock: Arc<dyn keyward::clock::Clock>,
     transport: Transport,
     retry: RetryPolicy,
+) -> Arc<Services> {
+    build_services(db, clock, transport, retry, |s| s).await
+}
+
+pub async fn build_services(
+    db: &TestDb,
+    clock: Arc<dyn keyward::clock::Clock>,
+    transport: Transport,
+    retry: RetryPolicy,
+    tweak: impl FnOnce(Services) -> Services,
 ) -> Arc<Services> {
     let store = db.open().await;
     let hasher = Arc::new(Hasher::new(cheap_hash(), 4).unwrap());
@@ -243,7 +268,7 @@ pub async fn services_with(
         retry,
         Duration::from_millis(100),
     ));
-    Arc::new(Services::new(store, hasher, clock, outbox))
+    Arc::new(tweak(Services::new(store, hasher, clock, outbox)))
 }
 
 /// Creates user `username` (email the same, named Ada Lovelace) in `org`, as the CLI would;

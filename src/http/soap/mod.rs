@@ -158,6 +158,11 @@ impl Ctx<'_> {
                 "API_CURRENTLY_DISABLED",
                 render::API_DISABLED,
             )),
+            (LoginOutcome::AddressLimited, _) => Ok(crate::http::with_retry_after(
+                Fault::login(api, "LOGIN_RATE_EXCEEDED", render::LOGIN_RATE_EXCEEDED)
+                    .into_response(),
+                response.retry_after,
+            )),
             _ => Err(Fault::login(api, "INVALID_LOGIN", render::INVALID_LOGIN)),
         }
     }
@@ -220,7 +225,7 @@ impl Ctx<'_> {
     fn service_fault(&self, e: &ServiceError) -> Fault {
         match e {
             ServiceError::Unavailable(_) => {
-                tracing::warn!(request_id = %self.request_id, error = %e, "SOAP request: database unavailable");
+                tracing::warn!(request_id = %self.request_id, error = %e, "SOAP request: temporarily unavailable");
                 Fault::unexpected(
                     self.api,
                     "SERVER_UNAVAILABLE",

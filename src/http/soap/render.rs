@@ -151,6 +151,10 @@ the API--from outside of your company\u{2019}s trusted networks, you must add a 
 your password to log in. To get your new security token, log in to Salesforce. From your personal \
 settings, enter Reset My Security Token in the Quick Find box, then select Reset My Security Token.";
 pub const API_DISABLED: &str = "API is disabled for this User";
+/// keyward's per-address failed-login limit (docs/security.md); Salesforce's login-history
+/// words for a rate refusal.
+pub const LOGIN_RATE_EXCEEDED: &str =
+    "Login rate exceeded: too many failed logins from this address; try again later";
 pub const INVALID_SESSION: &str = "Invalid Session ID found in SessionHeader: Illegal Session";
 pub const EXPIRED_PASSWORD: &str = "The users password has expired, you must call SetPassword \
 before attempting any other API operations";

@@ -9,7 +9,7 @@ use crate::domain::secret::Password;
 use crate::domain::token::SuppliedSecret;
 use crate::domain::verification::Method;
 use crate::http::extract::{BaseUrl, ClientIp, user_agent};
-use crate::http::{AppState, RequestId};
+use crate::http::{AppState, RequestId, wait_text, with_retry_after};
 use crate::service::Actor;
 use crate::service::login::LoginRequest;
 use crate::service::sessions::ActiveSession;
@@ -18,7 +18,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -272,6 +272,12 @@ async fn login(
             );
             Ok(r)
         }
+        (LoginOutcome::AddressLimited, _, _) => Ok(address_limited(
+            &state,
+            &headers,
+            response.retry_after,
+            form.data.username.trim(),
+        )),
         (outcome, _, _) => Ok(login_form(
             &state,
             &headers,
@@ -279,6 +285,28 @@ async fn login(
             form.data.username.trim(),
         )),
     }
+}
+
+/// The login page, 429, when the address is over its failed-login limit: what happened and
+/// when to come back. Nothing was checked, so it says nothing about the account.
+fn address_limited(
+    state: &AppState,
+    headers: &HeaderMap,
+    wait: Option<time::Duration>,
+    username: &str,
+) -> Response {
+    let when = wait.map_or_else(|| "later".to_string(), |w| format!("in {}", wait_text(w)));
+    let mut r = login_form(
+        state,
+        headers,
+        Chrome::public("Log in").with_error(format!(
+            "Too many failed logins from your network address. Try again {when}, or ask your \
+             administrator."
+        )),
+        username,
+    );
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    with_retry_after(r, wait)
 }
 
 /// The answer of a completed login: a new session cookie (a session id is never reused across
@@ -429,6 +457,9 @@ async fn verify(
             )
         }
         VerifyOutcome::Expired => expired(&state, &headers),
+        VerifyOutcome::AddressLimited { retry_after } => {
+            address_limited(&state, &headers, Some(retry_after), "")
+        }
         VerifyOutcome::Refused(_) => {
             let mut r = login_form(
                 &state,
