@@ -127,6 +127,7 @@ on_both!(
     slow_clients_are_cut_off_after_the_header_timeout,
     hostile_fields_headers_and_forms_get_specific_errors,
     address_limit_refuses_a_guessing_address_before_any_lookup_on_every_node,
+    a_flood_from_some_addresses_does_not_refuse_or_starve_another,
 );
 
 async fn r_l3_soap_login_success_has_the_exact_shape_clients_parse(b: Backend) {
@@ -2121,4 +2122,63 @@ async fn address_limit_refuses_a_guessing_address_before_any_lookup_on_every_nod
     assert!(s.limited_addresses(&cli(), 1).await.unwrap().is_empty());
     node_b.db.close().await;
     srv.finish().await;
+}
+
+/// Issue 5: the hash pool serves source addresses in turn and bounds its waiting room. A flood
+/// of logins for unknown users from three addresses (dummy hashes of a real cost, one at a
+/// time) fills the room, so some of it is told to come back (503); a login from a fourth
+/// address is never the one turned away, and it logs in while the flood is still queued.
+async fn a_flood_from_some_addresses_does_not_refuse_or_starve_another(b: Backend) {
+    let env = common::Env::new_with(b, |mut s| {
+        let costly = keyward::crypto::HashParams {
+            memory_kib: 8192,
+            iterations: 2,
+            parallelism: 1,
+        };
+        s.hasher = std::sync::Arc::new(
+            keyward::crypto::Hasher::new(costly, 1)
+                .unwrap()
+                .with_max_queue(4),
+        );
+        s
+    })
+    .await;
+    let srv = std::sync::Arc::new(
+        TestServer::on(env, |c| c.server.trusted_proxies = vec!["127.0.0.1".into()]).await,
+    );
+    let s = srv.services();
+    s.create_org(&cli(), "Acme").await.unwrap();
+    add_user(s, "Acme", USER, None).await;
+    let good = format!("{PW}{}", latest_token(&srv.mails().await, USER));
+
+    let flood: Vec<_> = (0..120)
+        .map(|i| {
+            let srv = srv.clone();
+            tokio::spawn(async move {
+                let ip = format!("203.0.113.{}", 1 + i % 3);
+                let a = soap_from(&srv, &ip, &format!("nobody{i}@acme.test"), "guess").await;
+                (a.status, a.xml("faultcode").unwrap_or_default())
+            })
+        })
+        .collect();
+    // The good login arrives while the flood fills the waiting room.
+    while s.hasher.queue_depth() < 4 {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..3 {
+        let a = soap_from(&srv, "198.51.100.20", USER, &good).await;
+        assert_eq!(a.status, 200, "the good address was refused: {}", a.text);
+    }
+    let mut busy = 0;
+    for t in flood {
+        match t.await.unwrap() {
+            (500, code) if code == "sf:INVALID_LOGIN" => {}
+            (503, code) if code == "sf:SERVER_UNAVAILABLE" => busy += 1,
+            other => panic!("unexpected answer to the flood: {other:?}"),
+        }
+    }
+    assert!(busy > 0, "the waiting room never filled");
+    assert_eq!(s.hasher.refusals(), busy);
+    assert_eq!(s.hasher.queue_depth(), 0);
+    std::sync::Arc::into_inner(srv).unwrap().finish().await;
 }

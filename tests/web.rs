@@ -23,6 +23,7 @@ on_both!(
     r_l6_an_expired_password_opens_only_the_change_password_page,
     r_l8_r_l5_api_only_users_and_lockouts_in_the_browser,
     changing_the_email_notifies_the_old_address,
+    address_limit_in_the_browser_counts_wrong_codes_and_says_when_to_return,
 );
 
 const PW: &str = "Passw0rd!one";
@@ -1225,5 +1226,67 @@ async fn changing_the_email_notifies_the_old_address(b: Backend) {
     let r = web.post("/settings/token", &[("csrf", &csrf)]).await;
     assert_eq!(r.status, 403, "{}", r.text);
     assert!(r.text.contains("login IP ranges"));
+    srv.finish().await;
+}
+
+/// Issue 5's per-address limit in the browser: wrong passwords and wrong verification codes
+/// count against the address; once over, the login page answers 429 with when to come back —
+/// and says nothing about the account — and a pending challenge cannot be answered from it.
+async fn address_limit_in_the_browser_counts_wrong_codes_and_says_when_to_return(b: Backend) {
+    let env = common::Env::new_with(b, |s| {
+        s.with_address_limit(keyward::domain::throttle::AddressLimit {
+            failures: 3,
+            window: time::Duration::minutes(10),
+            exempt: Vec::new(),
+        })
+    })
+    .await;
+    let srv = TestServer::on(env, |c| c.server.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let s = srv.services();
+    s.create_org(&cli(), "Acme").await.unwrap();
+    let ada = "ada@acme.test";
+    common::create_user(s, "Acme", ada, Some(PW), None).await;
+
+    let mut v = Visitor::new(&srv, "203.0.113.5");
+    let r = v.login(ada, "wrong-password").await;
+    assert!(r.text.contains("Please check your username and password"));
+    // The right password from a new browser: a challenge, and two wrong codes.
+    let r = v.login(ada, PW).await;
+    assert_eq!(r.header("location"), "/verify");
+    let (code, _) = code_for(&srv, ada).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = v.post("/verify", &[("code", wrong)]).await;
+    assert!(r.text.contains("You can try 4 more times."), "{}", r.text);
+    let hashes = s.hasher.invocations();
+    // The third failure engaged the limit: the right code is refused, and so is a login.
+    let r = v.post("/verify", &[("code", wrong)]).await;
+    assert!(r.text.contains("You can try 3 more times."), "{}", r.text);
+    let r = v.post("/verify", &[("code", &code)]).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(!v.cookies.contains_key("kw_sid"));
+    let r = v.login(ada, PW).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), "600");
+    assert!(
+        r.text
+            .contains("Too many failed logins from your network address. Try again in 10 minutes"),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("Please check your username"));
+    assert_eq!(
+        s.hasher.invocations(),
+        hashes,
+        "no hash for a refused address"
+    );
+    // Another address logs in (through its own verification).
+    let mut other = Visitor::new(&srv, "198.51.100.8");
+    assert_eq!(other.login(ada, PW).await.header("location"), "/verify");
+    let (code, _) = code_for(&srv, ada).await;
+    let r = other.post("/verify", &[("code", &code)]).await;
+    assert_eq!(r.header("location"), "/settings");
+    // When the window ends, the first address may try again.
+    srv.env.clock.advance(time::Duration::minutes(10));
+    assert_eq!(v.login(ada, PW).await.header("location"), "/verify");
     srv.finish().await;
 }
