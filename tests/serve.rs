@@ -1,7 +1,8 @@
 //! `keyward serve` as a process, on SQLite and PostgreSQL: https with `keyward cert generate`
-//! (what Data Loader needs), and the secrets hygiene of the API: after a full lifecycle over
-//! SOAP and OAuth no response, log line (at trace level), login-history or audit row — and, once
-//! the mail is out, no byte of the database — contains a password or a security token (R-T2).
+//! (what Data Loader needs), and secrets hygiene: after a full lifecycle over SOAP, OAuth, the
+//! CLI and the web UI no response, log line (at trace level), login-history or audit row — and,
+//! once the mail is out, no byte of the database — contains a password or a security token
+//! (R-T2).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -57,6 +58,119 @@ fn next_token(mail_dir: &Path, to: &str, old: Option<&str>) -> String {
             "no new token mail to {to}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for a verification-code mail to `to` and returns the newest code.
+fn next_code(mail_dir: &Path, to: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let code = mails_in(mail_dir)
+            .iter()
+            .filter(|m| m.to == to && m.subject == "Verify your identity")
+            .filter_map(|m| {
+                m.text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Verification code: "))
+                    .map(|c| c.trim().to_string())
+            })
+            .last();
+        if let Some(code) = code {
+            return code;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no verification code mailed to {to}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A browser for the web UI: keeps its cookies, sends the page's CSRF token with every form,
+/// and appends every answer (headers and body) to a transcript.
+struct WebClient {
+    http: reqwest::Client,
+    base: String,
+    cookies: std::collections::BTreeMap<String, String>,
+    csrf: String,
+}
+
+impl WebClient {
+    fn new(base: &str) -> WebClient {
+        WebClient {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .unwrap(),
+            base: base.to_string(),
+            cookies: Default::default(),
+            csrf: String::new(),
+        }
+    }
+
+    async fn keep(&mut self, r: reqwest::Response, transcript: &mut Vec<u8>) -> String {
+        for v in r.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let (name, value) = v.split(';').next().unwrap().split_once('=').unwrap();
+            if v.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.into(), value.into());
+            }
+        }
+        transcript.extend(format!("{:?}\n", r.headers()).into_bytes());
+        let text = r.text().await.unwrap();
+        if let Some(at) = text.find("name=\"csrf\" value=\"") {
+            let rest = &text[at + 19..];
+            self.csrf = rest[..rest.find('"').unwrap()].to_string();
+        }
+        transcript.extend(text.as_bytes());
+        text
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn get(&mut self, path: &str, transcript: &mut Vec<u8>) -> String {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(r, transcript).await
+    }
+
+    /// Opens a page for its form's CSRF token.
+    async fn form_csrf(&mut self, path: &str, transcript: &mut Vec<u8>) {
+        self.get(path, transcript).await;
+        assert!(!self.csrf.is_empty(), "{path} has no form");
+    }
+
+    async fn post(
+        &mut self,
+        path: &str,
+        pairs: &[(&str, &str)],
+        transcript: &mut Vec<u8>,
+    ) -> String {
+        let mut all = vec![("csrf", self.csrf.clone())];
+        all.extend(pairs.iter().map(|(k, v)| (*k, v.to_string())));
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .form(&all)
+            .send()
+            .await
+            .unwrap();
+        self.keep(r, transcript).await
     }
 }
 
@@ -422,6 +536,61 @@ async fn r_t2_no_password_or_token_in_responses_logs_history_or_database(b: Back
     transcript.extend(soap(login_envelope("ada@acme.test", &format!("{p2}{t3}"))).await);
     assert!(String::from_utf8_lossy(&transcript).contains("loginResponse"));
 
+    // The web UI: a wrong password (the password+token string typed into the browser), the
+    // login with identity verification (127.0.0.1 is outside the trusted ranges), a token
+    // reset, a password change refused for a wrong current password, then one that succeeds.
+    let p3 = "Third-Secret-Passw0rd";
+    let mut web = WebClient::new(&base);
+    web.get("/", &mut transcript).await;
+    let r = web
+        .post(
+            "/login",
+            &[
+                ("username", "ada@acme.test"),
+                ("password", &format!("{p2}{t3}")),
+            ],
+            &mut transcript,
+        )
+        .await;
+    assert!(r.contains("Please check your username and password"), "{r}");
+    web.post(
+        "/login",
+        &[("username", "ada@acme.test"), ("password", p2)],
+        &mut transcript,
+    )
+    .await;
+    let code = next_code(&mail_dir, "ada@acme.test");
+    web.post("/verify", &[("code", &code)], &mut transcript)
+        .await;
+    assert!(web.cookies.contains_key("kw_sid"), "the verified login");
+    web.form_csrf("/settings", &mut transcript).await;
+    web.post("/settings/token", &[], &mut transcript).await;
+    let t4 = next_token(&mail_dir, "ada@acme.test", Some(&t3));
+    web.form_csrf("/settings/password", &mut transcript).await;
+    let refused = web
+        .post(
+            "/settings/password",
+            &[("current", &format!("{p3}x")), ("new", p3), ("confirm", p3)],
+            &mut transcript,
+        )
+        .await;
+    assert!(!refused.contains("Your password was changed"), "{refused}");
+    web.post(
+        "/settings/password",
+        &[("current", p2), ("new", p3), ("confirm", p3)],
+        &mut transcript,
+    )
+    .await;
+    let t5 = next_token(&mail_dir, "ada@acme.test", Some(&t4));
+    transcript.extend(soap(login_envelope("ada@acme.test", &format!("{p3}{t5}"))).await);
+    assert!(
+        String::from_utf8_lossy(&transcript)
+            .matches("<sessionId>")
+            .count()
+            >= 3,
+        "the web UI's new password and token log in over SOAP"
+    );
+
     let history = st.cli(
         &["login-history", "--org", "Acme", "--format", "json"],
         None,
@@ -438,7 +607,16 @@ async fn r_t2_no_password_or_token_in_responses_logs_history_or_database(b: Back
     );
     assert!(count(&log, "login attempt") >= 8);
     let dump = st.db.dump();
-    for secret in [p1, p2, t1.as_str(), t2.as_str(), t3.as_str()] {
+    for secret in [
+        p1,
+        p2,
+        p3,
+        t1.as_str(),
+        t2.as_str(),
+        t3.as_str(),
+        t4.as_str(),
+        t5.as_str(),
+    ] {
         for (what, hay) in [
             ("an HTTP response", transcript.as_slice()),
             ("the server log", log.as_slice()),
