@@ -450,6 +450,16 @@ async fn cli_bad_input_gives_one_line_and_changes_nothing(b: Backend) {
             "already exists",
         ),
         (
+            vec!["address-limit", "clear", "not-an-address"],
+            None,
+            "is not an IP address",
+        ),
+        (
+            vec!["address-limit", "clear", "203.0.113.9"],
+            None,
+            "203.0.113.9 has no failed logins on record",
+        ),
+        (
             vec!["org", "create", "--name", ""],
             None,
             "must not be empty",
