@@ -7,40 +7,17 @@
 
 mod common;
 
-use common::process::{Serve, keyward};
+use common::process::{Serve, keyward, run_ok};
 use common::server::{login_envelope, session_envelope};
 use common::{Backend, TestDb, latest_token, mails_in};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 on_both!(
     tls_serves_https_with_the_generated_certificates,
     r_t2_no_password_or_token_in_responses_logs_history_or_database,
 );
-
-/// Runs a CLI command that must succeed; returns stdout.
-fn run(mut c: Command, args: &[&str], stdin: Option<&str>) -> String {
-    c.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    {
-        let mut input = child.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            input.write_all(s.as_bytes()).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "keyward {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// Waits for the newest token mailed to `to` to differ from `old`.
 fn next_token(mail_dir: &Path, to: &str, old: Option<&str>) -> String {
@@ -74,7 +51,7 @@ fn next_code(mail_dir: &Path, to: &str) -> String {
                     .find_map(|l| l.strip_prefix("Verification code: "))
                     .map(|c| c.trim().to_string())
             })
-            .last();
+            .next_back();
         if let Some(code) = code {
             return code;
         }
@@ -195,7 +172,7 @@ impl Setup {
     }
 
     fn cli(&self, args: &[&str], stdin: Option<&str>) -> String {
-        run(self.kw("warn"), args, stdin)
+        run_ok(self.kw("warn"), args, stdin)
     }
 
     /// Org Acme with user ada@acme.test, whose first token is mailed.

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::process::free_port;
+
 use common::{Backend, TestDb};
 use keyward::clock::SystemClock;
 use keyward::crypto::token_digest;
@@ -58,14 +60,6 @@ impl Drop for SmtpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Messages in the Maildir's `new/`, as text.

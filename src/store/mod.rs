@@ -64,6 +64,16 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::BadText
             }
+            // The server going away under a query: class 08 (connection exception), 57P01
+            // admin_shutdown (a fast shutdown cuts every session off), 57P02 crash_shutdown,
+            // 57P03 cannot_connect_now (shutting down or starting up). An outage, not a fault.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+                }) =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 // PostgreSQL names the constraint; SQLite names the columns in the message.
                 let what = db

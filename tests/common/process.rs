@@ -2,8 +2,9 @@
 //! port with its stdout and stderr in files.
 
 use super::TestDb;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `keyward` with cheap hashing, fast mail polling, the test's database and no inherited
@@ -23,6 +24,38 @@ pub fn keyward(db: &TestDb, cwd: &Path, log_level: &str) -> Command {
         c.env("KEYWARD_DATABASE_URL", &db.url);
     }
     c
+}
+
+/// Runs a `keyward` command that must succeed, with `stdin` on its standard input; returns
+/// stdout.
+pub fn run_ok(mut c: Command, args: &[&str], stdin: Option<&str>) -> String {
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "keyward {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A TCP port nothing listens on now (for servers the tests start: SMTP, PostgreSQL).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits (up to 30 s) until the file's text satisfies `pred`; returns the text.
@@ -120,6 +153,12 @@ impl Serve {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGKILL — a crash: no graceful shutdown, nothing flushed — then waits for the exit.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 }
 
