@@ -55,8 +55,13 @@ pub struct SmtpSettings {
 }
 
 pub enum Transport {
-    File { dir: PathBuf },
-    Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>),
+    File {
+        dir: PathBuf,
+    },
+    Smtp {
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
+        timeout: Duration,
+    },
 }
 
 impl Transport {
@@ -76,13 +81,25 @@ impl Transport {
         if !s.username.is_empty() {
             builder = builder.credentials(Credentials::new(s.username.clone(), s.password.clone()));
         }
-        Ok(Transport::Smtp(Box::new(builder.build())))
+        Ok(Transport::Smtp {
+            transport: Box::new(builder.build()),
+            timeout: s.timeout,
+        })
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             Transport::File { .. } => "file",
-            Transport::Smtp(_) => "smtp",
+            Transport::Smtp { .. } => "smtp",
+        }
+    }
+
+    /// The longest one delivery may take: SMTP's configured timeout; a local file write is
+    /// given a few seconds.
+    pub fn send_timeout(&self) -> Duration {
+        match self {
+            Transport::File { .. } => Duration::from_secs(5),
+            Transport::Smtp { timeout, .. } => *timeout,
         }
     }
 
@@ -90,7 +107,7 @@ impl Transport {
         let message = build(from, m)?;
         match self {
             Transport::File { dir } => write_file(dir, m, &message.formatted()).await,
-            Transport::Smtp(t) => t
+            Transport::Smtp { transport, .. } => transport
                 .send(message)
                 .await
                 .map(|_| ())

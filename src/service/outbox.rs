@@ -90,11 +90,12 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A heartbeat older than this means no server is running.
 const HEARTBEAT_STALE: Duration = Duration::from_secs(15);
 
-/// How long a claimed message is reserved for the worker that claimed it. Longer than an SMTP
-/// timeout, so a slow delivery is not sent twice; short enough that a crashed node's claims are
-/// retried soon.
-const LEASE: Duration = Duration::from_secs(120);
-const BATCH: i64 = 20;
+/// A claimed message is reserved for the worker that claimed it for the transport's timeout
+/// plus this: longer than any delivery may take, so a slow one is not sent twice, and short
+/// enough that a crashed node's message is retried soon. Messages are claimed one at a time, so
+/// a crash strands only the one being delivered (35 s with the file transport, 60 s with
+/// SMTP's default timeout), not a batch.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 impl Outbox {
     pub fn new(
@@ -132,23 +133,19 @@ impl Outbox {
         let mut scrubbed = false;
         loop {
             let now = ms(self.clock.now());
-            let batch = {
+            let lease = self.transport.send_timeout() + LEASE_MARGIN;
+            let claimed = {
                 let mut tx = self.db.begin().await?;
                 let claimed =
-                    rows::claim_due(&mut tx.c(), now, LEASE.as_millis() as i64, BATCH).await?;
+                    rows::claim_due(&mut tx.c(), now, lease.as_millis() as i64, 1).await?;
                 tx.commit().await?;
                 claimed
             };
-            if batch.is_empty() {
+            let Some(m) = claimed.first() else {
                 break;
-            }
-            for m in &batch {
-                scrubbed |= m.secret.is_some();
-                self.deliver_one(m, &mut report).await?;
-            }
-            if (batch.len() as i64) < BATCH {
-                break;
-            }
+            };
+            scrubbed |= m.secret.is_some();
+            self.deliver_one(m, &mut report).await?;
         }
         // A checkpoint that readers kept from finishing is tried again on every later round
         // until it completes, so a scrubbed token never stays in the write-ahead log.
