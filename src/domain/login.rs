@@ -938,4 +938,27 @@ mod tests {
         assert_eq!(LoginStatus::PasswordLockout.as_str(), "Password lockout");
         assert_eq!(LoginStatus::UserInactive.as_str(), "User is inactive");
     }
+
+    #[test]
+    fn only_attempts_that_prove_no_password_count_against_the_address() {
+        let c = |password, token, delegated| CheckResults {
+            password,
+            token,
+            delegated,
+        };
+        use DelegatedCheck as D;
+        use PasswordCheck as P;
+        use TokenCheck as T;
+        // Guesses: a wrong password, no password checked (unknown, locked, inactive), an SSO
+        // password the endpoint rejected.
+        assert!(c(P::Wrong, T::NotSupplied, D::NotAsked).counts_against_address());
+        assert!(c(P::NotChecked, T::Valid, D::NotAsked).counts_against_address());
+        assert!(c(P::NotChecked, T::NotSupplied, D::Rejected).counts_against_address());
+        // Not guesses: the right password with a missing or stale token, an SSO password the
+        // endpoint accepted, an endpoint that could not be reached.
+        assert!(!c(P::Correct, T::NotSupplied, D::NotAsked).counts_against_address());
+        assert!(!c(P::Correct, T::Invalid, D::NotAsked).counts_against_address());
+        assert!(!c(P::NotChecked, T::NotSupplied, D::Accepted).counts_against_address());
+        assert!(!c(P::NotChecked, T::NotSupplied, D::Unavailable).counts_against_address());
+    }
 }
