@@ -2065,6 +2065,37 @@ async fn address_limit_refuses_a_guessing_address_before_any_lookup_on_every_nod
     let a = soap_from(&srv, "2001:db8:5:7::1", USER, &good).await;
     assert_eq!(a.status, 200, "another /64: {}", a.text);
 
+    // A burst sent all at once cannot pass the check before its failures are counted: of 30
+    // parallel guesses, exactly the limit are hashed and counted, the rest refused.
+    let burst = "203.0.113.77";
+    let hashes = s.hasher.invocations();
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let services = srv.env.services.clone();
+            tokio::spawn(async move {
+                let req = keyward::service::login::LoginRequest::new(
+                    format!("guess{i}@acme.test"),
+                    keyward::domain::token::SuppliedSecret::split(&Password::new("guess")),
+                    keyward::domain::login::Channel::SoapPartner,
+                    burst.parse().unwrap(),
+                );
+                services.login_detached(req).await.unwrap().outcome
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    for t in tasks {
+        if t.await.unwrap() == keyward::domain::login::LoginOutcome::AddressLimited {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 27);
+    assert_eq!(s.hasher.invocations() - hashes, 3);
+    let counted = s.limited_addresses(&cli(), 1).await.unwrap();
+    let counted = counted.iter().find(|a| a.address == burst).unwrap();
+    assert_eq!(counted.failures, 3);
+    assert_eq!(s.address_in_flight(burst.parse().unwrap()), 0);
+
     // A second node over the same database refuses the address too.
     let node_b = common::build_services(
         &srv.env.db,
@@ -2093,7 +2124,7 @@ async fn address_limit_refuses_a_guessing_address_before_any_lookup_on_every_nod
     let listed = s.limited_addresses(&cli(), 0).await.unwrap();
     let names: Vec<&str> = listed.iter().map(|a| a.address.as_str()).collect();
     // Most failures first, then by address.
-    assert_eq!(names, ["2001:db8:5:6::/64", guesser]);
+    assert_eq!(names, ["2001:db8:5:6::/64", guesser, burst]);
     assert_eq!(listed[1].failures, 3);
     assert!(listed[1].refused_until.is_some());
     let admin = Actor::User {
@@ -2117,8 +2148,8 @@ async fn address_limit_refuses_a_guessing_address_before_any_lookup_on_every_nod
     srv.env.clock.advance(Duration::minutes(1));
     let a = soap_from(&srv, "2001:db8:5:6::1", USER, &good).await;
     assert_eq!(a.status, 200, "the window ended: {}", a.text);
-    // Housekeeping removes the ended window; the cleared address had no row left.
-    assert_eq!(s.purge_address_failures().await.unwrap(), 1);
+    // Housekeeping removes the ended windows; the cleared address had no row left.
+    assert_eq!(s.purge_address_failures().await.unwrap(), 2);
     assert!(s.limited_addresses(&cli(), 1).await.unwrap().is_empty());
     node_b.db.close().await;
     srv.finish().await;

@@ -60,6 +60,26 @@ impl AddressLimit {
         (self.failures > 0 && w.failures >= self.failures && now < ends).then_some(ends)
     }
 
+    /// [`AddressLimit::refused_until`], counting the address's attempts still in flight on this
+    /// node as failures to come: without them, a burst sent all at once would pass the check
+    /// before any of its failures was counted. Refused only because of attempts in flight, the
+    /// address may try again in a second, when they have settled.
+    pub fn admit(
+        &self,
+        window: Option<AddressWindow>,
+        in_flight: u32,
+        now: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
+        if let Some(until) = self.refused_until(window, now) {
+            return Some(until);
+        }
+        let counted = window
+            .filter(|w| now < w.started + self.window)
+            .map_or(0, |w| w.failures);
+        (self.failures > 0 && counted.saturating_add(in_flight) >= self.failures)
+            .then(|| now + Duration::seconds(1))
+    }
+
     /// A window that started at or before this instant has ended: the next failure starts a new
     /// one.
     pub fn expired_before(&self, now: OffsetDateTime) -> OffsetDateTime {
@@ -141,5 +161,30 @@ mod tests {
         // The window has ended: the address may try again.
         assert_eq!(l.refused_until(w(9), at(15)), None);
         assert_eq!(l.expired_before(at(15)), at(0));
+    }
+
+    #[test]
+    fn attempts_in_flight_count_towards_the_limit_until_they_settle() {
+        let l = limit();
+        let w = |failures| {
+            Some(AddressWindow {
+                started: at(0),
+                failures,
+            })
+        };
+        // Three allowed: with none counted, two in flight leave room for one more.
+        assert_eq!(l.admit(None, 2, at(1)), None);
+        // A burst: the fourth attempt while three are in flight waits a second.
+        assert_eq!(l.admit(None, 3, at(1)), Some(at(1) + Duration::seconds(1)));
+        assert_eq!(l.admit(w(1), 2, at(1)), Some(at(1) + Duration::seconds(1)));
+        // Counted failures over the limit refuse until the window ends, in flight or not.
+        assert_eq!(l.admit(w(3), 0, at(1)), Some(at(15)));
+        // An ended window counts nothing.
+        assert_eq!(l.admit(w(2), 2, at(16)), None);
+        let off = AddressLimit {
+            failures: 0,
+            ..limit()
+        };
+        assert_eq!(off.admit(None, 1000, at(1)), None);
     }
 }

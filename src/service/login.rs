@@ -211,18 +211,20 @@ impl Services {
     }
 
     pub async fn login(&self, req: LoginRequest) -> Result<LoginResponse> {
-        if let Some(until) = self.address_refused(req.source_ip).await? {
-            // Before any lookup or hash: a refused attempt costs one row read.
-            self.metrics
-                .count_login(req.channel, LoginStatus::LoginRateExceeded);
-            return Ok(LoginResponse {
-                outcome: LoginOutcome::AddressLimited,
-                status: LoginStatus::LoginRateExceeded,
-                session: None,
-                challenge: None,
-                retry_after: Some(until - self.now()),
-            });
-        }
+        let _admitted = match self.admit_address(req.source_ip).await? {
+            super::throttle::Admission::Admitted(a) => a,
+            super::throttle::Admission::Refused(until) => {
+                self.metrics
+                    .count_login(req.channel, LoginStatus::LoginRateExceeded);
+                return Ok(LoginResponse {
+                    outcome: LoginOutcome::AddressLimited,
+                    status: LoginStatus::LoginRateExceeded,
+                    session: None,
+                    challenge: None,
+                    retry_after: Some(until - self.now()),
+                });
+            }
+        };
         let known = {
             let mut c = self.db.conn().await?;
             load(&mut c.c(), &req).await?
@@ -277,10 +279,7 @@ impl Services {
                     .await?
             }
         }
-        let (response, checks) = self.apply(&req, known, checked).await?;
-        if checks.counts_against_address() {
-            self.count_address_failure(req.source_ip).await?;
-        }
+        let response = self.apply(&req, known, checked).await?;
         self.metrics.count_login(req.channel, response.status);
         tracing::info!(
             login_type = req.channel.login_type(),
@@ -300,7 +299,7 @@ impl Services {
         req: &LoginRequest,
         known: Option<Known>,
         checked: Checked,
-    ) -> Result<(LoginResponse, CheckResults)> {
+    ) -> Result<LoginResponse> {
         let now = self.now();
         let now_ms = ms(now);
         let mut tx = self.db.begin().await?;
@@ -406,6 +405,10 @@ impl Services {
             &attempt,
         )
         .await?;
+        if checks.counts_against_address() {
+            self.count_address_failure(&mut tx.c(), req.source_ip)
+                .await?;
+        }
         tx.commit().await?;
         if decision.lockout != LockoutEffect::Unchanged || challenge.is_some() {
             self.outbox.wake();
@@ -428,7 +431,7 @@ impl Services {
             challenge,
             retry_after: None,
         };
-        Ok((response, checks))
+        Ok(response)
     }
 
     /// SPEC §7: a hash made with older parameters is replaced on the next successful login.

@@ -183,6 +183,8 @@ pub struct Services {
     pub metrics: Metrics,
     /// The per-address failed-login limit.
     pub address_limit: crate::domain::throttle::AddressLimit,
+    /// This node's attempts in progress, per address (the limit counts them).
+    in_flight: throttle::InFlight,
 }
 
 impl Services {
@@ -195,6 +197,7 @@ impl Services {
             delegated: DelegatedAuth::new(std::time::Duration::from_secs(10)),
             metrics: Metrics::default(),
             address_limit: crate::domain::throttle::AddressLimit::default(),
+            in_flight: throttle::InFlight::default(),
         }
     }
 

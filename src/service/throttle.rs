@@ -1,11 +1,14 @@
 //! The per-address failed-login limit (`domain::throttle`) against the shared store: the check
-//! every login and verification makes before it looks anything up, the count after a failure,
-//! and the operator's view (`keyward address-limit`).
+//! every login and verification makes before it looks anything up (with this node's attempts
+//! in flight), the count of a failure in the attempt's transaction, and the operator's view
+//! (`keyward address-limit`).
 
 use super::{Actor, Result, ServiceError, Services, fmt_ms};
 use crate::domain::throttle::{AddressWindow, address_key};
-use crate::store::{address_failures, from_ms, ms};
+use crate::store::{Conn, address_failures, from_ms, ms};
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use time::OffsetDateTime;
 
 /// An address over its limit, for `keyward address-limit list`.
@@ -25,37 +28,122 @@ pub struct LimitedAddress {
 /// refused requests then costs reads; the count stays an unbiased estimate.
 const REFUSED_SAMPLE: i64 = 64;
 
-impl Services {
-    /// When this address may try again, if it is refused now.
-    pub(crate) async fn address_refused(&self, ip: IpAddr) -> Result<Option<OffsetDateTime>> {
-        let Some(key) = self.address_limit.key(ip) else {
-            return Ok(None);
-        };
-        let mut c = self.db.conn().await?;
-        let window = address_failures::get(&mut c.c(), &key)
-            .await?
-            .map(|(started, failures)| AddressWindow {
-                started: from_ms(started),
-                failures: u32::try_from(failures).unwrap_or(u32::MAX),
-            });
-        let until = self.address_limit.refused_until(window, self.now());
-        if until.is_some() && rand::random::<u32>() % (REFUSED_SAMPLE as u32) == 0 {
-            address_failures::record_refused(&mut c.c(), &key, REFUSED_SAMPLE).await?;
-        }
-        Ok(until)
+/// Attempts in progress on this node, per address key: they count towards the limit until
+/// their failure (if it is one) is in the database, so a burst sent all at once cannot pass the
+/// check before any of its failures was counted. An entry goes when its last attempt ends, so
+/// the map holds only the addresses with attempts in progress.
+#[derive(Default)]
+pub struct InFlight(Mutex<HashMap<String, u32>>);
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts one failed login or wrong verification code against its source address, in a
-    /// statement of its own after the attempt's transaction (no lock is held with it), and
-    /// says so in the log when this failure engages the limit.
-    pub(crate) async fn count_address_failure(&self, ip: IpAddr) -> Result<()> {
+    fn count(&self, key: &str) -> u32 {
+        self.lock().get(key).copied().unwrap_or(0)
+    }
+}
+
+/// An attempt that passed the limit's check, counted in flight until it is dropped — after its
+/// failure, if any, was committed.
+pub(crate) struct Admitted<'a> {
+    held: Option<(&'a InFlight, String)>,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        if let Some((in_flight, key)) = self.held.take() {
+            let mut map = in_flight.lock();
+            if let Some(n) = map.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+pub(crate) enum Admission<'a> {
+    Admitted(Admitted<'a>),
+    /// Over the limit: refused until then, before anything was looked up.
+    Refused(OffsetDateTime),
+}
+
+impl Services {
+    /// The limit's check, made before a login or a verification looks anything up: one read of
+    /// the address's row, plus its attempts in flight on this node.
+    pub(crate) async fn admit_address(&self, ip: IpAddr) -> Result<Admission<'_>> {
+        let Some(key) = self.address_limit.key(ip) else {
+            return Ok(Admission::Admitted(Admitted { held: None }));
+        };
+        let window = {
+            let mut c = self.db.conn().await?;
+            address_failures::get(&mut c.c(), &key)
+                .await?
+                .map(|(started, failures)| AddressWindow {
+                    started: from_ms(started),
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                })
+        };
+        let now = self.now();
+        let refused = {
+            let mut map = self.in_flight.lock();
+            let in_flight = map.get(&key).copied().unwrap_or(0);
+            let refused = self.address_limit.admit(window, in_flight, now);
+            if refused.is_none() {
+                *map.entry(key.clone()).or_insert(0) += 1;
+            }
+            refused
+        };
+        match refused {
+            Some(until) => {
+                self.sample_refusal(&key, until, window, now).await;
+                Ok(Admission::Refused(until))
+            }
+            None => Ok(Admission::Admitted(Admitted {
+                held: Some((&self.in_flight, key)),
+            })),
+        }
+    }
+
+    /// Counts one refused attempt in one of `REFUSED_SAMPLE` cases, as `REFUSED_SAMPLE`; best
+    /// effort: a refusal is answered whether or not its count is written.
+    async fn sample_refusal(
+        &self,
+        key: &str,
+        until: OffsetDateTime,
+        window: Option<AddressWindow>,
+        now: OffsetDateTime,
+    ) {
+        // Refusals because of attempts in flight are not the limit's: they are not counted.
+        if self.address_limit.refused_until(window, now) != Some(until)
+            || rand::random::<u32>() % (REFUSED_SAMPLE as u32) != 0
+        {
+            return;
+        }
+        let written = async {
+            let mut c = self.db.conn().await?;
+            address_failures::record_refused(&mut c.c(), key, REFUSED_SAMPLE).await?;
+            Ok::<_, ServiceError>(())
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "could not count a refused attempt");
+        }
+    }
+
+    /// Counts one failed login or wrong verification code against its source address, in the
+    /// attempt's own transaction (the address's row is the last it locks), and says so in the
+    /// log when this failure engages the limit.
+    pub(crate) async fn count_address_failure(&self, c: &mut Conn<'_>, ip: IpAddr) -> Result<()> {
         let Some(key) = self.address_limit.key(ip) else {
             return Ok(());
         };
         let now = self.now();
-        let mut c = self.db.conn().await?;
         let failures = address_failures::record_failure(
-            &mut c.c(),
+            c,
             &key,
             ms(now),
             ms(self.address_limit.expired_before(now)),
@@ -71,6 +159,13 @@ impl Services {
             self.metrics.count_address_limited();
         }
         Ok(())
+    }
+
+    /// Attempts from this address in progress on this node (tests).
+    pub fn address_in_flight(&self, ip: IpAddr) -> u32 {
+        self.address_limit
+            .key(ip)
+            .map_or(0, |k| self.in_flight.count(&k))
     }
 
     /// Addresses refused now, or with at least `min_failures` in their current window.

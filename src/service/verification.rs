@@ -219,14 +219,30 @@ impl Services {
     /// row: `Success` when verified, `Failed: Verification code invalid` for a wrong code or an
     /// answer from another address. A wrong code counts as a failed login (R-L5): a new login
     /// gives a new challenge, but not a new budget of guesses, so the lockout bounds them.
+    /// [`Services::verify_identity`] on its own task, as [`Services::login_detached`]: an
+    /// answer that reached the server is counted — history, lockout, address — even when the
+    /// client stops waiting.
+    pub async fn verify_identity_detached(
+        self: &std::sync::Arc<Self>,
+        req: VerifyRequest,
+    ) -> Result<VerifyOutcome> {
+        let services = self.clone();
+        tokio::spawn(async move { services.verify_identity(req).await })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("verification task failed: {e}")))?
+    }
+
     pub async fn verify_identity(&self, req: VerifyRequest) -> Result<VerifyOutcome> {
-        if let Some(until) = self.address_refused(req.source_ip).await? {
-            self.metrics
-                .count_login(Channel::Ui, LoginStatus::LoginRateExceeded);
-            return Ok(VerifyOutcome::AddressLimited {
-                retry_after: until - self.now(),
-            });
-        }
+        let _admitted = match self.admit_address(req.source_ip).await? {
+            super::throttle::Admission::Admitted(a) => a,
+            super::throttle::Admission::Refused(until) => {
+                self.metrics
+                    .count_login(Channel::Ui, LoginStatus::LoginRateExceeded);
+                return Ok(VerifyOutcome::AddressLimited {
+                    retry_after: until - self.now(),
+                });
+            }
+        };
         let now = self.now();
         let now_ms = ms(now);
         let mut tx = self.db.begin().await?;
@@ -301,11 +317,12 @@ impl Services {
                 &attempt(LoginStatus::VerificationFailed),
             )
             .await?;
+            self.count_address_failure(&mut tx.c(), req.source_ip)
+                .await?;
             tx.commit().await?;
             if recorded == FailureRecorded::LockEngaged {
                 self.outbox.wake();
             }
-            self.count_address_failure(req.source_ip).await?;
             self.metrics
                 .count_login(Channel::Ui, LoginStatus::VerificationFailed);
             return Ok(if attempts_left <= 0 {

@@ -414,7 +414,7 @@ async fn verify(
         .map_err(|e| WebError::service(e, &rid))?;
     let outcome = state
         .services
-        .verify_identity(VerifyRequest {
+        .verify_identity_detached(VerifyRequest {
             challenge,
             code: form.data.code,
             source_ip: ip,
