@@ -2155,19 +2155,15 @@ async fn address_limit_refuses_a_guessing_address_before_any_lookup_on_every_nod
     srv.finish().await;
 }
 
-/// Issue 5: the hash pool serves source addresses in turn and bounds its waiting room. A flood
-/// of logins for unknown users from three addresses (dummy hashes of a real cost, one at a
-/// time) fills the room, so some of it is told to come back (503); a login from a fourth
-/// address is never the one turned away, and it logs in while the flood is still queued.
+/// Issue 5: the hash pool's waiting room is bounded, and a full room turns away the address
+/// asking the most of it. The test holds the pool's one place, so the room (four) fills
+/// deterministically: a flood of 120 unknown-user logins from three addresses gets 116
+/// immediate 503s and four waiters; a login from a fourth address then takes a flood waiter's
+/// place instead of being refused, and logs in once the pool is free.
 async fn a_flood_from_some_addresses_does_not_refuse_or_starve_another(b: Backend) {
     let env = common::Env::new_with(b, |mut s| {
-        let costly = keyward::crypto::HashParams {
-            memory_kib: 8192,
-            iterations: 2,
-            parallelism: 1,
-        };
         s.hasher = std::sync::Arc::new(
-            keyward::crypto::Hasher::new(costly, 1)
+            keyward::crypto::Hasher::new(common::cheap_hash(), 1)
                 .unwrap()
                 .with_max_queue(4),
         );
@@ -2182,6 +2178,7 @@ async fn a_flood_from_some_addresses_does_not_refuse_or_starve_another(b: Backen
     add_user(s, "Acme", USER, None).await;
     let good = format!("{PW}{}", latest_token(&srv.mails().await, USER));
 
+    let held = s.hasher.hold_place().await.unwrap();
     let flood: Vec<_> = (0..120)
         .map(|i| {
             let srv = srv.clone();
@@ -2192,24 +2189,41 @@ async fn a_flood_from_some_addresses_does_not_refuse_or_starve_another(b: Backen
             })
         })
         .collect();
-    // The good login arrives while the flood fills the waiting room.
-    while s.hasher.queue_depth() < 4 {
-        tokio::task::yield_now().await;
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
+        while !cond() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
-    for _ in 0..3 {
-        let a = soap_from(&srv, "198.51.100.20", USER, &good).await;
-        assert_eq!(a.status, 200, "the good address was refused: {}", a.text);
-    }
-    let mut busy = 0;
+    until("the flood fills the room", || {
+        s.hasher.queue_depth() == 4 && s.hasher.refusals() == 116
+    })
+    .await;
+    let good_login = {
+        let srv = srv.clone();
+        tokio::spawn(async move { soap_from(&srv, "198.51.100.20", USER, &good).await })
+    };
+    until("the good login takes a flood waiter's place", || {
+        s.hasher.refusals() == 117
+    })
+    .await;
+    assert_eq!(s.hasher.queue_depth(), 4);
+    drop(held);
+    let a = good_login.await.unwrap();
+    assert_eq!(a.status, 200, "the good address was refused: {}", a.text);
+    let (mut busy, mut refused) = (0, 0);
     for t in flood {
         match t.await.unwrap() {
-            (500, code) if code == "sf:INVALID_LOGIN" => {}
+            (500, code) if code == "sf:INVALID_LOGIN" => refused += 1,
             (503, code) if code == "sf:SERVER_UNAVAILABLE" => busy += 1,
             other => panic!("unexpected answer to the flood: {other:?}"),
         }
     }
-    assert!(busy > 0, "the waiting room never filled");
-    assert_eq!(s.hasher.refusals(), busy);
+    assert_eq!((busy, refused), (117, 3));
     assert_eq!(s.hasher.queue_depth(), 0);
     std::sync::Arc::into_inner(srv).unwrap().finish().await;
 }

@@ -80,13 +80,17 @@ fn verify_blocking(argon: &Argon2<'static>, password: &str, phc: &str) -> bool {
     }
 }
 
+/// A place in the hash pool taken by [`Hasher::hold_place`], given back when dropped.
+pub struct PoolPlace(#[allow(dead_code)] pool::Permit);
+
 /// The lane of hashes that are not logins: password changes and new users.
 const OWN_LANE: &str = "";
 
 /// Argon2id on a bounded pool: at most `pool_size` hashes run at once, each on tokio's blocking
 /// threads, so memory stays at `pool_size × memory_kib` however many logins arrive. Logins wait
-/// for the pool in their source address's lane (`pool`), so a flood from some addresses cannot
-/// starve the others, and the waiting room is bounded (`with_max_queue`).
+/// for the pool in their source address's lane (`pool`), so a flood from some addresses does not
+/// starve the others (the least busy address goes first), and the waiting room is bounded
+/// (`with_max_queue`).
 pub struct Hasher {
     params: HashParams,
     argon: Argon2<'static>,
@@ -118,11 +122,10 @@ impl Hasher {
         })
     }
 
-    /// Bounds the hashes waiting for the pool: with `max_queue` waiting, the address with the
-    /// most of them is refused ([`CryptoError::Busy`]) — its newest waiter, or the newcomer when
-    /// it is from that address. Without a bound a flood would queue without limit and hold
-    /// memory and connections until clients time out; with one, the longest wait stays near
-    /// `max_queue / pool_size` hash times. 0: no bound.
+    /// Bounds the hashes waiting for the pool: with `max_queue` waiting, the address asking the
+    /// most of the pool is refused ([`CryptoError::Busy`]) — its newest waiter, or the newcomer
+    /// when it is from that address. Without a bound a flood would queue without limit and hold
+    /// memory and connections until clients time out. 0: no bound.
     pub fn with_max_queue(mut self, max_queue: usize) -> Hasher {
         self.pool = FairPool::new(self.size, max_queue);
         self
@@ -131,6 +134,12 @@ impl Hasher {
     /// How many hashes or verifications have run (tests count them per login path; /metrics).
     pub fn invocations(&self) -> u64 {
         self.invocations.load(Ordering::Relaxed)
+    }
+
+    /// Takes one place in the pool, as a hash would, until the returned value is dropped. Tests
+    /// use it to fill the pool at a moment of their choosing.
+    pub async fn hold_place(&self) -> Result<PoolPlace, CryptoError> {
+        Ok(PoolPlace(self.pool.acquire(OWN_LANE).await?))
     }
 
     /// Hashes refused because the queue was full (`max_queue`).

@@ -1,28 +1,75 @@
 //! Admission to the hash pool: at most `size` hashes run at once, and the rest wait in lanes —
-//! one per source address — that are served in turn. A flood from some addresses then delays a
-//! login from another address by about one hash per busy lane, not by the whole flood queued
-//! ahead of it. The waiting room is bounded too: when it is full, the newest waiter of the
-//! longest lane is turned away ([`CryptoError::Busy`]), or the newcomer itself when its own lane
-//! would be the longest, so the addresses that send the most are the ones told to come back.
+//! one per source address. When a place frees up, it goes to the waiting address that has had
+//! the least hash work lately (a count of the hashes it was given, halving every 10 seconds),
+//! the first to arrive among equals. An address that floods is given more and more work, so it
+//! goes behind the addresses that send little: a login from a quiet address waits for the
+//! hashes already running, not for the flood. The waiting room is bounded too: when it is full,
+//! the address with the most recent work and waiters is turned away ([`CryptoError::Busy`]) —
+//! its newest waiter, or the newcomer itself when the newcomer's address would rank highest.
 
 use super::CryptoError;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 type Grant = oneshot::Sender<Result<Permit, CryptoError>>;
+
+/// How fast an address's recent work is forgotten.
+const HALF_LIFE: Duration = Duration::from_secs(10);
+/// Below this much decayed work an address is forgotten (when the map is pruned).
+const FORGOTTEN: f64 = 0.01;
+
+/// Hash work an address was given lately.
+#[derive(Clone, Copy)]
+struct Usage {
+    work: f64,
+    at: Instant,
+}
+
+impl Usage {
+    fn now(self, now: Instant) -> f64 {
+        let halvings =
+            now.saturating_duration_since(self.at).as_secs_f64() / HALF_LIFE.as_secs_f64();
+        self.work * 0.5f64.powf(halvings)
+    }
+}
 
 struct State {
     /// Places not in use. Positive only while nobody waits: a released place goes straight to
     /// the next waiter.
     free: usize,
-    lanes: HashMap<String, VecDeque<Grant>>,
-    /// Lanes with waiters, in the order they are served.
-    turn: VecDeque<String>,
+    /// Waiters per address, oldest first, each with its arrival number.
+    lanes: HashMap<String, VecDeque<(u64, Grant)>>,
+    usage: HashMap<String, Usage>,
+    arrivals: u64,
     waiting: usize,
     /// 0: no bound.
     max_waiting: usize,
     refused: u64,
+}
+
+impl State {
+    fn work(&self, lane: &str, now: Instant) -> f64 {
+        self.usage.get(lane).map_or(0.0, |u| u.now(now))
+    }
+
+    /// One more hash for `lane`; forgets idle addresses now and then, so the map holds only
+    /// the addresses seen lately.
+    fn served(&mut self, lane: &str, now: Instant) {
+        let work = self.work(lane, now) + 1.0;
+        self.usage.insert(lane.to_string(), Usage { work, at: now });
+        if self.usage.len() > 1024 + 4 * self.lanes.len() {
+            let lanes = &self.lanes;
+            self.usage
+                .retain(|k, u| u.now(now) > FORGOTTEN || lanes.contains_key(k));
+        }
+    }
+
+    /// How much an address asks of the pool: its recent work and its waiters.
+    fn demand(&self, lane: &str, now: Instant) -> f64 {
+        self.work(lane, now) + self.lanes.get(lane).map_or(0, VecDeque::len) as f64
+    }
 }
 
 /// The pool's admission. Cheap to share: clones are the same pool.
@@ -45,23 +92,35 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Hands the place to the first waiter of the next lane in turn, or frees it.
+/// Hands the place to the first waiter of the address with the least recent work, or frees it.
 fn release(pool: &Arc<Mutex<State>>) {
     let mut s = lock(pool);
-    while let Some(lane) = s.turn.pop_front() {
+    let now = Instant::now();
+    loop {
+        let next = s
+            .lanes
+            .iter()
+            .filter_map(|(lane, q)| q.front().map(|(seq, _)| (lane, *seq)))
+            .map(|(lane, seq)| (s.work(lane, now), seq, lane.clone()))
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let Some((_, _, lane)) = next else {
+            s.free += 1;
+            return;
+        };
         let Some(queue) = s.lanes.get_mut(&lane) else {
             continue;
         };
-        let next = queue.pop_front();
+        let grant = queue.pop_front();
         if queue.is_empty() {
             s.lanes.remove(&lane);
-        } else {
-            s.turn.push_back(lane);
         }
-        let Some(grant) = next else { continue };
+        let Some((_, grant)) = grant else { continue };
         s.waiting -= 1;
         match grant.send(Ok(Permit(Some(pool.clone())))) {
-            Ok(()) => return,
+            Ok(()) => {
+                s.served(&lane, now);
+                return;
+            }
             // The waiter gave up: disarm the permit it did not take and try the next one.
             Err(Ok(mut unused)) => {
                 unused.0 = None;
@@ -69,7 +128,6 @@ fn release(pool: &Arc<Mutex<State>>) {
             Err(Err(_)) => {}
         }
     }
-    s.free += 1;
 }
 
 impl FairPool {
@@ -77,7 +135,8 @@ impl FairPool {
         FairPool(Arc::new(Mutex::new(State {
             free: size.max(1),
             lanes: HashMap::new(),
-            turn: VecDeque::new(),
+            usage: HashMap::new(),
+            arrivals: 0,
             waiting: 0,
             max_waiting,
             refused: 0,
@@ -88,23 +147,28 @@ impl FairPool {
     pub(crate) async fn acquire(&self, lane: &str) -> Result<Permit, CryptoError> {
         let granted = {
             let mut s = lock(&self.0);
+            let now = Instant::now();
             if s.free > 0 {
                 s.free -= 1;
+                s.served(lane, now);
                 return Ok(Permit(Some(self.0.clone())));
             }
             if s.max_waiting > 0 && s.waiting >= s.max_waiting {
-                let mine = s.lanes.get(lane).map_or(0, VecDeque::len) + 1;
-                let longest = s
+                let mine = s.demand(lane, now) + 1.0;
+                let heaviest = s
                     .lanes
-                    .iter()
-                    .max_by_key(|(_, q)| q.len())
-                    .map(|(name, q)| (name.clone(), q.len()));
+                    .keys()
+                    .map(|l| (s.demand(l, now), l.clone()))
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
                 s.refused += 1;
                 let waiting = u64::try_from(s.waiting).unwrap_or(u64::MAX);
-                match longest {
-                    Some((name, len)) if len > mine => {
-                        // len ≥ 2, so the lane keeps a waiter and its place in turn.
-                        if let Some(evicted) = s.lanes.get_mut(&name).and_then(VecDeque::pop_back) {
+                match heaviest {
+                    Some((demand, name)) if demand > mine => {
+                        let evicted = s.lanes.get_mut(&name).and_then(VecDeque::pop_back);
+                        if s.lanes.get(&name).is_some_and(VecDeque::is_empty) {
+                            s.lanes.remove(&name);
+                        }
+                        if let Some((_, evicted)) = evicted {
                             s.waiting -= 1;
                             let _ = evicted.send(Err(CryptoError::Busy(waiting)));
                         }
@@ -113,13 +177,12 @@ impl FairPool {
                 }
             }
             let (grant, granted) = oneshot::channel();
-            match s.lanes.get_mut(lane) {
-                Some(queue) => queue.push_back(grant),
-                None => {
-                    s.lanes.insert(lane.to_string(), VecDeque::from([grant]));
-                    s.turn.push_back(lane.to_string());
-                }
-            }
+            s.arrivals += 1;
+            let seq = s.arrivals;
+            s.lanes
+                .entry(lane.to_string())
+                .or_default()
+                .push_back((seq, grant));
             s.waiting += 1;
             granted
         };
@@ -173,7 +236,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lanes_are_served_in_turn_not_in_arrival_order() {
+    async fn a_quiet_address_goes_before_a_flooding_one() {
         let pool = FairPool::new(1, 0);
         let held = pool.acquire("x").await.unwrap();
         let served = Arc::new(Mutex::new(Vec::new()));
@@ -191,7 +254,8 @@ mod tests {
         for t in tasks {
             t.await.unwrap().unwrap();
         }
-        // The good login arrived last, behind four from one address, and is served second.
+        // The good login arrived last, behind four from one address; once that address has had a
+        // hash, the good login goes first.
         assert_eq!(
             *served.lock().unwrap(),
             ["flood1", "good", "flood2", "flood3", "flood4"]
@@ -223,6 +287,42 @@ mod tests {
             t.await.unwrap().unwrap();
         }
         assert_eq!(*served.lock().unwrap(), ["a1", "b1", "a2"]);
+        assert_eq!(pool.free(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_room_full_of_single_waiters_from_busy_addresses_still_admits_a_quiet_one() {
+        let pool = FairPool::new(1, 4);
+        let bots = ["bot0", "bot1", "bot2", "bot3"];
+        // Each bot has had a hash already.
+        for bot in bots {
+            drop(pool.acquire(bot).await.unwrap());
+        }
+        let held = pool.acquire("x").await.unwrap();
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let mut bot_waiters = Vec::new();
+        for (i, bot) in bots.into_iter().enumerate() {
+            bot_waiters.push(waiter(&pool, bot, bot, &served));
+            until_waiting(&pool, i as u64 + 1).await;
+        }
+        // Full, one waiter per address: the quiet address takes a bot's place, not a 503.
+        let quiet = waiter(&pool, "quiet", "quiet", &served);
+        while pool.refused() == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        quiet.await.unwrap().unwrap();
+        let mut turned_away = 0;
+        for t in bot_waiters {
+            if let Err(CryptoError::Busy(4)) = t.await.unwrap() {
+                turned_away += 1;
+            }
+        }
+        assert_eq!(turned_away, 1);
+        let served = served.lock().unwrap();
+        assert_eq!(served.len(), 4);
+        assert_eq!(served[0], "quiet", "{served:?}");
+        assert_eq!(pool.waiting(), 0);
         assert_eq!(pool.free(), 1);
     }
 

@@ -154,11 +154,12 @@ pub struct CheckResults {
 }
 
 impl CheckResults {
-    /// An attempt that proved no password — unknown user, wrong password, a locked or inactive
-    /// user whose password was not checked — counts against its source address's limit
-    /// (`domain::throttle`). One that proved the password (a missing token, a login IP range,
-    /// an expired password) does not: it is a configuration problem of someone who holds the
-    /// password, not a guess. Nor does an unreachable delegated-authentication endpoint.
+    /// An attempt that proved no password — unknown user, wrong password, a user whose password
+    /// was not checked because they are locked, inactive or outside their login IP ranges —
+    /// counts against its source address's limit (`domain::throttle`). One that proved the
+    /// password (a missing or stale token, an expired password) does not: it is a
+    /// configuration problem of someone who holds the password, not a guess. Nor does an
+    /// unreachable delegated-authentication endpoint.
     pub fn counts_against_address(&self) -> bool {
         self.password != PasswordCheck::Correct
             && !matches!(
@@ -949,8 +950,8 @@ mod tests {
         use DelegatedCheck as D;
         use PasswordCheck as P;
         use TokenCheck as T;
-        // Guesses: a wrong password, no password checked (unknown, locked, inactive), an SSO
-        // password the endpoint rejected.
+        // Guesses: a wrong password, no password checked (unknown, locked, inactive, outside
+        // the login IP ranges), an SSO password the endpoint rejected.
         assert!(c(P::Wrong, T::NotSupplied, D::NotAsked).counts_against_address());
         assert!(c(P::NotChecked, T::Valid, D::NotAsked).counts_against_address());
         assert!(c(P::NotChecked, T::NotSupplied, D::Rejected).counts_against_address());

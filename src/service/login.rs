@@ -129,6 +129,8 @@ async fn load(c: &mut Conn<'_>, req: &LoginRequest) -> Result<Option<Known>> {
             .to_lowercase()
     });
     let Some(user) = users::find_by_username(c, &username).await? else {
+        // The user row a found username reads next.
+        users::get(c, NO_ID, NO_ID).await?;
         load_nobody(c, req).await?;
         return Ok(None);
     };
@@ -153,8 +155,8 @@ async fn load(c: &mut Conn<'_>, req: &LoginRequest) -> Result<Option<Known>> {
 /// runs so that it makes the same round trips as one with a user (R-L4).
 const NO_ID: &str = "00000000000!!!!";
 
-/// The reads [`load_user`] (and the browser check) make, for a username that matched no user:
-/// the same statements on the same indexes, finding nothing. Without them an unknown username
+/// The reads [`load_user`] (and the browser check) make, for a username that matched no user
+/// or a user of another org: the same statements on the same indexes, finding nothing. Without them an unknown username
 /// answered measurably faster than a wrong password — 0.39 ms on SQLite, more against a
 /// PostgreSQL across a network, where each statement is a round trip (docs/security.md).
 async fn load_nobody(c: &mut Conn<'_>, req: &LoginRequest) -> Result<()> {
@@ -353,6 +355,13 @@ impl Services {
         }
         if let Some(k) = &known {
             match decision.lockout {
+                // A refusal that changes no counter (a locked, inactive or restricted user)
+                // runs the counter's statement, matching no row, as an unknown user's does.
+                LockoutEffect::Unchanged
+                    if !matches!(decision.outcome, LoginOutcome::Success { .. }) =>
+                {
+                    users::record_failure(&mut tx.c(), NO_ID, NO_ID, 0, 0, now_ms).await?;
+                }
                 LockoutEffect::Unchanged => {}
                 LockoutEffect::RecordFailure { .. } => {
                     let recorded = count_failure(&mut tx.c(), now, &k.org, &k.user).await?;

@@ -172,7 +172,20 @@ impl Outbox {
             subject: &m.subject,
             body: reveal(&m.body, m.secret.as_deref()),
         };
-        let result = self.transport.send(&self.from, &out).await;
+        // The lease covers one delivery: a delivery must not outlast it, or another worker
+        // would send the message again. (lettre's own timeout covers the connection only.)
+        let result = match tokio::time::timeout(
+            self.transport.send_timeout(),
+            self.transport.send(&self.from, &out),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "delivery took longer than {} s",
+                self.transport.send_timeout().as_secs()
+            )),
+        };
         let mut c = self.db.conn().await?;
         match result {
             Ok(()) => {
