@@ -356,11 +356,11 @@ impl Services {
         if let Some(k) = &known {
             match decision.lockout {
                 // A refusal that changes no counter (a locked, inactive or restricted user)
-                // runs the counter's statement, matching no row, as an unknown user's does.
+                // writes the row as a counted failure does, so it costs the same.
                 LockoutEffect::Unchanged
                     if !matches!(decision.outcome, LoginOutcome::Success { .. }) =>
                 {
-                    users::record_failure(&mut tx.c(), NO_ID, NO_ID, 0, 0, now_ms).await?;
+                    users::rewrite_unchanged(&mut tx.c(), &k.org.id, &k.user.id).await?;
                 }
                 LockoutEffect::Unchanged => {}
                 LockoutEffect::RecordFailure { .. } => {

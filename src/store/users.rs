@@ -319,6 +319,19 @@ pub async fn record_failure(
     })
 }
 
+/// Rewrites the user's row unchanged: the write a refusal that changes no counter makes, so it
+/// costs what a counted failure's `UPDATE` costs (R-L4: a locked or inactive user must not
+/// answer faster than a wrong password).
+pub async fn rewrite_unchanged(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<()> {
+    exec!(
+        c,
+        "UPDATE users SET failed_logins = failed_logins WHERE org_id = $1 AND id = $2",
+        org_id,
+        id
+    )?;
+    Ok(())
+}
+
 /// A success resets the counter, unless a parallel attempt locked the user in the meantime;
 /// then the success does not count and this returns false (R-L5).
 pub async fn record_success(c: &mut Conn<'_>, org_id: &str, id: &str, now: i64) -> Result<bool> {
