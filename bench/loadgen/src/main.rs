@@ -1,0 +1,130 @@
+//! keyward's benchmark tools (BENCHMARKS.md; `bench/run` drives them):
+//!
+//! - `hash`: the raw Argon2id verification rate in-process on all cores (H), through the same
+//!   `Hasher` the server uses, with the server's parameters;
+//! - `seed`: an org with N users sharing one password (one hash computed, stored N times), each
+//!   with its own security token, inserted in batches with progress on stderr; the usernames and
+//!   tokens are written to a CSV for `login`;
+//! - `login`: an HTTP load generator for SOAP and OAuth logins (and plain GETs) at a fixed
+//!   concurrency, cycling through the seeded users, from several source addresses of
+//!   127.0.0.0/8; it reports throughput and latency percentiles as JSON.
+//!
+//! `seed` writes rows through keyward's store the way the services do (user, username claim,
+//! password, token history), without the audit rows and token mails a million users would
+//! otherwise queue: it is a benchmark fixture, not an import.
+
+mod load;
+mod seed;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "keyward-bench",
+    about = "keyward's benchmark tools (BENCHMARKS.md)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Argon2id verifications per second on all cores (H), as JSON
+    Hash(HashArgs),
+    /// Create an org and N users with one shared password and their own tokens
+    Seed(seed::SeedArgs),
+    /// Send logins (or GETs) at a fixed concurrency; print throughput and latency as JSON
+    Login(load::LoginArgs),
+}
+
+#[derive(clap::Args)]
+struct HashArgs {
+    /// How long to measure
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Argon2id memory in KiB [default: the server's default]
+    #[arg(long)]
+    memory_kib: Option<u32>,
+    #[arg(long)]
+    iterations: Option<u32>,
+    #[arg(long)]
+    parallelism: Option<u32>,
+    /// Hashes at once [default: one per CPU core, as the server's pool]
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Hash(a) => hash(a).await,
+            Command::Seed(a) => seed::run(a).await,
+            Command::Login(a) => load::run(a).await,
+        }
+    })
+}
+
+/// H: verifications of a real hash, `threads` at a time through the server's `Hasher`, for
+/// `seconds`.
+async fn hash(a: HashArgs) -> anyhow::Result<()> {
+    use keyward::crypto::{HashParams, Hasher};
+    use keyward::domain::secret::Password;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+    let d = HashParams::default();
+    let params = HashParams {
+        memory_kib: a.memory_kib.unwrap_or(d.memory_kib),
+        iterations: a.iterations.unwrap_or(d.iterations),
+        parallelism: a.parallelism.unwrap_or(d.parallelism),
+    };
+    let threads = if a.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        a.threads
+    };
+    let hasher = Arc::new(Hasher::new(params, threads)?);
+    let password = Password::new("Bench-Passw0rd");
+    let phc = hasher.hash(&password).await?;
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(a.seconds);
+    // Twice as many callers as places, so the pool never idles between verifications.
+    let tasks: Vec<_> = (0..threads * 2)
+        .map(|_| {
+            let (hasher, password, phc, done) =
+                (hasher.clone(), password.clone(), phc.clone(), done.clone());
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    if hasher.verify(&password, Some(&phc)).await? {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let n = done.load(Ordering::Relaxed);
+    let out = serde_json::json!({
+        "measure": "argon2id verifications in-process",
+        "memory_kib": params.memory_kib,
+        "iterations": params.iterations,
+        "parallelism": params.parallelism,
+        "threads": threads,
+        "seconds": elapsed,
+        "verifications": n,
+        "per_second": n as f64 / elapsed,
+        "per_second_per_thread": n as f64 / elapsed / threads as f64,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
