@@ -10,7 +10,7 @@ use crate::domain::secret::Password;
 use crate::domain::token::SecurityToken;
 use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use pool::FairPool;
+use pool::HashPool;
 use rand::Rng;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
@@ -115,8 +115,9 @@ fn hash_blocking(argon: &Argon2<'static>, password: &str) -> Result<String, Cryp
 }
 
 /// Verifies with the algorithm, version and parameters of the stored hash, so old hashes keep
-/// verifying after the configured cost changes.
-fn verify_blocking(password: &str, phc: &str) -> bool {
+/// verifying after the configured cost changes. Blocking, on the calling thread: what one place
+/// of the pool does (the benchmark's raw hash rate calls it directly).
+pub fn verify_blocking(password: &str, phc: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
@@ -146,49 +147,70 @@ fn verify_blocking(password: &str, phc: &str) -> bool {
     computed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The threads hashes run on: exactly `pool_size` of them, for the life of the `Hasher`. Not
-/// tokio's blocking pool: there a hash would run on whichever of up to 512 threads is free, and
-/// each thread's allocator arena would keep the 19 MiB it once held, so memory would grow far
-/// past `pool_size × memory_kib`; on a fixed set of threads each reuses its own.
-struct Workers {
-    jobs: std::sync::mpsc::Sender<Job>,
+/// One hash for the pool: the work, and where its result goes.
+struct HashJob<F, T> {
+    work: F,
+    argon: Argon2<'static>,
+    done: tokio::sync::oneshot::Sender<Result<T, CryptoError>>,
+    invocations: Arc<AtomicU64>,
 }
 
-impl Workers {
-    fn start(n: usize) -> Result<Workers, CryptoError> {
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let queue = Arc::new(std::sync::Mutex::new(queue));
-        for i in 0..n.max(1) {
-            let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("keyward-hash-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match queue.lock() {
-                            Ok(q) => q.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            // The Hasher is gone.
-                            Err(_) => return,
-                        }
-                    }
-                })
-                .map_err(|e| CryptoError::Hash(format!("cannot start a hashing thread: {e}")))?;
-        }
-        Ok(Workers { jobs })
+impl<F, T> pool::Job for HashJob<F, T>
+where
+    F: FnOnce(Argon2<'static>) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>) {
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        let result = (self.work)(self.argon);
+        let _ = self.done.send(Ok(result));
     }
 
-    fn run(&self, job: Job) -> Result<(), CryptoError> {
-        self.jobs.send(job).map_err(|_| CryptoError::PoolClosed)
+    fn refuse(self: Box<Self>, why: CryptoError) {
+        let _ = self.done.send(Err(why));
+    }
+
+    fn abandoned(&self) -> bool {
+        self.done.is_closed()
+    }
+}
+
+/// Occupies a pool thread until released ([`Hasher::hold_place`]).
+struct Hold {
+    started: tokio::sync::oneshot::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+}
+
+impl pool::Job for Hold {
+    fn run(self: Box<Self>) {
+        let _ = self.started.send(());
+        let _ = self.release.recv();
+    }
+
+    fn refuse(self: Box<Self>, _: CryptoError) {}
+
+    fn abandoned(&self) -> bool {
+        self.started.is_closed()
+    }
+}
+
+/// Something run once on a pool thread, whoever waits for it.
+struct Once(Box<dyn FnOnce() + Send>);
+
+impl pool::Job for Once {
+    fn run(self: Box<Self>) {
+        (self.0)()
+    }
+
+    fn refuse(self: Box<Self>, _: CryptoError) {}
+
+    fn abandoned(&self) -> bool {
+        false
     }
 }
 
 /// A place in the hash pool taken by [`Hasher::hold_place`], given back when dropped.
-pub struct PoolPlace(#[allow(dead_code)] pool::Permit);
+pub struct PoolPlace(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
 
 /// The lane of hashes that are not logins: password changes and new users.
 const OWN_LANE: &str = "";
@@ -201,11 +223,9 @@ const OWN_LANE: &str = "";
 pub struct Hasher {
     params: HashParams,
     argon: Argon2<'static>,
-    size: usize,
-    pool: FairPool,
-    workers: Workers,
+    pool: HashPool,
     dummy_hash: String,
-    invocations: AtomicU64,
+    invocations: Arc<AtomicU64>,
 }
 
 impl Hasher {
@@ -220,21 +240,22 @@ impl Hasher {
         // A hash of a random password nobody knows, with the configured cost: verifying against
         // it costs what verifying a real user's password costs (R-L4).
         // Made on a hashing thread, whose memory is kept for the hashes to come anyway.
-        let workers = Workers::start(pool_size)?;
+        let pool = HashPool::start(pool_size, 0)?;
         let (made, dummy) = std::sync::mpsc::channel();
         let dummy_argon = argon.clone();
-        workers.run(Box::new(move || {
-            let _ = made.send(hash_blocking(&dummy_argon, &random_base62(32)));
-        }))?;
+        pool.submit(
+            OWN_LANE,
+            Box::new(Once(Box::new(move || {
+                let _ = made.send(hash_blocking(&dummy_argon, &random_base62(32)));
+            }))),
+        );
         let dummy_hash = dummy.recv().map_err(|_| CryptoError::PoolClosed)??;
         Ok(Hasher {
             params,
             argon,
-            size: pool_size,
-            pool: FairPool::new(pool_size, 0),
-            workers,
+            pool,
             dummy_hash,
-            invocations: AtomicU64::new(0),
+            invocations: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -242,8 +263,8 @@ impl Hasher {
     /// most of the pool is refused ([`CryptoError::Busy`]) — its newest waiter, or the newcomer
     /// when it is from that address. Without a bound a flood would queue without limit and hold
     /// memory and connections until clients time out. 0: no bound.
-    pub fn with_max_queue(mut self, max_queue: usize) -> Hasher {
-        self.pool = FairPool::new(self.size, max_queue);
+    pub fn with_max_queue(self, max_queue: usize) -> Hasher {
+        self.pool.set_max_waiting(max_queue);
         self
     }
 
@@ -255,7 +276,17 @@ impl Hasher {
     /// Takes one place in the pool, as a hash would, until the returned value is dropped. Tests
     /// use it to fill the pool at a moment of their choosing.
     pub async fn hold_place(&self) -> Result<PoolPlace, CryptoError> {
-        Ok(PoolPlace(self.pool.acquire(OWN_LANE).await?))
+        let (started, running) = tokio::sync::oneshot::channel();
+        let (release, hold) = std::sync::mpsc::channel();
+        self.pool.submit(
+            OWN_LANE,
+            Box::new(Hold {
+                started,
+                release: hold,
+            }),
+        );
+        running.await.map_err(|_| CryptoError::PoolClosed)?;
+        Ok(PoolPlace(release))
     }
 
     /// Hashes refused because the queue was full (`max_queue`).
@@ -268,24 +299,25 @@ impl Hasher {
         self.pool.waiting()
     }
 
-    /// Runs one hash on the blocking pool, waiting in `lane`'s turn. The permit travels with the
-    /// blocking work, so the bound holds even when the caller stops waiting (a client that
-    /// disconnects): the memory stays in use until the hash really ends, and so does the permit.
+    /// Runs one hash on a pool thread, waiting in `lane`'s turn. A hash that has started runs to
+    /// its end on its thread even when the caller stops waiting (a client that disconnects), so
+    /// the bound holds; one still waiting when its caller leaves is skipped.
     async fn run<T: Send + 'static>(
         &self,
         lane: &str,
         work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
     ) -> Result<T, CryptoError> {
-        let permit = self.pool.acquire(lane).await?;
-        self.invocations.fetch_add(1, Ordering::Relaxed);
-        let argon = self.argon.clone();
         let (done, result) = tokio::sync::oneshot::channel();
-        self.workers.run(Box::new(move || {
-            let r = work(argon);
-            drop(permit);
-            let _ = done.send(r);
-        }))?;
-        result.await.map_err(|_| CryptoError::PoolClosed)
+        self.pool.submit(
+            lane,
+            Box::new(HashJob {
+                work,
+                argon: self.argon.clone(),
+                done,
+                invocations: self.invocations.clone(),
+            }),
+        );
+        result.await.map_err(|_| CryptoError::PoolClosed)?
     }
 
     /// Hashes a new password (administrative and personal changes: one lane of their own).
@@ -498,9 +530,9 @@ mod tests {
         caller.abort();
         assert!(caller.await.unwrap_err().is_cancelled());
         assert_eq!(
-            h.pool.free(),
-            0,
-            "the permit was released while the hash was still running"
+            h.pool.busy(),
+            1,
+            "the place was given back while the hash was still running"
         );
         // A new hash queues behind it, and runs once it really ends.
         let next = {
@@ -512,7 +544,6 @@ mod tests {
         }
         release.send(()).unwrap();
         next.await.unwrap().unwrap();
-        assert_eq!(h.pool.free(), 1);
         assert_eq!(h.queue_depth(), 0);
     }
 

@@ -1,19 +1,32 @@
-//! Admission to the hash pool: at most `size` hashes run at once, and the rest wait in lanes —
-//! one per source address. When a place frees up, it goes to the waiting address that has had
-//! the least hash work lately (a count of the hashes it was given, halving every 10 seconds),
-//! the first to arrive among equals. An address that floods is given more and more work, so it
-//! goes behind the addresses that send little: a login from a quiet address waits for the
-//! hashes already running, not for the flood. The waiting room is bounded too: when it is full,
-//! the address with the most recent work and waiters is turned away ([`CryptoError::Busy`]) —
-//! its newest waiter, or the newcomer itself when the newcomer's address would rank highest.
+//! The hash pool: `size` threads that run password hashes, and the waiting room in front of
+//! them. Waiting hashes queue in lanes — one per source address. When a thread is free it takes
+//! the next hash itself (no hand-off through the async runtime, so the threads do not idle
+//! between hashes) from the waiting address that has had the least hash work lately (a count
+//! of the hashes it was given, halving every 10 seconds), the first to arrive among equals. An
+//! address that floods is given more and more work, so it goes behind the addresses that send
+//! little: a login from a quiet address waits for the hashes already running, not for the
+//! flood. The waiting room is bounded too: when it is full, the address asking the most of the
+//! pool (recent work plus waiters) is turned away ([`CryptoError::Busy`]) — its newest waiter,
+//! or the newcomer itself when the newcomer's address would rank highest.
+//!
+//! The threads are the process's only hashing threads, for the pool's life: each keeps its
+//! Argon2 memory from one hash to the next (`super::with_blocks`), so hashing memory stays at
+//! `size × memory_kib`.
 
 use super::CryptoError;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
-type Grant = oneshot::Sender<Result<Permit, CryptoError>>;
+/// One hash waiting for a thread.
+pub(crate) trait Job: Send {
+    /// Runs it, on a pool thread.
+    fn run(self: Box<Self>);
+    /// Tells its caller it was turned away, or that the pool is closing.
+    fn refuse(self: Box<Self>, why: CryptoError);
+    /// Nobody waits for its result any more: it need not run.
+    fn abandoned(&self) -> bool;
+}
 
 /// How fast an address's recent work is forgotten.
 const HALF_LIFE: Duration = Duration::from_secs(10);
@@ -35,18 +48,20 @@ impl Usage {
     }
 }
 
+/// An address's waiting hashes, oldest first, each with its arrival number.
+type Lane = VecDeque<(u64, Box<dyn Job>)>;
+
 struct State {
-    /// Places not in use. Positive only while nobody waits: a released place goes straight to
-    /// the next waiter.
-    free: usize,
-    /// Waiters per address, oldest first, each with its arrival number.
-    lanes: HashMap<String, VecDeque<(u64, Grant)>>,
+    lanes: HashMap<String, Lane>,
     usage: HashMap<String, Usage>,
     arrivals: u64,
     waiting: usize,
+    /// Threads running a hash.
+    busy: usize,
     /// 0: no bound.
     max_waiting: usize,
     refused: u64,
+    closed: bool,
 }
 
 impl State {
@@ -70,89 +85,79 @@ impl State {
     fn demand(&self, lane: &str, now: Instant) -> f64 {
         self.work(lane, now) + self.lanes.get(lane).map_or(0, VecDeque::len) as f64
     }
-}
 
-/// The pool's admission. Cheap to share: clones are the same pool.
-#[derive(Clone)]
-pub(crate) struct FairPool(Arc<Mutex<State>>);
-
-/// One place in the pool, given back when dropped (wherever the work that holds it ends).
-pub(crate) struct Permit(Option<Arc<Mutex<State>>>);
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        if let Some(pool) = self.0.take() {
-            release(&pool);
-        }
-    }
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    // Nothing panics while holding it; if something did, the counts are still whole.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Hands the place to the first waiter of the address with the least recent work, or frees it.
-fn release(pool: &Arc<Mutex<State>>) {
-    let mut s = lock(pool);
-    let now = Instant::now();
-    loop {
-        let next = s
+    /// The next hash to run: the first waiter of the address with the least recent work.
+    fn next(&mut self, now: Instant) -> Option<Box<dyn Job>> {
+        let (_, _, lane) = self
             .lanes
             .iter()
             .filter_map(|(lane, q)| q.front().map(|(seq, _)| (lane, *seq)))
-            .map(|(lane, seq)| (s.work(lane, now), seq, lane.clone()))
-            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let Some((_, _, lane)) = next else {
-            s.free += 1;
-            return;
-        };
-        let Some(queue) = s.lanes.get_mut(&lane) else {
-            continue;
-        };
-        let grant = queue.pop_front();
+            .map(|(lane, seq)| (self.work(lane, now), seq, lane.clone()))
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))?;
+        let queue = self.lanes.get_mut(&lane)?;
+        let (_, job) = queue.pop_front()?;
         if queue.is_empty() {
-            s.lanes.remove(&lane);
+            self.lanes.remove(&lane);
         }
-        let Some((_, grant)) = grant else { continue };
-        s.waiting -= 1;
-        match grant.send(Ok(Permit(Some(pool.clone())))) {
-            Ok(()) => {
-                s.served(&lane, now);
-                return;
-            }
-            // The waiter gave up: disarm the permit it did not take and try the next one.
-            Err(Ok(mut unused)) => {
-                unused.0 = None;
-            }
-            Err(Err(_)) => {}
-        }
+        self.waiting -= 1;
+        self.served(&lane, now);
+        Some(job)
     }
 }
 
-impl FairPool {
-    pub(crate) fn new(size: usize, max_waiting: usize) -> FairPool {
-        FairPool(Arc::new(Mutex::new(State {
-            free: size.max(1),
-            lanes: HashMap::new(),
-            usage: HashMap::new(),
-            arrivals: 0,
-            waiting: 0,
-            max_waiting,
-            refused: 0,
-        })))
+struct Shared {
+    state: Mutex<State>,
+    work_to_do: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Jobs run outside the lock; if something panicked while holding it, the counts are
+        // still whole.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The pool. The threads stop when it is dropped.
+pub(crate) struct HashPool(Arc<Shared>);
+
+impl HashPool {
+    pub(crate) fn start(size: usize, max_waiting: usize) -> Result<HashPool, CryptoError> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                lanes: HashMap::new(),
+                usage: HashMap::new(),
+                arrivals: 0,
+                waiting: 0,
+                busy: 0,
+                max_waiting,
+                refused: 0,
+                closed: false,
+            }),
+            work_to_do: Condvar::new(),
+        });
+        for i in 0..size.max(1) {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("keyward-hash-{i}"))
+                .spawn(move || work(&shared))
+                .map_err(|e| CryptoError::Hash(format!("cannot start a hashing thread: {e}")))?;
+        }
+        Ok(HashPool(shared))
     }
 
-    /// Waits for a place, in `lane`'s turn.
-    pub(crate) async fn acquire(&self, lane: &str) -> Result<Permit, CryptoError> {
-        let granted = {
-            let mut s = lock(&self.0);
-            let now = Instant::now();
-            if s.free > 0 {
-                s.free -= 1;
-                s.served(lane, now);
-                return Ok(Permit(Some(self.0.clone())));
+    /// Queues a hash in `lane`'s turn. A full room turns away the address asking the most —
+    /// this job (its `refuse` is called before this returns) or another address's newest.
+    pub(crate) fn submit(&self, lane: &str, job: Box<dyn Job>) {
+        let evicted = {
+            let mut s = self.0.lock();
+            if s.closed {
+                drop(s);
+                job.refuse(CryptoError::PoolClosed);
+                return;
             }
+            let now = Instant::now();
+            let mut evicted = None;
             if s.max_waiting > 0 && s.waiting >= s.max_waiting {
                 let mine = s.demand(lane, now) + 1.0;
                 let heaviest = s
@@ -164,211 +169,270 @@ impl FairPool {
                 let waiting = u64::try_from(s.waiting).unwrap_or(u64::MAX);
                 match heaviest {
                     Some((demand, name)) if demand > mine => {
-                        let evicted = s.lanes.get_mut(&name).and_then(VecDeque::pop_back);
+                        let out = s.lanes.get_mut(&name).and_then(VecDeque::pop_back);
                         if s.lanes.get(&name).is_some_and(VecDeque::is_empty) {
                             s.lanes.remove(&name);
                         }
-                        if let Some((_, evicted)) = evicted {
+                        if let Some((_, out)) = out {
                             s.waiting -= 1;
-                            let _ = evicted.send(Err(CryptoError::Busy(waiting)));
+                            evicted = Some((out, waiting));
                         }
                     }
-                    _ => return Err(CryptoError::Busy(waiting)),
+                    _ => {
+                        drop(s);
+                        job.refuse(CryptoError::Busy(waiting));
+                        return;
+                    }
                 }
             }
-            let (grant, granted) = oneshot::channel();
             s.arrivals += 1;
             let seq = s.arrivals;
             s.lanes
                 .entry(lane.to_string())
                 .or_default()
-                .push_back((seq, grant));
+                .push_back((seq, job));
             s.waiting += 1;
-            granted
+            evicted
         };
-        granted.await.map_err(|_| CryptoError::PoolClosed)?
+        self.0.work_to_do.notify_one();
+        if let Some((out, waiting)) = evicted {
+            out.refuse(CryptoError::Busy(waiting));
+        }
     }
 
-    /// Callers waiting for a place.
+    /// Changes the waiting room's size (0: no bound).
+    pub(crate) fn set_max_waiting(&self, max_waiting: usize) {
+        self.0.lock().max_waiting = max_waiting;
+    }
+
+    /// Hashes waiting for a thread.
     pub(crate) fn waiting(&self) -> u64 {
-        u64::try_from(lock(&self.0).waiting).unwrap_or(u64::MAX)
+        u64::try_from(self.0.lock().waiting).unwrap_or(u64::MAX)
     }
 
-    /// Places not in use.
+    /// Threads running a hash now.
     #[cfg(test)]
-    pub(crate) fn free(&self) -> usize {
-        lock(&self.0).free
+    pub(crate) fn busy(&self) -> usize {
+        self.0.lock().busy
     }
 
-    /// Callers turned away because the waiting room was full.
+    /// Hashes turned away because the waiting room was full.
     pub(crate) fn refused(&self) -> u64 {
-        lock(&self.0).refused
+        self.0.lock().refused
+    }
+}
+
+impl Drop for HashPool {
+    fn drop(&mut self) {
+        let left: Vec<Box<dyn Job>> = {
+            let mut s = self.0.lock();
+            s.closed = true;
+            s.waiting = 0;
+            s.lanes
+                .drain()
+                .flat_map(|(_, q)| q.into_iter().map(|(_, j)| j))
+                .collect()
+        };
+        self.0.work_to_do.notify_all();
+        for job in left {
+            job.refuse(CryptoError::PoolClosed);
+        }
+    }
+}
+
+/// A pool thread: takes the next hash as soon as it finishes one.
+fn work(shared: &Shared) {
+    let mut s = shared.lock();
+    loop {
+        if s.closed {
+            return;
+        }
+        let Some(job) = s.next(Instant::now()) else {
+            s = shared.work_to_do.wait(s).unwrap_or_else(|e| e.into_inner());
+            continue;
+        };
+        if job.abandoned() {
+            continue;
+        }
+        s.busy += 1;
+        drop(s);
+        job.run();
+        s = shared.lock();
+        s.busy -= 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::task::JoinHandle;
+    use std::sync::mpsc;
 
-    /// Queues a waiter on `lane` that, once served, records its name in `served` and holds its
-    /// place until `done` says so.
-    fn waiter(
-        pool: &FairPool,
-        lane: &'static str,
+    /// A job that records its name when it runs (or "<name> refused"), then waits for `hold`
+    /// to be dropped (if it has one).
+    struct Probe {
         name: &'static str,
-        served: &Arc<Mutex<Vec<&'static str>>>,
-    ) -> JoinHandle<Result<(), CryptoError>> {
-        let (pool, served) = (pool.clone(), served.clone());
-        tokio::spawn(async move {
-            let permit = pool.acquire(lane).await?;
-            served.lock().unwrap().push(name);
-            drop(permit);
-            Ok(())
-        })
+        log: mpsc::Sender<String>,
+        hold: Option<mpsc::Receiver<()>>,
     }
 
-    async fn until_waiting(pool: &FairPool, n: u64) {
-        while pool.waiting() != n {
-            tokio::task::yield_now().await;
+    impl Job for Probe {
+        fn run(self: Box<Self>) {
+            let _ = self.log.send(self.name.to_string());
+            if let Some(hold) = &self.hold {
+                let _ = hold.recv();
+            }
+        }
+        fn refuse(self: Box<Self>, why: CryptoError) {
+            let _ = self.log.send(format!("{} refused: {why}", self.name));
+        }
+        fn abandoned(&self) -> bool {
+            self.name.starts_with("gone")
         }
     }
 
-    #[tokio::test]
-    async fn a_quiet_address_goes_before_a_flooding_one() {
-        let pool = FairPool::new(1, 0);
-        let held = pool.acquire("x").await.unwrap();
-        let served = Arc::new(Mutex::new(Vec::new()));
-        let mut tasks = Vec::new();
-        for (i, name) in ["flood1", "flood2", "flood3", "flood4"]
-            .into_iter()
-            .enumerate()
-        {
-            tasks.push(waiter(&pool, "attacker", name, &served));
-            until_waiting(&pool, i as u64 + 1).await;
+    struct Bench {
+        pool: HashPool,
+        log: mpsc::Sender<String>,
+        seen: mpsc::Receiver<String>,
+    }
+
+    impl Bench {
+        fn new(size: usize, room: usize) -> Bench {
+            let (log, seen) = mpsc::channel();
+            Bench {
+                pool: HashPool::start(size, room).unwrap(),
+                log,
+                seen,
+            }
         }
-        tasks.push(waiter(&pool, "good", "good", &served));
-        until_waiting(&pool, 5).await;
+
+        fn submit(&self, lane: &str, name: &'static str) {
+            self.pool.submit(
+                lane,
+                Box::new(Probe {
+                    name,
+                    log: self.log.clone(),
+                    hold: None,
+                }),
+            );
+        }
+
+        /// Occupies a thread until the returned sender is dropped.
+        fn hold(&self, lane: &str) -> mpsc::Sender<()> {
+            let (release, hold) = mpsc::channel();
+            self.pool.submit(
+                lane,
+                Box::new(Probe {
+                    name: "held",
+                    log: self.log.clone(),
+                    hold: Some(hold),
+                }),
+            );
+            assert_eq!(self.next(), "held");
+            release
+        }
+
+        fn next(&self) -> String {
+            self.seen
+                .recv_timeout(Duration::from_secs(10))
+                .expect("nothing happened")
+        }
+
+        fn next_n(&self, n: usize) -> Vec<String> {
+            (0..n).map(|_| self.next()).collect()
+        }
+    }
+
+    #[test]
+    fn a_quiet_address_goes_before_a_flooding_one() {
+        let b = Bench::new(1, 0);
+        let held = b.hold("x");
+        for name in ["flood1", "flood2", "flood3", "flood4"] {
+            b.submit("attacker", name);
+        }
+        b.submit("good", "good");
+        assert_eq!(b.pool.waiting(), 5);
         drop(held);
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        // The good login arrived last, behind four from one address; once that address has had a
-        // hash, the good login goes first.
+        // The good login arrived last, behind four from one address; once that address has had
+        // a hash, the good login goes first.
         assert_eq!(
-            *served.lock().unwrap(),
+            b.next_n(5),
             ["flood1", "good", "flood2", "flood3", "flood4"]
         );
-        assert_eq!(pool.free(), 1);
-        assert_eq!(pool.waiting(), 0);
+        assert_eq!(b.pool.waiting(), 0);
     }
 
-    #[tokio::test]
-    async fn a_full_waiting_room_turns_away_the_longest_lane() {
-        let pool = FairPool::new(1, 3);
-        let held = pool.acquire("x").await.unwrap();
-        let served = Arc::new(Mutex::new(Vec::new()));
-        let a1 = waiter(&pool, "a", "a1", &served);
-        until_waiting(&pool, 1).await;
-        let a2 = waiter(&pool, "a", "a2", &served);
-        until_waiting(&pool, 2).await;
-        let a3 = waiter(&pool, "a", "a3", &served);
-        until_waiting(&pool, 3).await;
-        // Full. A newcomer from another address takes the place of a's newest waiter.
-        let b1 = waiter(&pool, "b", "b1", &served);
-        assert!(matches!(a3.await.unwrap(), Err(CryptoError::Busy(3))));
-        until_waiting(&pool, 3).await;
-        // Still full, and a's lane would be the longest: a is refused at once.
-        assert!(matches!(pool.acquire("a").await, Err(CryptoError::Busy(3))));
-        assert_eq!(pool.refused(), 2);
-        drop(held);
-        for t in [a1, a2, b1] {
-            t.await.unwrap().unwrap();
+    #[test]
+    fn a_full_waiting_room_turns_away_the_address_asking_the_most() {
+        let b = Bench::new(1, 3);
+        let held = b.hold("x");
+        for name in ["a1", "a2", "a3"] {
+            b.submit("a", name);
         }
-        assert_eq!(*served.lock().unwrap(), ["a1", "b1", "a2"]);
-        assert_eq!(pool.free(), 1);
+        // Full. A newcomer from another address takes the place of a's newest waiter.
+        b.submit("b", "b1");
+        assert_eq!(
+            b.next(),
+            "a3 refused: too many password checks are waiting (3); try again shortly"
+        );
+        // Still full, and a would ask the most: a's newcomer is refused at once.
+        b.submit("a", "a4");
+        assert!(b.next().starts_with("a4 refused"));
+        assert_eq!(b.pool.refused(), 2);
+        drop(held);
+        assert_eq!(b.next_n(3), ["a1", "b1", "a2"]);
     }
 
-    #[tokio::test]
-    async fn a_room_full_of_single_waiters_from_busy_addresses_still_admits_a_quiet_one() {
-        let pool = FairPool::new(1, 4);
+    #[test]
+    fn a_room_full_of_single_waiters_from_busy_addresses_still_admits_a_quiet_one() {
+        let b = Bench::new(1, 4);
         let bots = ["bot0", "bot1", "bot2", "bot3"];
         // Each bot has had a hash already.
         for bot in bots {
-            drop(pool.acquire(bot).await.unwrap());
+            b.submit(bot, bot);
+            assert_eq!(b.next(), bot);
         }
-        let held = pool.acquire("x").await.unwrap();
-        let served = Arc::new(Mutex::new(Vec::new()));
-        let mut bot_waiters = Vec::new();
-        for (i, bot) in bots.into_iter().enumerate() {
-            bot_waiters.push(waiter(&pool, bot, bot, &served));
-            until_waiting(&pool, i as u64 + 1).await;
+        let held = b.hold("x");
+        for bot in bots {
+            b.submit(bot, bot);
         }
         // Full, one waiter per address: the quiet address takes a bot's place, not a 503.
-        let quiet = waiter(&pool, "quiet", "quiet", &served);
-        while pool.refused() == 0 {
-            tokio::task::yield_now().await;
-        }
+        b.submit("quiet", "quiet");
+        assert!(b.next().contains("refused"));
         drop(held);
-        quiet.await.unwrap().unwrap();
-        let mut turned_away = 0;
-        for t in bot_waiters {
-            if let Err(CryptoError::Busy(4)) = t.await.unwrap() {
-                turned_away += 1;
-            }
-        }
-        assert_eq!(turned_away, 1);
-        let served = served.lock().unwrap();
-        assert_eq!(served.len(), 4);
-        assert_eq!(served[0], "quiet", "{served:?}");
-        assert_eq!(pool.waiting(), 0);
-        assert_eq!(pool.free(), 1);
+        let order = b.next_n(4);
+        assert_eq!(order[0], "quiet", "{order:?}");
+        assert_eq!(b.pool.refused(), 1);
     }
 
-    #[tokio::test]
-    async fn waiters_that_give_up_do_not_keep_a_place() {
-        let pool = FairPool::new(1, 0);
-        let held = pool.acquire("x").await.unwrap();
-        let gone = {
-            let pool = pool.clone();
-            tokio::spawn(async move { pool.acquire("a").await.map(|_| ()) })
-        };
-        until_waiting(&pool, 1).await;
-        gone.abort();
-        let _ = gone.await;
-        let served = Arc::new(Mutex::new(Vec::new()));
-        let b = waiter(&pool, "b", "b", &served);
-        until_waiting(&pool, 2).await;
+    #[test]
+    fn abandoned_hashes_do_not_run() {
+        let b = Bench::new(1, 0);
+        let held = b.hold("x");
+        b.submit("a", "gone");
+        b.submit("b", "b");
         drop(held);
-        b.await.unwrap().unwrap();
-        assert_eq!(*served.lock().unwrap(), ["b"]);
-        assert_eq!(pool.free(), 1);
-        assert_eq!(pool.waiting(), 0);
+        assert_eq!(b.next(), "b");
+        assert_eq!(b.pool.waiting(), 0);
     }
 
-    #[tokio::test]
-    async fn never_more_than_size_at_once() {
-        let pool = FairPool::new(3, 0);
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..40)
-            .map(|i| {
-                let (pool, running, peak) = (pool.clone(), running.clone(), peak.clone());
-                tokio::spawn(async move {
-                    let lane = ["a", "b", "c", "d"][i % 4];
-                    let _permit = pool.acquire(lane).await.unwrap();
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    tokio::task::yield_now().await;
-                    running.fetch_sub(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert!(peak.load(Ordering::SeqCst) <= 3);
-        assert_eq!(pool.free(), 3);
+    #[test]
+    fn never_more_than_size_at_once_and_closing_refuses_the_rest() {
+        let b = Bench::new(3, 0);
+        let holds: Vec<_> = (0..3).map(|i| b.hold(["a", "b", "c"][i])).collect();
+        assert_eq!(b.pool.busy(), 3);
+        b.submit("d", "d1");
+        b.submit("d", "d2");
+        assert_eq!(b.pool.waiting(), 2, "no fourth thread took them");
+        drop(holds);
+        let mut ran = b.next_n(2);
+        ran.sort();
+        assert_eq!(ran, ["d1", "d2"]);
+        let held = b.hold("a");
+        b.submit("e", "e1");
+        let Bench { pool, seen, .. } = b;
+        drop(pool);
+        assert!(seen.recv().unwrap().starts_with("e1 refused"));
+        drop(held);
     }
 }
