@@ -215,8 +215,8 @@ pub struct PoolPlace(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
 /// The lane of hashes that are not logins: password changes and new users.
 const OWN_LANE: &str = "";
 
-/// Argon2id on a bounded pool: at most `pool_size` hashes run at once, each on tokio's blocking
-/// threads, so memory stays at `pool_size × memory_kib` however many logins arrive. Logins wait
+/// Argon2id on a bounded pool: `pool_size` threads of its own run the hashes, each reusing its
+/// Argon2 memory, so memory stays at `pool_size × memory_kib` however many logins arrive. Logins wait
 /// for the pool in their source address's lane (`pool`), so a flood from some addresses does not
 /// starve the others (the least busy address goes first), and the waiting room is bounded
 /// (`with_max_queue`).
