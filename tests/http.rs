@@ -2089,11 +2089,23 @@ async fn address_limit_refuses_a_guessing_address_before_any_lookup_on_every_nod
             refused += 1;
         }
     }
-    assert_eq!(refused, 27);
-    assert_eq!(s.hasher.invocations() - hashes, 3);
+    // The check may over-count when an attempt ends while another reads the count, never
+    // under-count: at most the limit are hashed, and each hashed one is counted.
+    let hashed = s.hasher.invocations() - hashes;
+    assert!((1..=3).contains(&hashed), "{hashed} of the burst hashed");
+    assert_eq!(refused, 30 - hashed);
     let counted = s.limited_addresses(&cli(), 1).await.unwrap();
     let counted = counted.iter().find(|a| a.address == burst).unwrap();
-    assert_eq!(counted.failures, 3);
+    assert_eq!(counted.failures, hashed as i64);
+    // One at a time the count is exact: the address gets the rest of its limit, no more.
+    for i in 0.. {
+        let a = soap_from(&srv, burst, &format!("late{i}@acme.test"), "guess").await;
+        if a.xml("exceptionCode").as_deref() == Some("LOGIN_RATE_EXCEEDED") {
+            break;
+        }
+        assert!(i < 3, "more than the limit hashed");
+    }
+    assert_eq!(s.hasher.invocations() - hashes, 3);
     assert_eq!(s.address_in_flight(burst.parse().unwrap()), 0);
 
     // A second node over the same database refuses the address too.
