@@ -9,9 +9,9 @@
 use super::{Result, Services};
 use crate::crypto::{digest, random_base62};
 use crate::domain::ids::{KeyPrefix, SfId};
-use crate::store::orgs::{self, OrgRow};
+use crate::store::orgs::OrgRow;
 use crate::store::sessions::{self, SessionRow};
-use crate::store::users::{self, UserRow};
+use crate::store::users::UserRow;
 use crate::store::{Conn, ms};
 use time::Duration;
 
@@ -110,20 +110,16 @@ pub(crate) async fn load_active(
     digest: &str,
     now: i64,
 ) -> Result<Option<ActiveSession>> {
-    let Some(session) = sessions::get_live(c, digest, now).await? else {
-        return Ok(None);
-    };
-    // Deactivation deletes the sessions in the same transaction; reading the user again keeps
-    // that true even for a session row written by a login that raced it.
-    let Some(user) = users::get(c, &session.org_id, &session.user_id).await? else {
+    // Deactivation deletes the sessions in the same transaction; reading the user with the
+    // session keeps that true even for a session row written by a login that raced it.
+    let Some(sessions::LiveSession { session, user, org }) =
+        sessions::get_live_with_user(c, digest, now).await?
+    else {
         return Ok(None);
     };
     if !user.active {
         return Ok(None);
     }
-    let Some(org) = orgs::get(c, &session.org_id).await? else {
-        return Ok(None);
-    };
     Ok(Some(ActiveSession { session, user, org }))
 }
 

@@ -126,6 +126,15 @@ macro_rules! q {
 }
 pub(crate) use q;
 
+/// A row struct from columns selected with a prefix in a join (`o_id`, `o_name`, …), where
+/// the derived `FromRow`, which reads columns by their own names, cannot tell them apart.
+macro_rules! prefixed {
+    ($row:expr, $prefix:literal, $t:ident { $($f:ident),* $(,)? }) => {
+        $t { $($f: sqlx::Row::try_get($row, concat!($prefix, stringify!($f)))?,)* }
+    };
+}
+pub(crate) use prefixed;
+
 /// Executes one statement with its bound values on either backend; the rows it affected.
 macro_rules! exec {
     ($c:expr, $sql:expr $(, $bind:expr)* $(,)?) => {

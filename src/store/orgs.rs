@@ -17,7 +17,7 @@ pub struct OrgRow {
     pub created_at: i64,
 }
 
-const COLUMNS: &str = "id, name, delegated_auth_url, min_password_length, complexity, \
+pub(crate) const COLUMNS: &str = "id, name, delegated_auth_url, min_password_length, complexity, \
     password_history, password_expiry_days, lockout_attempts, lockout_minutes, session_seconds, \
     created_at";
 

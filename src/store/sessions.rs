@@ -1,7 +1,11 @@
 //! Sessions and OAuth refresh tokens (R-L10): stored by digest only, so the store never holds a
 //! value that would let anyone act as the user.
 
-use super::{Conn, Result, exec, q};
+use super::orgs::{self, OrgRow};
+use super::users::{self, UserRow};
+use super::{Conn, Result, exec, prefixed, q};
+use sqlx::FromRow;
+use std::sync::LazyLock;
 
 /// Ends every session and refresh token of a user (deactivation, admin password reset); returns
 /// how many sessions ended.
@@ -86,16 +90,97 @@ pub async fn insert(c: &mut Conn<'_>, s: &SessionRow) -> Result<()> {
     Ok(())
 }
 
-/// The session with this digest, if it exists and has not expired. One primary-key lookup: it
-/// runs on every API call after login, on every node, so a logout or a deactivation anywhere is
-/// seen at the next call.
-pub async fn get_live(c: &mut Conn<'_>, digest: &str, now: i64) -> Result<Option<SessionRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM sessions WHERE digest = $1 AND expires_at > $2");
-    Ok(q!(c, |e| sqlx::query_as::<_, SessionRow>(&sql)
+/// A live session with its user and org, read in one statement.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub session: SessionRow,
+    pub user: UserRow,
+    pub org: OrgRow,
+}
+
+/// The session with this digest, if it exists and has not expired, with its user and org: one
+/// statement of primary-key lookups. It runs on every API call after login, on every node, so a
+/// logout or a deactivation anywhere is seen at the next call. The user's columns keep their
+/// names; the session's and the org's are prefixed (`s_`, `o_`) so no two share a name.
+pub async fn get_live_with_user(
+    c: &mut Conn<'_>,
+    digest: &str,
+    now: i64,
+) -> Result<Option<LiveSession>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {}, {}, {} FROM sessions s \
+             JOIN users u ON u.org_id = s.org_id AND u.id = s.user_id \
+             JOIN orgs o ON o.id = s.org_id \
+             WHERE s.digest = $1 AND s.expires_at > $2",
+            aliased("s", COLUMNS),
+            aliased("u", users::COLUMNS).replace(" AS u_", " AS "),
+            aliased("o", orgs::COLUMNS),
+        )
+    });
+    Ok(q!(c, |e| sqlx::query(&SQL)
         .bind(digest)
         .bind(now)
         .fetch_optional(e)
-        .await)?)
+        .await
+        .and_then(|r| r.as_ref().map(decode_live).transpose()))?)
+}
+
+/// `a.x AS a_x, a.y AS a_y` for the columns `x, y`.
+fn aliased(alias: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{c} AS {alias}_{c}", c = c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn decode_live<R>(r: &R) -> sqlx::Result<LiveSession>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> UserRow: sqlx::FromRow<'a, R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(LiveSession {
+        session: prefixed!(
+            r,
+            "s_",
+            SessionRow {
+                digest,
+                org_id,
+                user_id,
+                created_at,
+                last_seen_at,
+                expires_at,
+                login_type,
+                source_ip,
+                password_expired,
+                oauth_client_id,
+                refresh_digest,
+            }
+        ),
+        user: UserRow::from_row(r)?,
+        org: prefixed!(
+            r,
+            "o_",
+            OrgRow {
+                id,
+                name,
+                delegated_auth_url,
+                min_password_length,
+                complexity,
+                password_history,
+                password_expiry_days,
+                lockout_attempts,
+                lockout_minutes,
+                session_seconds,
+                created_at,
+            }
+        ),
+    })
 }
 
 /// Records use of a session and moves its idle timeout forward.

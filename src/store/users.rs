@@ -33,7 +33,7 @@ impl UserRow {
     }
 }
 
-const COLUMNS: &str = "id, org_id, profile_id, username, email, first_name, last_name, active, \
+pub(crate) const COLUMNS: &str = "id, org_id, profile_id, username, email, first_name, last_name, active, \
     password_hash, password_changed_at, token_digest, token_issued_at, failed_logins, \
     locked_until, last_login_at, created_at, updated_at";
 
