@@ -33,60 +33,39 @@ const REFUSED_SAMPLE: i64 = 64;
 /// check before any of its failures was counted. An entry goes when its last attempt ends, so
 /// the map holds only the addresses with attempts in progress.
 #[derive(Default)]
-pub struct InFlight(Mutex<HashMap<String, Attempts>>);
-
-#[derive(Default)]
-struct Attempts {
-    /// Attempts registered and not yet ended: admitted ones, and ones still being checked.
-    running: u32,
-    /// Admitted attempts that have ended (each may have committed a failure), counted while
-    /// the entry lives: a check that sees it change while it read the database knows its read
-    /// may have missed one of them.
-    ended: u64,
-}
+pub struct InFlight(Mutex<HashMap<String, u32>>);
 
 impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Attempts>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn count(&self, key: &str) -> u32 {
-        self.lock().get(key).map_or(0, |a| a.running)
+        self.lock().get(key).copied().unwrap_or(0)
     }
 
-    /// Registers an attempt being checked: how many others are running and how many admitted
-    /// ones have ended so far.
-    fn register(&self, key: &str) -> (u32, u64) {
+    /// Registers an attempt about to be checked; how many others were registered then.
+    fn register(&self, key: &str) -> u32 {
         let mut map = self.lock();
-        let a = map.entry(key.to_owned()).or_default();
-        let seen = (a.running, a.ended);
-        a.running += 1;
-        seen
-    }
-
-    fn ended(&self, key: &str) -> u64 {
-        self.lock().get(key).map_or(0, |a| a.ended)
+        let n = map.entry(key.to_owned()).or_insert(0);
+        *n += 1;
+        *n - 1
     }
 }
 
-/// An attempt registered with [`InFlight`] while it is checked and, once admitted, until it is
-/// dropped — after its failure, if any, was committed.
+/// An attempt registered with [`InFlight`] from before its check until it is dropped — after
+/// its failure, if any, was committed.
 pub(crate) struct Admitted<'a> {
     held: Option<(&'a InFlight, String)>,
-    /// Admitted (it may commit a failure), not merely being checked.
-    admitted: bool,
 }
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
         if let Some((in_flight, key)) = self.held.take() {
             let mut map = in_flight.lock();
-            if let Some(a) = map.get_mut(&key) {
-                a.running = a.running.saturating_sub(1);
-                if self.admitted {
-                    a.ended += 1;
-                }
-                if a.running == 0 {
+            if let Some(n) = map.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
                     map.remove(&key);
                 }
             }
@@ -100,60 +79,41 @@ pub(crate) enum Admission<'a> {
     Refused(OffsetDateTime),
 }
 
-/// How many times a check reads the address's row again because an attempt from the same
-/// address ended during its read; after that it counts those attempts as failures.
-const CHECK_READS: u64 = 3;
-
 impl Services {
     /// The limit's check, made before a login or a verification looks anything up: one read of
-    /// the address's row, plus the attempts in flight on this node registered before this one.
+    /// the address's row, plus this node's attempts from the address registered before this one.
     ///
-    /// The attempt registers before it reads, so two checks running together see each other in
-    /// the order they registered, and every attempt that ended before the read committed its
-    /// failure before it ended. One that ends during the read may or may not be in it: then the
-    /// row is read again, or, after [`CHECK_READS`] reads, it is counted as a failure. The
-    /// check can thus over-count at the limit under concurrency, never under-count.
+    /// The attempt registers (and counts those registered before it) *before* it reads the
+    /// row. Every earlier attempt is then either still registered, so counted, or ended, and an
+    /// attempt ends only after its failure is committed, so the read sees it: no attempt is
+    /// admitted past the limit. One that commits during the read is counted twice, and one
+    /// still being checked counts even if it is then refused: at the limit, under concurrency,
+    /// the check may over-count, never under-count.
     pub(crate) async fn admit_address(&self, ip: IpAddr) -> Result<Admission<'_>> {
         let Some(key) = self.address_limit.key(ip) else {
-            return Ok(Admission::Admitted(Admitted {
-                held: None,
-                admitted: true,
-            }));
+            return Ok(Admission::Admitted(Admitted { held: None }));
         };
-        let mut read = 0;
-        loop {
-            read += 1;
-            let (before, ended_before) = self.in_flight.register(&key);
-            let mut attempt = Admitted {
-                held: Some((&self.in_flight, key.clone())),
-                admitted: false,
-            };
-            let window = {
-                let mut c = self.db.conn().await?;
-                address_failures::get(&mut c.c(), &key)
-                    .await?
-                    .map(|(started, failures)| AddressWindow {
-                        started: from_ms(started),
-                        failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                    })
-            };
-            let ended_during = self.in_flight.ended(&key) - ended_before;
-            if ended_during > 0 && read < CHECK_READS {
-                continue;
+        let in_flight = self.in_flight.register(&key);
+        let attempt = Admitted {
+            held: Some((&self.in_flight, key.clone())),
+        };
+        let window = {
+            let mut c = self.db.conn().await?;
+            address_failures::get(&mut c.c(), &key)
+                .await?
+                .map(|(started, failures)| AddressWindow {
+                    started: from_ms(started),
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                })
+        };
+        let now = self.now();
+        match self.address_limit.admit(window, in_flight, now) {
+            Some(until) => {
+                drop(attempt);
+                self.sample_refusal(&key, until, window, now).await;
+                Ok(Admission::Refused(until))
             }
-            let in_flight = before.saturating_add(u32::try_from(ended_during).unwrap_or(u32::MAX));
-            let now = self.now();
-            return match self.address_limit.admit(window, in_flight, now) {
-                Some(until) => {
-                    drop(attempt);
-                    self.sample_refusal(&key, until, window, now).await;
-                    Ok(Admission::Refused(until))
-                }
-                None => {
-                    attempt.admitted = true;
-                    Ok(Admission::Admitted(attempt))
-                }
-            };
+            None => Ok(Admission::Admitted(attempt)),
         }
     }
 

@@ -67,44 +67,93 @@ pub struct Filter {
     pub limit: i64,
 }
 
-const FILTER: &str = "($1 IS NULL OR h.org_id = $1) AND ($2 IS NULL OR h.user_id = $2) \
-    AND ($3 IS NULL OR h.status = $3) AND ($4 IS NULL OR h.login_type = $4) \
-    AND h.login_at >= $5 AND h.login_at < $6";
+/// The `WHERE` clause of a filter, naming only the conditions it sets (`$1`, `$2`, … in order),
+/// so every query can use the (org_id, login_at) and (org_id, user_id, login_at) indexes: a
+/// clause like `($1 IS NULL OR h.org_id = $1)` cannot, and PostgreSQL's generic plans for
+/// prepared statements would scan the whole table with it.
+fn where_clause(f: &Filter) -> (String, Vec<Bind<'_>>) {
+    let mut conds = Vec::new();
+    let mut binds: Vec<Bind<'_>> = Vec::new();
+    let mut cond = |sql: &str, b| {
+        binds.push(b);
+        conds.push(format!("{sql} ${}", binds.len()));
+    };
+    if let Some(v) = &f.org_id {
+        cond("h.org_id =", Bind::Text(v));
+    }
+    if let Some(v) = &f.user_id {
+        cond("h.user_id =", Bind::Text(v));
+    }
+    if let Some(v) = &f.status {
+        cond("h.status =", Bind::Text(v));
+    }
+    if let Some(v) = &f.login_type {
+        cond("h.login_type =", Bind::Text(v));
+    }
+    if let Some(v) = f.from {
+        cond("h.login_at >=", Bind::Int(v));
+    }
+    if let Some(v) = f.to {
+        cond("h.login_at <", Bind::Int(v));
+    }
+    let clause = if conds.is_empty() {
+        "TRUE".to_string()
+    } else {
+        conds.join(" AND ")
+    };
+    (clause, binds)
+}
+
+enum Bind<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+/// Binds a filter's values to a query, in the order [`where_clause`] numbered them.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for b in $binds {
+            query = match b {
+                Bind::Text(v) => query.bind(*v),
+                Bind::Int(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
 
 /// Newest first. Filters by org and user use the (org_id, user_id, login_at) indexes.
 pub async fn list(c: &mut Conn<'_>, f: &Filter) -> Result<Vec<LoginHistoryView>> {
+    let (clause, binds) = where_clause(f);
     let sql = format!(
         "SELECT h.id, h.org_id, h.user_id, u.username, h.login_at, h.source_ip, \
         h.login_type, h.status, h.client, h.api_version, h.login_url \
         FROM login_history h LEFT JOIN users u ON u.org_id = h.org_id AND u.id = h.user_id \
-        WHERE {FILTER} ORDER BY h.login_at DESC, h.seq DESC LIMIT $7"
+        WHERE {clause} ORDER BY h.login_at DESC, h.seq DESC LIMIT ${}",
+        binds.len() + 1
     );
-    Ok(q!(c, |e| sqlx::query_as::<_, LoginHistoryView>(&sql)
-        .bind(&f.org_id)
-        .bind(&f.user_id)
-        .bind(&f.status)
-        .bind(&f.login_type)
-        .bind(f.from.unwrap_or(i64::MIN))
-        .bind(f.to.unwrap_or(i64::MAX))
-        .bind(f.limit)
-        .fetch_all(e)
-        .await)?)
+    Ok(q!(c, |e| bind_all!(
+        sqlx::query_as::<_, LoginHistoryView>(&sql),
+        &binds
+    )
+    .bind(f.limit)
+    .fetch_all(e)
+    .await)?)
 }
 
 /// Attempts per hour (`hour` = epoch ms at the start of the hour) and whether they succeeded,
 /// for the Setup chart; the filter's limit is ignored.
 pub async fn per_hour(c: &mut Conn<'_>, f: &Filter) -> Result<Vec<(i64, bool, i64)>> {
+    let (clause, binds) = where_clause(f);
     let sql = format!(
         "SELECT (h.login_at / 3600000) * 3600000 AS hour, h.status = 'Success' AS ok, \
-         COUNT(*) AS n FROM login_history h WHERE {FILTER} GROUP BY 1, 2 ORDER BY 1"
+         COUNT(*) AS n FROM login_history h WHERE {clause} GROUP BY 1, 2 ORDER BY 1"
     );
-    Ok(q!(c, |e| sqlx::query_as::<_, (i64, bool, i64)>(&sql)
-        .bind(&f.org_id)
-        .bind(&f.user_id)
-        .bind(&f.status)
-        .bind(&f.login_type)
-        .bind(f.from.unwrap_or(i64::MIN))
-        .bind(f.to.unwrap_or(i64::MAX))
-        .fetch_all(e)
-        .await)?)
+    Ok(q!(c, |e| bind_all!(
+        sqlx::query_as::<_, (i64, bool, i64)>(&sql),
+        &binds
+    )
+    .fetch_all(e)
+    .await)?)
 }

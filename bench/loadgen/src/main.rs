@@ -7,12 +7,15 @@
 //!   tokens are written to a CSV for `login`;
 //! - `login`: an HTTP load generator for SOAP and OAuth logins (and plain GETs) at a fixed
 //!   concurrency, cycling through the seeded users, from several source addresses of
-//!   127.0.0.0/8; it reports throughput and latency percentiles as JSON.
+//!   127.0.0.0/8; it reports throughput and latency percentiles as JSON;
+//! - `seed-history` and `query-history`: login-history rows in bulk, and the cost of the Setup
+//!   login-history queries over them.
 //!
 //! `seed` writes rows through keyward's store the way the services do (user, username claim,
 //! password, token history), without the audit rows and token mails a million users would
 //! otherwise queue: it is a benchmark fixture, not an import.
 
+mod history;
 mod load;
 mod seed;
 
@@ -36,6 +39,36 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Send logins (or GETs) at a fixed concurrency; print throughput and latency as JSON
     Login(load::LoginArgs),
+    /// Add login-history rows in bulk: the rows the Setup queries return, or rows elsewhere
+    SeedHistory(history::SeedHistoryArgs),
+    /// Time the Setup login-history queries: one user's last 100 rows, the week's chart
+    QueryHistory(history::QueryHistoryArgs),
+}
+
+/// Where keyward's store is, and the benchmark's org in it.
+#[derive(clap::Args)]
+pub struct StoreArgs {
+    /// keyward's data dir (SQLite unless --database-url is given)
+    #[arg(long)]
+    data_dir: std::path::PathBuf,
+    /// PostgreSQL URL; empty: SQLite in the data dir
+    #[arg(long, default_value = "")]
+    database_url: String,
+    /// The org (created by `seed` if it does not exist)
+    #[arg(long, default_value = "Bench")]
+    org: String,
+}
+
+impl StoreArgs {
+    async fn open(&self) -> anyhow::Result<std::sync::Arc<keyward::service::Services>> {
+        let mut config = keyward::config::Config {
+            data_dir: self.data_dir.clone(),
+            ..keyward::config::Config::default()
+        };
+        config.database.url = self.database_url.clone();
+        std::fs::create_dir_all(&self.data_dir)?;
+        keyward::app::open(&config).await
+    }
 }
 
 #[derive(clap::Args)]
@@ -65,6 +98,8 @@ fn main() -> anyhow::Result<()> {
             Command::Hash(a) => hash(a).await,
             Command::Seed(a) => seed::run(a).await,
             Command::Login(a) => load::run(a).await,
+            Command::SeedHistory(a) => history::seed(a).await,
+            Command::QueryHistory(a) => history::query(a).await,
         }
     })
 }

@@ -1,7 +1,6 @@
 //! `keyward-bench seed`: an org with N users for the benchmarks, in batches.
 
 use anyhow::Context;
-use keyward::config::Config;
 use keyward::crypto::token_digest;
 use keyward::domain::ids::KeyPrefix;
 use keyward::domain::secret::Password;
@@ -15,15 +14,8 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct SeedArgs {
-    /// keyward's data dir (SQLite unless --database-url is given)
-    #[arg(long)]
-    data_dir: PathBuf,
-    /// PostgreSQL URL; empty: SQLite in the data dir
-    #[arg(long, default_value = "")]
-    database_url: String,
-    /// The org to create (or add to)
-    #[arg(long, default_value = "Bench")]
-    org: String,
+    #[command(flatten)]
+    store: crate::StoreArgs,
     /// How many users
     #[arg(long)]
     users: u64,
@@ -41,27 +33,30 @@ pub struct SeedArgs {
     credentials_out: Option<PathBuf>,
     #[arg(long, default_value_t = 1000)]
     credentials_count: u64,
+    /// Write every this-many'th user's credentials (a sample spread over the whole table)
+    #[arg(long, default_value_t = 1)]
+    credentials_every: u64,
+    /// Argon2id memory of the users' password hash, in KiB [default: the server's]
+    #[arg(long)]
+    memory_kib: Option<u32>,
+    /// Argon2id iterations [default: the server's]
+    #[arg(long)]
+    iterations: Option<u32>,
     /// Users per transaction
     #[arg(long, default_value_t = 2000)]
     batch: u64,
 }
 
 pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
-    let mut config = Config {
-        data_dir: a.data_dir.clone(),
-        ..Config::default()
-    };
-    config.database.url = a.database_url.clone();
-    std::fs::create_dir_all(&a.data_dir)?;
-    let services = keyward::app::open(&config).await?;
+    let services = a.store.open().await?;
     let actor = Actor::Cli("bench".into());
     let org = {
         let mut c = services.db.conn().await?;
-        keyward::store::orgs::find_by_name(&mut c.c(), &a.org).await?
+        keyward::store::orgs::find_by_name(&mut c.c(), &a.store.org).await?
     };
     let org = match org {
         Some(o) => o,
-        None => services.create_org(&actor, &a.org).await?,
+        None => services.create_org(&actor, &a.store.org).await?,
     };
     let profile = {
         let mut c = services.db.conn().await?;
@@ -71,10 +66,17 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
     };
     // One hash with the server's parameters, stored for every user: the benchmark measures
     // logins, not seeding.
-    let hash = services
-        .hasher
+    let defaults = keyward::crypto::HashParams::default();
+    let params = keyward::crypto::HashParams {
+        memory_kib: a.memory_kib.unwrap_or(defaults.memory_kib),
+        iterations: a.iterations.unwrap_or(defaults.iterations),
+        ..defaults
+    };
+    let hash = keyward::crypto::Hasher::new(params, 1)?
         .hash(&Password::new(a.password.clone()))
         .await?;
+    let every = a.credentials_every.max(1);
+    let mut written = 0u64;
     let mut credentials = match &a.credentials_out {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
@@ -127,9 +129,11 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
                 }
             };
             if let Some(out) = credentials.as_mut()
-                && done + i < a.credentials_count
+                && written < a.credentials_count
+                && (done + i).is_multiple_of(every)
             {
                 writeln!(out, "{username},{}{}", a.password, token.expose())?;
+                written += 1;
             }
         }
         tx.commit().await?;
