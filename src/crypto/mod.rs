@@ -157,13 +157,14 @@ struct HashJob<F, T> {
 
 impl<F, T> pool::Job for HashJob<F, T>
 where
-    F: FnOnce(Argon2<'static>) -> T + Send + 'static,
+    F: FnOnce(Argon2<'static>) -> (T, bool) + Send + 'static,
     T: Send + 'static,
 {
-    fn run(self: Box<Self>) {
+    fn run(self: Box<Self>) -> bool {
         self.invocations.fetch_add(1, Ordering::Relaxed);
-        let result = (self.work)(self.argon);
+        let (result, proved) = (self.work)(self.argon);
         let _ = self.done.send(Ok(result));
+        proved
     }
 
     fn refuse(self: Box<Self>, why: CryptoError) {
@@ -182,9 +183,10 @@ struct Hold {
 }
 
 impl pool::Job for Hold {
-    fn run(self: Box<Self>) {
+    fn run(self: Box<Self>) -> bool {
         let _ = self.started.send(());
         let _ = self.release.recv();
+        false
     }
 
     fn refuse(self: Box<Self>, _: CryptoError) {}
@@ -198,8 +200,9 @@ impl pool::Job for Hold {
 struct Once(Box<dyn FnOnce() + Send>);
 
 impl pool::Job for Once {
-    fn run(self: Box<Self>) {
-        (self.0)()
+    fn run(self: Box<Self>) -> bool {
+        (self.0)();
+        false
     }
 
     fn refuse(self: Box<Self>, _: CryptoError) {}
@@ -301,11 +304,12 @@ impl Hasher {
 
     /// Runs one hash on a pool thread, waiting in `lane`'s turn. A hash that has started runs to
     /// its end on its thread even when the caller stops waiting (a client that disconnects), so
-    /// the bound holds; one still waiting when its caller leaves is skipped.
+    /// the bound holds; one still waiting when its caller leaves is skipped. `work` says with
+    /// its result whether it proved a password (then it is not counted against the lane).
     async fn run<T: Send + 'static>(
         &self,
         lane: &str,
-        work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
+        work: impl FnOnce(Argon2<'static>) -> (T, bool) + Send + 'static,
     ) -> Result<T, CryptoError> {
         let (done, result) = tokio::sync::oneshot::channel();
         self.pool.submit(
@@ -323,8 +327,10 @@ impl Hasher {
     /// Hashes a new password (administrative and personal changes: one lane of their own).
     pub async fn hash(&self, password: &Password) -> Result<String, CryptoError> {
         let pw = password.clone();
-        self.run(OWN_LANE, move |argon| hash_blocking(&argon, pw.expose()))
-            .await?
+        self.run(OWN_LANE, move |argon| {
+            (hash_blocking(&argon, pw.expose()), false)
+        })
+        .await?
     }
 
     /// Verifies against the stored PHC string, or against the dummy hash when there is none;
@@ -351,7 +357,10 @@ impl Hasher {
             None => (self.dummy_hash.clone(), false),
         };
         let ok = self
-            .run(lane, move |_| verify_blocking(pw.expose(), &target))
+            .run(lane, move |_| {
+                let ok = verify_blocking(pw.expose(), &target);
+                (ok, ok && real)
+            })
             .await?;
         Ok(ok && real)
     }
@@ -521,6 +530,7 @@ mod tests {
                 h.run("t", move |_| {
                     let _ = started.send(());
                     let _ = wait.recv();
+                    ((), false)
                 })
                 .await
             })
@@ -558,6 +568,7 @@ mod tests {
                 h.run("t", move |_| {
                     let _ = started.send(());
                     let _ = wait.recv();
+                    ((), false)
                 })
                 .await
             })

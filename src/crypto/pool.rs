@@ -2,9 +2,11 @@
 //! them. Waiting hashes queue in lanes — one per source address. When a thread is free it takes
 //! the next hash itself (no hand-off through the async runtime, so the threads do not idle
 //! between hashes) from the waiting address that has had the least hash work lately (a count
-//! of the hashes it was given, halving every 10 seconds), the first to arrive among equals. An
-//! address that floods is given more and more work, so it goes behind the addresses that send
-//! little: a login from a quiet address waits for the hashes already running, not for the
+//! of the hashes it was given, halving every 10 seconds), the first to arrive among equals. A
+//! hash that proves a password (a right password) is given back: only failed work counts, so
+//! an office NAT whose people log in all day stays at the front, and an address that guesses
+//! goes behind every address that does not, however many addresses the guessing is spread
+//! over. A login from such an address waits for the hashes already running, not for the
 //! flood. The waiting room is bounded too: when it is full, the address asking the most of the
 //! pool (recent work plus waiters) is turned away ([`CryptoError::Busy`]) — its newest waiter,
 //! or the newcomer itself when the newcomer's address would rank highest.
@@ -20,8 +22,9 @@ use std::time::{Duration, Instant};
 
 /// One hash waiting for a thread.
 pub(crate) trait Job: Send {
-    /// Runs it, on a pool thread.
-    fn run(self: Box<Self>);
+    /// Runs it, on a pool thread; true when the hash proved a password (it is not counted
+    /// against its address).
+    fn run(self: Box<Self>) -> bool;
     /// Tells its caller it was turned away, or that the pool is closing.
     fn refuse(self: Box<Self>, why: CryptoError);
     /// Nobody waits for its result any more: it need not run.
@@ -81,13 +84,24 @@ impl State {
         }
     }
 
+    /// A hash of `lane`'s proved a password: its work is given back.
+    fn proved(&mut self, lane: &str, now: Instant) {
+        if let Some(u) = self.usage.get_mut(lane) {
+            *u = Usage {
+                work: (u.now(now) - 1.0).max(0.0),
+                at: now,
+            };
+        }
+    }
+
     /// How much an address asks of the pool: its recent work and its waiters.
     fn demand(&self, lane: &str, now: Instant) -> f64 {
         self.work(lane, now) + self.lanes.get(lane).map_or(0, VecDeque::len) as f64
     }
 
-    /// The next hash to run: the first waiter of the address with the least recent work.
-    fn next(&mut self, now: Instant) -> Option<Box<dyn Job>> {
+    /// The next hash to run, and its lane: the first waiter of the address with the least
+    /// recent work.
+    fn next(&mut self, now: Instant) -> Option<(String, Box<dyn Job>)> {
         let (_, _, lane) = self
             .lanes
             .iter()
@@ -101,7 +115,7 @@ impl State {
         }
         self.waiting -= 1;
         self.served(&lane, now);
-        Some(job)
+        Some((lane, job))
     }
 }
 
@@ -247,7 +261,7 @@ fn work(shared: &Shared) {
         if s.closed {
             return;
         }
-        let Some(job) = s.next(Instant::now()) else {
+        let Some((lane, job)) = s.next(Instant::now()) else {
             s = shared.work_to_do.wait(s).unwrap_or_else(|e| e.into_inner());
             continue;
         };
@@ -256,9 +270,12 @@ fn work(shared: &Shared) {
         }
         s.busy += 1;
         drop(s);
-        job.run();
+        let proved = job.run();
         s = shared.lock();
         s.busy -= 1;
+        if proved {
+            s.proved(&lane, Instant::now());
+        }
     }
 }
 
@@ -276,11 +293,13 @@ mod tests {
     }
 
     impl Job for Probe {
-        fn run(self: Box<Self>) {
+        fn run(self: Box<Self>) -> bool {
             let _ = self.log.send(self.name.to_string());
             if let Some(hold) = &self.hold {
                 let _ = hold.recv();
             }
+            // A probe named "ok…" proves its password.
+            self.name.starts_with("ok")
         }
         fn refuse(self: Box<Self>, why: CryptoError) {
             let _ = self.log.send(format!("{} refused: {why}", self.name));
@@ -360,6 +379,24 @@ mod tests {
             ["flood1", "good", "flood2", "flood3", "flood4"]
         );
         assert_eq!(b.pool.waiting(), 0);
+    }
+
+    #[test]
+    fn only_failed_work_counts_against_an_address() {
+        let b = Bench::new(1, 0);
+        // An office's people have logged in three times; a guesser has guessed once.
+        for name in ["ok1", "ok2", "ok3"] {
+            b.submit("office", name);
+            assert_eq!(b.next(), name);
+        }
+        b.submit("guesser", "guess1");
+        assert_eq!(b.next(), "guess1");
+        let held = b.hold("x");
+        b.submit("guesser", "guess2");
+        b.submit("office", "ok4");
+        drop(held);
+        // The office arrived last and has had more hashes, but none of them failed.
+        assert_eq!(b.next_n(2), ["ok4", "guess2"]);
     }
 
     #[test]
