@@ -3,10 +3,11 @@
 //! the next hash itself (no hand-off through the async runtime, so the threads do not idle
 //! between hashes) from the waiting address that has had the least hash work lately (a count
 //! of the hashes it was given, halving every 10 seconds), the first to arrive among equals. A
-//! hash that proves a password (a right password) is given back: only failed work counts, so
-//! an office NAT whose people log in all day stays at the front, and an address that guesses
-//! goes behind every address that does not, however many addresses the guessing is spread
-//! over. A login from such an address waits for the hashes already running, not for the
+//! hash that proves a password (a right password) is given back, with as much again as credit
+//! (up to 8, decaying the same way): only failed work counts, so an office NAT whose people log
+//! in all day stays at the front, ahead even of addresses not seen before, and an address that
+//! guesses goes behind every address that does not, however many addresses the guessing is
+//! spread over. A login from such an address waits for the hashes already running, not for the
 //! flood. The waiting room is bounded too: when it is full, the address asking the most of the
 //! pool (recent work plus waiters) is turned away ([`CryptoError::Busy`]) — its newest waiter,
 //! or the newcomer itself when the newcomer's address would rank highest.
@@ -33,8 +34,11 @@ pub(crate) trait Job: Send {
 
 /// How fast an address's recent work is forgotten.
 const HALF_LIFE: Duration = Duration::from_secs(10);
-/// Below this much decayed work an address is forgotten (when the map is pruned).
+/// Below this much decayed work (or credit) an address is forgotten (when the map is pruned).
 const FORGOTTEN: f64 = 0.01;
+/// The most credit an address earns with hashes that proved a password; it decays as work
+/// does, so an address cannot bank it.
+const CREDIT: f64 = 8.0;
 
 /// Hash work an address was given lately.
 #[derive(Clone, Copy)]
@@ -80,15 +84,16 @@ impl State {
         if self.usage.len() > 1024 + 4 * self.lanes.len() {
             let lanes = &self.lanes;
             self.usage
-                .retain(|k, u| u.now(now) > FORGOTTEN || lanes.contains_key(k));
+                .retain(|k, u| u.now(now).abs() > FORGOTTEN || lanes.contains_key(k));
         }
     }
 
-    /// A hash of `lane`'s proved a password: its work is given back.
+    /// A hash of `lane`'s proved a password: its work is given back, and one more as credit
+    /// (up to [`CREDIT`]), so the address goes ahead of fresh ones too.
     fn proved(&mut self, lane: &str, now: Instant) {
         if let Some(u) = self.usage.get_mut(lane) {
             *u = Usage {
-                work: (u.now(now) - 1.0).max(0.0),
+                work: (u.now(now) - 2.0).max(-CREDIT),
                 at: now,
             };
         }
@@ -393,10 +398,12 @@ mod tests {
         assert_eq!(b.next(), "guess1");
         let held = b.hold("x");
         b.submit("guesser", "guess2");
+        b.submit("fresh", "fresh1");
         b.submit("office", "ok4");
         drop(held);
-        // The office arrived last and has had more hashes, but none of them failed.
-        assert_eq!(b.next_n(2), ["ok4", "guess2"]);
+        // The office arrived last and has had more hashes, but none of them failed: it goes
+        // ahead of the guesser and of an address never seen before.
+        assert_eq!(b.next_n(3), ["ok4", "fresh1", "guess2"]);
     }
 
     #[test]
@@ -465,7 +472,8 @@ mod tests {
         let mut ran = b.next_n(2);
         ran.sort();
         assert_eq!(ran, ["d1", "d2"]);
-        let held = b.hold("a");
+        // All three threads busy again, so e1 waits (with a thread free it could run at once).
+        let held: Vec<_> = (0..3).map(|i| b.hold(["a", "b", "c"][i])).collect();
         b.submit("e", "e1");
         let Bench { pool, seen, .. } = b;
         drop(pool);
