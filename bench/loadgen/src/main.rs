@@ -11,9 +11,10 @@
 //! - `seed-history` and `query-history`: login-history rows in bulk, and the cost of the Setup
 //!   login-history queries over them.
 //!
-//! `seed` writes rows through keyward's store the way the services do (user, username claim,
-//! password, token history), without the audit rows and token mails a million users would
-//! otherwise queue: it is a benchmark fixture, not an import.
+//! `seed` writes the rows the services would leave after creating a user, setting a password
+//! and issuing a first token (username claim, user, password and token history), in multi-row
+//! statements, without the audit rows and token mails a million users would otherwise queue:
+//! it is a benchmark fixture, not an import.
 
 mod history;
 mod load;

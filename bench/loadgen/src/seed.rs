@@ -6,7 +6,7 @@ use keyward::domain::ids::KeyPrefix;
 use keyward::domain::secret::Password;
 use keyward::domain::token::SecurityToken;
 use keyward::service::{Actor, new_id};
-use keyward::store::users::{self, UserRow};
+use keyward::store::Conn;
 use keyward::store::{ms, profiles};
 use std::io::Write;
 use std::path::PathBuf;
@@ -88,46 +88,11 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
     while done < total {
         let n = a.batch.min(total - done);
         let now = ms(services.now());
-        let mut tx = services.db.begin().await?;
+        let mut rows = Vec::with_capacity(n as usize);
         for i in 0..n {
             let number = a.start + done + i;
             let username = format!("{}{number}@bench.test", a.prefix);
-            let row = UserRow {
-                id: new_id(KeyPrefix::User),
-                org_id: org.id.clone(),
-                profile_id: profile.id.clone(),
-                username: username.clone(),
-                email: username.clone(),
-                first_name: "Bench".into(),
-                last_name: format!("User {number}"),
-                active: true,
-                password_hash: None,
-                password_changed_at: None,
-                token_digest: None,
-                token_issued_at: None,
-                failed_logins: 0,
-                locked_until: None,
-                last_login_at: None,
-                created_at: now,
-                updated_at: now,
-            };
-            users::insert(&mut tx.c(), &row).await?;
-            users::set_password(&mut tx.c(), &org.id, &row.id, &hash, now).await?;
-            let token = loop {
-                let t = SecurityToken::generate(&mut rng);
-                if users::set_token(
-                    &mut tx.c(),
-                    &org.id,
-                    &row.id,
-                    &token_digest(&t),
-                    "first_password",
-                    now,
-                )
-                .await?
-                {
-                    break t;
-                }
-            };
+            let token = SecurityToken::generate(&mut rng);
             if let Some(out) = credentials.as_mut()
                 && written < a.credentials_count
                 && (done + i).is_multiple_of(every)
@@ -135,6 +100,23 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
                 writeln!(out, "{username},{}{}", a.password, token.expose())?;
                 written += 1;
             }
+            rows.push(Seeded {
+                id: new_id(KeyPrefix::User),
+                last_name: format!("User {number}"),
+                username,
+                token_digest: token_digest(&token),
+            });
+        }
+        let mut tx = services.db.begin().await?;
+        for chunk in rows.chunks(USERS_PER_STATEMENT) {
+            let batch = Batch {
+                org_id: &org.id,
+                profile_id: &profile.id,
+                hash: &hash,
+                now,
+                rows: chunk,
+            };
+            batch.insert(&mut tx.c()).await?;
         }
         tx.commit().await?;
         done += n;
@@ -161,4 +143,105 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
         })
     );
     Ok(())
+}
+
+/// Users per multi-row `INSERT` (12 parameters a user, within SQLite's 32,766).
+const USERS_PER_STATEMENT: usize = 500;
+
+struct Seeded {
+    id: String,
+    username: String,
+    last_name: String,
+    token_digest: String,
+}
+
+/// A batch of users as the services would leave them after a create, a password set and a
+/// first token (`store::users::insert`, `set_password`, `set_token`): the username claim, the
+/// user row, its password history and token history — four multi-row statements for the
+/// batch instead of six statements a user, so a million users take minutes on PostgreSQL too.
+struct Batch<'a> {
+    org_id: &'a str,
+    profile_id: &'a str,
+    hash: &'a str,
+    now: i64,
+    rows: &'a [Seeded],
+}
+
+impl Batch<'_> {
+    async fn insert(&self, c: &mut Conn<'_>) -> anyhow::Result<()> {
+        let n = self.rows.len();
+        let claims = format!(
+            "INSERT INTO usernames (username, org_id, user_id) VALUES {}",
+            values(n, 3, "")
+        );
+        let users = format!(
+            "INSERT INTO users (id, org_id, profile_id, username, email, last_name, \
+             password_hash, password_changed_at, token_digest, token_issued_at, created_at, \
+             updated_at, first_name, active, failed_logins) VALUES {}",
+            values(n, 12, ", 'Bench', TRUE, 0")
+        );
+        let passwords = format!(
+            "INSERT INTO password_history (org_id, user_id, password_hash, created_at) VALUES {}",
+            values(n, 4, "")
+        );
+        let tokens = format!(
+            "INSERT INTO token_history (digest, org_id, user_id, issued_at, reason) VALUES {}",
+            values(n, 4, ", 'first_password'")
+        );
+        let (org, profile, hash, now) = (self.org_id, self.profile_id, self.hash, self.now);
+        macro_rules! run {
+            ($e:expr) => {{
+                let mut q = sqlx::query(&claims);
+                for r in self.rows {
+                    q = q.bind(&r.username).bind(org).bind(&r.id);
+                }
+                q.execute(&mut **$e).await?;
+                let mut q = sqlx::query(&users);
+                for r in self.rows {
+                    q = q
+                        .bind(&r.id)
+                        .bind(org)
+                        .bind(profile)
+                        .bind(&r.username)
+                        .bind(&r.username)
+                        .bind(&r.last_name)
+                        .bind(hash)
+                        .bind(now)
+                        .bind(&r.token_digest)
+                        .bind(now)
+                        .bind(now)
+                        .bind(now);
+                }
+                q.execute(&mut **$e).await?;
+                let mut q = sqlx::query(&passwords);
+                for r in self.rows {
+                    q = q.bind(org).bind(&r.id).bind(hash).bind(now);
+                }
+                q.execute(&mut **$e).await?;
+                let mut q = sqlx::query(&tokens);
+                for r in self.rows {
+                    q = q.bind(&r.token_digest).bind(org).bind(&r.id).bind(now);
+                }
+                q.execute(&mut **$e).await?;
+            }};
+        }
+        match c {
+            Conn::Sqlite(e) => run!(e),
+            Conn::Postgres(e) => run!(e),
+        }
+        Ok(())
+    }
+}
+
+/// `($1, …, $k<literal>), ($k+1, …)` for `rows` rows of `per_row` parameters each.
+fn values(rows: usize, per_row: usize, literal: &str) -> String {
+    (0..rows)
+        .map(|i| {
+            let params: Vec<String> = (1..=per_row)
+                .map(|k| format!("${}", i * per_row + k))
+                .collect();
+            format!("({}{literal})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
