@@ -215,7 +215,10 @@ impl Db {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("secure_delete", "ON");
+        // No ping before each use: a local file's connection does not go stale, and the ping
+        // is a second hop to the connection's thread for every statement group.
         let pool = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(opts.acquire_timeout)
             .connect_with(options)
@@ -227,7 +230,11 @@ impl Db {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("invalid database URL: {e}")))?
             .application_name("keyward");
+        // No ping before each use (a round trip per acquire, on every request): a connection
+        // that broke (a database restart) fails its next statement, which answers 503 and is
+        // closed by the pool (tests/recovery.rs).
         let pool = PgPoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(opts.acquire_timeout)
             .connect_with(options)
