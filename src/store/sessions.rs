@@ -113,9 +113,9 @@ pub async fn get_live_with_user(
              JOIN users u ON u.org_id = s.org_id AND u.id = s.user_id \
              JOIN orgs o ON o.id = s.org_id \
              WHERE s.digest = $1 AND s.expires_at > $2",
-            aliased("s", COLUMNS),
-            aliased("u", users::COLUMNS).replace(" AS u_", " AS "),
-            aliased("o", orgs::COLUMNS),
+            aliased("s", COLUMNS, "s_"),
+            aliased("u", users::COLUMNS, ""),
+            aliased("o", orgs::COLUMNS, "o_"),
         )
     });
     Ok(q!(c, |e| sqlx::query(&SQL)
@@ -126,11 +126,11 @@ pub async fn get_live_with_user(
         .and_then(|r| r.as_ref().map(decode_live).transpose()))?)
 }
 
-/// `a.x AS a_x, a.y AS a_y` for the columns `x, y`.
-fn aliased(alias: &str, columns: &str) -> String {
+/// `a.x AS <prefix>x, a.y AS <prefix>y` for the columns `x, y` of the table aliased `a`.
+fn aliased(alias: &str, columns: &str, prefix: &str) -> String {
     columns
         .split(',')
-        .map(|c| format!("{alias}.{c} AS {alias}_{c}", c = c.trim()))
+        .map(|c| format!("{alias}.{c} AS {prefix}{c}", c = c.trim()))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -189,12 +189,9 @@ async fn elsewhere_users(c: &mut Conn<'_>, ids: &[String]) -> anyhow::Result<()>
                 .execute(&mut **$e)
                 .await?;
             for (chunk_no, chunk) in ids.chunks(ROWS_PER_STATEMENT).enumerate() {
-                let values: Vec<String> = (0..chunk.len())
-                    .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-                    .collect();
                 let sql = format!(
                     "INSERT INTO bench_users (n, id) VALUES {}",
-                    values.join(",")
+                    crate::values(chunk.len(), 2, "")
                 );
                 let mut q = sqlx::query(&sql);
                 for (i, id) in chunk.iter().enumerate() {
@@ -286,26 +283,16 @@ impl Elsewhere<'_> {
 }
 
 async fn insert(c: &mut Conn<'_>, rows: &[Row]) -> anyhow::Result<()> {
-    let mut sql = String::from(
-        "INSERT INTO login_history (id, org_id, user_id, login_at, source_ip, login_type, \
-         status, client, api_version, login_url) VALUES ",
+    let sql = format!(
+        "INSERT INTO login_history (id, org_id, user_id, login_at, status, client, source_ip, \
+         login_type, api_version, login_url) VALUES {}",
+        crate::values(
+            rows.len(),
+            6,
+            ", '203.0.113.9', 'SOAP Partner', '59.0', \
+             'https://login.bench.test/services/Soap/u/59.0'"
+        )
     );
-    for i in 0..rows.len() {
-        let p = i * 6;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, '203.0.113.9', 'SOAP Partner', ${}, ${}, '59.0', \
-             'https://login.bench.test/services/Soap/u/59.0')",
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5,
-            p + 6
-        ));
-    }
     macro_rules! bind_rows {
         ($e:expr) => {{
             let mut q = sqlx::query(&sql);

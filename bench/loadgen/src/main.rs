@@ -72,6 +72,19 @@ impl StoreArgs {
     }
 }
 
+/// `($1, …, $k<literal>), ($k+1, …)` for `rows` rows of `per_row` parameters each.
+pub(crate) fn values(rows: usize, per_row: usize, literal: &str) -> String {
+    (0..rows)
+        .map(|i| {
+            let params: Vec<String> = (1..=per_row)
+                .map(|k| format!("${}", i * per_row + k))
+                .collect();
+            format!("({}{literal})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[derive(clap::Args)]
 struct HashArgs {
     /// How long to measure

@@ -172,21 +172,21 @@ impl Batch<'_> {
         let n = self.rows.len();
         let claims = format!(
             "INSERT INTO usernames (username, org_id, user_id) VALUES {}",
-            values(n, 3, "")
+            crate::values(n, 3, "")
         );
         let users = format!(
             "INSERT INTO users (id, org_id, profile_id, username, email, last_name, \
              password_hash, password_changed_at, token_digest, token_issued_at, created_at, \
              updated_at, first_name, active, failed_logins) VALUES {}",
-            values(n, 12, ", 'Bench', TRUE, 0")
+            crate::values(n, 12, ", 'Bench', TRUE, 0")
         );
         let passwords = format!(
             "INSERT INTO password_history (org_id, user_id, password_hash, created_at) VALUES {}",
-            values(n, 4, "")
+            crate::values(n, 4, "")
         );
         let tokens = format!(
             "INSERT INTO token_history (digest, org_id, user_id, issued_at, reason) VALUES {}",
-            values(n, 4, ", 'first_password'")
+            crate::values(n, 4, ", 'first_password'")
         );
         let (org, profile, hash, now) = (self.org_id, self.profile_id, self.hash, self.now);
         macro_rules! run {
@@ -231,17 +231,4 @@ impl Batch<'_> {
         }
         Ok(())
     }
-}
-
-/// `($1, …, $k<literal>), ($k+1, …)` for `rows` rows of `per_row` parameters each.
-fn values(rows: usize, per_row: usize, literal: &str) -> String {
-    (0..rows)
-        .map(|i| {
-            let params: Vec<String> = (1..=per_row)
-                .map(|k| format!("${}", i * per_row + k))
-                .collect();
-            format!("({}{literal})", params.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
