@@ -52,7 +52,28 @@ pub struct Config {
     pub mail: MailConfig,
     pub delegated_auth: DelegatedAuthConfig,
     pub address_limit: AddressLimitConfig,
+    pub session_cache: SessionCacheConfig,
     pub log: LogConfig,
+}
+
+/// How long a node may answer a session check from memory (`service::cache`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionCacheConfig {
+    /// 0 = every check reads the database; at most 1000 (a change made on another node must be
+    /// seen within a second).
+    pub ttl_ms: u64,
+    /// Sessions remembered at most.
+    pub entries: u32,
+}
+
+impl Default for SessionCacheConfig {
+    fn default() -> Self {
+        SessionCacheConfig {
+            ttl_ms: crate::service::SESSION_CACHE_TTL_MS,
+            entries: crate::service::SESSION_CACHE_ENTRIES as u32,
+        }
+    }
 }
 
 /// The per-address limit on failed logins (docs/security.md).
@@ -180,6 +201,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             delegated_auth: DelegatedAuthConfig::default(),
             address_limit: AddressLimitConfig::default(),
+            session_cache: SessionCacheConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -428,6 +450,16 @@ impl Config {
         if !(1..=600).contains(&self.mail.smtp.timeout_seconds) {
             return bad("mail.smtp.timeout_seconds must be between 1 and 600".into());
         }
+        if self.session_cache.ttl_ms > 1000 {
+            return bad(format!(
+                "session_cache.ttl_ms must be at most 1000 (a logout or deactivation on another \
+                 node must take effect within one second), not {}",
+                self.session_cache.ttl_ms
+            ));
+        }
+        if !(1..=10_000_000).contains(&self.session_cache.entries) {
+            return bad("session_cache.entries must be between 1 and 10000000".into());
+        }
         if !(1..=1000).contains(&self.database.max_connections) {
             return bad("database.max_connections must be between 1 and 1000".into());
         }
@@ -659,6 +691,9 @@ mod tests {
             ("KEYWARD_DATABASE_MAX_CONNECTIONS", "0"),
             ("KEYWARD_ADDRESS_LIMIT_WINDOW_SECONDS", "0"),
             ("KEYWARD_ADDRESS_LIMIT_EXEMPT", "10.0.0.0/8,not-an-address"),
+            // A change on another node must be seen within a second (SPEC §6).
+            ("KEYWARD_SESSION_CACHE_TTL_MS", "1001"),
+            ("KEYWARD_SESSION_CACHE_ENTRIES", "0"),
         ] {
             assert!(
                 Config::load(None, &env(&[(var, val)])).is_err(),

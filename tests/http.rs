@@ -1507,7 +1507,7 @@ async fn r_l10_logout_on_one_node_is_seen_by_another(b: Backend) {
     let clock = f.srv.env.clock.clone();
     let node_b_services = common::services_on(
         &f.srv.env.db,
-        clock,
+        clock.clone(),
         keyward::mail::transport::Transport::file(f.srv.env.db.mail_dir()),
     )
     .await;
@@ -1531,26 +1531,40 @@ async fn r_l10_logout_on_one_node_is_seen_by_another(b: Backend) {
             .as_u16()
     };
     assert_eq!(on_b().await, 200, "node B accepts node A's session");
-    srv.soap(
-        SOAP,
-        &session_envelope(&sid, "<logout xmlns=\"urn:partner.soap.sforce.com\"/>"),
-    )
+    let on_a = |body: String| async move { srv.soap(SOAP, &body).await };
+    assert!(on_a(info.clone()).await.text.contains("<userId>"));
+    on_a(session_envelope(
+        &sid,
+        "<logout xmlns=\"urn:partner.soap.sforce.com\"/>",
+    ))
     .await;
-    // No cache: the very next call on node B is refused, well within a second.
-    assert_eq!(on_b().await, 500);
+    // Node A, where the logout was made, refuses the session at once, though it answered from
+    // its memory a moment ago; node B within its session cache's time (at most a second).
+    assert_eq!(
+        on_a(info.clone()).await.xml("exceptionCode").unwrap(),
+        "INVALID_SESSION_ID"
+    );
+    clock.advance(Duration::milliseconds(
+        keyward::service::SESSION_CACHE_TTL_MS as i64,
+    ));
+    assert_eq!(on_b().await, 500, "the logout on node A is seen on node B");
     let sid = login(srv, USER, &format!("{PW}{}", f.token))
         .await
         .xml("sessionId")
         .unwrap();
     let info2 = session_envelope(&sid, "<getUserInfo xmlns=\"urn:partner.soap.sforce.com\"/>");
+    let on_b2 = || {
+        http.post(format!("{base_b}{SOAP}"))
+            .header("Content-Type", "text/xml")
+            .body(info2.clone())
+            .send()
+    };
+    assert_eq!(on_b2().await.unwrap().status(), 200);
     srv.services().deactivate(&cli(), USER).await.unwrap();
-    let r = http
-        .post(format!("{base_b}{SOAP}"))
-        .header("Content-Type", "text/xml")
-        .body(info2)
-        .send()
-        .await
-        .unwrap();
+    clock.advance(Duration::milliseconds(
+        keyward::service::SESSION_CACHE_TTL_MS as i64,
+    ));
+    let r = on_b2().await.unwrap();
     assert_eq!(r.status(), 500, "deactivation on node A is seen on node B");
     let _ = stop_b.send(());
     task_b.await.unwrap();

@@ -106,6 +106,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
+        self.sessions_changed();
         if new.email != user.email {
             self.outbox.wake();
         }
@@ -170,6 +171,7 @@ impl Services {
             .await?;
         }
         tx.commit().await?;
+        self.sessions_changed();
         Ok(ended)
     }
 }

@@ -17,6 +17,7 @@ pub mod account;
 pub mod admin;
 pub mod audit;
 pub mod bootstrap;
+pub mod cache;
 pub mod history;
 pub mod login;
 pub mod metrics;
@@ -185,7 +186,16 @@ pub struct Services {
     pub address_limit: crate::domain::throttle::AddressLimit,
     /// This node's attempts in progress, per address (the limit counts them).
     in_flight: throttle::InFlight,
+    /// Session checks answered from memory for up to `session_cache.ttl_ms` (see `cache`).
+    pub(crate) session_cache: cache::ReadCache<Arc<sessions::ActiveSession>>,
+    /// OAuth clients by consumer key, for introspection's client authentication.
+    pub(crate) client_cache: cache::ReadCache<crate::store::oauth::OAuthClientRow>,
 }
+
+/// How long a session check may be answered from memory by default, and how many sessions are
+/// remembered (config `session_cache.*`).
+pub const SESSION_CACHE_TTL_MS: u64 = 500;
+pub const SESSION_CACHE_ENTRIES: usize = 10_000;
 
 impl Services {
     pub fn new(db: Db, hasher: Arc<Hasher>, clock: Arc<dyn Clock>, outbox: Arc<Outbox>) -> Self {
@@ -198,7 +208,24 @@ impl Services {
             metrics: Metrics::default(),
             address_limit: crate::domain::throttle::AddressLimit::default(),
             in_flight: throttle::InFlight::default(),
+            session_cache: cache::ReadCache::new(SESSION_CACHE_TTL_MS, SESSION_CACHE_ENTRIES),
+            client_cache: cache::ReadCache::new(SESSION_CACHE_TTL_MS, SESSION_CACHE_ENTRIES),
         }
+    }
+
+    /// How long this node may answer a session check (and an introspecting client's lookup)
+    /// from memory, and how many it remembers; `ttl_ms` 0 = always read the database.
+    pub fn with_session_cache(mut self, ttl_ms: u64, entries: usize) -> Self {
+        self.session_cache = cache::ReadCache::new(ttl_ms, entries);
+        self.client_cache = cache::ReadCache::new(ttl_ms, entries);
+        self
+    }
+
+    /// Call after committing a change that may alter what a session check answers (a session
+    /// ended, a user or org changed): this node's remembered checks are dropped, so it sees the
+    /// change at once; other nodes see it when their memory of the session runs out.
+    pub(crate) fn sessions_changed(&self) {
+        self.session_cache.forget_all();
     }
 
     /// The per-address failed-login limit (the default: 100 failures per 15 minutes).

@@ -22,6 +22,7 @@ use crate::store::oauth::{self, OAuthClientRow};
 use crate::store::sessions;
 use crate::store::users;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A consumer secret, returned once by `create_oauth_client`. Never printed by `Debug`.
 pub struct ClientSecret(pub String);
@@ -72,7 +73,7 @@ pub enum GrantOutcome {
 /// RFC 7662: what a token is, for a resource server.
 pub enum Introspection {
     Inactive,
-    Access(Box<ActiveSession>, Option<Box<OAuthClientRow>>),
+    Access(Arc<ActiveSession>, Option<Box<OAuthClientRow>>),
     Refresh {
         user: Box<users::UserRow>,
         client: Box<OAuthClientRow>,
@@ -166,8 +167,7 @@ impl Services {
         let found = if client_id.is_empty() || client_id.len() > 255 {
             None
         } else {
-            let mut c = self.db.conn().await?;
-            oauth::find_by_client_id(&mut c.c(), client_id).await?
+            self.find_client(client_id).await?
         };
         let sent = digest(secret);
         Ok(match found {
@@ -175,6 +175,23 @@ impl Services {
             Some(row) if !secret.is_empty() && ct_eq(&sent, &row.secret_digest) => Ok(row),
             Some(_) => Err(ClientRefusal::BadSecret),
         })
+    }
+
+    /// The client with this consumer key, from this node's memory when it was read less than
+    /// `session_cache.ttl_ms` ago (clients are never changed, only created: nothing to forget).
+    async fn find_client(&self, client_id: &str) -> Result<Option<OAuthClientRow>> {
+        let now = self.now_ms();
+        if let Some(hit) = self.client_cache.get(client_id, now) {
+            return Ok(Some(hit));
+        }
+        let generation = self.client_cache.generation();
+        let mut c = self.db.conn().await?;
+        let found = oauth::find_by_client_id(&mut c.c(), client_id).await?;
+        if let Some(row) = &found {
+            self.client_cache
+                .put(client_id, row.clone(), now, generation);
+        }
+        Ok(found)
     }
 
     /// Login history for a token request refused before any user was checked (unknown client
@@ -339,10 +356,7 @@ impl Services {
                 }
                 None => None,
             };
-            return Ok(Introspection::Access(
-                Box::new(active),
-                issued_to.map(Box::new),
-            ));
+            return Ok(Introspection::Access(active, issued_to.map(Box::new)));
         }
         let Some(rt) = RefreshToken::parse(token) else {
             return Ok(Introspection::Inactive);

@@ -215,6 +215,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
+        self.sessions_changed();
         Ok(new)
     }
 
@@ -251,6 +252,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
+        self.sessions_changed();
         Ok(())
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! A session id is `<15-character org id>!<32 base62 characters>` (190 random bits); an OAuth
 //! access token is a session id, as in Salesforce. Only digests are stored. Every check reads
-//! the database — the shared state of all nodes — so a logout, revocation or deactivation on any
-//! node is seen by every node at the next call. The idle timeout moves forward as a session is
-//! used; to keep a check a read, the move is written at most once a minute per session.
+//! the database — the shared state of all nodes — unless this node read it less than
+//! `session_cache.ttl_ms` ago (`service::cache`; at most a second): a logout, revocation or
+//! deactivation on this node is seen at the next call, on another node within that time. The
+//! idle timeout moves forward as a session is used; to keep a check a read, the move is written
+//! at most once a minute per session.
 
 use super::{Result, Services};
 use crate::crypto::{digest, random_base62};
@@ -13,6 +15,7 @@ use crate::store::orgs::OrgRow;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::UserRow;
 use crate::store::{Conn, ms};
+use std::sync::Arc;
 use time::Duration;
 
 const SESSION_RANDOM_LEN: usize = 32;
@@ -126,12 +129,18 @@ pub(crate) async fn load_active(
 impl Services {
     /// The session behind a session id or access token, or `None` when it is malformed,
     /// unknown, logged out, revoked, expired or its user deactivated.
-    pub async fn check_session(&self, id: &str) -> Result<Option<ActiveSession>> {
+    pub async fn check_session(&self, id: &str) -> Result<Option<Arc<ActiveSession>>> {
         let Some(id) = SessionId::parse(id) else {
             return Ok(None);
         };
         let digest = id.digest();
         let now = self.now_ms();
+        if let Some(hit) = self.session_cache.get(&digest, now)
+            && hit.session.expires_at > now
+        {
+            return Ok(Some(hit));
+        }
+        let generation = self.session_cache.generation();
         let mut c = self.db.conn().await?;
         let Some(mut active) = load_active(&mut c.c(), &digest, now).await? else {
             return Ok(None);
@@ -142,6 +151,9 @@ impl Services {
             active.session.last_seen_at = now;
             active.session.expires_at = expires;
         }
+        let active = Arc::new(active);
+        self.session_cache
+            .put(&digest, active.clone(), now, generation);
         Ok(Some(active))
     }
 
@@ -151,7 +163,9 @@ impl Services {
             return Ok(false);
         };
         let mut c = self.db.conn().await?;
-        Ok(sessions::delete(&mut c.c(), &id.digest()).await?)
+        let ended = sessions::delete(&mut c.c(), &id.digest()).await?;
+        self.sessions_changed();
+        Ok(ended)
     }
 
     /// OAuth revocation: an access token ends its session; a refresh token ends itself and
@@ -164,6 +178,7 @@ impl Services {
             let mut tx = self.db.begin().await?;
             let existed = sessions::delete_refresh(&mut tx.c(), &rt.digest()).await?;
             tx.commit().await?;
+            self.sessions_changed();
             return Ok(existed);
         }
         Ok(false)

@@ -161,6 +161,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
+        self.sessions_changed();
         self.outbox.wake();
         Ok(user)
     }

@@ -323,6 +323,7 @@ impl Services {
         self.store_password(&mut tx.c(), actor, &org, &user, &hash, how, None)
             .await?;
         tx.commit().await?;
+        self.sessions_changed();
         self.outbox.wake();
         Ok(user)
     }
@@ -379,6 +380,7 @@ impl Services {
         .await?;
         sessions::clear_password_expired(&mut tx.c(), keep).await?;
         tx.commit().await?;
+        self.sessions_changed();
         self.outbox.wake();
         Ok(())
     }
@@ -518,6 +520,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
+        self.sessions_changed();
         Ok(true)
     }
 
@@ -540,6 +543,7 @@ impl Services {
             .await?;
         }
         tx.commit().await?;
+        self.sessions_changed();
         Ok(was_locked)
     }
 }

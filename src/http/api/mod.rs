@@ -153,7 +153,7 @@ impl IntoResponse for ApiError {
 
 /// The calling administrator: a live session of a user with "manage users".
 pub struct ApiAdmin {
-    pub session: ActiveSession,
+    pub session: std::sync::Arc<ActiveSession>,
     pub actor: Actor,
 }
 

@@ -15,7 +15,6 @@ use crate::domain::secret::Password;
 use crate::domain::token::SuppliedSecret;
 use crate::service::ServiceError;
 use crate::service::login::LoginRequest;
-use crate::service::sessions::ActiveSession;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -176,7 +175,7 @@ impl Ctx<'_> {
             s.logout(sid).await.map_err(|e| self.service_fault(&e))?;
             return Ok(render::empty(api, "logoutResponse", false));
         }
-        let session: ActiveSession = s
+        let session = s
             .check_session(sid)
             .await
             .map_err(|e| self.service_fault(&e))?

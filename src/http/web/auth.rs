@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
 
 /// A page's session: a live web session (login type `Application`) of an active user.
 pub struct Signed {
-    pub session: ActiveSession,
+    pub session: std::sync::Arc<ActiveSession>,
     pub actor: Actor,
     pub csrf: String,
     pub admin: bool,
