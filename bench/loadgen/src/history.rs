@@ -181,6 +181,7 @@ async fn user_ids(c: &mut Conn<'_>, org_id: &str) -> anyhow::Result<Vec<String>>
 
 /// The org's users numbered 0.., for the generated rows to pick from.
 async fn elsewhere_users(c: &mut Conn<'_>, ids: &[String]) -> anyhow::Result<()> {
+    let sqlite = matches!(c, Conn::Sqlite(_));
     let create = "CREATE TABLE IF NOT EXISTS bench_users (n BIGINT PRIMARY KEY, id TEXT NOT NULL)";
     macro_rules! fill {
         ($e:expr) => {{
@@ -191,7 +192,7 @@ async fn elsewhere_users(c: &mut Conn<'_>, ids: &[String]) -> anyhow::Result<()>
             for (chunk_no, chunk) in ids.chunks(ROWS_PER_STATEMENT).enumerate() {
                 let sql = format!(
                     "INSERT INTO bench_users (n, id) VALUES {}",
-                    crate::values(chunk.len(), 2, "")
+                    crate::values(sqlite, chunk.len(), 2, "")
                 );
                 let mut q = sqlx::query(&sql);
                 for (i, id) in chunk.iter().enumerate() {
@@ -283,10 +284,12 @@ impl Elsewhere<'_> {
 }
 
 async fn insert(c: &mut Conn<'_>, rows: &[Row]) -> anyhow::Result<()> {
+    let sqlite = matches!(c, Conn::Sqlite(_));
     let sql = format!(
         "INSERT INTO login_history (id, org_id, user_id, login_at, status, client, source_ip, \
          login_type, api_version, login_url) VALUES {}",
         crate::values(
+            sqlite,
             rows.len(),
             6,
             ", '203.0.113.9', 'SOAP Partner', '59.0', \

@@ -169,24 +169,25 @@ struct Batch<'a> {
 
 impl Batch<'_> {
     async fn insert(&self, c: &mut Conn<'_>) -> anyhow::Result<()> {
+        let sqlite = matches!(c, Conn::Sqlite(_));
         let n = self.rows.len();
         let claims = format!(
             "INSERT INTO usernames (username, org_id, user_id) VALUES {}",
-            crate::values(n, 3, "")
+            crate::values(sqlite, n, 3, "")
         );
         let users = format!(
             "INSERT INTO users (id, org_id, profile_id, username, email, last_name, \
              password_hash, password_changed_at, token_digest, token_issued_at, created_at, \
              updated_at, first_name, active, failed_logins) VALUES {}",
-            crate::values(n, 12, ", 'Bench', TRUE, 0")
+            crate::values(sqlite, n, 12, ", 'Bench', TRUE, 0")
         );
         let passwords = format!(
             "INSERT INTO password_history (org_id, user_id, password_hash, created_at) VALUES {}",
-            crate::values(n, 4, "")
+            crate::values(sqlite, n, 4, "")
         );
         let tokens = format!(
             "INSERT INTO token_history (digest, org_id, user_id, issued_at, reason) VALUES {}",
-            crate::values(n, 4, ", 'first_password'")
+            crate::values(sqlite, n, 4, ", 'first_password'")
         );
         let (org, profile, hash, now) = (self.org_id, self.profile_id, self.hash, self.now);
         macro_rules! run {
