@@ -94,6 +94,18 @@ pub(crate) fn values(sqlite: bool, rows: usize, per_row: usize, literal: &str) -
         .join(", ")
 }
 
+/// On SQLite, a page cache of `mib` MiB for this connection (it stays with the connection);
+/// bulk loads insert into indexes keyed by random values, which outgrow the default cache.
+pub(crate) async fn sqlite_cache(c: &mut keyward::store::Conn<'_>, mib: u32) -> anyhow::Result<()> {
+    if let keyward::store::Conn::Sqlite(e) = c {
+        let kib = i64::from(mib) * 1024;
+        sqlx::query(&format!("PRAGMA cache_size = -{kib}"))
+            .execute(&mut **e)
+            .await?;
+    }
+    Ok(())
+}
+
 #[derive(clap::Args)]
 struct HashArgs {
     /// How long to measure
