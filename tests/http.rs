@@ -121,6 +121,7 @@ on_both!(
     oauth_refresh_token_and_client_credentials,
     oauth_revoke_introspect_userinfo_and_identity,
     r_l10_logout_on_one_node_is_seen_by_another,
+    session_checks_show_this_nodes_changes_at_once,
     r_l11_forwarded_for_only_from_trusted_proxies,
     r_l7_delegated_authentication,
     metrics_health_request_ids_and_security_headers,
@@ -1538,8 +1539,8 @@ async fn r_l10_logout_on_one_node_is_seen_by_another(b: Backend) {
         "<logout xmlns=\"urn:partner.soap.sforce.com\"/>",
     ))
     .await;
-    // Node A, where the logout was made, refuses the session at once, though it answered from
-    // its memory a moment ago; node B within its session cache's time (at most a second).
+    // Node A, where the logout was made, refuses the session at once, though it remembered the
+    // check it made a moment ago; node B within its session cache's time (at most a second).
     assert_eq!(
         on_a(info.clone()).await.xml("exceptionCode").unwrap(),
         "INVALID_SESSION_ID"
@@ -1569,6 +1570,51 @@ async fn r_l10_logout_on_one_node_is_seen_by_another(b: Backend) {
     let _ = stop_b.send(());
     task_b.await.unwrap();
     node_b_services.db.close().await;
+    f.srv.finish().await;
+}
+
+/// A node remembers a session check for up to `session_cache.ttl_ms`; a change it makes itself
+/// to the user or the org still shows at the very next call (the clock does not move here).
+async fn session_checks_show_this_nodes_changes_at_once(b: Backend) {
+    let f = fixture(b).await;
+    let srv = &f.srv;
+    let s = srv.services();
+    let sid = login(srv, USER, &format!("{PW}{}", f.token))
+        .await
+        .xml("sessionId")
+        .unwrap();
+    let info = || async {
+        srv.soap(
+            SOAP,
+            &session_envelope(&sid, "<getUserInfo xmlns=\"urn:partner.soap.sforce.com\"/>"),
+        )
+        .await
+    };
+    let before = info().await;
+    assert_eq!(before.xml("sessionSecondsValid").unwrap(), "7200");
+    assert_eq!(before.xml("userEmail").unwrap(), USER);
+    s.set_policy(
+        &cli(),
+        "Acme",
+        &PolicyChange {
+            session_seconds: Some(600),
+            ..PolicyChange::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(info().await.xml("sessionSecondsValid").unwrap(), "600");
+    let change = keyward::service::account::UserChange {
+        first_name: Some("Grace".into()),
+        last_name: Some("Hopper".into()),
+        email: Some("grace@acme.test".into()),
+        profile: None,
+        current_password: None,
+    };
+    s.update_user(&cli(), USER, &change).await.unwrap();
+    let after = info().await;
+    assert_eq!(after.xml("userFullName").unwrap(), "Grace Hopper");
+    assert_eq!(after.xml("userEmail").unwrap(), "grace@acme.test");
     f.srv.finish().await;
 }
 

@@ -105,8 +105,7 @@ impl Services {
             format!("Changed user {}: {}", user.username, what.join(", ")),
         )
         .await?;
-        tx.commit().await?;
-        self.sessions_changed();
+        self.commit_session_change(tx).await?;
         if new.email != user.email {
             self.outbox.wake();
         }
@@ -170,8 +169,7 @@ impl Services {
             )
             .await?;
         }
-        tx.commit().await?;
-        self.sessions_changed();
+        self.commit_session_change(tx).await?;
         Ok(ended)
     }
 }

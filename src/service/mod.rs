@@ -228,6 +228,15 @@ impl Services {
         self.session_cache.forget_all();
     }
 
+    /// Commits a change that may alter what a session check answers, then drops this node's
+    /// memory of session checks — also when the commit's outcome is unknown (PostgreSQL: the
+    /// connection lost after COMMIT was sent), since it may have landed.
+    pub(crate) async fn commit_session_change(&self, tx: crate::store::Tx) -> Result<()> {
+        let committed = tx.commit().await;
+        self.sessions_changed();
+        Ok(committed?)
+    }
+
     /// The per-address failed-login limit (the default: 100 failures per 15 minutes).
     pub fn with_address_limit(mut self, limit: crate::domain::throttle::AddressLimit) -> Self {
         self.address_limit = limit;

@@ -178,7 +178,8 @@ impl Services {
     }
 
     /// The client with this consumer key, from this node's memory when it was read less than
-    /// `session_cache.ttl_ms` ago (clients are never changed, only created: nothing to forget).
+    /// `session_cache.ttl_ms` ago. Clients are only ever created, so nothing needs forgetting; a
+    /// change that edits or deletes one must call `client_cache.forget_all()` after its commit.
     async fn find_client(&self, client_id: &str) -> Result<Option<OAuthClientRow>> {
         let now = self.now_ms();
         if let Some(hit) = self.client_cache.get(client_id, now) {

@@ -214,8 +214,7 @@ impl Services {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.sessions_changed();
+        self.commit_session_change(tx).await?;
         Ok(new)
     }
 
@@ -251,8 +250,7 @@ impl Services {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.sessions_changed();
+        self.commit_session_change(tx).await?;
         Ok(())
     }
 }

@@ -92,7 +92,11 @@ impl std::fmt::Debug for RefreshToken {
     }
 }
 
-/// A live session with the user and org it belongs to.
+/// A live session with the user and org it belongs to, as the database held them at most
+/// `session_cache.ttl_ms` ago: what a change made on this node does to a session, its user or
+/// its org shows at once (`Services::sessions_changed`), but the counters a login attempt
+/// updates (`failed_logins`, `locked_until`, `last_login_at`) and the password hash may be that
+/// old. Code that decides on those reads the user row itself.
 #[derive(Debug, Clone)]
 pub struct ActiveSession {
     pub session: SessionRow,
@@ -163,9 +167,10 @@ impl Services {
             return Ok(false);
         };
         let mut c = self.db.conn().await?;
-        let ended = sessions::delete(&mut c.c(), &id.digest()).await?;
+        let ended = sessions::delete(&mut c.c(), &id.digest()).await;
+        // Also when the outcome is unknown (the connection lost after the statement was sent).
         self.sessions_changed();
-        Ok(ended)
+        Ok(ended?)
     }
 
     /// OAuth revocation: an access token ends its session; a refresh token ends itself and
@@ -177,8 +182,7 @@ impl Services {
         if let Some(rt) = RefreshToken::parse(token) {
             let mut tx = self.db.begin().await?;
             let existed = sessions::delete_refresh(&mut tx.c(), &rt.digest()).await?;
-            tx.commit().await?;
-            self.sessions_changed();
+            self.commit_session_change(tx).await?;
             return Ok(existed);
         }
         Ok(false)

@@ -160,8 +160,7 @@ impl Services {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.sessions_changed();
+        self.commit_session_change(tx).await?;
         self.outbox.wake();
         Ok(user)
     }

@@ -322,8 +322,7 @@ impl Services {
         };
         self.store_password(&mut tx.c(), actor, &org, &user, &hash, how, None)
             .await?;
-        tx.commit().await?;
-        self.sessions_changed();
+        self.commit_session_change(tx).await?;
         self.outbox.wake();
         Ok(user)
     }
@@ -379,8 +378,7 @@ impl Services {
         )
         .await?;
         sessions::clear_password_expired(&mut tx.c(), keep).await?;
-        tx.commit().await?;
-        self.sessions_changed();
+        self.commit_session_change(tx).await?;
         self.outbox.wake();
         Ok(())
     }
@@ -519,8 +517,7 @@ impl Services {
             ),
         )
         .await?;
-        tx.commit().await?;
-        self.sessions_changed();
+        self.commit_session_change(tx).await?;
         Ok(true)
     }
 
@@ -542,8 +539,7 @@ impl Services {
             )
             .await?;
         }
-        tx.commit().await?;
-        self.sessions_changed();
+        self.commit_session_change(tx).await?;
         Ok(was_locked)
     }
 }

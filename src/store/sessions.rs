@@ -99,9 +99,10 @@ pub struct LiveSession {
 }
 
 /// The session with this digest, if it exists and has not expired, with its user and org: one
-/// statement of primary-key lookups. It runs on every API call after login, on every node, so a
-/// logout or a deactivation anywhere is seen at the next call. The user's columns keep their
-/// names; the session's and the org's are prefixed (`s_`, `o_`) so no two share a name.
+/// statement of primary-key lookups. It runs on every API call after login that the node's
+/// memory of session checks cannot answer (`service::cache`: reads at most a second old). The
+/// user's columns keep their names; the session's and the org's are prefixed (`s_`, `o_`) so
+/// no two share a name.
 pub async fn get_live_with_user(
     c: &mut Conn<'_>,
     digest: &str,
