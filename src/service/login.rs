@@ -128,17 +128,15 @@ async fn load(c: &mut Conn<'_>, req: &LoginRequest) -> Result<Option<Known>> {
             .collect::<String>()
             .to_lowercase()
     });
-    let Some(user) = users::find_by_username(c, &username).await? else {
-        // The user row a found username reads next.
-        users::get(c, NO_ID, NO_ID).await?;
+    // A user of another org than the SOAP `LoginScopeHeader` names is unknown here.
+    let found = users::find_for_login(c, &username)
+        .await?
+        .filter(|f| org_scope.is_none_or(|o| o == f.user.org_id));
+    let Some(found) = found else {
         load_nobody(c, req).await?;
         return Ok(None);
     };
-    if org_scope.is_some_and(|o| o != user.org_id) {
-        load_nobody(c, req).await?;
-        return Ok(None);
-    }
-    let mut known = load_user(c, user).await?;
+    let mut known = with_ranges(c, found.user, found.org, &found.profile).await?;
     if let (Channel::Ui, Some(browser)) = (req.channel, &req.browser) {
         known.browser_verified = verification::browser_verified(
             c,
@@ -155,15 +153,13 @@ async fn load(c: &mut Conn<'_>, req: &LoginRequest) -> Result<Option<Known>> {
 /// runs so that it makes the same round trips as one with a user (R-L4).
 const NO_ID: &str = "00000000000!!!!";
 
-/// The reads [`load_user`] (and the browser check) make, for a username that matched no user
-/// or a user of another org: the same statements on the same indexes, finding nothing. Without them an unknown username
-/// answered measurably faster than a wrong password — 0.39 ms on SQLite, more against a
-/// PostgreSQL across a network, where each statement is a round trip (docs/security.md).
+/// The reads a found user's [`load`] makes after the user (the ranges, and the browser check),
+/// for a username that matched no user or a user of another org: the same statements on the
+/// same indexes, finding nothing. Without them an unknown username answered measurably faster
+/// than a wrong password — 0.39 ms on SQLite, more against a PostgreSQL across a network, where
+/// each statement is a round trip (docs/security.md).
 async fn load_nobody(c: &mut Conn<'_>, req: &LoginRequest) -> Result<()> {
-    orgs::get(c, NO_ID).await?;
-    profiles::get(c, NO_ID, NO_ID).await?;
-    ranges::list(c, NO_ID, Some(NO_ID)).await?;
-    ranges::list(c, NO_ID, None).await?;
+    ranges::list_for_login(c, NO_ID, NO_ID).await?;
     if let (Channel::Ui, Some(browser)) = (req.channel, &req.browser) {
         verification::browser_verified(c, NO_ID, NO_ID, &browser.digest_for(NO_ID)).await?;
     }
@@ -178,14 +174,27 @@ pub(crate) async fn load_user(c: &mut Conn<'_>, user: UserRow) -> Result<Known> 
     let profile = profiles::get(c, &user.org_id, &user.profile_id)
         .await?
         .ok_or_else(|| ServiceError::Internal("user without profile".into()))?;
-    let login_ranges = parse_ranges(&ranges::list(c, &org.id, Some(&profile.id)).await?);
-    let trusted_ranges = parse_ranges(&ranges::list(c, &org.id, None).await?);
+    with_ranges(c, user, org, &profile).await
+}
+
+/// The user, org and profile with the org's trusted ranges and the profile's login ranges,
+/// read in one statement.
+async fn with_ranges(
+    c: &mut Conn<'_>,
+    user: UserRow,
+    org: OrgRow,
+    profile: &crate::store::profiles::ProfileRow,
+) -> Result<Known> {
+    let (trusted, login): (Vec<_>, Vec<_>) = ranges::list_for_login(c, &org.id, &profile.id)
+        .await?
+        .into_iter()
+        .partition(|r| r.profile_id.is_none());
     Ok(Known {
-        permissions: permissions_of(&profile),
+        permissions: permissions_of(profile),
         org,
         user,
-        login_ranges,
-        trusted_ranges,
+        login_ranges: parse_ranges(&login),
+        trusted_ranges: parse_ranges(&trusted),
         browser_verified: false,
     })
 }

@@ -135,6 +135,34 @@ macro_rules! prefixed {
 }
 pub(crate) use prefixed;
 
+/// A function decoding a row of either backend, `fn name(r: &R) -> sqlx::Result<T>`, where the
+/// row's text, integer and boolean columns (and the user's own columns) can be read: the bounds
+/// every joined-row decoder needs, written once.
+macro_rules! row_decoder {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($r:ident) -> $t:ty $body:block) => {
+        $(#[$m])*
+        $vis fn $name<R>($r: &R) -> sqlx::Result<$t>
+        where
+            R: sqlx::Row,
+            for<'a> &'a str: sqlx::ColumnIndex<R>,
+            for<'a> $crate::store::users::UserRow: sqlx::FromRow<'a, R>,
+            for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+            for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+            for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        $body
+    };
+}
+pub(crate) use row_decoder;
+
+/// `a.x AS <prefix>x, a.y AS <prefix>y` for the columns `x, y` of the table aliased `a`.
+pub(crate) fn aliased(alias: &str, columns: &str, prefix: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{c} AS {prefix}{c}", c = c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Executes one statement with its bound values on either backend; the rows it affected.
 macro_rules! exec {
     ($c:expr, $sql:expr $(, $bind:expr)* $(,)?) => {

@@ -1,6 +1,6 @@
 //! Orgs and their policy.
 
-use super::{Conn, Result, exec, q};
+use super::{Conn, Result, exec, prefixed, q, row_decoder};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgRow {
@@ -119,4 +119,28 @@ pub async fn set_delegated_auth_url(
     let sql = "UPDATE orgs SET delegated_auth_url = $2, updated_at = $3 WHERE id = $1";
     exec!(c, sql, org_id, url, now)?;
     Ok(())
+}
+
+row_decoder! {
+    /// An org row from a join whose org columns are selected as `o_<column>`
+    /// ([`super::aliased`]`("o", COLUMNS, "o_")`).
+    pub(crate) fn decode_prefixed(r) -> OrgRow {
+        Ok(prefixed!(
+            r,
+            "o_",
+            OrgRow {
+                id,
+                name,
+                delegated_auth_url,
+                min_password_length,
+                complexity,
+                password_history,
+                password_expiry_days,
+                lockout_attempts,
+                lockout_minutes,
+                session_seconds,
+                created_at,
+            }
+        ))
+    }
 }

@@ -1,6 +1,6 @@
 //! Profiles and their permissions.
 
-use super::{Conn, Result, exec, q};
+use super::{Conn, Result, exec, prefixed, q, row_decoder};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProfileRow {
@@ -15,7 +15,7 @@ pub struct ProfileRow {
     pub created_at: i64,
 }
 
-const COLUMNS: &str = "id, org_id, name, api_enabled, api_only, password_never_expires, \
+pub(crate) const COLUMNS: &str = "id, org_id, name, api_enabled, api_only, password_never_expires, \
     sso_enabled, manage_users, created_at";
 
 pub async fn insert(c: &mut Conn<'_>, p: &ProfileRow) -> Result<()> {
@@ -95,4 +95,25 @@ pub async fn count_active_admins(c: &mut Conn<'_>, org_id: &str) -> Result<i64> 
         .bind(org_id)
         .fetch_one(e)
         .await)?)
+}
+
+row_decoder! {
+    /// A profile row from a join whose profile columns are selected as `p_<column>`.
+    pub(crate) fn decode_prefixed(r) -> ProfileRow {
+        Ok(prefixed!(
+            r,
+            "p_",
+            ProfileRow {
+                id,
+                org_id,
+                name,
+                api_enabled,
+                api_only,
+                password_never_expires,
+                sso_enabled,
+                manage_users,
+                created_at,
+            }
+        ))
+    }
 }

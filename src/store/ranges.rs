@@ -64,6 +64,24 @@ pub async fn list(
     Ok(rows)
 }
 
+/// The org's trusted ranges and one profile's login ranges in one statement (a login needs
+/// both); each row's `profile_id` says which it is.
+pub async fn list_for_login(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    profile_id: &str,
+) -> Result<Vec<IpRangeRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM ip_ranges WHERE org_id = $1 \
+         AND (profile_id IS NULL OR profile_id = $2) ORDER BY created_at, id"
+    );
+    Ok(q!(c, |e| sqlx::query_as::<_, IpRangeRow>(&sql)
+        .bind(org_id)
+        .bind(profile_id)
+        .fetch_all(e)
+        .await)?)
+}
+
 /// Deletes one range of the given owner; false when there is no such range.
 pub async fn delete(
     c: &mut Conn<'_>,

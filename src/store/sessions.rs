@@ -3,7 +3,7 @@
 
 use super::orgs::{self, OrgRow};
 use super::users::{self, UserRow};
-use super::{Conn, Result, exec, prefixed, q};
+use super::{Conn, Result, aliased, exec, prefixed, q, row_decoder};
 use sqlx::FromRow;
 use std::sync::LazyLock;
 
@@ -127,24 +127,8 @@ pub async fn get_live_with_user(
         .and_then(|r| r.as_ref().map(decode_live).transpose()))?)
 }
 
-/// `a.x AS <prefix>x, a.y AS <prefix>y` for the columns `x, y` of the table aliased `a`.
-fn aliased(alias: &str, columns: &str, prefix: &str) -> String {
-    columns
-        .split(',')
-        .map(|c| format!("{alias}.{c} AS {prefix}{c}", c = c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn decode_live<R>(r: &R) -> sqlx::Result<LiveSession>
-where
-    R: sqlx::Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> UserRow: sqlx::FromRow<'a, R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+row_decoder! {
+fn decode_live(r) -> LiveSession {
     Ok(LiveSession {
         session: prefixed!(
             r,
@@ -164,24 +148,9 @@ where
             }
         ),
         user: UserRow::from_row(r)?,
-        org: prefixed!(
-            r,
-            "o_",
-            OrgRow {
-                id,
-                name,
-                delegated_auth_url,
-                min_password_length,
-                complexity,
-                password_history,
-                password_expiry_days,
-                lockout_attempts,
-                lockout_minutes,
-                session_seconds,
-                created_at,
-            }
-        ),
+        org: orgs::decode_prefixed(r)?,
     })
+}
 }
 
 /// Records use of a session and moves its idle timeout forward.
