@@ -103,6 +103,7 @@ on_both!(
     concurrent_policy_changes_are_all_kept,
     r_t8_logins_in_flight_meet_a_deactivation_that_committed_meanwhile,
     password_hashes_are_upgraded_on_the_next_login,
+    a_success_is_written_in_one_step_only_on_the_row_the_decision_saw,
 );
 
 async fn r_m3_new_org_has_default_profiles_and_policy(b: Backend) {
@@ -1254,5 +1255,122 @@ async fn concurrent_policy_changes_are_all_kept(b: Backend) {
         (5, 30, 180, 900, 12, 5)
     );
     assert_eq!(s.audit_trail(&cli(), &o, 100).await.unwrap().len(), 7);
+    env.finish().await;
+}
+
+/// `store::logins`: a success's writes (counter reset, session, history row) happen in one
+/// step only while the user's row is as the decision read it; after any change that matters,
+/// nothing is written and the caller decides again under the lock (R-L5, R-T5, R-T8).
+async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Backend) {
+    use keyward::store::login_history::LoginHistoryRow;
+    use keyward::store::logins::record_success_if_unchanged;
+    use keyward::store::sessions::{SessionRow, get_live_with_user};
+    let env = Env::new(b).await;
+    let s = env.services.clone();
+    let o = org(&s, "Acme").await;
+    user(&s, &o, "ada@example.com", Some(PW)).await;
+    let now = keyward::store::ms(s.now());
+    let attempt = |n: u32, seen: &user_rows::UserRow| {
+        let session = SessionRow {
+            digest: digest(&format!("session {n}")),
+            org_id: seen.org_id.clone(),
+            user_id: seen.id.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + 60_000,
+            login_type: "SOAP Partner".into(),
+            source_ip: UNTRUSTED.into(),
+            password_expired: false,
+            oauth_client_id: None,
+            refresh_digest: None,
+        };
+        let history = LoginHistoryRow {
+            id: format!("0Ya00000000000{n}"),
+            org_id: Some(seen.org_id.clone()),
+            user_id: Some(seen.id.clone()),
+            login_at: now,
+            source_ip: UNTRUSTED.into(),
+            login_type: "SOAP Partner".into(),
+            status: "Success".into(),
+            client: "test".into(),
+            api_version: "59.0".into(),
+            login_url: "http://127.0.0.1/".into(),
+        };
+        (session, history)
+    };
+    let written = |digest: String| {
+        let s = s.clone();
+        async move {
+            let mut c = s.db.conn().await.unwrap();
+            let live = get_live_with_user(&mut c.c(), &digest, now).await.unwrap();
+            let history = s
+                .login_history(&cli(), Some("Acme"), None, 100)
+                .await
+                .unwrap();
+            (live.is_some(), history.len())
+        }
+    };
+    // A failure counted meanwhile (a parallel attempt), a token reset, a deactivation, a
+    // password reset: each changes what the decision read, and the one-step write refuses.
+    let changes: Vec<(&str, user_rows::UserRow)> = {
+        let mut v = Vec::new();
+        let seen = user_row(&s, "ada@example.com").await;
+        login(&s, "ada@example.com", "wrong-password", UNTRUSTED).await;
+        v.push(("a failure counted", seen));
+        let seen = user_row(&s, "ada@example.com").await;
+        s.reset_token(&cli(), "ada@example.com").await.unwrap();
+        v.push(("a token reset", seen));
+        let seen = user_row(&s, "ada@example.com").await;
+        s.deactivate(&cli(), "ada@example.com").await.unwrap();
+        s.reactivate(&cli(), "ada@example.com").await.unwrap();
+        v.push(("a deactivation and reactivation", seen));
+        let seen = user_row(&s, "ada@example.com").await;
+        s.set_password(
+            &cli(),
+            "ada@example.com",
+            &Password::new("Another-Passw0rd"),
+        )
+        .await
+        .unwrap();
+        v.push(("a password reset", seen));
+        v
+    };
+    // A failure on the row as it is now, so that a refused write would have a counter to reset.
+    login(&s, "ada@example.com", "wrong-again", UNTRUSTED).await;
+    let (_, history_before) = written(String::new()).await;
+    let row_before = user_row(&s, "ada@example.com").await;
+    assert!(row_before.failed_logins >= 1);
+    for (n, (what, seen)) in changes.iter().enumerate() {
+        let (session, history) = attempt(n as u32, seen);
+        let ok = record_success_if_unchanged(&s.db, seen, now, &session, &history)
+            .await
+            .unwrap();
+        assert!(!ok, "after {what}");
+        assert_eq!(
+            written(session.digest.clone()).await,
+            (false, history_before),
+            "after {what}: nothing written"
+        );
+    }
+    let row = user_row(&s, "ada@example.com").await;
+    assert_eq!(
+        (row.failed_logins, row.last_login_at),
+        (row_before.failed_logins, row_before.last_login_at),
+        "the refused writes reset no counter"
+    );
+    // On the row as it is now, all three writes happen together.
+    let seen = user_row(&s, "ada@example.com").await;
+    let (session, history) = attempt(9, &seen);
+    assert!(
+        record_success_if_unchanged(&s.db, &seen, now, &session, &history)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        written(session.digest.clone()).await,
+        (true, history_before + 1)
+    );
+    let after = user_row(&s, "ada@example.com").await;
+    assert_eq!((after.failed_logins, after.last_login_at), (0, Some(now)));
     env.finish().await;
 }

@@ -2,6 +2,9 @@
 //! [`Services::login`]. It loads what the store knows, asks the pure decision which credential
 //! check to run, runs exactly one check of password-hash cost, applies the decision — lockout
 //! counter, session, login history, lockout mail — in one transaction, and says what to answer.
+//! A plain API success on a user row nobody changed during the hash is written in one step
+//! (`store::logins`); everything else, and a success whose row changed, takes the general path
+//! on the row as it is now.
 
 use super::network::{parse_ranges, permissions_of};
 use super::orgs::policy_of;
@@ -311,6 +314,11 @@ impl Services {
         known: Option<Known>,
         checked: Checked,
     ) -> Result<LoginResponse> {
+        if let Some(k) = &known
+            && let Some(done) = self.apply_unchanged(req, k, &checked).await?
+        {
+            return Ok(done);
+        }
         let now = self.now();
         let now_ms = ms(now);
         let mut tx = self.db.begin().await?;
@@ -329,25 +337,7 @@ impl Services {
                 None
             }
         };
-        let current_token = known.as_ref().and_then(|k| k.user.token_digest.as_ref());
-        let checks = CheckResults {
-            // A password verified against a hash that has since been replaced proves nothing.
-            password: match &known {
-                Some(k)
-                    if checked.password == PasswordCheck::Correct
-                        && k.user.password_hash != checked.verified_hash =>
-                {
-                    PasswordCheck::Wrong
-                }
-                _ => checked.password,
-            },
-            token: match (&checked.token_digest, current_token) {
-                (None, _) => TokenCheck::NotSupplied,
-                (Some(sent), Some(current)) if ct_eq(sent, current) => TokenCheck::Valid,
-                (Some(_), _) => TokenCheck::Invalid,
-            },
-            delegated: checked.delegated,
-        };
+        let checks = check_results(&checked, known.as_ref().map(|k| &k.user));
         let policy = known
             .as_ref()
             .map(|k| policy_of(&k.org))
@@ -450,6 +440,68 @@ impl Services {
             retry_after: None,
         };
         Ok(response)
+    }
+
+    /// The common case in one step: an API login the decision finds successful on the row it
+    /// read before the hash is written with one statement (PostgreSQL) or one batch (SQLite),
+    /// on the condition that the row is still as read (`store::logins`). `None` — nothing
+    /// written — when the decision is anything but a plain success or the row changed
+    /// meanwhile: then [`Self::apply`] decides again on the row as it is now, under its lock.
+    /// The web UI (verified browsers, challenges) and refresh tokens take the general path.
+    async fn apply_unchanged(
+        &self,
+        req: &LoginRequest,
+        k: &Known,
+        checked: &Checked,
+    ) -> Result<Option<LoginResponse>> {
+        let refresh = req.oauth_client.as_ref().is_some_and(|c| c.refresh_tokens);
+        if !req.channel.is_api() || req.browser.is_some() || refresh {
+            return Ok(None);
+        }
+        let now = self.now();
+        let checks = check_results(checked, Some(&k.user));
+        let policy = policy_of(&k.org);
+        let ctx = context(req, now, &policy, Some(k));
+        let decision = login::decide(Some(&subject_of(k, &k.user)), &ctx, &checks);
+        let LoginOutcome::Success { password_expired } = decision.outcome else {
+            return Ok(None);
+        };
+        if decision.lockout != LockoutEffect::Reset {
+            return Ok(None);
+        }
+        let oauth_client_id = req.oauth_client.as_ref().map(|o| o.id.clone());
+        let (issued, session) = new_session(
+            now,
+            k,
+            req.channel,
+            req.source_ip,
+            password_expired,
+            oauth_client_id,
+            None,
+        );
+        let attempt = Attempt::of(req, decision.status);
+        let history = history_row(ms(now), Some(&k.user), &attempt);
+        if !crate::store::logins::record_success_if_unchanged(
+            &self.db,
+            &k.user,
+            ms(now),
+            &session,
+            &history,
+        )
+        .await?
+        {
+            return Ok(None);
+        }
+        if checks.password == PasswordCheck::Correct {
+            self.upgrade_hash(&k.user, &req.secret).await;
+        }
+        Ok(Some(LoginResponse {
+            outcome: decision.outcome,
+            status: decision.status,
+            session: Some(issued.into_session(k.org.clone(), k.user.clone())),
+            challenge: None,
+            retry_after: None,
+        }))
     }
 
     /// SPEC §7: a hash made with older parameters is replaced on the next successful login.
@@ -589,8 +641,7 @@ pub(crate) async fn create_session(
         }
         _ => None,
     };
-    let issued = create_access(
-        c,
+    let (issued, row) = new_session(
         now,
         k,
         channel,
@@ -598,18 +649,17 @@ pub(crate) async fn create_session(
         password_expired,
         oauth.map(|o| o.id.clone()),
         refresh_token.as_ref().map(RefreshToken::digest),
-    )
-    .await?;
+    );
+    sessions::insert(c, &row).await?;
     Ok(Issued {
         refresh_token,
         ..issued
     })
 }
 
-/// The session row itself.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn create_access(
-    c: &mut Conn<'_>,
+/// A new session for this user: what the client is given, and the row that stores its digest
+/// (the caller inserts it, in its transaction or in one step with the rest).
+pub(crate) fn new_session(
     now: time::OffsetDateTime,
     k: &Known,
     channel: Channel,
@@ -617,34 +667,57 @@ pub(crate) async fn create_access(
     password_expired: bool,
     oauth_client_id: Option<String>,
     refresh_digest: Option<String>,
-) -> Result<Issued> {
+) -> (Issued, SessionRow) {
     let now_ms = ms(now);
     let seconds = policy_of(&k.org).session_seconds;
     let id = SessionId::generate(&k.org.id);
-    sessions::insert(
-        c,
-        &SessionRow {
-            digest: id.digest(),
-            org_id: k.org.id.clone(),
-            user_id: k.user.id.clone(),
-            created_at: now_ms,
-            last_seen_at: now_ms,
-            expires_at: ms(now + Duration::seconds(i64::from(seconds))),
-            login_type: channel.login_type().to_string(),
-            source_ip: source_ip.to_string(),
-            password_expired,
-            oauth_client_id,
-            refresh_digest,
-        },
-    )
-    .await?;
-    Ok(Issued {
+    let row = SessionRow {
+        digest: id.digest(),
+        org_id: k.org.id.clone(),
+        user_id: k.user.id.clone(),
+        created_at: now_ms,
+        last_seen_at: now_ms,
+        expires_at: ms(now + Duration::seconds(i64::from(seconds))),
+        login_type: channel.login_type().to_string(),
+        source_ip: source_ip.to_string(),
+        password_expired,
+        oauth_client_id,
+        refresh_digest,
+    };
+    let issued = Issued {
         id,
         seconds_valid: seconds,
         password_expired,
         refresh_token: None,
         issued_at: now_ms,
-    })
+    };
+    (issued, row)
+}
+
+/// The check results the decision takes, against the user's row as it is where it is called
+/// (before the hash for the one-step path, under the lock for the general one).
+fn check_results(checked: &Checked, user: Option<&UserRow>) -> CheckResults {
+    CheckResults {
+        // A password verified against a hash that has since been replaced proves nothing.
+        password: match user {
+            Some(u)
+                if checked.password == PasswordCheck::Correct
+                    && u.password_hash != checked.verified_hash =>
+            {
+                PasswordCheck::Wrong
+            }
+            _ => checked.password,
+        },
+        token: match (
+            &checked.token_digest,
+            user.and_then(|u| u.token_digest.as_ref()),
+        ) {
+            (None, _) => TokenCheck::NotSupplied,
+            (Some(sent), Some(current)) if ct_eq(sent, current) => TokenCheck::Valid,
+            (Some(_), _) => TokenCheck::Invalid,
+        },
+        delegated: checked.delegated,
+    }
 }
 
 /// What login history records about an attempt besides its user (R-L9).
@@ -677,23 +750,24 @@ pub(crate) async fn record_attempt(
     user: Option<&UserRow>,
     a: &Attempt<'_>,
 ) -> Result<()> {
-    login_history::insert(
-        c,
-        &LoginHistoryRow {
-            id: new_id(KeyPrefix::LoginHistory),
-            org_id: user.map(|u| u.org_id.clone()),
-            user_id: user.map(|u| u.id.clone()),
-            login_at: now_ms,
-            source_ip: a.source_ip.to_string(),
-            login_type: a.channel.login_type().to_string(),
-            status: a.status.as_str().to_string(),
-            client: clip(a.client, 255),
-            api_version: clip(a.api_version, 16),
-            login_url: clip(a.login_url, 1000),
-        },
-    )
-    .await?;
+    login_history::insert(c, &history_row(now_ms, user, a)).await?;
     Ok(())
+}
+
+/// The login-history row of one attempt (R-L9).
+fn history_row(now_ms: i64, user: Option<&UserRow>, a: &Attempt<'_>) -> LoginHistoryRow {
+    LoginHistoryRow {
+        id: new_id(KeyPrefix::LoginHistory),
+        org_id: user.map(|u| u.org_id.clone()),
+        user_id: user.map(|u| u.id.clone()),
+        login_at: now_ms,
+        source_ip: a.source_ip.to_string(),
+        login_type: a.channel.login_type().to_string(),
+        status: a.status.as_str().to_string(),
+        client: clip(a.client, 255),
+        api_version: clip(a.api_version, 16),
+        login_url: clip(a.login_url, 1000),
+    }
 }
 
 /// Client-supplied text is stored bounded (and without control characters).

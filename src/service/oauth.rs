@@ -9,7 +9,7 @@
 
 use super::audit::{self, Entry};
 use super::login::{
-    Attempt, Known, LoginSession, OAuthIssue, create_access, load_user, record_attempt, subject_of,
+    Attempt, Known, LoginSession, OAuthIssue, load_user, new_session, record_attempt, subject_of,
 };
 use super::orgs::policy_of;
 use super::sessions::{ActiveSession, RefreshToken, SessionId};
@@ -322,8 +322,7 @@ impl Services {
         if !matches!(decision.outcome, LoginOutcome::Success { .. }) {
             return Ok(GrantOutcome::Refused(decision.outcome, decision.status));
         }
-        let issued = create_access(
-            &mut tx.c(),
+        let (issued, row) = new_session(
             now,
             known,
             Channel::OAuth,
@@ -331,8 +330,8 @@ impl Services {
             false,
             Some(client.id.clone()),
             refresh_digest,
-        )
-        .await?;
+        );
+        sessions::insert(&mut tx.c(), &row).await?;
         Ok(GrantOutcome::Issued(Box::new(
             issued.into_session(known.org.clone(), known.user.clone()),
         )))

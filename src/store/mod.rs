@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 pub mod address_failures;
 pub mod audit;
 pub mod login_history;
+pub mod logins;
 pub mod meta;
 pub mod oauth;
 pub mod orgs;

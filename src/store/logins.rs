@@ -1,0 +1,126 @@
+//! A successful API login's writes in one step: the lockout counter reset (R-L5), the session
+//! (R-L10) and the login-history row (R-L9), on the condition that the user's row is still as
+//! the login decision saw it before the password hash ran.
+//!
+//! The general path (`service::login`) locks the user's row after the hash, reads it again,
+//! decides on it and writes: six round trips on PostgreSQL, six hops to SQLite's thread. Most
+//! logins succeed on a row nobody touched meanwhile; for them this does the same in one
+//! statement on PostgreSQL and in one batch inside a transaction on SQLite. When the row
+//! changed (a parallel failure counted, a deactivation, a password or token reset, a lock), it
+//! writes nothing and says so, and the caller takes the general path, which decides on the row
+//! as it is now.
+
+use super::login_history::LoginHistoryRow;
+use super::sessions::SessionRow;
+use super::users::UserRow;
+use super::{Conn, Db, Result};
+
+/// [`record_success_if_unchanged_in`] in a transaction of its own where the backend needs one:
+/// PostgreSQL's single statement is atomic by itself (and needs no BEGIN and COMMIT round
+/// trips); SQLite's batch runs inside a write transaction, rolled back when the row changed.
+pub async fn record_success_if_unchanged(
+    db: &Db,
+    seen: &UserRow,
+    now: i64,
+    session: &SessionRow,
+    history: &LoginHistoryRow,
+) -> Result<bool> {
+    match db {
+        Db::Postgres(_) => {
+            let mut c = db.conn().await?;
+            record_success_if_unchanged_in(&mut c.c(), seen, now, session, history).await
+        }
+        Db::Sqlite(_) => {
+            let mut tx = db.begin().await?;
+            let written =
+                record_success_if_unchanged_in(&mut tx.c(), seen, now, session, history).await?;
+            if written {
+                tx.commit().await?;
+            }
+            // Otherwise nothing was written; dropping the transaction rolls it back.
+            Ok(written)
+        }
+    }
+}
+
+/// The writes of a success, made only if the user's row still holds every value the decision
+/// read from `seen` (activity, profile, password and its age, token, failures, lock). True when
+/// they were made; false when the row changed and nothing was written.
+pub async fn record_success_if_unchanged_in(
+    c: &mut Conn<'_>,
+    seen: &UserRow,
+    now: i64,
+    session: &SessionRow,
+    history: &LoginHistoryRow,
+) -> Result<bool> {
+    // $1 org, $2 user, $3 now; $4-$9 what was seen; $10- the session and the history row.
+    const GUARD: &str = "org_id = $1 AND id = $2 AND active AND profile_id = $4 \
+        AND password_hash IS NOT DISTINCT FROM $5 AND password_changed_at IS NOT DISTINCT FROM $6 \
+        AND token_digest IS NOT DISTINCT FROM $7 AND failed_logins = $8 \
+        AND locked_until IS NOT DISTINCT FROM $9";
+    const RESET: &str =
+        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $3";
+    const SESSION: &str = "INSERT INTO sessions (digest, org_id, user_id, created_at, \
+        last_seen_at, expires_at, login_type, source_ip, password_expired, oauth_client_id, \
+        refresh_digest)";
+    const SESSION_VALUES: &str = "$10, $1, $2, $3, $3, $11, $12, $13, $14, $15, NULL";
+    const HISTORY: &str = "INSERT INTO login_history (id, org_id, user_id, login_at, source_ip, \
+        login_type, status, client, api_version, login_url)";
+    const HISTORY_VALUES: &str = "$16, $1, $2, $3, $13, $17, $18, $19, $20, $21";
+    macro_rules! bound {
+        ($q:expr) => {
+            $q.bind(&seen.org_id)
+                .bind(&seen.id)
+                .bind(now)
+                .bind(&seen.profile_id)
+                .bind(&seen.password_hash)
+                .bind(seen.password_changed_at)
+                .bind(&seen.token_digest)
+                .bind(seen.failed_logins)
+                .bind(seen.locked_until)
+                .bind(&session.digest)
+                .bind(session.expires_at)
+                .bind(&session.login_type)
+                .bind(&session.source_ip)
+                .bind(session.password_expired)
+                .bind(&session.oauth_client_id)
+                .bind(&history.id)
+                .bind(&history.login_type)
+                .bind(&history.status)
+                .bind(&history.client)
+                .bind(&history.api_version)
+                .bind(&history.login_url)
+        };
+    }
+    match c {
+        Conn::Postgres(e) => {
+            // One statement, so one round trip and atomic by itself: the inserts take their
+            // one row from the update, and take none when the guard matched nothing.
+            let sql = format!(
+                "WITH u AS ({RESET} WHERE {GUARD} RETURNING 1), \
+                 s AS ({SESSION} SELECT {SESSION_VALUES} FROM u), \
+                 h AS ({HISTORY} SELECT {HISTORY_VALUES} FROM u) \
+                 SELECT count(*) FROM u"
+            );
+            let n: i64 = bound!(sqlx::query_scalar(&sql)).fetch_one(&mut **e).await?;
+            Ok(n == 1)
+        }
+        Conn::Sqlite(e) => {
+            // SQLite has no writing CTEs; the three statements go to its thread as one batch
+            // (sqlx runs them in order with the same numbered parameters). Each insert runs only
+            // if the statement before it changed a row (`changes()`), so a guard that matched
+            // nothing writes nothing. The caller's transaction makes the batch atomic.
+            let guard = GUARD.replace("IS NOT DISTINCT FROM", "IS");
+            let sql = format!(
+                "{RESET} WHERE {guard}; \
+                 {SESSION} SELECT {SESSION_VALUES} WHERE changes() = 1; \
+                 {HISTORY} SELECT {HISTORY_VALUES} WHERE changes() = 1"
+            );
+            let written = bound!(sqlx::query(&sql))
+                .execute(&mut **e)
+                .await?
+                .rows_affected();
+            Ok(written == 3)
+        }
+    }
+}
