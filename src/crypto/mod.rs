@@ -68,22 +68,42 @@ thread_local! {
     /// The Argon2 memory of the hashing thread this runs on, kept from one hash to the next: a
     /// hash neither allocates nor faults in 19 MiB of fresh pages, and the memory in use stays
     /// `pool_size × memory_kib` (it grows only for a stored hash with a larger cost).
-    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+    static MEMORY: std::cell::RefCell<keyward_argon2::Memory> =
+        std::cell::RefCell::new(keyward_argon2::Memory::new());
 }
 
-/// Runs Argon2 with this thread's reusable memory.
-fn with_blocks<T>(
-    argon: &Argon2<'_>,
-    count: usize,
-    run: impl FnOnce(&Argon2<'_>, &mut [argon2::Block]) -> T,
-) -> T {
-    BLOCKS.with(|cell| {
-        let mut blocks = cell.borrow_mut();
-        if blocks.len() < count {
-            blocks.resize(count, argon2::Block::default());
-        }
-        run(argon, &mut blocks[..count])
-    })
+/// Argon2 of the password with these parameters into `out`, computed by the reference C
+/// implementation's SIMD code (`keyward_argon2`; the argon2 crate parses and writes the PHC
+/// strings) with this thread's reusable memory.
+fn argon2_into(
+    algorithm: Algorithm,
+    version: Version,
+    params: &Params,
+    password: &str,
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), keyward_argon2::Error> {
+    let inputs = keyward_argon2::Inputs {
+        variant: match algorithm {
+            Algorithm::Argon2d => keyward_argon2::Variant::D,
+            Algorithm::Argon2i => keyward_argon2::Variant::I,
+            Algorithm::Argon2id => keyward_argon2::Variant::Id,
+        },
+        version: version as u32,
+        m_cost: params.m_cost(),
+        t_cost: params.t_cost(),
+        lanes: params.p_cost(),
+        password: password.as_bytes(),
+        salt,
+        secret: &[],
+        ad: &[],
+    };
+    MEMORY.with(|cell| keyward_argon2::hash_raw(&inputs, out, &mut cell.borrow_mut()))
+}
+
+/// Which Argon2 code path runs (`avx2`, `sse2` or `ref`), for the benchmark's report.
+pub fn argon2_implementation() -> &'static str {
+    keyward_argon2::implementation()
 }
 
 fn hash_blocking(argon: &Argon2<'static>, password: &str) -> Result<String, CryptoError> {
@@ -95,12 +115,16 @@ fn hash_blocking(argon: &Argon2<'static>, password: &str) -> Result<String, Cryp
         .map_err(|e| CryptoError::Hash(e.to_string()))?;
     let params = argon.params().clone();
     let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-    let output = with_blocks(argon, params.block_count(), |argon, blocks| {
-        argon2::password_hash::Output::init_with(output_len, |out| {
-            argon
-                .hash_password_into_with_memory(password.as_bytes(), salt_raw, out, blocks)
-                .map_err(|_| argon2::password_hash::Error::Crypto)
-        })
+    let output = argon2::password_hash::Output::init_with(output_len, |out| {
+        argon2_into(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            &params,
+            password,
+            salt_raw,
+            out,
+        )
+        .map_err(|_| argon2::password_hash::Error::Crypto)
     })
     .map_err(|e| CryptoError::Hash(e.to_string()))?;
     let phc = PasswordHash {
@@ -138,12 +162,8 @@ pub fn verify_blocking(password: &str, phc: &str) -> bool {
     let Ok(salt_raw) = salt.decode_b64(&mut salt_bytes) else {
         return false;
     };
-    let count = params.block_count();
-    let argon = Argon2::new(algorithm, version, params);
     let mut out = vec![0u8; expected.len()];
-    let computed = with_blocks(&argon, count, |argon, blocks| {
-        argon.hash_password_into_with_memory(password.as_bytes(), salt_raw, &mut out, blocks)
-    });
+    let computed = argon2_into(algorithm, version, &params, password, salt_raw, &mut out);
     computed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 

@@ -184,6 +184,7 @@ async fn hash(a: HashArgs) -> anyhow::Result<()> {
     let elapsed = start.elapsed().as_secs_f64();
     let out = serde_json::json!({
         "measure": "argon2id verifications in-process, one tight loop per thread",
+        "argon2": keyward::crypto::argon2_implementation(),
         "memory_kib": params.memory_kib,
         "iterations": params.iterations,
         "parallelism": params.parallelism,
