@@ -5,7 +5,8 @@
 //! of the hashes it was given, halving every 10 seconds), the first to arrive among equals. A
 //! hash that proves a password (a right password) is given back, with as much again as credit
 //! (up to 8, decaying the same way): only failed work counts, so an office NAT whose people log
-//! in all day stays at the front, ahead even of addresses not seen before, and an address that
+//! in all day stays at the front, ahead even of addresses not seen before (addresses in credit
+//! take their turns in arrival order among themselves), and an address that
 //! guesses goes behind every address that does not, however many addresses the guessing is
 //! spread over. A login from such an address waits for the hashes already running, not for the
 //! flood. The waiting room is bounded too: when it is full, the address asking the most of the
@@ -105,14 +106,23 @@ impl State {
     }
 
     /// The next hash to run, and its lane: the first waiter of the address with the least
-    /// recent work.
+    /// recent work — where every address in credit (work below zero: it proved passwords
+    /// lately and failed less) counts as having none, so those go first, in arrival order.
+    /// Ranking them by their credit starved some: credit decays while an address waits, so
+    /// the address that had waited longest ranked last among the busy ones (up to 7 s behind
+    /// seven others logging in all the time, BENCHMARKS.md).
     fn next(&mut self, now: Instant) -> Option<(String, Box<dyn Job>)> {
+        let rank = |work: f64| if work < 0.0 { (0u8, 0.0) } else { (1u8, work) };
         let (_, _, lane) = self
             .lanes
             .iter()
             .filter_map(|(lane, q)| q.front().map(|(seq, _)| (lane, *seq)))
-            .map(|(lane, seq)| (self.work(lane, now), seq, lane.clone()))
-            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))?;
+            .map(|(lane, seq)| (rank(self.work(lane, now)), seq, lane.clone()))
+            .min_by(|a, b| {
+                (a.0.0.cmp(&b.0.0))
+                    .then(a.0.1.total_cmp(&b.0.1))
+                    .then(a.1.cmp(&b.1))
+            })?;
         let queue = self.lanes.get_mut(&lane)?;
         let (_, job) = queue.pop_front()?;
         if queue.is_empty() {
@@ -404,6 +414,28 @@ mod tests {
         // The office arrived last and has had more hashes, but none of them failed: it goes
         // ahead of the guesser and of an address never seen before.
         assert_eq!(b.next_n(3), ["ok4", "fresh1", "guess2"]);
+    }
+
+    #[test]
+    fn addresses_in_credit_take_turns_in_arrival_order() {
+        let b = Bench::new(1, 0);
+        // Two offices log in (each probe proves its password), one more often than the other:
+        // both are in credit, one more than the other.
+        for name in ["ok-a1", "ok-a2", "ok-a3", "ok-a4"] {
+            b.submit("office-a", name);
+            assert_eq!(b.next(), name);
+        }
+        b.submit("office-b", "ok-b1");
+        assert_eq!(b.next(), "ok-b1");
+        let held = b.hold("x");
+        b.submit("office-b", "ok-b2");
+        b.submit("office-a", "ok-a5");
+        b.submit("fresh", "fresh1");
+        b.submit("office-b", "ok-b3");
+        drop(held);
+        // More credit does not jump the queue: b2 came first. Both offices go before an
+        // address never seen before.
+        assert_eq!(b.next_n(4), ["ok-b2", "ok-a5", "ok-b3", "fresh1"]);
     }
 
     #[test]
