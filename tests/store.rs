@@ -1358,6 +1358,27 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
         (row_before.failed_logins, row_before.last_login_at),
         "the refused writes reset no counter"
     );
+    // A write that fails part-way (the session's digest already taken) leaves nothing behind,
+    // not even the counter reset it made first, and the next call finds a usable connection.
+    let seen = user_row(&s, "ada@example.com").await;
+    let (mut taken, _) = attempt(7, &seen);
+    taken.digest = digest("taken");
+    keyward::store::sessions::insert(&mut s.db.conn().await.unwrap().c(), &taken)
+        .await
+        .unwrap();
+    let (mut session, history) = attempt(8, &seen);
+    session.digest = taken.digest.clone();
+    for _ in 0..3 {
+        // Each time the same refusal: no call meets a transaction left open by the one before.
+        let refused = record_success_if_unchanged(&s.db, &seen, now, &session, &history).await;
+        assert!(
+            matches!(refused, Err(keyward::store::StoreError::Conflict(_))),
+            "{refused:?}"
+        );
+    }
+    let row = user_row(&s, "ada@example.com").await;
+    assert_eq!(row.failed_logins, row_before.failed_logins, "rolled back");
+    assert_eq!(written(digest("none")).await.1, history_before);
     // On the row as it is now, all three writes happen together.
     let seen = user_row(&s, "ada@example.com").await;
     let (session, history) = attempt(9, &seen);

@@ -426,10 +426,18 @@ pub fn ct_eq(a: &str, b: &str) -> bool {
 
 /// `len` characters of base62 from the OS CSPRNG.
 pub fn random_base62(len: usize) -> String {
-    let mut rng = OsRng;
+    let mut rng = seeded_rng();
     (0..len)
         .map(|_| BASE62[rng.gen_range(0..62)] as char)
         .collect()
+}
+
+/// A CSPRNG (ChaCha12) freshly seeded with 256 bits from the OS: one `getrandom` call for a
+/// whole secret, where drawing each character from `OsRng` made one call per character (a
+/// session id took 32).
+pub fn seeded_rng() -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    rand::rngs::StdRng::from_rng(OsRng).unwrap_or_else(|_| rand::rngs::StdRng::from_entropy())
 }
 
 /// A password that passes every complexity setting: upper, lower, digits and a special

@@ -139,7 +139,7 @@ async fn load(c: &mut Conn<'_>, req: &LoginRequest) -> Result<Option<Known>> {
         load_nobody(c, req).await?;
         return Ok(None);
     };
-    let mut known = with_ranges(c, found.user, found.org, &found.profile).await?;
+    let mut known = known_from(found.user, found.org, &found.profile, found.ranges);
     if let (Channel::Ui, Some(browser)) = (req.channel, &req.browser) {
         known.browser_verified = verification::browser_verified(
             c,
@@ -156,13 +156,12 @@ async fn load(c: &mut Conn<'_>, req: &LoginRequest) -> Result<Option<Known>> {
 /// runs so that it makes the same round trips as one with a user (R-L4).
 const NO_ID: &str = "00000000000!!!!";
 
-/// The reads a found user's [`load`] makes after the user (the ranges, and the browser check),
-/// for a username that matched no user or a user of another org: the same statements on the
-/// same indexes, finding nothing. Without them an unknown username answered measurably faster
-/// than a wrong password — 0.39 ms on SQLite, more against a PostgreSQL across a network, where
-/// each statement is a round trip (docs/security.md).
+/// The reads a found user's [`load`] makes after the user (the browser check), for a username
+/// that matched no user or a user of another org: the same statements on the same indexes,
+/// finding nothing. Without them an unknown username answered measurably faster than a wrong
+/// password — 0.39 ms on SQLite, more against a PostgreSQL across a network, where each
+/// statement is a round trip (docs/security.md).
 async fn load_nobody(c: &mut Conn<'_>, req: &LoginRequest) -> Result<()> {
-    ranges::list_for_login(c, NO_ID, NO_ID).await?;
     if let (Channel::Ui, Some(browser)) = (req.channel, &req.browser) {
         verification::browser_verified(c, NO_ID, NO_ID, &browser.digest_for(NO_ID)).await?;
     }
@@ -180,26 +179,36 @@ pub(crate) async fn load_user(c: &mut Conn<'_>, user: UserRow) -> Result<Known> 
     with_ranges(c, user, org, &profile).await
 }
 
-/// The user, org and profile with the org's trusted ranges and the profile's login ranges,
-/// read in one statement.
+/// The user, org and profile with the org's trusted ranges and the profile's login ranges
+/// (read in one statement).
 async fn with_ranges(
     c: &mut Conn<'_>,
     user: UserRow,
     org: OrgRow,
     profile: &crate::store::profiles::ProfileRow,
 ) -> Result<Known> {
-    let (trusted, login): (Vec<_>, Vec<_>) = ranges::list_for_login(c, &org.id, &profile.id)
-        .await?
-        .into_iter()
-        .partition(|r| r.profile_id.is_none());
-    Ok(Known {
+    let ranges = ranges::list_for_login(c, &org.id, &profile.id).await?;
+    Ok(known_from(user, org, profile, ranges))
+}
+
+/// What the decision needs, from the rows: `ranges` holds the org's trusted ranges
+/// (`profile_id` None) and the profile's login ranges.
+fn known_from(
+    user: UserRow,
+    org: OrgRow,
+    profile: &crate::store::profiles::ProfileRow,
+    ranges: Vec<crate::store::ranges::IpRangeRow>,
+) -> Known {
+    let (trusted, login): (Vec<_>, Vec<_>) =
+        ranges.into_iter().partition(|r| r.profile_id.is_none());
+    Known {
         permissions: permissions_of(profile),
         org,
         user,
         login_ranges: parse_ranges(&login),
         trusted_ranges: parse_ranges(&trusted),
         browser_verified: false,
-    })
+    }
 }
 
 /// The result of the one credential check, made before the transaction against the row as it

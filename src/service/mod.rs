@@ -259,7 +259,7 @@ impl Services {
 }
 
 pub fn new_id(prefix: KeyPrefix) -> String {
-    SfId::generate(prefix, &mut rand::rngs::OsRng)
+    SfId::generate(prefix, &mut crate::crypto::seeded_rng())
         .as_15()
         .to_string()
 }

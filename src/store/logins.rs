@@ -5,7 +5,7 @@
 //! The general path (`service::login`) locks the user's row after the hash, reads it again,
 //! decides on it and writes: six round trips on PostgreSQL, six hops to SQLite's thread. Most
 //! logins succeed on a row nobody touched meanwhile; for them this does the same in one
-//! statement on PostgreSQL and in one batch inside a transaction on SQLite. When the row
+//! statement on PostgreSQL and in one batch with its transaction on SQLite. When the row
 //! changed (a parallel failure counted, a deactivation, a password or token reset, a lock), it
 //! writes nothing and says so, and the caller takes the general path, which decides on the row
 //! as it is now.
@@ -15,39 +15,12 @@ use super::sessions::SessionRow;
 use super::users::UserRow;
 use super::{Conn, Db, Result};
 
-/// [`record_success_if_unchanged_in`] in a transaction of its own where the backend needs one:
-/// PostgreSQL's single statement is atomic by itself (and needs no BEGIN and COMMIT round
-/// trips); SQLite's batch runs inside a write transaction, rolled back when the row changed.
-pub async fn record_success_if_unchanged(
-    db: &Db,
-    seen: &UserRow,
-    now: i64,
-    session: &SessionRow,
-    history: &LoginHistoryRow,
-) -> Result<bool> {
-    match db {
-        Db::Postgres(_) => {
-            let mut c = db.conn().await?;
-            record_success_if_unchanged_in(&mut c.c(), seen, now, session, history).await
-        }
-        Db::Sqlite(_) => {
-            let mut tx = db.begin().await?;
-            let written =
-                record_success_if_unchanged_in(&mut tx.c(), seen, now, session, history).await?;
-            if written {
-                tx.commit().await?;
-            }
-            // Otherwise nothing was written; dropping the transaction rolls it back.
-            Ok(written)
-        }
-    }
-}
-
 /// The writes of a success, made only if the user's row still holds every value the decision
 /// read from `seen` (activity, profile, password and its age, token, failures, lock). True when
-/// they were made; false when the row changed and nothing was written.
-pub async fn record_success_if_unchanged_in(
-    c: &mut Conn<'_>,
+/// they were made; false when the row changed and nothing was written. Atomic on both
+/// backends, in one round trip to the database (or to SQLite's thread).
+pub async fn record_success_if_unchanged(
+    db: &Db,
     seen: &UserRow,
     now: i64,
     session: &SessionRow,
@@ -92,7 +65,9 @@ pub async fn record_success_if_unchanged_in(
                 .bind(&history.login_url)
         };
     }
-    match c {
+    let mut pooled = db.conn().await?;
+    let mut state_unknown = false;
+    let result = match pooled.c() {
         Conn::Postgres(e) => {
             // One statement, so one round trip and atomic by itself: the inserts take their
             // one row from the update, and take none when the guard matched nothing.
@@ -102,25 +77,40 @@ pub async fn record_success_if_unchanged_in(
                  h AS ({HISTORY} SELECT {HISTORY_VALUES} FROM u) \
                  SELECT count(*) FROM u"
             );
-            let n: i64 = bound!(sqlx::query_scalar(&sql)).fetch_one(&mut **e).await?;
+            let n: i64 = bound!(sqlx::query_scalar(&sql)).fetch_one(&mut *e).await?;
             Ok(n == 1)
         }
         Conn::Sqlite(e) => {
-            // SQLite has no writing CTEs; the three statements go to its thread as one batch
-            // (sqlx runs them in order with the same numbered parameters). Each insert runs only
-            // if the statement before it changed a row (`changes()`), so a guard that matched
-            // nothing writes nothing. The caller's transaction makes the batch atomic.
+            // SQLite has no writing CTEs: the statements go to its thread as one batch, which
+            // sqlx runs in order with the same numbered parameters, in a write transaction of
+            // its own. Each insert runs only if the statement before it changed a row
+            // (`changes()`), so a guard that matched nothing writes nothing; the last SELECT
+            // says whether the history row, the chain's end, was written.
             let guard = GUARD.replace("IS NOT DISTINCT FROM", "IS");
             let sql = format!(
-                "{RESET} WHERE {guard}; \
+                "BEGIN IMMEDIATE; \
+                 {RESET} WHERE {guard}; \
                  {SESSION} SELECT {SESSION_VALUES} WHERE changes() = 1; \
-                 {HISTORY} SELECT {HISTORY_VALUES} WHERE changes() = 1"
+                 {HISTORY} SELECT {HISTORY_VALUES} WHERE changes() = 1; \
+                 SELECT changes(); \
+                 COMMIT"
             );
-            let written = bound!(sqlx::query(&sql))
-                .execute(&mut **e)
-                .await?
-                .rows_affected();
-            Ok(written == 3)
+            match bound!(sqlx::query_scalar::<_, i64>(&sql))
+                .fetch_all(&mut *e)
+                .await
+            {
+                Ok(written) => Ok(written == [1]),
+                Err(err) => {
+                    // Stopped part-way, its transaction may still be open on this connection:
+                    // end it, or close the connection rather than hand it back to the pool.
+                    state_unknown = sqlx::query("ROLLBACK").execute(&mut *e).await.is_err();
+                    Err(err.into())
+                }
+            }
         }
+    };
+    if state_unknown {
+        pooled.close().await;
     }
+    result
 }

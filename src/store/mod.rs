@@ -141,8 +141,12 @@ pub(crate) use prefixed;
 /// every joined-row decoder needs, written once.
 macro_rules! row_decoder {
     ($(#[$m:meta])* $vis:vis fn $name:ident($r:ident) -> $t:ty $body:block) => {
+        $crate::store::row_decoder! { $(#[$m])* $vis fn $name($r: &R) -> $t $body }
+    };
+    // The rows' type may be named `R` in the parameter: `fn decode(rows: &[R]) -> T`.
+    ($(#[$m:meta])* $vis:vis fn $name:ident($r:ident: $rt:ty) -> $t:ty $body:block) => {
         $(#[$m])*
-        $vis fn $name<R>($r: &R) -> sqlx::Result<$t>
+        $vis fn $name<R>($r: $rt) -> sqlx::Result<$t>
         where
             R: sqlx::Row,
             for<'a> &'a str: sqlx::ColumnIndex<R>,
@@ -186,6 +190,19 @@ impl Pooled {
         match self {
             Pooled::Sqlite(c) => Conn::Sqlite(&mut *c),
             Pooled::Postgres(c) => Conn::Postgres(&mut *c),
+        }
+    }
+
+    /// Closes the connection instead of handing it back to the pool, for a connection whose
+    /// state is not known (a batch that may have left a transaction open); the pool opens
+    /// another when it needs one.
+    pub async fn close(self) {
+        let closed = match self {
+            Pooled::Sqlite(c) => c.close().await,
+            Pooled::Postgres(c) => c.close().await,
+        };
+        if let Err(e) = closed {
+            tracing::warn!(error = %e, "could not close a database connection");
         }
     }
 }

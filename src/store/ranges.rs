@@ -1,6 +1,6 @@
 //! IP ranges: an org's trusted ranges (`profile_id` NULL) and a profile's login ranges.
 
-use super::{Conn, Result, exec, q};
+use super::{Conn, Result, exec, q, row_decoder};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IpRangeRow {
@@ -13,7 +13,8 @@ pub struct IpRangeRow {
     pub created_at: i64,
 }
 
-const COLUMNS: &str = "id, org_id, profile_id, start_ip, end_ip, description, created_at";
+pub(crate) const COLUMNS: &str =
+    "id, org_id, profile_id, start_ip, end_ip, description, created_at";
 
 pub async fn insert(c: &mut Conn<'_>, r: &IpRangeRow) -> Result<()> {
     let sql = "INSERT INTO ip_ranges (id, org_id, profile_id, start_ip, end_ip, description, \
@@ -93,4 +94,23 @@ pub async fn delete(
         AND ((profile_id IS NULL AND $3 IS NULL) OR profile_id = $3)";
     let n = exec!(c, sql, org_id, id, profile_id)?;
     Ok(n > 0)
+}
+
+row_decoder! {
+    /// A range from a left join whose range columns are selected as `r_<column>`: `None` on
+    /// the row that stands for no range.
+    pub(crate) fn decode_prefixed(r) -> Option<IpRangeRow> {
+        let Some(id) = sqlx::Row::try_get::<Option<String>, _>(r, "r_id")? else {
+            return Ok(None);
+        };
+        Ok(Some(IpRangeRow {
+            id,
+            org_id: sqlx::Row::try_get(r, "r_org_id")?,
+            profile_id: sqlx::Row::try_get(r, "r_profile_id")?,
+            start_ip: sqlx::Row::try_get(r, "r_start_ip")?,
+            end_ip: sqlx::Row::try_get(r, "r_end_ip")?,
+            description: sqlx::Row::try_get(r, "r_description")?,
+            created_at: sqlx::Row::try_get(r, "r_created_at")?,
+        }))
+    }
 }

@@ -3,6 +3,7 @@
 
 use super::orgs::{self, OrgRow};
 use super::profiles::{self, ProfileRow};
+use super::ranges::{self, IpRangeRow};
 use super::{Conn, Result, StoreError, aliased, exec, q, row_decoder};
 use sqlx::FromRow;
 use std::sync::LazyLock;
@@ -83,48 +84,61 @@ pub async fn find_by_username(c: &mut Conn<'_>, username: &str) -> Result<Option
     }
 }
 
-/// A user with the org and profile a login decision needs.
+/// A user with the org, profile and IP ranges a login decision needs.
 #[derive(Debug, Clone)]
 pub struct UserForLogin {
     pub user: UserRow,
     pub org: OrgRow,
     pub profile: ProfileRow,
+    /// The org's trusted ranges (`profile_id` None) and the profile's login ranges.
+    pub ranges: Vec<IpRangeRow>,
 }
 
-/// The user with this username, in any org, with its org and profile: one statement (the
-/// username's claim, then primary-key lookups), where reading them one by one took four round
-/// trips on every login. The user's columns keep their names; the org's and the profile's are
-/// prefixed (`o_`, `p_`).
+/// The user with this username, in any org, with its org, profile and IP ranges: one statement
+/// (the username's claim, primary-key lookups, the org's ranges), where reading them one by
+/// one took six round trips on every login. One row per range (one with no range columns when
+/// there are none); the user's columns keep their names, the org's, profile's and ranges' are
+/// prefixed (`o_`, `p_`, `r_`).
 pub async fn find_for_login(c: &mut Conn<'_>, username: &str) -> Result<Option<UserForLogin>> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT {}, {}, {} FROM usernames n \
+            "SELECT {}, {}, {}, {} FROM usernames n \
              JOIN users u ON u.org_id = n.org_id AND u.id = n.user_id \
              JOIN orgs o ON o.id = u.org_id \
              JOIN profiles p ON p.org_id = u.org_id AND p.id = u.profile_id \
-             WHERE n.username = $1",
+             LEFT JOIN ip_ranges r ON r.org_id = u.org_id \
+               AND (r.profile_id IS NULL OR r.profile_id = u.profile_id) \
+             WHERE n.username = $1 ORDER BY r.created_at, r.id",
             aliased("u", COLUMNS, ""),
             aliased("o", orgs::COLUMNS, "o_"),
             aliased("p", profiles::COLUMNS, "p_"),
+            aliased("r", ranges::COLUMNS, "r_"),
         )
     });
     Ok(q!(c, |e| sqlx::query(&SQL)
         .bind(username)
-        .fetch_optional(e)
+        .fetch_all(e)
         .await
-        .and_then(|r| r
-            .as_ref()
-            .map(decode_for_login)
-            .transpose()))?)
+        .and_then(|rows| decode_for_login(&rows)))?)
 }
 
 row_decoder! {
-fn decode_for_login(r) -> UserForLogin {
-    Ok(UserForLogin {
-        user: UserRow::from_row(r)?,
-        org: orgs::decode_prefixed(r)?,
-        profile: profiles::decode_prefixed(r)?,
-    })
+fn decode_for_login(rows: &[R]) -> Option<UserForLogin> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut ranges = Vec::new();
+    for r in rows {
+        if let Some(range) = ranges::decode_prefixed(r)? {
+            ranges.push(range);
+        }
+    }
+    Ok(Some(UserForLogin {
+        user: UserRow::from_row(first)?,
+        org: orgs::decode_prefixed(first)?,
+        profile: profiles::decode_prefixed(first)?,
+        ranges,
+    }))
 }
 }
 
