@@ -65,6 +65,8 @@ pub async fn record_success_if_unchanged(
                 .bind(&history.login_url)
         };
     }
+    // SQLite: this process's writers take turns (the batch carries its own transaction).
+    let _turn = db.writer_turn().await;
     let mut pooled = db.conn().await?;
     let mut state_unknown = false;
     let result = match pooled.c() {

@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -98,8 +99,36 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// The database: which backend is chosen once, at start, from the URL.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, Writers),
     Postgres(PgPool),
+}
+
+/// SQLite's writers in this process, in line: a write transaction (and a one-step login write)
+/// waits here for the one before it, first come first served, instead of meeting SQLite's lock
+/// and polling for it with sleeps that grow to 100 ms — under a flood of failed logins, each a
+/// write, a legitimate login's write could sleep through many of them (BENCHMARKS.md, item 4).
+/// Other processes (the CLI) still meet SQLite's own lock and its busy timeout.
+#[derive(Clone, Debug, Default)]
+pub struct Writers(Arc<tokio::sync::Mutex<()>>);
+
+/// A place at the head of the line of [`Writers`], held until dropped.
+pub struct WriterTurn(#[allow(dead_code)] Option<tokio::sync::OwnedMutexGuard<()>>);
+
+/// How long a writer waits in line before it goes ahead anyway and meets SQLite's own lock (and
+/// busy timeout): a turn held that long is a bug, not a reason to hang.
+const WRITER_WAIT: Duration = Duration::from_secs(10);
+
+impl Writers {
+    async fn turn(&self) -> WriterTurn {
+        let lock = self.0.clone().lock_owned();
+        match tokio::time::timeout(WRITER_WAIT, lock).await {
+            Ok(guard) => WriterTurn(Some(guard)),
+            Err(_) => {
+                tracing::warn!("waited {WRITER_WAIT:?} for SQLite's write turn; going ahead");
+                WriterTurn(None)
+            }
+        }
+    }
 }
 
 /// A connection of either backend, borrowed from a pool or a transaction. Every store function
@@ -208,21 +237,23 @@ impl Pooled {
 }
 
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    /// The transaction, then the writer's turn: fields drop in order, so the turn is given up
+    /// after the transaction has ended (or its rollback has been sent).
+    Sqlite(Transaction<'static, Sqlite>, WriterTurn),
     Postgres(Transaction<'static, Postgres>),
 }
 
 impl Tx {
     pub fn c(&mut self) -> Conn<'_> {
         match self {
-            Tx::Sqlite(t) => Conn::Sqlite(&mut *t),
+            Tx::Sqlite(t, _) => Conn::Sqlite(&mut *t),
             Tx::Postgres(t) => Conn::Postgres(&mut *t),
         }
     }
 
     pub async fn commit(self) -> Result<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Sqlite(t, _turn) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
         }
         Ok(())
@@ -269,7 +300,7 @@ impl Db {
             .acquire_timeout(opts.acquire_timeout)
             .connect_with(options)
             .await?;
-        Ok(Db::Sqlite(pool))
+        Ok(Db::Sqlite(pool, Writers::default()))
     }
 
     pub async fn open_postgres(url: &str, opts: &DbOptions) -> Result<Db> {
@@ -292,7 +323,7 @@ impl Db {
     /// nodes at once: sqlx takes an advisory lock on PostgreSQL, SQLite has one writer.
     pub async fn migrate(&self) -> Result<()> {
         let r = match self {
-            Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Db::Sqlite(p, _) => SQLITE_MIGRATIONS.run(p).await,
             Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
         };
         r.map_err(|e| StoreError::Migration(e.to_string()))
@@ -300,25 +331,39 @@ impl Db {
 
     pub fn backend_name(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
     }
 
     pub async fn conn(&self) -> Result<Pooled> {
         Ok(match self {
-            Db::Sqlite(p) => Pooled::Sqlite(p.acquire().await?),
+            Db::Sqlite(p, _) => Pooled::Sqlite(p.acquire().await?),
             Db::Postgres(p) => Pooled::Postgres(p.acquire().await?),
         })
     }
 
-    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so a
-    /// transaction that reads and then writes waits for its turn instead of failing half way.
+    /// A write transaction. On SQLite it waits for this process's previous writer to finish
+    /// ([`Writers`]) and takes the write lock at once (`BEGIN IMMEDIATE`), so a transaction
+    /// that reads and then writes waits for its turn instead of failing half way.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite(p, writers) => {
+                let turn = writers.turn().await;
+                Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, turn)
+            }
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
+    }
+
+    /// This process's turn to write to SQLite, for a write that is not a [`Tx`] (one batch that
+    /// carries its own transaction); `None` on PostgreSQL, whose writers lock rows, not the
+    /// database.
+    pub async fn writer_turn(&self) -> Option<WriterTurn> {
+        match self {
+            Db::Sqlite(_, writers) => Some(writers.turn().await),
+            Db::Postgres(_) => None,
+        }
     }
 
     /// Is the database answering? (`/healthz`)
@@ -332,7 +377,7 @@ impl Db {
     /// linger in `keyward.db-wal` (R-T3). A no-op on PostgreSQL. Readers holding old snapshots
     /// can keep it from finishing: false then, and the caller tries again later.
     pub async fn checkpoint(&self) -> Result<bool> {
-        if let Db::Sqlite(p) = self {
+        if let Db::Sqlite(p, _) = self {
             // (busy, log frames, checkpointed frames): busy = 1 when it could not finish.
             let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
                 .fetch_one(p)
@@ -344,7 +389,7 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(p) => p.close().await,
+            Db::Sqlite(p, _) => p.close().await,
             Db::Postgres(p) => p.close().await,
         }
     }
