@@ -127,7 +127,7 @@ on_both!(
     metrics_health_request_ids_and_security_headers,
     slow_clients_are_cut_off_after_the_header_timeout,
     hostile_fields_headers_and_forms_get_specific_errors,
-    address_limit_refuses_a_guessing_address_before_any_lookup_on_every_node,
+    address_limit_refuses_a_guessing_address_before_any_hash_on_every_node,
     a_flood_from_some_addresses_does_not_refuse_or_starve_another,
 );
 
@@ -2037,7 +2037,7 @@ async fn grant_from(
 /// without its token does not. From the limit on, the address is refused before anything is
 /// looked up — no hash, no login-history row, no lockout count — on SOAP, OAuth and every
 /// node, while other addresses log in; it ends with its window or the operator's `clear`.
-async fn address_limit_refuses_a_guessing_address_before_any_lookup_on_every_node(b: Backend) {
+async fn address_limit_refuses_a_guessing_address_before_any_hash_on_every_node(b: Backend) {
     use keyward::domain::throttle::AddressLimit;
     let limit = AddressLimit {
         failures: 3,
@@ -2077,7 +2077,7 @@ async fn address_limit_refuses_a_guessing_address_before_any_lookup_on_every_nod
         "the third failure engaged the limit"
     );
 
-    // Now even the right credentials are refused, before any lookup or hash.
+    // Now even the right credentials are refused, before any hash.
     let hashes = s.hasher.invocations();
     let history = history_statuses(s, USER).await.len();
     let a = soap_from(&srv, guesser, USER, &good).await;

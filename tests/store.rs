@@ -104,6 +104,7 @@ on_both!(
     r_t8_logins_in_flight_meet_a_deactivation_that_committed_meanwhile,
     password_hashes_are_upgraded_on_the_next_login,
     a_success_is_written_in_one_step_only_on_the_row_the_decision_saw,
+    a_login_reads_its_address_row_and_its_user_in_one_statement,
 );
 
 async fn r_m3_new_org_has_default_profiles_and_policy(b: Backend) {
@@ -1255,6 +1256,82 @@ async fn concurrent_policy_changes_are_all_kept(b: Backend) {
         (5, 30, 180, 900, 12, 5)
     );
     assert_eq!(s.audit_trail(&cli(), &o, 100).await.unwrap().len(), 7);
+    env.finish().await;
+}
+
+/// `users::find_for_login`: the source address's failed-login row and the user with its org,
+/// profile and both kinds of range, in one statement — whether or not either exists.
+async fn a_login_reads_its_address_row_and_its_user_in_one_statement(b: Backend) {
+    use keyward::store::address_failures;
+    let env = Env::new(b).await;
+    let s = env.services.clone();
+    let o = org(&s, "Acme").await;
+    let other = org(&s, "Other").await;
+    let api = Permissions {
+        api_enabled: true,
+        ..Permissions::default()
+    };
+    s.create_profile(&cli(), &o, "Office", api).await.unwrap();
+    s.add_login_range(&cli(), &o, "Office", "192.168.0.0/16", None, "HQ")
+        .await
+        .unwrap();
+    s.add_trusted_range(&cli(), "Acme", "10.0.0.1", Some("10.0.0.9"), "lab")
+        .await
+        .unwrap();
+    s.add_trusted_range(&cli(), "Other", "10.9.0.0", Some("10.9.0.9"), "not Acme's")
+        .await
+        .unwrap();
+    user_with_profile(&s, &o, "office@example.com", Some(PW), Some("Office")).await;
+    user(&s, &other, "plain@example.com", Some(PW)).await;
+    let mut c = s.db.conn().await.unwrap();
+    for _ in 0..3 {
+        address_failures::record_failure(&mut c.c(), "203.0.113.9", 5_000, 0)
+            .await
+            .unwrap();
+    }
+    let find = |user: &'static str, address: Option<&'static str>| {
+        let db = s.db.clone();
+        async move {
+            let mut c = db.conn().await.unwrap();
+            user_rows::find_for_login(&mut c.c(), user, address)
+                .await
+                .unwrap()
+        }
+    };
+    let l = find("office@example.com", Some("203.0.113.9")).await;
+    assert_eq!(l.address_window, Some((5_000, 3)));
+    let found = l.user.expect("the user");
+    assert_eq!(found.user.username, "office@example.com");
+    assert_eq!(found.org.name, "Acme");
+    assert_eq!(found.profile.name, "Office");
+    let mut ranges: Vec<_> = found
+        .ranges
+        .iter()
+        .map(|r| (r.start_ip.as_str(), r.profile_id.is_some()))
+        .collect();
+    ranges.sort();
+    assert_eq!(ranges, [("10.0.0.1", false), ("192.168.0.0", true)]);
+    // No range of its own, another org's not read; an address with no row.
+    let l = find("plain@example.com", Some("198.51.100.7")).await;
+    assert_eq!(l.address_window, None);
+    let found = l.user.expect("the user");
+    assert_eq!(found.org.name, "Other");
+    assert_eq!(
+        found
+            .ranges
+            .iter()
+            .map(|r| r.start_ip.as_str())
+            .collect::<Vec<_>>(),
+        ["10.9.0.0"]
+    );
+    // No user: the address's row all the same; an exempt address (no key) reads none.
+    let l = find("nobody@example.com", Some("203.0.113.9")).await;
+    assert_eq!(
+        (l.address_window, l.user.is_none()),
+        (Some((5_000, 3)), true)
+    );
+    let l = find("office@example.com", None).await;
+    assert_eq!((l.address_window, l.user.is_some()), (None, true));
     env.finish().await;
 }
 

@@ -188,7 +188,7 @@ pub enum LoginOutcome {
     /// no `setPassword`, so no token is issued (`invalid_grant` / `password expired`).
     PasswordExpired,
     /// The source address made too many failed logins in its window (`domain::throttle`):
-    /// refused before anything was looked up or checked.
+    /// refused before any password, token or code was checked.
     AddressLimited,
 }
 

@@ -26,7 +26,7 @@ use crate::store::login_history::{self, LoginHistoryRow};
 use crate::store::orgs::{self, OrgRow};
 use crate::store::sessions::{self, RefreshTokenRow, SessionRow};
 use crate::store::users::{self, FailureRecorded, UserRow};
-use crate::store::{Conn, from_ms, ms, profiles, ranges, verification};
+use crate::store::{Conn, Db, from_ms, ms, profiles, ranges, verification};
 use std::net::IpAddr;
 use std::sync::Arc;
 use time::Duration;
@@ -118,11 +118,10 @@ pub(crate) struct Known {
     pub browser_verified: bool,
 }
 
-async fn load(c: &mut Conn<'_>, req: &LoginRequest) -> Result<Option<Known>> {
-    let (username, org_scope) = (req.username.as_str(), req.org_scope.as_deref());
-    // A name that is not a valid username is still looked up (and not found), so it costs the
-    // same query as an unknown valid one (R-L4).
-    let username = validate::username(username).unwrap_or_else(|_| {
+/// The username a login looks up: a name that is not a valid username is still looked up (and
+/// not found), so it costs the same query as an unknown valid one (R-L4).
+fn lookup_name(username: &str) -> String {
+    validate::username(username).unwrap_or_else(|_| {
         // Control characters cannot be in a username, and PostgreSQL refuses NUL in text.
         username
             .chars()
@@ -130,43 +129,48 @@ async fn load(c: &mut Conn<'_>, req: &LoginRequest) -> Result<Option<Known>> {
             .take(100)
             .collect::<String>()
             .to_lowercase()
-    });
+    })
+}
+
+/// The rest of what the decision needs once the address is admitted, from the user found by
+/// [`users::find_for_login`]: for a browser login, whether the browser was verified for the
+/// user (a read; an API login reads nothing more). `found` is None for a username that matched
+/// no user.
+async fn load(
+    db: &Db,
+    req: &LoginRequest,
+    found: Option<users::UserForLogin>,
+) -> Result<Option<Known>> {
     // A user of another org than the SOAP `LoginScopeHeader` names is unknown here.
-    let found = users::find_for_login(c, &username)
-        .await?
-        .filter(|f| org_scope.is_none_or(|o| o == f.user.org_id));
-    let Some(found) = found else {
-        load_nobody(c, req).await?;
-        return Ok(None);
-    };
-    let mut known = known_from(found.user, found.org, &found.profile, found.ranges);
+    let org_scope = req.org_scope.as_deref();
+    let found = found.filter(|f| org_scope.is_none_or(|o| o == f.user.org_id));
+    let mut known = found.map(|f| known_from(f.user, f.org, &f.profile, f.ranges));
     if let (Channel::Ui, Some(browser)) = (req.channel, &req.browser) {
-        known.browser_verified = verification::browser_verified(
-            c,
-            &known.org.id,
-            &known.user.id,
-            &browser.digest_for(&known.user.id),
+        // With no user, the same statement on the same index, finding nothing: without it an
+        // unknown username answered measurably faster than a wrong password — 0.39 ms on
+        // SQLite, more against a PostgreSQL across a network (docs/security.md, R-L4).
+        let (org_id, user_id) = match &known {
+            Some(k) => (k.org.id.as_str(), k.user.id.as_str()),
+            None => (NO_ID, NO_ID),
+        };
+        let mut c = db.conn().await?;
+        let verified = verification::browser_verified(
+            &mut c.c(),
+            org_id,
+            user_id,
+            &browser.digest_for(user_id),
         )
         .await?;
+        if let Some(k) = &mut known {
+            k.browser_verified = verified;
+        }
     }
-    Ok(Some(known))
+    Ok(known)
 }
 
 /// An id no row has (`!` is not base62): the key of the statements an attempt without a user
 /// runs so that it makes the same round trips as one with a user (R-L4).
 const NO_ID: &str = "00000000000!!!!";
-
-/// The reads a found user's [`load`] makes after the user (the browser check), for a username
-/// that matched no user or a user of another org: the same statements on the same indexes,
-/// finding nothing. Without them an unknown username answered measurably faster than a wrong
-/// password — 0.39 ms on SQLite, more against a PostgreSQL across a network, where each
-/// statement is a round trip (docs/security.md).
-async fn load_nobody(c: &mut Conn<'_>, req: &LoginRequest) -> Result<()> {
-    if let (Channel::Ui, Some(browser)) = (req.channel, &req.browser) {
-        verification::browser_verified(c, NO_ID, NO_ID, &browser.digest_for(NO_ID)).await?;
-    }
-    Ok(())
-}
 
 /// What the decision needs about this user: org, profile permissions and IP ranges.
 pub(crate) async fn load_user(c: &mut Conn<'_>, user: UserRow) -> Result<Known> {
@@ -234,7 +238,14 @@ impl Services {
     }
 
     pub async fn login(&self, req: LoginRequest) -> Result<LoginResponse> {
-        let _admitted = match self.admit_address(req.source_ip).await? {
+        // The address's limit and the user are read in one statement, after the attempt is
+        // registered; a refused address goes no further (no hash, no history row).
+        let registered = self.register_attempt(req.source_ip);
+        let lookup = {
+            let mut c = self.db.conn().await?;
+            users::find_for_login(&mut c.c(), &lookup_name(&req.username), registered.key()).await?
+        };
+        let _admitted = match self.admission(registered, lookup.address_window).await {
             super::throttle::Admission::Admitted(a) => a,
             super::throttle::Admission::Refused(until) => {
                 self.metrics
@@ -248,10 +259,7 @@ impl Services {
                 });
             }
         };
-        let known = {
-            let mut c = self.db.conn().await?;
-            load(&mut c.c(), &req).await?
-        };
+        let known = load(&self.db, &req, lookup.user).await?;
         let plan = {
             let policy = known
                 .as_ref()

@@ -1,6 +1,6 @@
 //! The per-address failed-login limit (`domain::throttle`) against the shared store: the check
-//! every login and verification makes before it looks anything up (with this node's attempts
-//! in flight), the count of a failure in the attempt's transaction, and the operator's view
+//! every login and verification makes before it checks anything (with this node's attempts in
+//! flight; a login reads the address's row in the statement that reads its user), the count of a failure in the attempt's transaction, and the operator's view
 //! (`keyward address-limit`).
 
 use super::{Actor, Result, ServiceError, Services, fmt_ms};
@@ -59,6 +59,27 @@ pub(crate) struct Admitted<'a> {
     held: Option<(&'a InFlight, String)>,
 }
 
+impl Admitted<'_> {
+    /// The address's key; None for an address the limit does not apply to.
+    fn key(&self) -> Option<&str> {
+        self.held.as_ref().map(|(_, key)| key.as_str())
+    }
+}
+
+/// An attempt registered and not yet decided ([`Services::register_attempt`]).
+pub(crate) struct Registered<'a> {
+    /// Attempts from the address registered before this one.
+    in_flight: u32,
+    attempt: Admitted<'a>,
+}
+
+impl Registered<'_> {
+    /// The key of the address's row to read; None when the limit does not apply to it.
+    pub(crate) fn key(&self) -> Option<&str> {
+        self.attempt.key()
+    }
+}
+
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
         if let Some((in_flight, key)) = self.held.take() {
@@ -75,7 +96,7 @@ impl Drop for Admitted<'_> {
 
 pub(crate) enum Admission<'a> {
     Admitted(Admitted<'a>),
-    /// Over the limit: refused until then, before anything was looked up.
+    /// Over the limit: refused until then, before anything was checked.
     Refused(OffsetDateTime),
 }
 
@@ -90,30 +111,60 @@ impl Services {
     /// still being checked counts even if it is then refused: at the limit, under concurrency,
     /// the check may over-count, never under-count.
     pub(crate) async fn admit_address(&self, ip: IpAddr) -> Result<Admission<'_>> {
+        let attempt = self.register_attempt(ip);
+        let row = match attempt.key() {
+            Some(key) => {
+                let mut c = self.db.conn().await?;
+                address_failures::get(&mut c.c(), key).await?
+            }
+            None => None,
+        };
+        Ok(self.admission(attempt, row).await)
+    }
+
+    /// [`Services::admit_address`]'s first half, for a caller that reads the address's row
+    /// together with something else (a login reads it with the user): registers the attempt.
+    /// Read the row of [`Registered::key`] after this, then decide with
+    /// [`Services::admission`].
+    pub(crate) fn register_attempt(&self, ip: IpAddr) -> Registered<'_> {
         let Some(key) = self.address_limit.key(ip) else {
-            return Ok(Admission::Admitted(Admitted { held: None }));
+            return Registered {
+                in_flight: 0,
+                attempt: Admitted { held: None },
+            };
         };
         let in_flight = self.in_flight.register(&key);
-        let attempt = Admitted {
-            held: Some((&self.in_flight, key.clone())),
+        Registered {
+            in_flight,
+            attempt: Admitted {
+                held: Some((&self.in_flight, key)),
+            },
+        }
+    }
+
+    /// [`Services::admit_address`]'s second half: the decision, from the address's
+    /// `(window_start, failures)` row read after the attempt registered.
+    pub(crate) async fn admission<'a>(
+        &self,
+        registered: Registered<'a>,
+        row: Option<(i64, i64)>,
+    ) -> Admission<'a> {
+        let Registered { in_flight, attempt } = registered;
+        let Some(key) = attempt.key().map(str::to_owned) else {
+            return Admission::Admitted(attempt);
         };
-        let window = {
-            let mut c = self.db.conn().await?;
-            address_failures::get(&mut c.c(), &key)
-                .await?
-                .map(|(started, failures)| AddressWindow {
-                    started: from_ms(started),
-                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                })
-        };
+        let window = row.map(|(started, failures)| AddressWindow {
+            started: from_ms(started),
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        });
         let now = self.now();
         match self.address_limit.admit(window, in_flight, now) {
             Some(until) => {
                 drop(attempt);
                 self.sample_refusal(&key, until, window, now).await;
-                Ok(Admission::Refused(until))
+                Admission::Refused(until)
             }
-            None => Ok(Admission::Admitted(attempt)),
+            None => Admission::Admitted(attempt),
         }
     }
 

@@ -94,21 +94,40 @@ pub struct UserForLogin {
     pub ranges: Vec<IpRangeRow>,
 }
 
-/// The user with this username, in any org, with its org, profile and IP ranges: one statement
-/// (the username's claim, primary-key lookups, the org's ranges), where reading them one by
-/// one took six round trips on every login. One row per range (one with no range columns when
-/// there are none); the user's columns keep their names, the org's, profile's and ranges' are
-/// prefixed (`o_`, `p_`, `r_`).
-pub async fn find_for_login(c: &mut Conn<'_>, username: &str) -> Result<Option<UserForLogin>> {
+/// What a login reads before its hash, in one statement: its source address's failed-login
+/// window and the user with the username.
+#[derive(Debug, Clone)]
+pub struct LoginLookup {
+    /// The address's `(window_start, failures)`, if it has a row.
+    pub address_window: Option<(i64, i64)>,
+    pub user: Option<UserForLogin>,
+}
+
+/// The source address's failed-login row (`address`: its key, None for an exempt address) and
+/// the user with this username, in any org, with its org, profile and IP ranges: one statement
+/// (the address's row, the username's claim, primary-key lookups, the org's ranges), where
+/// reading them one by one took seven round trips on every login. One row per range (one with
+/// no range columns when there are none, one with no user columns when there is no user); the
+/// user's columns keep their names, the address's, org's, profile's and ranges' are prefixed
+/// (`a_`, `o_`, `p_`, `r_`).
+pub async fn find_for_login(
+    c: &mut Conn<'_>,
+    username: &str,
+    address: Option<&str>,
+) -> Result<LoginLookup> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT {}, {}, {}, {} FROM usernames n \
-             JOIN users u ON u.org_id = n.org_id AND u.id = n.user_id \
-             JOIN orgs o ON o.id = u.org_id \
-             JOIN profiles p ON p.org_id = u.org_id AND p.id = u.profile_id \
-             LEFT JOIN ip_ranges r ON r.org_id = u.org_id \
-               AND (r.profile_id IS NULL OR r.profile_id = u.profile_id) \
-             WHERE n.username = $1 ORDER BY r.created_at, r.id",
+            "SELECT a.window_start AS a_window_start, a.failures AS a_failures, f.* \
+             FROM (SELECT 1 AS one) x \
+             LEFT JOIN address_failures a ON a.address = $2 \
+             LEFT JOIN (SELECT {}, {}, {}, {} FROM usernames n \
+               JOIN users u ON u.org_id = n.org_id AND u.id = n.user_id \
+               JOIN orgs o ON o.id = u.org_id \
+               JOIN profiles p ON p.org_id = u.org_id AND p.id = u.profile_id \
+               LEFT JOIN ip_ranges r ON r.org_id = u.org_id \
+                 AND (r.profile_id IS NULL OR r.profile_id = u.profile_id) \
+               WHERE n.username = $1) f ON 1 = 1 \
+             ORDER BY f.r_created_at, f.r_id",
             aliased("u", COLUMNS, ""),
             aliased("o", orgs::COLUMNS, "o_"),
             aliased("p", profiles::COLUMNS, "p_"),
@@ -117,28 +136,40 @@ pub async fn find_for_login(c: &mut Conn<'_>, username: &str) -> Result<Option<U
     });
     Ok(q!(c, |e| sqlx::query(&SQL)
         .bind(username)
+        .bind(address)
         .fetch_all(e)
         .await
         .and_then(|rows| decode_for_login(&rows)))?)
 }
 
 row_decoder! {
-fn decode_for_login(rows: &[R]) -> Option<UserForLogin> {
+fn decode_for_login(rows: &[R]) -> LoginLookup {
     let Some(first) = rows.first() else {
-        return Ok(None);
+        return Err(sqlx::Error::RowNotFound);
     };
+    let address_window = match (
+        sqlx::Row::try_get::<Option<i64>, _>(first, "a_window_start")?,
+        sqlx::Row::try_get::<Option<i64>, _>(first, "a_failures")?,
+    ) {
+        (Some(started), Some(failures)) => Some((started, failures)),
+        _ => None,
+    };
+    if sqlx::Row::try_get::<Option<String>, _>(first, "id")?.is_none() {
+        return Ok(LoginLookup { address_window, user: None });
+    }
     let mut ranges = Vec::new();
     for r in rows {
         if let Some(range) = ranges::decode_prefixed(r)? {
             ranges.push(range);
         }
     }
-    Ok(Some(UserForLogin {
+    let user = UserForLogin {
         user: UserRow::from_row(first)?,
         org: orgs::decode_prefixed(first)?,
         profile: profiles::decode_prefixed(first)?,
         ranges,
-    }))
+    };
+    Ok(LoginLookup { address_window, user: Some(user) })
 }
 }
 

@@ -74,6 +74,13 @@ pub struct LoginArgs {
     label: String,
 }
 
+impl LoginArgs {
+    /// SOAP or OAuth logins (not session checks).
+    pub fn is_login(&self) -> bool {
+        matches!(self.kind, Kind::Soap | Kind::Oauth)
+    }
+}
+
 /// One completed request.
 struct Sample {
     ok: bool,
@@ -89,6 +96,8 @@ struct Shared {
     measure_from: Instant,
     until: Instant,
     samples: Mutex<Vec<Sample>>,
+    /// This process's CPU seconds when measuring began (set once, at `measure_from`).
+    cpu_at_start: std::sync::OnceLock<f64>,
 }
 
 pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
@@ -127,12 +136,41 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         measure_from,
         until,
         samples: Mutex::new(Vec::new()),
+        cpu_at_start: std::sync::OnceLock::new(),
     });
+    let marker = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(shared.measure_from.into()).await;
+            let _ = shared.cpu_at_start.set(process_cpu_seconds());
+        })
+    };
     match shared.args.rate {
         None => closed_loop(&shared).await?,
         Some(rate) => open_loop(&shared, rate).await?,
     }
+    marker.await?;
     report(&shared, &sources).await
+}
+
+/// This process's CPU time (user + system, all threads) from `/proc/self/stat`, in seconds;
+/// 0 where there is no /proc. Linux reports it in USER_HZ ticks, 100 a second on every
+/// architecture Linux runs on today.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) in parentheses: utime is the 12th
+    // and stime the 13th of them.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn closed_loop(shared: &Arc<Shared>) -> anyhow::Result<()> {
@@ -278,6 +316,7 @@ async fn one(shared: &Shared, client: &reqwest::Client, due: Instant) -> Sample 
 }
 
 async fn report(shared: &Shared, sources: &[IpAddr]) -> anyhow::Result<()> {
+    let cpu_seconds = process_cpu_seconds() - shared.cpu_at_start.get().copied().unwrap_or(0.0);
     let samples = shared.samples.lock().await;
     let a = &shared.args;
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
@@ -322,6 +361,9 @@ async fn report(shared: &Shared, sources: &[IpAddr]) -> anyhow::Result<()> {
         "failed": samples.len() - ok,
         "statuses": statuses,
         "ok_per_second": ok as f64 / a.seconds,
+        // The generator's own CPU from the start of measuring to the end of the run: on a
+        // machine it shares with the server, what it takes away from the server.
+        "cpu_seconds": cpu_seconds,
         "latency_ms": {
             "p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0),
             "max": ms.last().copied().unwrap_or(0.0), "mean": mean,
