@@ -74,13 +74,6 @@ pub struct LoginArgs {
     label: String,
 }
 
-impl LoginArgs {
-    /// SOAP or OAuth logins (not session checks).
-    pub fn is_login(&self) -> bool {
-        matches!(self.kind, Kind::Soap | Kind::Oauth)
-    }
-}
-
 /// One completed request.
 struct Sample {
     ok: bool,
