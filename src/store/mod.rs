@@ -116,7 +116,7 @@ pub enum Db {
 pub struct Writers(Arc<std::sync::Mutex<Line>>);
 
 #[derive(Debug, Default)]
-pub struct Line {
+struct Line {
     /// A writer holds the turn.
     busy: bool,
     first: VecDeque<oneshot::Sender<()>>,
