@@ -1,7 +1,7 @@
 //! The per-address failed-login limit (`domain::throttle`) against the shared store: the check
 //! every login and verification makes before it checks anything (with this node's attempts in
-//! flight; a login reads the address's row in the statement that reads its user), the count of a failure in the attempt's transaction, and the operator's view
-//! (`keyward address-limit`).
+//! flight; a login reads the address's row in the statement that reads its user), the count of
+//! a failure in the attempt's transaction, and the operator's view (`keyward address-limit`).
 
 use super::{Actor, Result, ServiceError, Services, fmt_ms};
 use crate::domain::throttle::{AddressWindow, address_key};
@@ -150,9 +150,9 @@ impl Services {
         row: Option<(i64, i64)>,
     ) -> Admission<'a> {
         let Registered { in_flight, attempt } = registered;
-        let Some(key) = attempt.key().map(str::to_owned) else {
+        if attempt.key().is_none() {
             return Admission::Admitted(attempt);
-        };
+        }
         let window = row.map(|(started, failures)| AddressWindow {
             started: from_ms(started),
             failures: u32::try_from(failures).unwrap_or(u32::MAX),
@@ -160,6 +160,8 @@ impl Services {
         let now = self.now();
         match self.address_limit.admit(window, in_flight, now) {
             Some(until) => {
+                // The key outlives the attempt's registration, which ends here.
+                let key = attempt.key().unwrap_or_default().to_owned();
                 drop(attempt);
                 self.sample_refusal(&key, until, window, now).await;
                 Admission::Refused(until)
