@@ -1,15 +1,17 @@
 //! The HTTP interfaces end to end, through the real router, middleware and accept loop, on
-//! SQLite and PostgreSQL: SOAP `login`/`logout`/`getUserInfo`/`setPassword` (PROTOCOL.md §1),
+//! SQLite and PostgreSQL: SOAP `login`/`logout`/`getUserInfo`/`setPassword`/`changeOwnPassword`
+//! (PROTOCOL.md §1),
 //! OAuth (§2), the identity URL, sessions (R-L10), client IP (R-L11), lockout under parallel
 //! attempts (R-L5), equal hash work (R-L4), delegated authentication (R-L7), hostile input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use common::server::password_grant;
 use common::server::{
     Answer, TestServer, login_envelope, login_envelope_ns, session_envelope, xml_escape,
 };
-use common::{Backend, latest_token};
+use common::{Backend, latest_token, oauth_client};
 use keyward::domain::profile::Permissions;
 use keyward::domain::secret::Password;
 use keyward::service::orgs::PolicyChange;
@@ -111,8 +113,8 @@ on_both!(
     soap_accepts_every_path_variant_chunked_gzip_and_absolute_form,
     soap_enterprise_endpoint_uses_the_enterprise_namespaces,
     r_l10_soap_sessions_logout_get_user_info_and_idle_timeout,
-    r_l6_expired_password_allows_only_set_password,
-    r_l10_set_password_ends_other_sessions_and_mails_a_token,
+    r_l6_expired_password_allows_only_changing_it,
+    r_l10_change_own_password_ends_other_sessions_and_mails_a_token,
     malformed_soap_gets_a_fault_and_changes_nothing,
     r_l5_fifty_parallel_wrong_passwords_lock_at_exactly_the_limit,
     r_l4_every_refused_path_costs_one_hash,
@@ -536,7 +538,32 @@ async fn r_l10_soap_sessions_logout_get_user_info_and_idle_timeout(b: Backend) {
     f.srv.finish().await;
 }
 
-async fn r_l6_expired_password_allows_only_set_password(b: Backend) {
+/// SOAP `changeOwnPassword(oldPassword, newPassword)` in a session.
+fn change_own(sid: &str, old: &str, new: &str) -> String {
+    session_envelope(
+        sid,
+        &format!(
+            "<changeOwnPassword xmlns=\"urn:partner.soap.sforce.com\"><oldPassword>{}</oldPassword>\
+             <newPassword>{}</newPassword></changeOwnPassword>",
+            xml_escape(old),
+            xml_escape(new)
+        ),
+    )
+}
+
+/// SOAP `setPassword(userId, password)` in a session.
+fn set_password(sid: &str, user_id: &str, password: &str) -> String {
+    session_envelope(
+        sid,
+        &format!(
+            "<setPassword xmlns=\"urn:partner.soap.sforce.com\"><userId>{user_id}</userId>\
+             <password>{}</password></setPassword>",
+            xml_escape(password)
+        ),
+    )
+}
+
+async fn r_l6_expired_password_allows_only_changing_it(b: Backend) {
     let f = fixture(b).await;
     let srv = &f.srv;
     srv.env.clock.advance(Duration::days(91));
@@ -550,10 +577,10 @@ async fn r_l6_expired_password_allows_only_set_password(b: Backend) {
     assert_eq!(
         a.xml("faultstring").unwrap(),
         "INVALID_OPERATION_WITH_EXPIRED_PASSWORD: The users password has expired, you must call \
-         SetPassword before attempting any other API operations"
+         changeOwnPassword before attempting any other API operations"
     );
-    // OAuth has no setPassword: no token at all.
-    let (client_id, secret) = oauth_client(srv.services(), false, None).await;
+    // OAuth has no password change: no token at all.
+    let (client_id, secret) = oauth_client(srv.services(), "Acme", false, None).await;
     let a = password_grant(srv, &client_id, &secret, USER, &format!("{PW}{}", f.token)).await;
     assert_eq!(a.status, 400);
     assert_eq!(a.json()["error"], "invalid_grant");
@@ -562,25 +589,59 @@ async fn r_l6_expired_password_allows_only_set_password(b: Backend) {
         last_status(srv.services(), USER).await,
         "Failed: Password expired"
     );
-    // A weak password is refused with the policy's reason.
-    let set = |pw: &str| {
-        session_envelope(
-            &sid,
-            &format!(
-                "<setPassword xmlns=\"urn:partner.soap.sforce.com\"><userId>{}</userId>\
-                 <password>{}</password></setPassword>",
-                id18(&f.user_id),
-                xml_escape(pw)
-            ),
+    // setPassword never sets one's own password, expired or not: the session alone proves
+    // nothing about the current password.
+    let a = srv
+        .soap(
+            SOAP,
+            &set_password(&sid, &id18(&f.user_id), "Brand-New-Passw0rd"),
         )
-    };
-    let a = srv.soap(SOAP, &set("short")).await;
+        .await;
+    assert_eq!(
+        a.xml("exceptionCode").unwrap(),
+        "INSUFFICIENT_ACCESS",
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("changeOwnPassword"), "{}", a.text);
+    // A wrong current password is refused with the WSDL's fault and counts as a failure.
+    let a = srv
+        .soap(
+            SOAP,
+            &change_own(&sid, "not-my-password1", "Brand-New-Passw0rd"),
+        )
+        .await;
+    assert_eq!(
+        a.xml("exceptionCode").unwrap(),
+        "INVALID_OLD_PASSWORD",
+        "{}",
+        a.text
+    );
+    assert!(
+        a.text.contains("xsi:type=\"sf:InvalidOldPasswordFault\""),
+        "{}",
+        a.text
+    );
+    let shown = srv.services().show_user(&cli(), USER).await.unwrap();
+    assert_eq!(
+        shown.user.failed_logins, 1,
+        "a wrong current password counts (R-L5)"
+    );
+    // A weak password is refused with the policy's reason.
+    let a = srv.soap(SOAP, &change_own(&sid, PW, "short")).await;
     assert_eq!(a.xml("exceptionCode").unwrap(), "INVALID_NEW_PASSWORD");
-    let a = srv.soap(SOAP, &set("Brand-New-Passw0rd")).await;
+    assert!(
+        a.text.contains("xsi:type=\"sf:InvalidNewPasswordFault\""),
+        "{}",
+        a.text
+    );
+    let a = srv
+        .soap(SOAP, &change_own(&sid, PW, "Brand-New-Passw0rd"))
+        .await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert!(
         a.text
-            .contains("<setPasswordResponse><result/></setPasswordResponse>")
+            .contains("<changeOwnPasswordResponse><result/></changeOwnPasswordResponse>")
     );
     // The same session now works, and a new token was mailed (R-T6).
     assert_eq!(srv.soap(SOAP, &info).await.status, 200);
@@ -591,22 +652,17 @@ async fn r_l6_expired_password_allows_only_set_password(b: Backend) {
     f.srv.finish().await;
 }
 
-async fn r_l10_set_password_ends_other_sessions_and_mails_a_token(b: Backend) {
+async fn r_l10_change_own_password_ends_other_sessions_and_mails_a_token(b: Backend) {
     let f = fixture(b).await;
     let srv = &f.srv;
     let s = srv.services();
     let secret = format!("{PW}{}", f.token);
     let first = login(srv, USER, &secret).await.xml("sessionId").unwrap();
     let second = login(srv, USER, &secret).await.xml("sessionId").unwrap();
-    let set = session_envelope(
-        &first,
-        &format!(
-            "<setPassword xmlns=\"urn:partner.soap.sforce.com\"><userId>{}</userId>\
-             <password>Changed-Passw0rd</password></setPassword>",
-            f.user_id
-        ),
-    );
-    assert_eq!(srv.soap(SOAP, &set).await.status, 200);
+    let a = srv
+        .soap(SOAP, &change_own(&first, PW, "Changed-Passw0rd"))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
     let info =
         |sid: &str| session_envelope(sid, "<getUserInfo xmlns=\"urn:partner.soap.sforce.com\"/>");
     assert_eq!(
@@ -636,13 +692,7 @@ async fn r_l10_set_password_ends_other_sessions_and_mails_a_token(b: Backend) {
     );
     // A standard user cannot set another user's password; an admin can.
     let bob = add_user(s, "Acme", "bob@acme.test", None).await;
-    let other = session_envelope(
-        &first,
-        &format!(
-            "<setPassword xmlns=\"urn:partner.soap.sforce.com\"><userId>{bob}</userId>\
-             <password>Hijack-Passw0rd</password></setPassword>"
-        ),
-    );
+    let other = set_password(&first, &bob, "Hijack-Passw0rd");
     let a = srv.soap(SOAP, &other).await;
     assert_eq!(a.xml("exceptionCode").unwrap(), "INSUFFICIENT_ACCESS");
     let bad_id = other.replace(&bob, "not-an-id");
@@ -656,15 +706,9 @@ async fn r_l10_set_password_ends_other_sessions_and_mails_a_token(b: Backend) {
         .await
         .xml("sessionId")
         .unwrap();
-    let by_admin = session_envelope(
-        &root,
-        &format!(
-            "<setPassword xmlns=\"urn:partner.soap.sforce.com\"><userId>{bob}</userId>\
-             <password>Reset-By-Admin1</password></setPassword>"
-        ),
-    );
+    let by_admin = set_password(&root, &bob, "Reset-By-Admin1");
     assert_eq!(srv.soap(SOAP, &by_admin).await.status, 200);
-    // An admin whose password has expired may set only their own (R-L6).
+    // An admin whose password has expired may change only their own (R-L6).
     srv.env.clock.advance(Duration::days(91));
     let old_root = login(srv, "root@acme.test", &format!("{PW}{root_token}")).await;
     assert_eq!(old_root.xml("passwordExpired").unwrap(), "true");
@@ -983,36 +1027,6 @@ async fn r_l8_api_disabled_profile(b: Backend) {
     f.srv.finish().await;
 }
 
-async fn oauth_client(s: &Services, refresh: bool, run_as: Option<&str>) -> (String, String) {
-    let (row, secret) = s
-        .create_oauth_client(
-            &cli(),
-            "Acme",
-            "app",
-            &keyward::service::oauth::ClientOptions {
-                refresh_tokens: refresh,
-                run_as,
-            },
-        )
-        .await
-        .unwrap();
-    (row.client_id, secret.0)
-}
-
-async fn password_grant(srv: &TestServer, id: &str, secret: &str, user: &str, pw: &str) -> Answer {
-    srv.form(
-        TOKEN,
-        &[
-            ("grant_type", "password"),
-            ("client_id", id),
-            ("client_secret", secret),
-            ("username", user),
-            ("password", pw),
-        ],
-    )
-    .await
-}
-
 fn hmac_b64(key: &str, msg: &str) -> String {
     use base64::Engine;
     use hmac::Mac;
@@ -1025,7 +1039,7 @@ async fn oauth_password_grant_success_and_errors(b: Backend) {
     let f = fixture(b).await;
     let srv = &f.srv;
     let s = srv.services();
-    let (id, secret) = oauth_client(s, false, None).await;
+    let (id, secret) = oauth_client(s, "Acme", false, None).await;
     let a = password_grant(srv, &id, &secret, USER, &format!("{PW}{}", f.token)).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert!(a.header("content-type").starts_with("application/json"));
@@ -1219,7 +1233,7 @@ async fn oauth_refresh_token_and_client_credentials(b: Backend) {
     let f = fixture(b).await;
     let srv = &f.srv;
     let s = srv.services();
-    let (id, secret) = oauth_client(s, true, None).await;
+    let (id, secret) = oauth_client(s, "Acme", true, None).await;
     let j = password_grant(srv, &id, &secret, USER, &format!("{PW}{}", f.token))
         .await
         .json();
@@ -1248,7 +1262,7 @@ async fn oauth_refresh_token_and_client_credentials(b: Backend) {
     let identity = format!("/id/{}/{}?format=json", f.org_id, f.user_id);
     assert_eq!(srv.get(&identity, Some(&second_access)).await.status, 200);
     // Another client cannot use it.
-    let (other_id, other_secret) = oauth_client(s, true, None).await;
+    let (other_id, other_secret) = oauth_client(s, "Acme", true, None).await;
     let a = refresh(rt.clone(), other_id, other_secret).await;
     assert_eq!(
         a.json()["error_description"],
@@ -1295,7 +1309,7 @@ async fn oauth_refresh_token_and_client_credentials(b: Backend) {
         Some("API Only Integration"),
     )
     .await;
-    let (cc_id, cc_secret) = oauth_client(s, false, Some("integration@acme.test")).await;
+    let (cc_id, cc_secret) = oauth_client(s, "Acme", false, Some("integration@acme.test")).await;
     let a = srv
         .form(
             TOKEN,
@@ -1363,7 +1377,7 @@ async fn oauth_revoke_introspect_userinfo_and_identity(b: Backend) {
     let f = fixture(b).await;
     let srv = &f.srv;
     let s = srv.services();
-    let (id, secret) = oauth_client(s, true, None).await;
+    let (id, secret) = oauth_client(s, "Acme", true, None).await;
     let j = password_grant(srv, &id, &secret, USER, &format!("{PW}{}", f.token))
         .await
         .json();
@@ -1913,7 +1927,7 @@ async fn slow_clients_are_cut_off_after_the_header_timeout(b: Backend) {
 async fn hostile_fields_headers_and_forms_get_specific_errors(b: Backend) {
     let f = fixture(b).await;
     let s = f.srv.services();
-    let (id, secret) = oauth_client(s, false, None).await;
+    let (id, secret) = oauth_client(s, "Acme", false, None).await;
     let before = counts(s).await;
     // A NUL character reference is not XML 1.0.
     let nul = login_envelope(USER, "PASSWORD").replace("PASSWORD", "Passw0rd&#0;");
@@ -2055,7 +2069,7 @@ async fn address_limit_refuses_a_guessing_address_before_any_hash_on_every_node(
     add_user(s, "Acme", USER, None).await;
     let token = latest_token(&srv.mails().await, USER);
     let good = format!("{PW}{token}");
-    let client = oauth_client(s, false, None).await;
+    let client = oauth_client(s, "Acme", false, None).await;
     let guesser = "203.0.113.66";
 
     // The right password without the token: not a guess, not counted.

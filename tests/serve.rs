@@ -404,7 +404,7 @@ async fn r_t2_no_password_or_token_in_responses_logs_history_or_database(b: Back
             .unwrap()
             .to_string()
     };
-    // SOAP: success, password alone, wrong password, unknown user, a setPassword and logout.
+    // SOAP: success, password alone, wrong password, unknown user, changeOwnPassword and logout.
     let ok = soap(login_envelope("ada@acme.test", &format!("{p1}{t1}"))).await;
     let sid = sid_of(&ok);
     transcript.extend(ok);
@@ -412,18 +412,10 @@ async fn r_t2_no_password_or_token_in_responses_logs_history_or_database(b: Back
     transcript.extend(soap(login_envelope("ada@acme.test", &format!("wrong{t1}"))).await);
     transcript.extend(soap(login_envelope("nobody@acme.test", &format!("{p1}{t1}"))).await);
     transcript.extend(soap(login_envelope(&format!("{p1}{t1}"), &format!("{p1}{t1}"))).await);
-    let user_id = String::from_utf8_lossy(&transcript)
-        .split("<userId>")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_string();
     transcript.extend(
         soap(session_envelope(
             &sid,
-            &format!("<setPassword xmlns=\"urn:partner.soap.sforce.com\"><userId>{user_id}</userId><password>{p2}</password></setPassword>"),
+            &format!("<changeOwnPassword xmlns=\"urn:partner.soap.sforce.com\"><oldPassword>{p1}</oldPassword><newPassword>{p2}</newPassword></changeOwnPassword>"),
         ))
         .await,
     );

@@ -7,8 +7,9 @@
 
 mod common;
 
+use common::browser::{Browser, browser, csrf_in, set_cookie};
 use common::server::{Answer, TestServer, answer, form_body, login_envelope};
-use common::{Backend, latest_token};
+use common::{Backend, latest_token, org};
 use keyward::service::{Actor, Services};
 use serde_json::{Value, json};
 
@@ -30,137 +31,6 @@ const PW: &str = "Passw0rd!one";
 
 fn cli() -> Actor {
     Actor::Cli("test".into())
-}
-
-/// A client that shows redirects instead of following them, so cookies can be read.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap()
-}
-
-/// `name=value` of the `Set-Cookie` header that sets `name`, with its attributes.
-fn set_cookie<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
-    a.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-}
-
-fn cookie_value(set: &str) -> String {
-    set.split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1
-        .to_string()
-}
-
-/// The CSRF token in a page's forms.
-fn csrf_in(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("no CSRF field") + 19;
-    html[at..at + html[at..].find('"').unwrap()].to_string()
-}
-
-/// An org whose trusted range covers the test's 127.0.0.1 (so the browser login needs no
-/// verification code: R-U1 is the browser suite's), with an admin and a standard user.
-struct Org {
-    admin_id: String,
-    user_id: String,
-    admin: String,
-    user: String,
-}
-
-async fn org(s: &Services, name: &str) -> Org {
-    s.create_org(&cli(), name).await.unwrap();
-    s.add_trusted_range(&cli(), name, "127.0.0.0/8", None, "test")
-        .await
-        .unwrap();
-    let admin = format!("admin@{}.test", name.to_lowercase());
-    let user = format!("user@{}.test", name.to_lowercase());
-    let admin_id =
-        common::create_user(s, name, &admin, Some(PW), Some("System Administrator")).await;
-    let user_id = common::create_user(s, name, &user, Some(PW), None).await;
-    Org {
-        admin_id,
-        user_id,
-        admin,
-        user,
-    }
-}
-
-/// A browser session: the login form's CSRF cookie, then the login.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookies: String,
-}
-
-impl Browser {
-    async fn login(srv: &TestServer, username: &str) -> Browser {
-        let http = browser();
-        let page = answer(http.get(format!("{}/", srv.base)).send().await.unwrap()).await;
-        let csrf_cookie = cookie_value(set_cookie(&page, "kw_csrf").unwrap());
-        let csrf = csrf_in(&page.text);
-        assert_eq!(csrf, csrf_cookie);
-        let r = answer(
-            http.post(format!("{}/login", srv.base))
-                .header("Cookie", format!("kw_csrf={csrf_cookie}"))
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(form_body(&[
-                    ("csrf", &csrf),
-                    ("username", username),
-                    ("password", PW),
-                ]))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(r.status, 303, "{}", r.text);
-        assert_eq!(r.header("location"), "/settings");
-        let sid = cookie_value(set_cookie(&r, "kw_sid").expect("no session cookie"));
-        Browser {
-            http,
-            base: srv.base.clone(),
-            cookies: format!("kw_sid={sid}"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        answer(
-            self.http
-                .get(format!("{}{path}", self.base))
-                .header("Cookie", &self.cookies)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn post(&self, path: &str, pairs: &[(&str, &str)]) -> Answer {
-        answer(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .header("Cookie", &self.cookies)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(form_body(pairs))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
-    }
-
-    /// The CSRF token of this session, read from a page.
-    async fn csrf(&self) -> String {
-        csrf_in(&self.get("/settings").await.text)
-    }
 }
 
 /// A SOAP login's session id (password alone: 127.0.0.1 is trusted in these orgs).

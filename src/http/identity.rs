@@ -113,7 +113,7 @@ async fn identity(
     let Some(token) = bearer(&headers, q) else {
         return bad_token();
     };
-    let session = match app.services.check_session(&token).await {
+    let session = match app.services.check_api_session(&token).await {
         Ok(Some(s)) if !s.session.password_expired => s,
         Ok(_) => return bad_token(),
         Err(e) => return unavailable(&e, &request_id.0),

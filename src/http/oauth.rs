@@ -537,7 +537,7 @@ async fn userinfo(
     let Some(token) = bearer(&headers, query.as_deref()) else {
         return identity::bad_token();
     };
-    let session = match app.services.check_session(&token).await {
+    let session = match app.services.check_api_session(&token).await {
         Ok(Some(s)) => s,
         Ok(None) => return identity::bad_token(),
         Err(e) => return OAuthError::service(&e, &request_id.0).into_response(),

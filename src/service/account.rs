@@ -152,12 +152,14 @@ impl Services {
         Ok(sessions::list_for_user(&mut c.c(), &user.org_id, &user.id, self.now_ms()).await?)
     }
 
-    /// Ends one session of a user, named by its digest (what the sessions page lists).
+    /// Ends one session of a user, named by its digest (what the sessions page lists), with
+    /// the refresh token it was issued with and that token's other access tokens.
     pub async fn end_session(&self, actor: &Actor, user_input: &str, digest: &str) -> Result<bool> {
         let mut tx = self.db.begin().await?;
         let user = resolve::user(&mut tx.c(), user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
-        let ended = sessions::delete_of_user(&mut tx.c(), &user.org_id, &user.id, digest).await?;
+        let owner = Some((user.org_id.as_str(), user.id.as_str()));
+        let ended = sessions::end(&mut tx.c(), digest, owner).await?;
         if ended && !actor.is_user(&user.id) {
             audit::user_event(
                 &mut tx.c(),
@@ -171,5 +173,72 @@ impl Services {
         }
         self.commit_session_change(tx).await?;
         Ok(ended)
+    }
+
+    /// The user's OAuth refresh tokens, newest first: what each OAuth client can still mint
+    /// access tokens with, listed beside the sessions.
+    pub async fn refresh_tokens_of(
+        &self,
+        actor: &Actor,
+        user_input: &str,
+    ) -> Result<Vec<RefreshTokenView>> {
+        let mut c = self.db.conn().await?;
+        let user = resolve::user(&mut c.c(), user_input).await?;
+        actor.check_self_or_admin(&user.org_id, &user.id)?;
+        let rows = sessions::list_refresh_for_user(&mut c.c(), &user.org_id, &user.id).await?;
+        Ok(rows.into_iter().map(RefreshTokenView::from).collect())
+    }
+
+    /// Revokes one refresh token of a user, named by its handle, and every access token it
+    /// issued. False when there was no such token.
+    pub async fn revoke_refresh_token(
+        &self,
+        actor: &Actor,
+        user_input: &str,
+        handle: &str,
+    ) -> Result<bool> {
+        let mut tx = self.db.begin().await?;
+        let user = resolve::user(&mut tx.c(), user_input).await?;
+        actor.check_self_or_admin(&user.org_id, &user.id)?;
+        let revoked =
+            sessions::delete_refresh_of_user(&mut tx.c(), &user.org_id, &user.id, handle).await?;
+        if revoked && !actor.is_user(&user.id) {
+            audit::user_event(
+                &mut tx.c(),
+                self.now_ms(),
+                actor,
+                &user,
+                "refresh_token.revoked",
+                format!("Revoked an OAuth refresh token of user {}", user.username),
+            )
+            .await?;
+        }
+        self.commit_session_change(tx).await?;
+        Ok(revoked)
+    }
+}
+
+/// An OAuth refresh token as the sessions pages and the admin API show it: never the token
+/// itself; its handle (a digest, useless for logging in) names it for revocation.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenView {
+    pub handle: String,
+    /// The client's id (`0H4…`, 18 characters).
+    pub client_id: String,
+    /// Empty when the client was deleted.
+    pub client_name: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+}
+
+impl From<sessions::RefreshTokenEntry> for RefreshTokenView {
+    fn from(r: sessions::RefreshTokenEntry) -> Self {
+        RefreshTokenView {
+            handle: r.digest,
+            client_id: super::id18(&r.oauth_client_id),
+            client_name: r.client_name,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+        }
     }
 }

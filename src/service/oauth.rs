@@ -341,7 +341,7 @@ impl Services {
     /// to it (R-M1).
     pub async fn introspect(&self, client: &OAuthClientRow, token: &str) -> Result<Introspection> {
         if SessionId::parse(token).is_some() {
-            let Some(active) = self.check_session(token).await? else {
+            let Some(active) = self.check_api_session(token).await? else {
                 return Ok(Introspection::Inactive);
             };
             if active.org.id != client.org_id {

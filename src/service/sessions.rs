@@ -11,6 +11,7 @@
 use super::{Result, Services};
 use crate::crypto::{digest, random_base62};
 use crate::domain::ids::{KeyPrefix, SfId};
+use crate::domain::login::Channel;
 use crate::store::orgs::OrgRow;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::UserRow;
@@ -161,20 +162,32 @@ impl Services {
         Ok(Some(active))
     }
 
-    /// SOAP `logout()`: ends the session. False when it was not live.
+    /// A session the API surfaces accept (SOAP calls, the admin API, the identity URL,
+    /// UserInfo, introspection): any but a web UI session. A web session lives in an HttpOnly
+    /// cookie behind CSRF checks; taken as an API session it would let a user whose profile
+    /// has no API access use the API (R-L8), and a stolen cookie act without a browser.
+    pub async fn check_api_session(&self, id: &str) -> Result<Option<Arc<ActiveSession>>> {
+        Ok(self
+            .check_session(id)
+            .await?
+            .filter(|s| s.session.login_type != Channel::Ui.login_type()))
+    }
+
+    /// SOAP `logout()`, or OAuth revocation of an access token: ends the session, and the
+    /// refresh token it was issued with, if any, with every access token of that refresh
+    /// token (`store::sessions::end`). False when it was not live.
     pub async fn logout(&self, id: &str) -> Result<bool> {
         let Some(id) = SessionId::parse(id) else {
             return Ok(false);
         };
-        let mut c = self.db.conn().await?;
-        let ended = sessions::delete(&mut c.c(), &id.digest()).await;
-        // Also when the outcome is unknown (the connection lost after the statement was sent).
-        self.sessions_changed();
-        Ok(ended?)
+        let mut tx = self.db.begin().await?;
+        let ended = sessions::end(&mut tx.c(), &id.digest(), None).await?;
+        self.commit_session_change(tx).await?;
+        Ok(ended)
     }
 
-    /// OAuth revocation: an access token ends its session; a refresh token ends itself and
-    /// every access token issued with it. False when the token was not live.
+    /// OAuth revocation: an access token ends its session and its refresh token (as
+    /// `logout`); a refresh token ends itself and every access token issued with it. False when the token was not live.
     pub async fn revoke_token(&self, token: &str) -> Result<bool> {
         if SessionId::parse(token).is_some() {
             return self.logout(token).await;

@@ -383,12 +383,11 @@ impl Services {
         Ok(())
     }
 
-    /// SOAP `setPassword(userId, password)` made with a session (R-L6): a user sets their own
-    /// password without the current one — the session proves who they are, and a session whose
-    /// password expired allows nothing else — and an admin (a profile with "manage users") sets
-    /// the password of a user of their org. Either way a new token is emailed (R-T6); an own
-    /// change keeps this session and ends the others, an admin reset ends every session of the
-    /// user (R-L10).
+    /// SOAP `setPassword(userId, password)`: an administrator (a profile with "manage users")
+    /// sets the password of another user of their org; a new token is emailed (R-T6) and every
+    /// session of that user ends (R-L10). Never the caller's own password, whatever the
+    /// session: a session alone — perhaps stolen — must not replace the credentials it came
+    /// from. One's own password takes `changeOwnPassword`, which proves the current one.
     pub async fn set_password_with_session(
         &self,
         session: &ActiveSession,
@@ -397,26 +396,29 @@ impl Services {
     ) -> Result<()> {
         let actor = self.actor_for(session).await?;
         let target = SfId::parse_as(target_user_id.trim(), KeyPrefix::User)?;
-        if target.as_15() != session.user.id {
-            if session.session.password_expired {
-                return Err(ServiceError::Refused(
-                    "your password has expired: set your own password before anything else".into(),
-                ));
-            }
-            if !matches!(actor, Actor::User { admin: true, .. }) {
-                return Err(ServiceError::Refused(
-                    "only an administrator (a profile with \"manage users\") can set another \
-                     user's password"
-                        .into(),
-                ));
-            }
-            self.set_password(&actor, target.as_15(), new).await?;
-            return Ok(());
+        if target.as_15() == session.user.id {
+            return Err(ServiceError::Refused(
+                "setPassword() does not set your own password: call changeOwnPassword(\
+                 oldPassword, newPassword), which proves the current one"
+                    .into(),
+            ));
         }
-        let (org, user) = self.user_and_org(&actor, &session.user.id).await?;
-        let hash = self.prepare_password(&org, &user, new).await?;
-        self.commit_own_password(&actor, &org, &user, &hash, &session.session.digest)
-            .await
+        if session.session.password_expired {
+            return Err(ServiceError::Refused(
+                "your password has expired: change it with changeOwnPassword() before \
+                 anything else"
+                    .into(),
+            ));
+        }
+        if !matches!(actor, Actor::User { admin: true, .. }) {
+            return Err(ServiceError::Refused(
+                "only an administrator (a profile with \"manage users\") can set another \
+                 user's password"
+                    .into(),
+            ));
+        }
+        self.set_password(&actor, target.as_15(), new).await?;
+        Ok(())
     }
 
     /// A user proves it is them before a sensitive change made with a session (their password,

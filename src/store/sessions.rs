@@ -161,11 +161,6 @@ pub async fn touch(c: &mut Conn<'_>, digest: &str, now: i64, expires_at: i64) ->
     Ok(())
 }
 
-/// Ends one session (logout, revoke). True when it existed.
-pub async fn delete(c: &mut Conn<'_>, digest: &str) -> Result<bool> {
-    Ok(exec!(c, "DELETE FROM sessions WHERE digest = $1", digest)? > 0)
-}
-
 /// A session whose password was expired may be used normally once the password is set.
 pub async fn clear_password_expired(c: &mut Conn<'_>, digest: &str) -> Result<()> {
     exec!(
@@ -275,13 +270,78 @@ pub async fn list_for_user(
         .await)?)
 }
 
-/// Ends one session of a user (the sessions page). True when it existed.
-pub async fn delete_of_user(
+/// Ends a session (logout, revocation, the sessions pages) — `owner` (org id, user id), when
+/// given, must be its user's — and, when it came from an OAuth login that issued a refresh
+/// token, that refresh token and every access token issued with it: ending a session ends the
+/// OAuth grant it belongs to. True when the session existed. In a transaction: the refresh
+/// token's row is deleted before its sessions, as `delete_refresh` does.
+pub async fn end(c: &mut Conn<'_>, digest: &str, owner: Option<(&str, &str)>) -> Result<bool> {
+    let sql = "SELECT org_id, user_id, refresh_digest FROM sessions WHERE digest = $1";
+    let found = q!(c, |e| {
+        sqlx::query_as::<_, (String, String, Option<String>)>(sql)
+            .bind(digest)
+            .fetch_optional(e)
+            .await
+    })?;
+    let Some((org_id, user_id, refresh)) = found else {
+        return Ok(false);
+    };
+    if owner.is_some_and(|(o, u)| o != org_id || u != user_id) {
+        return Ok(false);
+    }
+    if let Some(refresh) = refresh {
+        delete_refresh(c, &refresh).await?;
+    }
+    exec!(c, "DELETE FROM sessions WHERE digest = $1", digest)?;
+    Ok(true)
+}
+
+/// A refresh token as the sessions pages list it: with the name of its client.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefreshTokenEntry {
+    pub digest: String,
+    pub oauth_client_id: String,
+    /// Empty when the client no longer exists.
+    pub client_name: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+}
+
+/// A user's refresh tokens, newest first.
+pub async fn list_refresh_for_user(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    user_id: &str,
+) -> Result<Vec<RefreshTokenEntry>> {
+    let sql = "SELECT r.digest, r.oauth_client_id, COALESCE(c.name, '') AS client_name, \
+        r.created_at, r.last_used_at FROM refresh_tokens r \
+        LEFT JOIN oauth_clients c ON c.org_id = r.org_id AND c.id = r.oauth_client_id \
+        WHERE r.org_id = $1 AND r.user_id = $2 ORDER BY r.created_at DESC";
+    Ok(q!(c, |e| sqlx::query_as::<_, RefreshTokenEntry>(sql)
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_all(e)
+        .await)?)
+}
+
+/// Revokes one refresh token of a user, and every access token issued with it. True when it
+/// existed.
+pub async fn delete_refresh_of_user(
     c: &mut Conn<'_>,
     org_id: &str,
     user_id: &str,
     digest: &str,
 ) -> Result<bool> {
-    let sql = "DELETE FROM sessions WHERE digest = $1 AND org_id = $2 AND user_id = $3";
-    Ok(exec!(c, sql, digest, org_id, user_id)? > 0)
+    let sql =
+        "SELECT digest FROM refresh_tokens WHERE digest = $1 AND org_id = $2 AND user_id = $3";
+    let found = q!(c, |e| sqlx::query_scalar::<_, String>(sql)
+        .bind(digest)
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(e)
+        .await)?;
+    match found {
+        Some(d) => delete_refresh(c, &d).await,
+        None => Ok(false),
+    }
 }

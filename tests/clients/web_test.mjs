@@ -363,7 +363,9 @@ scenario('R-L10: My Login History lists my logins; ending a session from Session
   await click(page, 'link', 'Sessions and Browsers');
   await shot(page, 'sessions');
   check((await page.getByText('This session').count()) === 1, 'the current session is not marked');
-  const verified = await page.locator('table').nth(1).locator('tbody tr').count();
+  // Sessions, then OAuth refresh tokens (none: this user logged in only in browsers), then browsers.
+  check((await page.getByText('No refresh tokens.').count()) === 1, 'refresh tokens are listed');
+  const verified = await page.locator('table').nth(2).locator('tbody tr').count();
   check(verified === 2, `${verified} verified browsers listed`);
   await click(page, 'button', /End the Application session/);
   await page.getByText('The session was ended.').waitFor();

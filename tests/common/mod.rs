@@ -7,6 +7,7 @@
 //! it afterwards. They fail, rather than skip, when it cannot be reached.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod browser;
 pub mod process;
 pub mod server;
 
@@ -14,7 +15,7 @@ use keyward::clock::FixedClock;
 use keyward::crypto::{HashParams, Hasher};
 use keyward::mail::transport::Transport;
 use keyward::service::outbox::RetryPolicy;
-use keyward::service::{Outbox, Services};
+use keyward::service::{Actor, Outbox, Services};
 use keyward::store::{Db, DbOptions};
 use sqlx::Connection;
 use std::path::{Path, PathBuf};
@@ -297,6 +298,69 @@ pub async fn create_user(
     .await
     .unwrap()
     .id
+}
+
+/// An org whose trusted range covers the test's 127.0.0.1 (so the browser login needs no
+/// verification code: R-U1 is the browser suite's), with an admin and a standard user.
+pub struct Org {
+    pub admin_id: String,
+    pub user_id: String,
+    pub admin: String,
+    pub user: String,
+}
+
+pub async fn org(s: &Services, name: &str) -> Org {
+    s.create_org(&Actor::Cli("test".into()), name)
+        .await
+        .unwrap();
+    s.add_trusted_range(
+        &Actor::Cli("test".into()),
+        name,
+        "127.0.0.0/8",
+        None,
+        "test",
+    )
+    .await
+    .unwrap();
+    let admin = format!("admin@{}.test", name.to_lowercase());
+    let user = format!("user@{}.test", name.to_lowercase());
+    let admin_id = create_user(
+        s,
+        name,
+        &admin,
+        Some(browser::PW),
+        Some("System Administrator"),
+    )
+    .await;
+    let user_id = create_user(s, name, &user, Some(browser::PW), None).await;
+    Org {
+        admin_id,
+        user_id,
+        admin,
+        user,
+    }
+}
+
+/// An OAuth client of `org` created by the CLI: (consumer key, consumer secret).
+pub async fn oauth_client(
+    s: &Services,
+    org: &str,
+    refresh: bool,
+    run_as: Option<&str>,
+) -> (String, String) {
+    let (row, secret) = s
+        .create_oauth_client(
+            &Actor::Cli("test".into()),
+            org,
+            "app",
+            &keyward::service::oauth::ClientOptions {
+                refresh_tokens: refresh,
+                run_as,
+            },
+        )
+        .await
+        .unwrap();
+    (row.client_id, secret.0)
 }
 
 /// A delivered mail file.

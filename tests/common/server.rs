@@ -176,6 +176,27 @@ pub async fn serve(
     (format!("{scheme}://127.0.0.1:{port}"), stop, task)
 }
 
+/// An OAuth password grant with the client's credentials in the form.
+pub async fn password_grant(
+    srv: &TestServer,
+    id: &str,
+    secret: &str,
+    user: &str,
+    pw: &str,
+) -> Answer {
+    srv.form(
+        "/services/oauth2/token",
+        &[
+            ("grant_type", "password"),
+            ("client_id", id),
+            ("client_secret", secret),
+            ("username", user),
+            ("password", pw),
+        ],
+    )
+    .await
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }

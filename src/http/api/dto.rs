@@ -130,6 +130,32 @@ impl From<SessionRow> for Session {
     }
 }
 
+/// An OAuth refresh token of a user (never the token itself).
+#[derive(Serialize, ToSchema)]
+pub struct RefreshToken {
+    /// Names the token for `DELETE …/refresh-tokens/{handle}` (a digest: it cannot be used to
+    /// get access tokens).
+    pub handle: String,
+    /// The OAuth client it was issued to (`0H4…`).
+    pub client_id: String,
+    /// The client's name; empty when the client was deleted.
+    pub client_name: String,
+    pub created_at: String,
+    pub last_used_at: String,
+}
+
+impl From<crate::service::account::RefreshTokenView> for RefreshToken {
+    fn from(r: crate::service::account::RefreshTokenView) -> RefreshToken {
+        RefreshToken {
+            handle: r.handle,
+            client_id: r.client_id,
+            client_name: r.client_name,
+            created_at: rfc3339(r.created_at),
+            last_used_at: rfc3339(r.last_used_at),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, ToSchema, Default, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePermissions {

@@ -28,6 +28,14 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/users/{id}/sessions/{handle}",
             delete(end_user_session),
         )
+        .route(
+            "/api/v1/users/{id}/refresh-tokens",
+            get(user_refresh_tokens),
+        )
+        .route(
+            "/api/v1/users/{id}/refresh-tokens/{handle}",
+            delete(revoke_user_refresh_token),
+        )
         .route("/api/v1/users/{id}/{action}", post(user_action))
         .route("/api/v1/profiles", get(list_profiles).post(create_profile))
         .route(
@@ -314,6 +322,47 @@ pub async fn end_user_session(
     } else {
         Err(ApiError::service(
             ServiceError::NotFound("no such live session".into()),
+            &rid,
+        ))
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}/refresh-tokens", tag = "users",
+    params(("id" = String, Path, description = "User id or username")),
+    responses((status = 200, body = [RefreshToken]), (status = 404, body = ErrorBody)))]
+pub async fn user_refresh_tokens(
+    State(state): State<AppState>,
+    a: ApiAdmin,
+    rid: RequestId,
+    Path(id): Path<String>,
+) -> Answer<Vec<RefreshToken>> {
+    let rows = state
+        .services
+        .refresh_tokens_of(&a.actor, &id)
+        .await
+        .map_err(svc(&rid))?;
+    Ok(Json(rows.into_iter().map(RefreshToken::from).collect()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{id}/refresh-tokens/{handle}", tag = "users",
+    params(("id" = String, Path, description = "User id or username"), ("handle" = String, Path, description = "A refresh token's handle")),
+    responses((status = 204, description = "Revoked, with every access token it issued"), (status = 404, body = ErrorBody)))]
+pub async fn revoke_user_refresh_token(
+    State(state): State<AppState>,
+    a: ApiAdmin,
+    rid: RequestId,
+    Path((id, handle)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let revoked = state
+        .services
+        .revoke_refresh_token(&a.actor, &id, &handle)
+        .await
+        .map_err(svc(&rid))?;
+    if revoked {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::service(
+            ServiceError::NotFound("no such refresh token".into()),
             &rid,
         ))
     }

@@ -51,6 +51,8 @@ pub fn routes() -> Router<AppState> {
         handlers::remove_authenticator,
         handlers::user_sessions,
         handlers::end_user_session,
+        handlers::user_refresh_tokens,
+        handlers::revoke_user_refresh_token,
         handlers::list_profiles,
         handlers::create_profile,
         handlers::get_profile,
@@ -179,7 +181,7 @@ impl FromRequestParts<AppState> for ApiAdmin {
         };
         let session = state
             .services
-            .check_session(&token)
+            .check_api_session(&token)
             .await
             .map_err(|e| ApiError::service(e, &rid))?
             .ok_or_else(|| unauthorized("the session is invalid, expired or logged out"))?;

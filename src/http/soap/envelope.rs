@@ -70,6 +70,12 @@ pub enum Operation {
         user_id: String,
         password: SentPassword,
     },
+    /// A user changes their own password, proving the current one (Salesforce's
+    /// `changeOwnPassword(oldPassword, newPassword)`).
+    ChangeOwnPassword {
+        old_password: SentPassword,
+        new_password: SentPassword,
+    },
 }
 
 impl Operation {
@@ -79,6 +85,7 @@ impl Operation {
             Operation::Logout => "logout",
             Operation::GetUserInfo => "getUserInfo",
             Operation::SetPassword { .. } => "setPassword",
+            Operation::ChangeOwnPassword { .. } => "changeOwnPassword",
         }
     }
 }
@@ -186,6 +193,20 @@ pub fn parse(body: &[u8], api: Api) -> Result<Request, ParseError> {
                     element: "password",
                 })?,
         },
+        "changeOwnPassword" => {
+            let required = |element: &'static str| -> Result<SentPassword, ParseError> {
+                field(&op, ns, element)?
+                    .map(SentPassword)
+                    .ok_or(ParseError::Missing {
+                        operation: "changeOwnPassword",
+                        element,
+                    })
+            };
+            Operation::ChangeOwnPassword {
+                old_password: required("oldPassword")?,
+                new_password: required("newPassword")?,
+            }
+        }
         _ => return Err(unknown()),
     };
     let header_field = |block: &str, name: &'static str| -> Result<Option<String>, ParseError> {
@@ -318,6 +339,38 @@ mod tests {
         let x = JSFORCE.replace("<password>Passw0rd!TOKEN</password>", "<password/>");
         let r = parse(x.as_bytes(), Api::Partner).unwrap();
         assert_eq!(r.operation, login("user@example.com", ""));
+    }
+
+    #[test]
+    fn change_own_password_takes_both_passwords_as_sent() {
+        let call = |body: &str| {
+            format!(
+                r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><changeOwnPassword xmlns="urn:partner.soap.sforce.com">{body}</changeOwnPassword></s:Body></s:Envelope>"#
+            )
+        };
+        let r = parse(
+            call("<oldPassword> old &amp; </oldPassword><newPassword>New-Passw0rd</newPassword>")
+                .as_bytes(),
+            Api::Partner,
+        )
+        .unwrap();
+        assert_eq!(
+            r.operation,
+            Operation::ChangeOwnPassword {
+                old_password: SentPassword(" old & ".into()),
+                new_password: SentPassword("New-Passw0rd".into()),
+            }
+        );
+        assert_eq!(
+            parse(
+                call("<newPassword>x</newPassword>").as_bytes(),
+                Api::Partner
+            ),
+            Err(ParseError::Missing {
+                operation: "changeOwnPassword",
+                element: "oldPassword"
+            })
+        );
     }
 
     fn malformed() -> ParseError {

@@ -1,5 +1,5 @@
 //! SOAP at `/services/Soap/u/{version}[/{orgId}]` (partner) and `/services/Soap/c/…`
-//! (enterprise): `login`, `logout`, `getUserInfo`, `setPassword`. The handler reads the body
+//! (enterprise): `login`, `logout`, `getUserInfo`, `setPassword`, `changeOwnPassword`. The handler reads the body
 //! (limited, gzip accepted), parses the envelope, calls the service, and renders the answer or
 //! a fault; every rule lives in `service` and `domain`.
 
@@ -176,12 +176,17 @@ impl Ctx<'_> {
             return Ok(render::empty(api, "logoutResponse", false));
         }
         let session = s
-            .check_session(sid)
+            .check_api_session(sid)
             .await
             .map_err(|e| self.service_fault(&e))?
             .ok_or_else(|| Fault::invalid_session(api))?;
-        let set_password = matches!(op, Operation::SetPassword { .. });
-        if session.session.password_expired && !set_password {
+        // R-L6: an expired password's session may only replace the password (setPassword then
+        // explains that one's own password takes changeOwnPassword).
+        let password_call = matches!(
+            op,
+            Operation::SetPassword { .. } | Operation::ChangeOwnPassword { .. }
+        );
+        if session.session.password_expired && !password_call {
             return Err(Fault::unexpected(
                 api,
                 "INVALID_OPERATION_WITH_EXPIRED_PASSWORD",
@@ -203,6 +208,29 @@ impl Ctx<'_> {
                     .map_err(|e| self.set_password_fault(&e))?;
                 Ok(render::empty(api, "setPasswordResponse", true))
             }
+            Operation::ChangeOwnPassword {
+                old_password,
+                new_password,
+            } => {
+                let actor = s
+                    .actor_for(&session)
+                    .await
+                    .map_err(|e| self.service_fault(&e))?;
+                s.change_own_password(
+                    &actor,
+                    &Password::new(old_password.0),
+                    &Password::new(new_password.0),
+                    Some(&session.session.digest),
+                )
+                .await
+                .map_err(|e| match e {
+                    // The current password was not proved: wrong, missing, or the user is
+                    // locked (a wrong one counts as a failed login, R-L5).
+                    ServiceError::Refused(m) => Fault::invalid_old_password(api, &m),
+                    other => self.set_password_fault(&other),
+                })?;
+                Ok(render::empty(api, "changeOwnPasswordResponse", true))
+            }
             Operation::Login { .. } | Operation::Logout => Err(Fault::invalid_session(api)),
         }
     }
@@ -210,7 +238,7 @@ impl Ctx<'_> {
     fn set_password_fault(&self, e: &ServiceError) -> Fault {
         match e {
             ServiceError::Invalid(m) | ServiceError::Conflict(m) => {
-                Fault::unexpected(self.api, "INVALID_NEW_PASSWORD", m)
+                Fault::invalid_new_password(self.api, m)
             }
             ServiceError::NotFound(_) => {
                 Fault::unexpected(self.api, "INVALID_ID_FIELD", "invalid user id")

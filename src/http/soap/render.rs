@@ -123,7 +123,8 @@ pub fn get_user_info(api: Api, info: &UserInfo) -> Response {
     xml(StatusCode::OK, body)
 }
 
-/// `logoutResponse` (empty) and `setPasswordResponse` (an empty `result`).
+/// `logoutResponse` (empty), `setPasswordResponse` and `changeOwnPasswordResponse` (an empty
+/// `result`).
 pub fn empty(api: Api, element: &str, with_result: bool) -> Response {
     let body = EmptyXml {
         ns: api.namespace(),
@@ -156,8 +157,10 @@ pub const API_DISABLED: &str = "API is disabled for this User";
 pub const LOGIN_RATE_EXCEEDED: &str =
     "Login rate exceeded: too many failed logins from this address; try again later";
 pub const INVALID_SESSION: &str = "Invalid Session ID found in SessionHeader: Illegal Session";
-pub const EXPIRED_PASSWORD: &str = "The users password has expired, you must call SetPassword \
-before attempting any other API operations";
+/// Salesforce's text names `SetPassword`; keyward's setPassword sets other users' passwords only,
+/// so the text names the call that works.
+pub const EXPIRED_PASSWORD: &str = "The users password has expired, you must call \
+changeOwnPassword before attempting any other API operations";
 
 impl Fault {
     /// A `LoginFault`: `sf:CODE`, `CODE: message`.
@@ -168,6 +171,27 @@ impl Fault {
     /// An `UnexpectedErrorFault` (session, password and access errors).
     pub fn unexpected(api: Api, code: &'static str, message: &str) -> Fault {
         Fault::typed(api, "UnexpectedErrorFault", code, message)
+    }
+
+    /// `changeOwnPassword`'s refusal of the current password (the WSDL's
+    /// `InvalidOldPasswordFault`).
+    pub fn invalid_old_password(api: Api, message: &str) -> Fault {
+        Fault::typed(
+            api,
+            "InvalidOldPasswordFault",
+            "INVALID_OLD_PASSWORD",
+            message,
+        )
+    }
+
+    /// A new password the policy refuses (the WSDL's `InvalidNewPasswordFault`).
+    pub fn invalid_new_password(api: Api, message: &str) -> Fault {
+        Fault::typed(
+            api,
+            "InvalidNewPasswordFault",
+            "INVALID_NEW_PASSWORD",
+            message,
+        )
     }
 
     fn typed(api: Api, kind: &'static str, code: &'static str, message: &str) -> Fault {

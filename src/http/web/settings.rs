@@ -6,7 +6,7 @@ use super::auth::{SESSION_COOKIE, Signed, done};
 use super::{Chrome, Done, NavItem, WebError, WebForm, cookie, page};
 use crate::domain::secret::Password;
 use crate::http::{AppState, RequestId};
-use crate::service::account::UserChange;
+use crate::service::account::{RefreshTokenView, UserChange};
 use crate::service::{ServiceError, fmt_ms, id18};
 use askama::Template;
 use axum::Router;
@@ -31,6 +31,10 @@ pub fn routes() -> Router<AppState> {
         .route("/settings/history", get(history_page))
         .route("/settings/sessions", get(sessions_page))
         .route("/settings/sessions/end", post(end_session))
+        .route(
+            "/settings/refresh-tokens/revoke",
+            post(revoke_refresh_token),
+        )
         .route("/settings/browsers/forget", post(forget_browsers))
 }
 
@@ -533,6 +537,25 @@ pub struct SessionLine {
     pub current: bool,
 }
 
+/// A refresh token as the sessions tables show it.
+pub struct RefreshLine {
+    pub handle: String,
+    pub client_name: String,
+    pub created: String,
+    pub last_used: String,
+}
+
+pub fn refresh_lines(rows: Vec<RefreshTokenView>) -> Vec<RefreshLine> {
+    rows.into_iter()
+        .map(|r| RefreshLine {
+            handle: r.handle,
+            client_name: r.client_name,
+            created: fmt_ms(r.created_at),
+            last_used: fmt_ms(r.last_used_at),
+        })
+        .collect()
+}
+
 pub struct BrowserLine {
     pub created: String,
     pub source_ip: String,
@@ -546,6 +569,8 @@ pub struct SessionsPage {
     pub chrome: Chrome,
     pub sessions: Vec<SessionLine>,
     pub end_action: String,
+    pub refresh_tokens: Vec<RefreshLine>,
+    pub revoke_action: String,
     pub show_browsers: bool,
     pub browsers: Vec<BrowserLine>,
 }
@@ -579,6 +604,11 @@ async fn sessions_page(
         .sessions_of(&s.actor, s.user_id())
         .await
         .map_err(e)?;
+    let refresh_tokens = state
+        .services
+        .refresh_tokens_of(&s.actor, s.user_id())
+        .await
+        .map_err(|e| WebError::service(e, &rid))?;
     let browsers = state
         .services
         .verified_browsers(&s.actor)
@@ -596,6 +626,7 @@ async fn sessions_page(
         &d,
         &[
             ("ended", "The session was ended."),
+            ("revoked", "The refresh token was revoked."),
             (
                 "forgotten",
                 "Your verified browsers were forgotten: the next login from each needs a \
@@ -607,6 +638,8 @@ async fn sessions_page(
         chrome: c,
         sessions: session_lines(sessions, &s.session.session.digest),
         end_action: "/settings/sessions/end".into(),
+        refresh_tokens: refresh_lines(refresh_tokens),
+        revoke_action: "/settings/refresh-tokens/revoke".into(),
         show_browsers: true,
         browsers: browsers
             .into_iter()
@@ -639,6 +672,27 @@ async fn end_session(
         .await
         .map_err(|e| WebError::service(e, &rid))?;
     Ok(done("/settings/sessions", "ended"))
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    refresh_token: String,
+}
+
+async fn revoke_refresh_token(
+    State(state): State<AppState>,
+    s: Signed,
+    rid: RequestId,
+    form: WebForm<RevokeForm>,
+) -> Page {
+    s.check(&form)?;
+    state
+        .services
+        .revoke_refresh_token(&s.actor, s.user_id(), &form.data.refresh_token)
+        .await
+        .map_err(|e| WebError::service(e, &rid))?;
+    Ok(done("/settings/sessions", "revoked"))
 }
 
 async fn forget_browsers(

@@ -4,7 +4,7 @@
 //! CSV, per-hour chart), the audit trail and the email log.
 
 use super::auth::{Admin, Signed, done};
-use super::settings::{SessionLine, session_lines};
+use super::settings::{RefreshLine, SessionLine, refresh_lines, session_lines};
 use super::{
     Chrome, Done, NavItem, WebError, WebForm, capitalise, checked, given, page, user_error,
 };
@@ -111,6 +111,7 @@ fn messages(d: &Done) -> Option<&'static str> {
         }
         "remove-mfa" => "The authenticator app was removed.",
         "end-session" => "The session was ended.",
+        "revoke-refresh-token" => "The refresh token was revoked.",
         "retried" => "The mail was queued for delivery again.",
         "unchanged" => "Nothing changed.",
         _ => return None,
@@ -312,6 +313,8 @@ struct UserPage {
     token_refusal: Option<String>,
     totp: bool,
     sessions: Vec<SessionLine>,
+    refresh_tokens: Vec<RefreshLine>,
+    revoke_action: String,
     rules: String,
     /// The admin's own user: no admin reset of their own password.
     is_self: bool,
@@ -329,6 +332,10 @@ async fn render_user(state: &AppState, s: &Signed, rid: &RequestId, id: &str, c:
         .map_err(err)?;
     let totp = sv.totp_status(&s.actor, &v.user.id).await.map_err(err)?;
     let sessions = sv.sessions_of(&s.actor, &v.user.id).await.map_err(err)?;
+    let refresh_tokens = sv
+        .refresh_tokens_of(&s.actor, &v.user.id)
+        .await
+        .map_err(err)?;
     let never = || "never".to_string();
     let name = {
         let n = v.user.full_name();
@@ -352,6 +359,8 @@ async fn render_user(state: &AppState, s: &Signed, rid: &RequestId, id: &str, c:
         token_refusal,
         totp: totp.enrolled,
         sessions: session_lines(sessions, &s.session.session.digest),
+        refresh_tokens: refresh_lines(refresh_tokens),
+        revoke_action: format!("/setup/users/{}/revoke-refresh-token", id18(&v.user.id)),
         rules: policy_of(&s.session.org).rules_text(),
         is_self: v.user.id == s.session.user.id,
         v,
@@ -410,6 +419,8 @@ struct ActionForm {
     password: String,
     #[serde(default)]
     session: String,
+    #[serde(default)]
+    refresh_token: String,
 }
 
 async fn user_action(
@@ -433,6 +444,10 @@ async fn user_action(
             .map(|_| ()),
         "remove-mfa" => sv.remove_totp(a, &id, None).await.map(|_| ()),
         "end-session" => sv.end_session(a, &id, &form.data.session).await.map(|_| ()),
+        "revoke-refresh-token" => sv
+            .revoke_refresh_token(a, &id, &form.data.refresh_token)
+            .await
+            .map(|_| ()),
         _ => Err(ServiceError::NotFound(format!("no action {action:?}"))),
     };
     match result {

@@ -1,0 +1,411 @@
+//! What hostile testing found (issue 14), each on SQLite and PostgreSQL through the real HTTP
+//! stack: a session alone never changes the credentials it came from, refresh tokens end with
+//! their sessions, OAuth clients can be rotated, disabled and deleted, and the seams between
+//! surfaces (web sessions on the API, unknown OAuth clients, forwarded addresses, other orgs'
+//! ids, merge patches, hostile ids, session lifetimes, the admin API's error shape) hold.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::browser::{Browser, PW};
+use common::server::{Answer, TestServer, login_envelope, password_grant, session_envelope};
+use common::{Backend, oauth_client, org};
+use keyward::service::Actor;
+use serde_json::{Value, json};
+
+const SOAP: &str = "/services/Soap/u/59.0";
+
+fn cli() -> Actor {
+    Actor::Cli("test".into())
+}
+
+fn id18(id15: &str) -> String {
+    keyward::service::id18(id15)
+}
+
+on_both!(
+    a_session_alone_never_changes_the_credentials_it_came_from,
+    ending_a_session_ends_its_refresh_token,
+);
+
+async fn soap_login(srv: &TestServer, username: &str, password: &str) -> Answer {
+    srv.soap(SOAP, &login_envelope(username, password)).await
+}
+
+async fn soap_session(srv: &TestServer, username: &str) -> String {
+    let a = soap_login(srv, username, PW).await;
+    a.xml("sessionId")
+        .unwrap_or_else(|| panic!("login failed: {}", a.text))
+}
+
+fn soap_call(sid: &str, operation: &str) -> String {
+    session_envelope(sid, operation)
+}
+
+fn set_password(sid: &str, user_id: &str, password: &str) -> String {
+    soap_call(
+        sid,
+        &format!(
+            "<setPassword xmlns=\"urn:partner.soap.sforce.com\"><userId>{user_id}</userId>\
+             <password>{password}</password></setPassword>"
+        ),
+    )
+}
+
+fn change_own(sid: &str, old: &str, new: &str) -> String {
+    soap_call(
+        sid,
+        &format!(
+            "<changeOwnPassword xmlns=\"urn:partner.soap.sforce.com\"><oldPassword>{old}\
+             </oldPassword><newPassword>{new}</newPassword></changeOwnPassword>"
+        ),
+    )
+}
+
+/// An admin API call with a bearer session.
+async fn api(
+    srv: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    sid: &str,
+    body: Option<Value>,
+) -> Answer {
+    let mut r = srv
+        .http
+        .request(method, format!("{}{path}", srv.base))
+        .bearer_auth(sid);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    common::server::answer(r.send().await.unwrap()).await
+}
+
+/// The `kw_sid` cookie's value: the web session's id.
+fn web_session_id(b: &Browser) -> String {
+    b.cookies.trim_start_matches("kw_sid=").to_string()
+}
+
+/// Item 1. A stolen session — SOAP session id, OAuth access token or the web cookie, of a
+/// standard user or an admin — cannot replace the password, the email the tokens go to, or
+/// the authenticator: every interface asks for the current password, and setPassword never
+/// sets one's own.
+async fn a_session_alone_never_changes_the_credentials_it_came_from(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    let (client_id, secret) = oauth_client(s, "Acme", false, None).await;
+    let hijack = "Hijack-Passw0rd1";
+    for (username, user_id) in [(&acme.admin, &acme.admin_id), (&acme.user, &acme.user_id)] {
+        let soap = soap_session(&srv, username).await;
+        let grant = password_grant(&srv, &client_id, &secret, username, PW).await;
+        let oauth = grant.json()["access_token"].as_str().unwrap().to_string();
+        let web = Browser::login(&srv, username).await;
+        for (kind, sid) in [("SOAP", &soap), ("OAuth", &oauth)] {
+            let a = srv
+                .soap(SOAP, &set_password(sid, &id18(user_id), hijack))
+                .await;
+            assert_eq!(
+                a.xml("exceptionCode").as_deref(),
+                Some("INSUFFICIENT_ACCESS"),
+                "{kind} session of {username}: {}",
+                a.text
+            );
+            let a = srv
+                .soap(SOAP, &change_own(sid, "Wrong-Passw0rd1", hijack))
+                .await;
+            assert_eq!(
+                a.xml("exceptionCode").as_deref(),
+                Some("INVALID_OLD_PASSWORD"),
+                "{kind} session of {username}: {}",
+                a.text
+            );
+        }
+        // The web cookie is no API session at all (R-L8: an API-disabled user would get in).
+        let cookie = web_session_id(&web);
+        for op in [
+            set_password(&cookie, &id18(user_id), hijack),
+            soap_call(
+                &cookie,
+                "<getUserInfo xmlns=\"urn:partner.soap.sforce.com\"/>",
+            ),
+        ] {
+            let a = srv.soap(SOAP, &op).await;
+            assert_eq!(
+                a.xml("exceptionCode").as_deref(),
+                Some("INVALID_SESSION_ID")
+            );
+        }
+        assert_eq!(
+            srv.get("/services/oauth2/userinfo", Some(&cookie))
+                .await
+                .status,
+            403
+        );
+        let a = api(&srv, reqwest::Method::GET, "/api/v1/users", &cookie, None).await;
+        assert_eq!(a.status, 401, "{}", a.text);
+        // The web pages ask for the current password.
+        let csrf = web.csrf().await;
+        for current in ["", "Wrong-Passw0rd1"] {
+            let a = web
+                .post(
+                    "/settings/password",
+                    &[
+                        ("csrf", &csrf),
+                        ("current", current),
+                        ("new", hijack),
+                        ("confirm", hijack),
+                    ],
+                )
+                .await;
+            assert_eq!(a.status, 200, "refused in the page: {}", a.text);
+            assert!(a.text.contains("current password"), "{}", a.text);
+        }
+        let a = web
+            .post(
+                "/settings",
+                &[
+                    ("csrf", &csrf),
+                    ("first_name", "Ada"),
+                    ("last_name", "Lovelace"),
+                    ("email", "thief@evil.test"),
+                    ("current_password", ""),
+                ],
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        let a = web
+            .post("/settings/mfa/start", &[("csrf", &csrf), ("password", "")])
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        let actor = s
+            .actor_for(&s.check_session(&soap).await.unwrap().unwrap())
+            .await
+            .unwrap();
+        assert!(s.pending_totp(&actor, "keyward").await.unwrap().is_none());
+    }
+    // The admin API, with the admin's own API session, on the admin's own user.
+    let sid = soap_session(&srv, &acme.admin).await;
+    let own = format!("/api/v1/users/{}", id18(&acme.admin_id));
+    for (method, path, body) in [
+        (
+            reqwest::Method::POST,
+            format!("{own}/password"),
+            Some(json!({"password": hijack})),
+        ),
+        (
+            reqwest::Method::PATCH,
+            own.clone(),
+            Some(json!({"email": "thief@evil.test"})),
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("{own}/authenticator"),
+            None,
+        ),
+    ] {
+        let a = api(&srv, method.clone(), &path, &sid, body).await;
+        assert_eq!(a.status, 403, "{method} {path}: {}", a.text);
+        assert_eq!(a.json()["error"], "refused");
+    }
+    // Nothing changed: the passwords, the emails, no password mail.
+    for (username, user_id) in [(&acme.admin, &acme.admin_id), (&acme.user, &acme.user_id)] {
+        assert_eq!(
+            soap_login(&srv, username, PW).await.status,
+            200,
+            "{username}"
+        );
+        assert_eq!(soap_login(&srv, username, hijack).await.status, 500);
+        let shown = s.show_user(&cli(), user_id).await.unwrap();
+        assert_eq!(&shown.user.email, username);
+    }
+    let mails = srv.mails().await;
+    assert!(
+        !mails.iter().any(|m| m.subject.contains("password")),
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    srv.finish().await;
+}
+
+/// A password grant for `username` with a client that issues refresh tokens: (access token,
+/// refresh token).
+async fn grant_with_refresh(
+    srv: &TestServer,
+    client: &(String, String),
+    username: &str,
+) -> (String, String) {
+    let a = password_grant(srv, &client.0, &client.1, username, PW).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let j = a.json();
+    (
+        j["access_token"].as_str().unwrap().to_string(),
+        j["refresh_token"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn refresh(srv: &TestServer, client: &(String, String), rt: &str) -> Answer {
+    srv.form(
+        "/services/oauth2/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client.0),
+            ("client_secret", &client.1),
+            ("refresh_token", rt),
+        ],
+    )
+    .await
+}
+
+/// Asserts the refresh token no longer mints access tokens.
+async fn assert_refresh_dead(srv: &TestServer, client: &(String, String), rt: &str, how: &str) {
+    let a = refresh(srv, client, rt).await;
+    assert_eq!(a.status, 400, "{how}: {}", a.text);
+    assert_eq!(
+        a.json()["error_description"],
+        "expired access/refresh token",
+        "{how}"
+    );
+}
+
+/// The handle of the user's OAuth session (login type `Remote Access 2.0`), from the admin API.
+async fn oauth_session_handle(srv: &TestServer, admin: &str, user_id: &str) -> String {
+    let path = format!("/api/v1/users/{}/sessions", id18(user_id));
+    let a = api(srv, reqwest::Method::GET, &path, admin, None).await;
+    let all = a.json();
+    let found: Vec<&Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["login_type"] == "Remote Access 2.0")
+        .collect();
+    assert_eq!(found.len(), 1, "{}", a.text);
+    found[0]["handle"].as_str().unwrap().to_string()
+}
+
+/// A form posted from a logged-in browser with its CSRF token.
+async fn submit(b: &Browser, path: &str, field: &str, value: &str) -> Answer {
+    let csrf = b.csrf().await;
+    b.post(path, &[("csrf", &csrf), (field, value)]).await
+}
+
+/// The handle of the user's newest refresh token, from the admin API.
+async fn newest_refresh_handle(srv: &TestServer, admin: &str, user: &str) -> String {
+    let path = format!("/api/v1/users/{user}/refresh-tokens");
+    let listed = api(srv, reqwest::Method::GET, &path, admin, None)
+        .await
+        .json();
+    listed[0]["handle"].as_str().unwrap().to_string()
+}
+
+/// Item 2. Ending a session — by the user, by an admin (API or Setup), or by logging out —
+/// ends the refresh token issued with that OAuth login and every access token it minted;
+/// refresh tokens are listed beside sessions, with their client and times, and revocable.
+async fn ending_a_session_ends_its_refresh_token(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    let client = oauth_client(s, "Acme", true, None).await;
+    let admin = soap_session(&srv, &acme.admin).await;
+    let web = Browser::login(&srv, &acme.user).await;
+    let admin_web = Browser::login(&srv, &acme.admin).await;
+    let user = id18(&acme.user_id);
+    let tokens_path = format!("/api/v1/users/{user}/refresh-tokens");
+
+    // Listed beside the sessions, for the user and for admins; a refresh's new access token
+    // belongs to the same grant.
+    let (access, rt) = grant_with_refresh(&srv, &client, &acme.user).await;
+    srv.env.clock.advance(time::Duration::minutes(5));
+    let minted = refresh(&srv, &client, &rt).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed = api(&srv, reqwest::Method::GET, &tokens_path, &admin, None).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let listed = listed.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["client_name"], "app");
+    assert!(listed[0]["client_id"].as_str().unwrap().starts_with("0H4"));
+    assert_ne!(
+        listed[0]["created_at"], listed[0]["last_used_at"],
+        "last use recorded"
+    );
+    assert!(!listed.to_string().contains(&rt), "never the token itself");
+    let page = web.get("/settings/sessions").await;
+    assert!(page.text.contains("OAuth refresh tokens") && page.text.contains("app"));
+
+    // 1. The user ends the login's OAuth session (the refreshed one is of the same grant).
+    let path = format!("/api/v1/users/{user}/sessions");
+    let sessions = api(&srv, reqwest::Method::GET, &path, &admin, None)
+        .await
+        .json();
+    let mut oauth: Vec<&Value> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["login_type"] == "Remote Access 2.0")
+        .collect();
+    assert_eq!(oauth.len(), 2, "{sessions}");
+    oauth.sort_by_key(|s| s["created_at"].as_str().unwrap().to_string());
+    let first = oauth[0]["handle"].as_str().unwrap();
+    let a = submit(&web, "/settings/sessions/end", "session", first).await;
+    assert_eq!(a.status, 303, "{}", a.text);
+    assert_refresh_dead(&srv, &client, &rt, "user ended the session").await;
+    for token in [&access, &minted] {
+        let a = srv.get("/services/oauth2/userinfo", Some(token)).await;
+        assert_eq!(a.status, 403);
+    }
+
+    // 2. An admin ends it through the API; 3. in Setup.
+    let (_, rt) = grant_with_refresh(&srv, &client, &acme.user).await;
+    let handle = oauth_session_handle(&srv, &admin, &acme.user_id).await;
+    let path = format!("/api/v1/users/{user}/sessions/{handle}");
+    let a = api(&srv, reqwest::Method::DELETE, &path, &admin, None).await;
+    assert_eq!(a.status, 204);
+    assert_refresh_dead(&srv, &client, &rt, "admin API end-session").await;
+    let (_, rt) = grant_with_refresh(&srv, &client, &acme.user).await;
+    let handle = oauth_session_handle(&srv, &admin, &acme.user_id).await;
+    let path = format!("/setup/users/{user}/end-session");
+    let a = submit(&admin_web, &path, "session", &handle).await;
+    assert_eq!(a.status, 303, "{}", a.text);
+    assert_refresh_dead(&srv, &client, &rt, "Setup end-session").await;
+
+    // 4. Logging out: OAuth revocation of the access token, and SOAP logout with it.
+    let (access, rt) = grant_with_refresh(&srv, &client, &acme.user).await;
+    let a = srv
+        .form("/services/oauth2/revoke", &[("token", &access)])
+        .await;
+    assert_eq!(a.status, 200);
+    assert_refresh_dead(&srv, &client, &rt, "revocation of the access token").await;
+    let (access, rt) = grant_with_refresh(&srv, &client, &acme.user).await;
+    let logout = soap_call(&access, "<logout xmlns=\"urn:partner.soap.sforce.com\"/>");
+    assert_eq!(srv.soap(SOAP, &logout).await.status, 200);
+    assert_refresh_dead(&srv, &client, &rt, "SOAP logout").await;
+
+    // 5. Revoked where they are listed: the admin API, the user's page, Setup.
+    let (access, rt) = grant_with_refresh(&srv, &client, &acme.user).await;
+    let handle = newest_refresh_handle(&srv, &admin, &user).await;
+    let path = format!("{tokens_path}/{handle}");
+    let a = api(&srv, reqwest::Method::DELETE, &path, &admin, None).await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    assert_refresh_dead(&srv, &client, &rt, "admin API revoke").await;
+    let a = srv.get("/services/oauth2/userinfo", Some(&access)).await;
+    assert_eq!(a.status, 403);
+    let a = api(&srv, reqwest::Method::DELETE, &path, &admin, None).await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    for (browser, path) in [
+        (&web, "/settings/refresh-tokens/revoke".to_string()),
+        (
+            &admin_web,
+            format!("/setup/users/{user}/revoke-refresh-token"),
+        ),
+    ] {
+        let (_, rt) = grant_with_refresh(&srv, &client, &acme.user).await;
+        let handle = newest_refresh_handle(&srv, &admin, &user).await;
+        let a = submit(browser, &path, "refresh_token", &handle).await;
+        assert_eq!(a.status, 303, "{}", a.text);
+        assert_refresh_dead(&srv, &client, &rt, &path).await;
+    }
+    let audit = s.audit_trail(&cli(), "Acme", 100).await.unwrap();
+    assert!(audit.iter().any(|r| r.action == "refresh_token.revoked"));
+    srv.finish().await;
+}
