@@ -120,6 +120,7 @@ on_both!(
     cli_bad_input_gives_one_line_and_changes_nothing,
     cli_serve_bootstraps_an_empty_data_dir,
     cli_list_formats,
+    cli_rotates_disables_enables_and_deletes_oauth_clients,
 );
 
 async fn token_digest_of(db: &TestDb, username: &str) -> Option<String> {
@@ -390,6 +391,85 @@ async fn cli_runs_the_whole_token_lifecycle_and_leaks_no_secret(b: Backend) {
     }
     // The consumer secret is printed once, at creation, and only there.
     assert_eq!(count(&transcript, &client_secret), 1);
+    kw.db.drop_db().await;
+}
+
+/// Issue 14, item 3, on the command line: `oauth client rotate-secret` prints the new secret on
+/// one line (the old one is refused), `disable`/`enable` switch the client, `delete` removes it;
+/// each takes the consumer key or the client's id, and names what it cannot find.
+async fn cli_rotates_disables_enables_and_deletes_oauth_clients(b: Backend) {
+    let kw = Kw::new(b).await;
+    kw.ok(&["org", "create", "--name", "Acme"]);
+    let out = kw.ok(&[
+        "oauth", "client", "create", "--org", "Acme", "--name", "ETL",
+    ]);
+    let (key, first) = out.split_once('\n').unwrap();
+    let first = first.trim_end().to_string();
+    let id = kw.json(&["oauth", "client", "list", "Acme"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let authenticates = |secret: String| {
+        let key = key.to_string();
+        let db = &kw.db;
+        async move {
+            let s = services_for(db).await;
+            let r = s.authenticate_client(&key, &secret).await.unwrap();
+            s.db.close().await;
+            r.map(|_| ())
+        }
+    };
+    let rotated = kw.ok(&["oauth", "client", "rotate-secret", key]);
+    assert_eq!(rotated.lines().count(), 1, "{rotated:?}");
+    let second = rotated.trim_end().to_string();
+    assert_eq!(second.len(), 64);
+    assert!(
+        authenticates(first.clone()).await.is_err(),
+        "the old secret is refused"
+    );
+    assert_eq!(authenticates(second.clone()).await, Ok(()));
+    // By id too; disabling twice says so and fails nothing.
+    assert_eq!(kw.ok(&["oauth", "client", "disable", &id]), "");
+    assert_eq!(
+        kw.json(&["oauth", "client", "list", "Acme"])[0]["enabled"],
+        false
+    );
+    let again = kw.run(&["oauth", "client", "disable", &id]);
+    assert_eq!(again.code, 0);
+    assert!(
+        again.stderr.contains("already disabled"),
+        "{}",
+        again.stderr
+    );
+    assert!(matches!(
+        authenticates(second.clone()).await,
+        Err(keyward::service::oauth::ClientRefusal::Disabled { .. })
+    ));
+    kw.ok(&["oauth", "client", "enable", key]);
+    assert_eq!(authenticates(second.clone()).await, Ok(()));
+    kw.ok(&["oauth", "client", "delete", key]);
+    assert_eq!(
+        kw.json(&["oauth", "client", "list", "Acme"]),
+        serde_json::json!([])
+    );
+    for cmd in ["rotate-secret", "disable", "enable", "delete"] {
+        let o = kw.run(&["oauth", "client", cmd, key]);
+        assert_ne!(o.code, 0);
+        assert!(
+            o.stderr.contains(&format!("no OAuth client {key}")),
+            "{cmd}: {}",
+            o.stderr
+        );
+        assert_eq!(o.stdout, "");
+    }
+    let audit = kw.json(&["audit-trail", "Acme"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"oauth_client.deleted"), "{actions:?}");
     kw.db.drop_db().await;
 }
 

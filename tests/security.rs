@@ -26,6 +26,8 @@ fn id18(id15: &str) -> String {
 on_both!(
     a_session_alone_never_changes_the_credentials_it_came_from,
     ending_a_session_ends_its_refresh_token,
+    oauth_clients_rotate_disable_enable_and_delete,
+    unknown_clients_and_tokenless_passwords_count_against_the_address,
 );
 
 async fn soap_login(srv: &TestServer, username: &str, password: &str) -> Answer {
@@ -407,5 +409,338 @@ async fn ending_a_session_ends_its_refresh_token(b: Backend) {
     }
     let audit = s.audit_trail(&cli(), "Acme", 100).await.unwrap();
     assert!(audit.iter().any(|r| r.action == "refresh_token.revoked"));
+    srv.finish().await;
+}
+
+async fn client_credentials(srv: &TestServer, client: &(String, String)) -> Answer {
+    srv.form(
+        "/services/oauth2/token",
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client.0),
+            ("client_secret", &client.1),
+        ],
+    )
+    .await
+}
+
+/// The id (`0H4…`) of the client with this consumer key, from the admin API.
+async fn client_row_id(srv: &TestServer, admin: &str, consumer_key: &str) -> String {
+    let a = api(
+        srv,
+        reqwest::Method::GET,
+        "/api/v1/oauth-clients",
+        admin,
+        None,
+    )
+    .await;
+    let all = a.json();
+    let found = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client_id"] == consumer_key)
+        .unwrap_or_else(|| panic!("{consumer_key} not listed: {}", a.text));
+    found["id"].as_str().unwrap().to_string()
+}
+
+/// Item 3. OAuth clients can be rotated, disabled, enabled and deleted (admin API and Setup;
+/// the CLI in tests/cli.rs), and a client-credentials client stops when its run-as user is
+/// deactivated.
+async fn oauth_clients_rotate_disable_enable_and_delete(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    let admin = soap_session(&srv, &acme.admin).await;
+    let admin_web = Browser::login(&srv, &acme.admin).await;
+    let mut client = oauth_client(s, "Acme", true, None).await;
+    let id = client_row_id(&srv, &admin, &client.0).await;
+    let path = format!("/api/v1/oauth-clients/{id}");
+
+    // Rotation: a new secret once; the old one refused; tokens already issued keep working.
+    let (access, rt) = grant_with_refresh(&srv, &client, &acme.user).await;
+    let a = api(
+        &srv,
+        reqwest::Method::POST,
+        &format!("{path}/rotate-secret"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let new_secret = a.json()["client_secret"].as_str().unwrap().to_string();
+    assert_ne!(new_secret, client.1);
+    let old = client.clone();
+    client.1 = new_secret;
+    let a = refresh(&srv, &old, &rt).await;
+    assert_eq!(
+        (a.status, a.json()["error"].as_str()),
+        (400, Some("invalid_client"))
+    );
+    assert_eq!(refresh(&srv, &client, &rt).await.status, 200);
+    assert_eq!(
+        srv.get("/services/oauth2/userinfo", Some(&access))
+            .await
+            .status,
+        200
+    );
+
+    // Disabled: access tokens end, every grant and the refresh tokens are refused; enabled
+    // again, the refresh token works again.
+    let a = api(
+        &srv,
+        reqwest::Method::POST,
+        &format!("{path}/disable"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.json()["enabled"].as_bool()),
+        (200, Some(false)),
+        "{}",
+        a.text
+    );
+    assert_eq!(
+        srv.get("/services/oauth2/userinfo", Some(&access))
+            .await
+            .status,
+        403
+    );
+    let a = refresh(&srv, &client, &rt).await;
+    assert_eq!(
+        a.json()["error_description"],
+        "this client is disabled",
+        "{}",
+        a.text
+    );
+    let a = password_grant(&srv, &client.0, &client.1, &acme.user, PW).await;
+    assert_eq!(a.json()["error"], "invalid_client", "{}", a.text);
+    let a = api(
+        &srv,
+        reqwest::Method::POST,
+        &format!("{path}/enable"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(a.json()["enabled"], true);
+    assert_eq!(refresh(&srv, &client, &rt).await.status, 200);
+
+    // Deleted (in Setup): every access and refresh token issued to it stops at once.
+    let (access, rt) = grant_with_refresh(&srv, &client, &acme.user).await;
+    let a = submit(&admin_web, &format!("/setup/oauth/{id}/delete"), "x", "").await;
+    assert_eq!(a.status, 303, "{}", a.text);
+    assert_eq!(
+        srv.get("/services/oauth2/userinfo", Some(&access))
+            .await
+            .status,
+        403
+    );
+    let a = refresh(&srv, &client, &rt).await;
+    assert_eq!(a.json()["error"], "invalid_client_id", "{}", a.text);
+    assert_eq!(
+        api(&srv, reqwest::Method::GET, &path, &admin, None)
+            .await
+            .status,
+        404
+    );
+
+    // Setup rotates (the new secret on the answer, once), disables and enables.
+    let client = oauth_client(s, "Acme", false, None).await;
+    let id = client_row_id(&srv, &admin, &client.0).await;
+    let page = submit(
+        &admin_web,
+        &format!("/setup/oauth/{id}/rotate-secret"),
+        "x",
+        "",
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("has a new secret"), "{}", page.text);
+    let a = password_grant(&srv, &client.0, &client.1, &acme.user, PW).await;
+    assert_eq!(
+        a.json()["error"],
+        "invalid_client",
+        "old secret: {}",
+        a.text
+    );
+    let a = submit(&admin_web, &format!("/setup/oauth/{id}/disable"), "x", "").await;
+    assert_eq!(a.status, 303, "{}", a.text);
+    assert!(
+        admin_web
+            .get("/setup/oauth")
+            .await
+            .text
+            .contains("Disabled")
+    );
+    let a = submit(&admin_web, &format!("/setup/oauth/{id}/enable"), "x", "").await;
+    assert_eq!(a.status, 303, "{}", a.text);
+
+    // client_credentials stops when its run-as user is deactivated, and its token with it.
+    let cc = oauth_client(s, "Acme", false, Some(&acme.user)).await;
+    let a = client_credentials(&srv, &cc).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let token = a.json()["access_token"].as_str().unwrap().to_string();
+    s.deactivate(&cli(), &acme.user).await.unwrap();
+    assert_eq!(
+        srv.get("/services/oauth2/userinfo", Some(&token))
+            .await
+            .status,
+        403
+    );
+    let a = client_credentials(&srv, &cc).await;
+    assert_eq!(
+        (a.status, a.json()["error_description"].as_str()),
+        (400, Some("inactive user"))
+    );
+
+    let actions: Vec<String> = s
+        .audit_trail(&cli(), "Acme", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    for expected in [
+        "oauth_client.secret_rotated",
+        "oauth_client.disabled",
+        "oauth_client.enabled",
+        "oauth_client.deleted",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected}: {actions:?}"
+        );
+    }
+    srv.finish().await;
+}
+
+/// A server whose address limit is 3 failures per 15 minutes, trusting 127.0.0.1 as a proxy so
+/// a test can speak from any address.
+async fn limited_server(b: Backend) -> TestServer {
+    let limit = keyward::domain::throttle::AddressLimit {
+        failures: 3,
+        window: time::Duration::minutes(15),
+        exempt: vec![],
+    };
+    let env = common::Env::new_with(b, move |s| s.with_address_limit(limit)).await;
+    TestServer::on(env, |c| c.server.trusted_proxies = vec!["127.0.0.1".into()]).await
+}
+
+fn token_form(client_id: &str, secret: &str, user: &str, password: &str) -> String {
+    common::server::form_body(&[
+        ("grant_type", "password"),
+        ("client_id", client_id),
+        ("client_secret", secret),
+        ("username", user),
+        ("password", password),
+    ])
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Items 4 and 5. Token requests naming an unknown client id, or a client's wrong secret,
+/// count against the source address and are refused once it is refused; they write no
+/// login-history row on the user they named (the request never reached that user). The right
+/// password without its token counts against the address too, never towards the lockout.
+async fn unknown_clients_and_tokenless_passwords_count_against_the_address(b: Backend) {
+    let srv = limited_server(b).await;
+    let s = srv.services();
+    s.create_org(&cli(), "Acme").await.unwrap();
+    let user = "ada@acme.test";
+    common::create_user(s, "Acme", user, Some(PW), None).await;
+    let token = common::latest_token(&srv.mails().await, user);
+    let client = oauth_client(s, "Acme", false, None).await;
+    let good = format!("{PW}{token}");
+    let path = "/services/oauth2/token";
+
+    // Item 4: three unknown client ids naming a real user from one address...
+    let guesser = "203.0.113.40";
+    for i in 0..3 {
+        let body = token_form(&format!("3MVG9guess{i}"), "x", user, &good);
+        let a = srv.post_from(guesser, path, FORM, body).await;
+        assert_eq!(a.json()["error"], "invalid_client_id", "{}", a.text);
+    }
+    // ...and it is refused, even with the real client and the right credentials.
+    let a = srv
+        .post_from(
+            guesser,
+            path,
+            FORM,
+            token_form(&client.0, &client.1, user, &good),
+        )
+        .await;
+    assert_eq!(a.status, 429, "{}", a.text);
+    assert_eq!(a.json()["error_code"], "LOGIN_RATE_EXCEEDED");
+    let body = token_form("3MVG9guess9", "x", user, &good);
+    assert_eq!(srv.post_from(guesser, path, FORM, body).await.status, 429);
+    // A wrong secret of a real client counts too; its row is in the client's org, on no user.
+    let other = "203.0.113.41";
+    for _ in 0..3 {
+        let body = token_form(&client.0, "wrong-secret", user, &good);
+        let a = srv.post_from(other, path, FORM, body).await;
+        assert_eq!(a.json()["error"], "invalid_client", "{}", a.text);
+    }
+    let body = token_form(&client.0, &client.1, user, &good);
+    assert_eq!(srv.post_from(other, path, FORM, body).await.status, 429);
+    let mine = s
+        .login_history(&cli(), None, Some(user), 100)
+        .await
+        .unwrap();
+    assert!(mine.is_empty(), "rows on the named user: {mine:?}");
+    let org_rows = s
+        .login_history(&cli(), Some("Acme"), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(org_rows.len(), 3, "the wrong secrets, in the client's org");
+    assert!(
+        org_rows
+            .iter()
+            .all(|r| r.user_id.is_none() && r.source_ip == other)
+    );
+    let all = s.login_history(&cli(), None, None, 100).await.unwrap();
+    assert_eq!(
+        all.iter().filter(|r| r.source_ip == guesser).count(),
+        3,
+        "the unknown clients, in no org"
+    );
+
+    // Item 5: the right password without its token, three times, and the address is refused.
+    let holder = "198.51.100.9";
+    for _ in 0..3 {
+        let a = srv
+            .post_from(holder, SOAP, "text/xml", login_envelope(user, PW))
+            .await;
+        assert_eq!(
+            a.xml("exceptionCode").as_deref(),
+            Some("LOGIN_MUST_USE_SECURITY_TOKEN")
+        );
+    }
+    let a = srv
+        .post_from(holder, SOAP, "text/xml", login_envelope(user, &good))
+        .await;
+    assert_eq!(
+        a.xml("exceptionCode").as_deref(),
+        Some("LOGIN_RATE_EXCEEDED"),
+        "{}",
+        a.text
+    );
+    let shown = s.show_user(&cli(), user).await.unwrap();
+    assert_eq!(
+        shown.user.failed_logins, 0,
+        "never towards the user's lockout"
+    );
+    assert!(shown.user.locked_until.is_none());
+    // Another address logs in.
+    let a = srv
+        .post_from(
+            "198.51.100.10",
+            SOAP,
+            "text/xml",
+            login_envelope(user, &good),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
     srv.finish().await;
 }

@@ -363,6 +363,28 @@ pub enum OauthClientCommand {
         #[command(flatten)]
         format: FormatArg,
     },
+    /// Give a client a new secret and print it (shown only now); the old one is refused from
+    /// now on, tokens already issued keep working
+    RotateSecret {
+        /// The consumer key (3MVG9…) or the client's id (0H4…)
+        #[arg(value_name = "CLIENT_ID")]
+        client: String,
+    },
+    /// Disable a client: its access tokens end, every grant and its refresh tokens are refused
+    Disable {
+        #[arg(value_name = "CLIENT_ID")]
+        client: String,
+    },
+    /// Enable a disabled client again (its refresh tokens work again)
+    Enable {
+        #[arg(value_name = "CLIENT_ID")]
+        client: String,
+    },
+    /// Delete a client and every access and refresh token issued to it
+    Delete {
+        #[arg(value_name = "CLIENT_ID")]
+        client: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -1073,6 +1095,7 @@ async fn oauth(s: &Services, actor: &Actor, c: OauthClientCommand) -> Result<(),
                 "client_id",
                 "refresh_tokens",
                 "run_as_user_id",
+                "enabled",
                 "created",
             ]);
             for c in s.list_oauth_clients(actor, &org).await? {
@@ -1084,11 +1107,27 @@ async fn oauth(s: &Services, actor: &Actor, c: OauthClientCommand) -> Result<(),
                     c.run_as_user_id
                         .as_deref()
                         .map_or(Value::Null, |u| json!(id18(u))),
+                    json!(c.enabled),
                     json!(fmt_ms(c.created_at)),
                 ]);
             }
             print(&l.render(format.format));
         }
+        OauthClientCommand::RotateSecret { client } => {
+            let (_, secret) = s.rotate_client_secret(actor, &client).await?;
+            print(&format!("{}\n", secret.0));
+        }
+        OauthClientCommand::Disable { client } => {
+            if !s.set_client_enabled(actor, &client, false).await? {
+                note("The client was already disabled.");
+            }
+        }
+        OauthClientCommand::Enable { client } => {
+            if !s.set_client_enabled(actor, &client, true).await? {
+                note("The client was already enabled.");
+            }
+        }
+        OauthClientCommand::Delete { client } => s.delete_oauth_client(actor, &client).await?,
     }
     Ok(())
 }

@@ -360,16 +360,19 @@ impl Hasher {
         password: &Password,
         phc: Option<&str>,
     ) -> Result<bool, CryptoError> {
-        self.verify_from(OWN_LANE, password, phc).await
+        self.verify_from(OWN_LANE, password, phc, true).await
     }
 
     /// [`Hasher::verify`] for a login from the source address `lane` (its
-    /// `domain::throttle::address_key`).
+    /// `domain::throttle::address_key`). A right password earns the lane the pool's credit only
+    /// when `credit` says the login would then succeed: the right password without the token
+    /// it needs is failed work like a guess, so a flood of them ranks behind other addresses.
     pub async fn verify_from(
         &self,
         lane: &str,
         password: &Password,
         phc: Option<&str>,
+        credit: bool,
     ) -> Result<bool, CryptoError> {
         let pw = password.clone();
         let (target, real) = match phc {
@@ -378,7 +381,7 @@ impl Hasher {
         };
         self.run(lane, move |_| {
             let proved = verify_blocking(pw.expose(), &target) && real;
-            (proved, proved)
+            (proved, proved && credit)
         })
         .await
     }
@@ -389,7 +392,9 @@ impl Hasher {
         lane: &str,
         password: &Password,
     ) -> Result<(), CryptoError> {
-        self.verify_from(lane, password, None).await.map(|_| ())
+        self.verify_from(lane, password, None, false)
+            .await
+            .map(|_| ())
     }
 
     /// True when a stored hash was made with other parameters than the configured ones, so the

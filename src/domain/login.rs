@@ -157,9 +157,9 @@ impl CheckResults {
     /// An attempt that proved no password — unknown user, wrong password, a user whose password
     /// was not checked because they are locked, inactive or outside their login IP ranges —
     /// counts against its source address's limit (`domain::throttle`). One that proved the
-    /// password (a missing or stale token, an expired password) does not: it is a
-    /// configuration problem of someone who holds the password, not a guess. Nor does an
-    /// unreachable delegated-authentication endpoint.
+    /// password alone (an expired password) does not, nor does an unreachable
+    /// delegated-authentication endpoint; the right password without the token it needed does,
+    /// by its decision ([`LoginDecision::counts_against_address`]).
     pub fn counts_against_address(&self) -> bool {
         self.password != PasswordCheck::Correct
             && !matches!(
@@ -279,6 +279,14 @@ pub struct LoginDecision {
 }
 
 impl LoginDecision {
+    /// Whether the attempt counts against its source address's limit: every attempt that
+    /// proved no password, and the right password without the security token it needed (R-L3)
+    /// — else whoever holds one password could send it without end, each attempt a hash.
+    /// Neither counts towards the user's lockout.
+    pub fn counts_against_address(&self, checks: &CheckResults) -> bool {
+        checks.counts_against_address() || self.outcome == LoginOutcome::MustUseSecurityToken
+    }
+
     fn fail(outcome: LoginOutcome, status: LoginStatus) -> LoginDecision {
         LoginDecision {
             outcome,
@@ -427,6 +435,24 @@ pub fn decide(
         status: S::Success,
         lockout: LockoutEffect::Reset,
     }
+}
+
+/// Whether the right password would let this attempt in, with the token it sent, from where it
+/// comes: only then does its hash earn the source address the hash pool's credit, so the right
+/// password without its token ranks in the pool like a guess (docs/security.md).
+pub fn right_password_lets_in(
+    subject: Option<&LoginSubject>,
+    ctx: &LoginContext,
+    checks: &CheckResults,
+) -> bool {
+    let with_password = CheckResults {
+        password: PasswordCheck::Correct,
+        ..*checks
+    };
+    matches!(
+        decide(subject, ctx, &with_password).outcome,
+        LoginOutcome::Success { .. }
+    )
 }
 
 /// The second step of a browser login (R-U1, R-U2): the password was right when the challenge
@@ -842,6 +868,60 @@ mod tests {
     }
 
     #[test]
+    fn the_right_password_without_its_token_counts_against_the_address_and_earns_no_credit() {
+        let policy = OrgPolicy::default();
+        let trusted = trusted_ranges();
+        let subject = LoginSubject {
+            active: true,
+            has_password: true,
+            lockout: Lockout::default(),
+            password_changed_at: Some(NOW - Duration::days(10)),
+            permissions: api_user(),
+            login_ranges: &[],
+        };
+        let ctx = |ip: &str| LoginContext {
+            channel: Channel::SoapPartner,
+            source_ip: ip.parse().unwrap(),
+            now: NOW,
+            trusted_ranges: &trusted,
+            policy: &policy,
+            device_verified: false,
+        };
+        let checks = |token| CheckResults {
+            password: PasswordCheck::Correct,
+            token,
+            delegated: DelegatedCheck::NotAsked,
+        };
+        let outside = ctx(UNTRUSTED);
+        for token in [TokenCheck::NotSupplied, TokenCheck::Invalid] {
+            let d = decide(Some(&subject), &outside, &checks(token));
+            assert_eq!(d.outcome, LoginOutcome::MustUseSecurityToken);
+            assert!(d.counts_against_address(&checks(token)), "{token:?}");
+            assert_eq!(
+                d.lockout,
+                LockoutEffect::Unchanged,
+                "never the user's lockout"
+            );
+            assert!(!right_password_lets_in(
+                Some(&subject),
+                &outside,
+                &checks(token)
+            ));
+        }
+        let ok = checks(TokenCheck::Valid);
+        assert!(!decide(Some(&subject), &outside, &ok).counts_against_address(&ok));
+        assert!(right_password_lets_in(Some(&subject), &outside, &ok));
+        // From a trusted range the password alone lets in; an unknown user never.
+        let alone = checks(TokenCheck::NotSupplied);
+        assert!(right_password_lets_in(
+            Some(&subject),
+            &ctx(TRUSTED),
+            &alone
+        ));
+        assert!(!right_password_lets_in(None, &outside, &ok));
+    }
+
+    #[test]
     fn oauth_grants_without_a_password() {
         let policy = OrgPolicy::default();
         let office = office();
@@ -955,8 +1035,9 @@ mod tests {
         assert!(c(P::Wrong, T::NotSupplied, D::NotAsked).counts_against_address());
         assert!(c(P::NotChecked, T::Valid, D::NotAsked).counts_against_address());
         assert!(c(P::NotChecked, T::NotSupplied, D::Rejected).counts_against_address());
-        // Not guesses: the right password with a missing or stale token, an SSO password the
-        // endpoint accepted, an endpoint that could not be reached.
+        // Not guesses by the checks alone: the right password (a missing or stale token counts
+        // by the decision, below), an SSO password the endpoint accepted, an endpoint that
+        // could not be reached.
         assert!(!c(P::Correct, T::NotSupplied, D::NotAsked).counts_against_address());
         assert!(!c(P::Correct, T::Invalid, D::NotAsked).counts_against_address());
         assert!(!c(P::NotChecked, T::NotSupplied, D::Accepted).counts_against_address());

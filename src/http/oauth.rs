@@ -13,7 +13,9 @@ use crate::domain::token::SuppliedSecret;
 use crate::service::ServiceError;
 use crate::service::id18;
 use crate::service::login::{LoginRequest, LoginSession};
-use crate::service::oauth::{ClientRefusal, GrantOutcome, GrantRequest, Introspection, issue_to};
+use crate::service::oauth::{
+    ClientRefusal, GrantOutcome, GrantRequest, Introspection, RefusalRecorded, issue_to,
+};
 use crate::store::oauth::OAuthClientRow;
 use axum::Json;
 use axum::Router;
@@ -253,7 +255,7 @@ impl TokenCtx<'_> {
         }
         let username = form.get("username");
         let (client_id, secret) = client_credentials(headers, &form)?;
-        let client = self.client(&client_id, &secret, username, grant).await?;
+        let client = self.client(&client_id, &secret, grant).await?;
         let s = &self.app.services;
         let err = |e: ServiceError| OAuthError::service(&e, self.request_id);
         match grant_type {
@@ -285,16 +287,7 @@ impl TokenCtx<'_> {
                     (LoginOutcome::Success { .. }, Some(session)) => {
                         Ok(self.issued(&session, &secret))
                     }
-                    // 429, as RFC 6585 says; the OAuth error stays a grant refusal.
-                    (LoginOutcome::AddressLimited, _) => Err(OAuthError {
-                        status: StatusCode::TOO_MANY_REQUESTS,
-                        code: Some("LOGIN_RATE_EXCEEDED"),
-                        retry_after: response.retry_after,
-                        ..OAuthError::new(
-                            "invalid_grant",
-                            "login rate exceeded: too many failed logins from this address",
-                        )
-                    }),
+                    (LoginOutcome::AddressLimited, _) => Err(rate_limited(response.retry_after)),
                     // R-L4: a password grant's refusals say nothing the password did not.
                     (outcome, _) => Err(refused(outcome, None)),
                 }
@@ -318,36 +311,42 @@ impl TokenCtx<'_> {
         }
     }
 
-    /// Authenticates the client; a refusal is a login-history row and Salesforce's error.
+    /// Authenticates the client; a refusal counts against the source address, is a
+    /// login-history row and Salesforce's error.
     async fn client(
         &self,
         client_id: &str,
         secret: &str,
-        username: Option<&str>,
         grant: &GrantRequest<'_>,
     ) -> Result<OAuthClientRow, OAuthError> {
         let s = &self.app.services;
         let err = |e: ServiceError| OAuthError::service(&e, self.request_id);
-        match s
+        let refusal = match s
             .authenticate_client(client_id, secret)
             .await
             .map_err(err)?
         {
-            Ok(c) => Ok(c),
-            Err(refusal) => {
-                s.record_client_refusal(username, client_id, grant)
-                    .await
-                    .map_err(err)?;
-                Err(match refusal {
-                    ClientRefusal::UnknownClient => {
-                        OAuthError::new("invalid_client_id", "client identifier invalid")
-                    }
-                    ClientRefusal::BadSecret => {
-                        OAuthError::new("invalid_client", "invalid client credentials")
-                    }
-                })
-            }
+            Ok(c) => return Ok(c),
+            Err(refusal) => refusal,
+        };
+        if let RefusalRecorded::AddressLimited(until) = s
+            .record_client_refusal(&refusal, client_id, grant)
+            .await
+            .map_err(err)?
+        {
+            return Err(rate_limited(Some(until - s.now())));
         }
+        Err(match refusal {
+            ClientRefusal::UnknownClient => {
+                OAuthError::new("invalid_client_id", "client identifier invalid")
+            }
+            ClientRefusal::BadSecret { .. } => {
+                OAuthError::new("invalid_client", "invalid client credentials")
+            }
+            ClientRefusal::Disabled { .. } => {
+                OAuthError::new("invalid_client", "this client is disabled")
+            }
+        })
     }
 
     fn grant_outcome(&self, outcome: GrantOutcome, secret: &str) -> Result<Response, OAuthError> {
@@ -383,6 +382,20 @@ impl TokenCtx<'_> {
             body["scope"] = json!("refresh_token api");
         }
         Json(body).into_response()
+    }
+}
+
+/// The per-address failed-login limit's refusal: 429, as RFC 6585 says; the OAuth error stays
+/// a grant refusal.
+fn rate_limited(retry_after: Option<time::Duration>) -> OAuthError {
+    OAuthError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        code: Some("LOGIN_RATE_EXCEEDED"),
+        retry_after,
+        ..OAuthError::new(
+            "invalid_grant",
+            "login rate exceeded: too many failed logins from this address",
+        )
     }
 }
 

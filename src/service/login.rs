@@ -280,9 +280,21 @@ impl Services {
         let lane = crate::domain::throttle::address_key(req.source_ip);
         match (plan, &known) {
             (CredentialCheck::VerifyPassword, Some(k)) => {
+                // A right password earns the lane credit only if it lets the login in.
+                let credit = {
+                    let policy = policy_of(&k.org);
+                    let ctx = context(&req, self.now(), &policy, Some(k));
+                    let checks = check_results(&checked, Some(&k.user));
+                    login::right_password_lets_in(Some(&subject_of(k, &k.user)), &ctx, &checks)
+                };
                 let ok = self
                     .hasher
-                    .verify_from(&lane, &req.secret.password, k.user.password_hash.as_deref())
+                    .verify_from(
+                        &lane,
+                        &req.secret.password,
+                        k.user.password_hash.as_deref(),
+                        credit,
+                    )
                     .await?;
                 checked.password = if ok {
                     PasswordCheck::Correct
@@ -430,7 +442,7 @@ impl Services {
             &attempt,
         )
         .await?;
-        if checks.counts_against_address() {
+        if decision.counts_against_address(&checks) {
             self.count_address_failure(&mut tx.c(), req.source_ip)
                 .await?;
         }
@@ -768,6 +780,20 @@ pub(crate) async fn record_attempt(
     a: &Attempt<'_>,
 ) -> Result<()> {
     login_history::insert(c, &history_row(now_ms, user, a)).await?;
+    Ok(())
+}
+
+/// Writes the login-history row of an attempt that reached no user: in `org_id`'s history
+/// when it was made against that org (its OAuth client), else in no org's (R-L9).
+pub(crate) async fn record_org_attempt(
+    c: &mut Conn<'_>,
+    now_ms: i64,
+    org_id: Option<&str>,
+    a: &Attempt<'_>,
+) -> Result<()> {
+    let mut row = history_row(now_ms, None, a);
+    row.org_id = org_id.map(str::to_string);
+    login_history::insert(c, &row).await?;
     Ok(())
 }
 

@@ -144,6 +144,15 @@ impl Actor {
         }
     }
 
+    /// Whether records of this org exist for the actor at all (R-M1): the CLI and keyward see
+    /// every org, a user only their own. What is not seen answers as what does not exist.
+    pub fn sees_org(&self, org_id: &str) -> bool {
+        match self {
+            Actor::User { org_id: own, .. } => own == org_id,
+            _ => true,
+        }
+    }
+
     /// A user acting on their own account, or an admin of the user's org (R-M1).
     pub fn check_self_or_admin(&self, org_id: &str, user_id: &str) -> Result<()> {
         match self {

@@ -9,7 +9,8 @@
 
 use super::audit::{self, Entry};
 use super::login::{
-    Attempt, Known, LoginSession, OAuthIssue, load_user, new_session, record_attempt, subject_of,
+    Attempt, Known, LoginSession, OAuthIssue, load_user, new_session, record_attempt,
+    record_org_attempt, subject_of,
 };
 use super::orgs::policy_of;
 use super::sessions::{ActiveSession, RefreshToken, SessionId};
@@ -43,12 +44,23 @@ pub struct ClientOptions<'a> {
 }
 
 /// Why a client could not be authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientRefusal {
     /// No client has this consumer key: `invalid_client_id`.
     UnknownClient,
-    /// The consumer secret is missing or wrong: `invalid_client`.
-    BadSecret,
+    /// The consumer secret of this org's client is missing or wrong: `invalid_client`.
+    BadSecret { org_id: String },
+    /// This org's client is disabled (said only to a caller with the right secret).
+    Disabled { org_id: String },
+}
+
+/// What became of a token request whose client was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalRecorded {
+    /// Counted against the source address, with a login-history row.
+    Counted,
+    /// The address is over its failed-login limit: refused until then, nothing recorded.
+    AddressLimited(time::OffsetDateTime),
 }
 
 /// Where a token request comes from, for login history (R-L9).
@@ -120,6 +132,7 @@ impl Services {
             issue_refresh_tokens: options.refresh_tokens,
             run_as_user_id: run_as.as_ref().map(|u| u.id.clone()),
             created_at: now,
+            enabled: true,
         };
         oauth::insert(&mut tx.c(), &row).await?;
         let mut display = format!("Created OAuth client {name}");
@@ -172,14 +185,17 @@ impl Services {
         let sent = digest(secret);
         Ok(match found {
             None => Err(ClientRefusal::UnknownClient),
-            Some(row) if !secret.is_empty() && ct_eq(&sent, &row.secret_digest) => Ok(row),
-            Some(_) => Err(ClientRefusal::BadSecret),
+            Some(row) if secret.is_empty() || !ct_eq(&sent, &row.secret_digest) => {
+                Err(ClientRefusal::BadSecret { org_id: row.org_id })
+            }
+            Some(row) if !row.enabled => Err(ClientRefusal::Disabled { org_id: row.org_id }),
+            Some(row) => Ok(row),
         })
     }
 
     /// The client with this consumer key, from this node's memory when it was read less than
-    /// `session_cache.ttl_ms` ago. Clients are only ever created, so nothing needs forgetting; a
-    /// change that edits or deletes one must call `client_cache.forget_all()` after its commit.
+    /// `session_cache.ttl_ms` ago: a secret rotated, or a client disabled or deleted, on this
+    /// node is seen at once (`commit_client_change`), on another within that time.
     async fn find_client(&self, client_id: &str) -> Result<Option<OAuthClientRow>> {
         let now = self.now_ms();
         if let Some(hit) = self.client_cache.get(client_id, now) {
@@ -195,18 +211,138 @@ impl Services {
         Ok(found)
     }
 
-    /// Login history for a token request refused before any user was checked (unknown client
-    /// or wrong client secret): an attempt all the same (R-L9), on the user it named if any.
+    /// One client, by consumer key or id, as the actor may see it.
+    pub async fn get_oauth_client(
+        &self,
+        actor: &Actor,
+        client_input: &str,
+    ) -> Result<OAuthClientRow> {
+        let mut c = self.db.conn().await?;
+        resolve::oauth_client(&mut c.c(), actor, client_input).await
+    }
+
+    /// A new consumer secret for the client, shown once; the old one is refused from the
+    /// commit on. Tokens already issued stay valid: rotation replaces the client's own
+    /// credential, not its users' grants.
+    pub async fn rotate_client_secret(
+        &self,
+        actor: &Actor,
+        client_input: &str,
+    ) -> Result<(OAuthClientRow, ClientSecret)> {
+        let mut tx = self.db.begin().await?;
+        let mut client = resolve::oauth_client(&mut tx.c(), actor, client_input).await?;
+        let secret = ClientSecret(random_base62(64));
+        client.secret_digest = digest(&secret.0);
+        oauth::set_secret_digest(
+            &mut tx.c(),
+            &client.org_id,
+            &client.id,
+            &client.secret_digest,
+        )
+        .await?;
+        let display = format!("Rotated the secret of OAuth client {}", client.name);
+        self.client_event(
+            &mut tx,
+            actor,
+            &client,
+            "oauth_client.secret_rotated",
+            display,
+        )
+        .await?;
+        self.commit_client_change(tx).await?;
+        Ok((client, secret))
+    }
+
+    /// Disables a client (its access tokens end; its refresh tokens and every grant are
+    /// refused until it is enabled) or enables it again. False when it already was so.
+    pub async fn set_client_enabled(
+        &self,
+        actor: &Actor,
+        client_input: &str,
+        enabled: bool,
+    ) -> Result<bool> {
+        let mut tx = self.db.begin().await?;
+        let client = resolve::oauth_client(&mut tx.c(), actor, client_input).await?;
+        if !oauth::set_enabled(&mut tx.c(), &client.org_id, &client.id, enabled).await? {
+            return Ok(false);
+        }
+        let (action, verb) = if enabled {
+            ("oauth_client.enabled", "Enabled")
+        } else {
+            ("oauth_client.disabled", "Disabled")
+        };
+        let display = format!("{verb} OAuth client {}", client.name);
+        self.client_event(&mut tx, actor, &client, action, display)
+            .await?;
+        self.commit_client_change(tx).await?;
+        Ok(true)
+    }
+
+    /// Deletes a client: every access and refresh token issued to it stops working at once.
+    pub async fn delete_oauth_client(&self, actor: &Actor, client_input: &str) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let client = resolve::oauth_client(&mut tx.c(), actor, client_input).await?;
+        oauth::delete(&mut tx.c(), &client.org_id, &client.id).await?;
+        let display = format!("Deleted OAuth client {}", client.name);
+        self.client_event(&mut tx, actor, &client, "oauth_client.deleted", display)
+            .await?;
+        self.commit_client_change(tx).await
+    }
+
+    async fn client_event(
+        &self,
+        tx: &mut crate::store::Tx,
+        actor: &Actor,
+        client: &OAuthClientRow,
+        action: &'static str,
+        display: String,
+    ) -> Result<()> {
+        audit::record(
+            &mut tx.c(),
+            self.now_ms(),
+            actor,
+            Entry {
+                org_id: &client.org_id,
+                action,
+                section: audit::CONNECTED_APPS,
+                display,
+                target_id: Some(&client.id),
+            },
+        )
+        .await
+    }
+
+    /// Commits a change to a client and its tokens, then drops this node's memory of clients
+    /// and session checks (also when the commit's outcome is unknown).
+    async fn commit_client_change(&self, tx: crate::store::Tx) -> Result<()> {
+        let committed = self.commit_session_change(tx).await;
+        self.client_cache.forget_all();
+        committed
+    }
+
+    /// A token request whose client was refused: a failed attempt against the source
+    /// address's limit (a client secret is guessed like a password), refused outright when the
+    /// address is over the limit. Its login-history row (R-L9) names no user — the request
+    /// never reached the user it named — and the org only when the client is that org's.
     pub async fn record_client_refusal(
         &self,
-        username: Option<&str>,
+        refusal: &ClientRefusal,
         client_id: &str,
         grant: &GrantRequest<'_>,
-    ) -> Result<()> {
-        let mut tx = self.db.begin().await?;
-        let user = match username.and_then(|u| validate::username(u).ok()) {
-            Some(u) => users::find_by_username(&mut tx.c(), &u).await?,
-            None => None,
+    ) -> Result<RefusalRecorded> {
+        let _admitted = match self.admit_address(grant.source_ip).await? {
+            super::throttle::Admission::Admitted(a) => a,
+            super::throttle::Admission::Refused(until) => {
+                self.metrics
+                    .count_login(Channel::OAuth, LoginStatus::LoginRateExceeded);
+                return Ok(RefusalRecorded::AddressLimited(until));
+            }
+        };
+        let org_id = match refusal {
+            ClientRefusal::UnknownClient => None,
+            ClientRefusal::BadSecret { org_id } | ClientRefusal::Disabled { org_id } => {
+                Some(org_id.as_str())
+            }
         };
         let attempt = Attempt {
             channel: Channel::OAuth,
@@ -216,11 +352,14 @@ impl Services {
             api_version: "",
             login_url: grant.login_url,
         };
-        record_attempt(&mut tx.c(), self.now_ms(), user.as_ref(), &attempt).await?;
+        let mut tx = self.db.begin().await?;
+        record_org_attempt(&mut tx.c(), self.now_ms(), org_id, &attempt).await?;
+        self.count_address_failure(&mut tx.c(), grant.source_ip)
+            .await?;
         tx.commit().await?;
         self.metrics
             .count_login(Channel::OAuth, LoginStatus::InvalidClient);
-        Ok(())
+        Ok(RefusalRecorded::Counted)
     }
 
     /// The `refresh_token` grant: a new access token for the user the refresh token was issued

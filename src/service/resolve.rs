@@ -5,6 +5,7 @@ use super::{Result, ServiceError};
 use crate::domain::ids::{KeyPrefix, SfId, looks_like_id};
 use crate::domain::validate;
 use crate::store::Conn;
+use crate::store::oauth::{self, OAuthClientRow};
 use crate::store::orgs::{self, OrgRow};
 use crate::store::profiles::{self, ProfileRow};
 use crate::store::users::{self, UserRow};
@@ -72,4 +73,29 @@ pub async fn org_for_update(c: &mut Conn<'_>, input: &str) -> Result<OrgRow> {
     orgs::get_for_update(c, &o.id)
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("no org named {:?}", o.name)))
+}
+
+/// An OAuth client by consumer key (`3MVG9…`) or id (`0H4…`), as `actor` may see it: another
+/// org's client answers exactly as one that does not exist (R-M1).
+pub async fn oauth_client(
+    c: &mut Conn<'_>,
+    actor: &super::Actor,
+    input: &str,
+) -> Result<OAuthClientRow> {
+    let input = input.trim();
+    let missing = || ServiceError::NotFound(format!("no OAuth client {input}"));
+    let found = if looks_like_id(input, KeyPrefix::OAuthClient) {
+        let id = SfId::parse_as(input, KeyPrefix::OAuthClient).map_err(|_| missing())?;
+        oauth::get_any_org(c, id.as_15()).await?
+    } else if !input.is_empty() && input.len() <= 255 {
+        oauth::find_by_client_id(c, input).await?
+    } else {
+        None
+    };
+    let client = found.ok_or_else(missing)?;
+    if !actor.sees_org(&client.org_id) {
+        return Err(missing());
+    }
+    actor.check_org(&client.org_id)?;
+    Ok(client)
 }

@@ -91,6 +91,27 @@ impl TestServer {
         answer(r).await
     }
 
+    /// A POST as if from `ip`: its `X-Forwarded-For` (believed when the server trusts
+    /// 127.0.0.1 as a proxy, `server.trusted_proxies`).
+    pub async fn post_from(
+        &self,
+        ip: &str,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> Answer {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", content_type)
+            .header("X-Forwarded-For", ip)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        answer(r).await
+    }
+
     pub async fn soap(&self, path: &str, envelope: &str) -> Answer {
         let r = self
             .http

@@ -44,6 +44,10 @@ pub struct LoginArgs {
     wrong: bool,
     #[arg(long)]
     unknown: bool,
+    /// Send the right password without its security token (the last 24 characters of the
+    /// credentials' secret): what someone who holds only the password can send
+    #[arg(long)]
+    no_token: bool,
     #[arg(long, default_value = "")]
     client_id: String,
     #[arg(long, default_value = "")]
@@ -237,6 +241,9 @@ async fn one(shared: &Shared, client: &reqwest::Client, due: Instant) -> Sample 
         };
         let secret = if a.wrong || a.unknown {
             format!("wrong-{i}")
+        } else if a.no_token {
+            let cut = secret.len().saturating_sub(24);
+            secret[..cut].to_string()
         } else {
             secret.clone()
         };

@@ -305,6 +305,8 @@ pub struct OAuthClient {
     pub refresh_tokens: bool,
     pub run_as_user_id: Option<String>,
     pub created_at: String,
+    /// A disabled client authenticates nowhere; its refresh tokens wait until it is enabled.
+    pub enabled: bool,
 }
 
 impl From<OAuthClientRow> for OAuthClient {
@@ -316,6 +318,7 @@ impl From<OAuthClientRow> for OAuthClient {
             refresh_tokens: c.issue_refresh_tokens,
             run_as_user_id: c.run_as_user_id.as_deref().map(id18),
             created_at: rfc3339(c.created_at),
+            enabled: c.enabled,
         }
     }
 }

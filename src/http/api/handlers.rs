@@ -67,6 +67,18 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/oauth-clients",
             get(list_oauth_clients).post(create_oauth_client),
         )
+        .route(
+            "/api/v1/oauth-clients/{id}",
+            get(get_oauth_client).delete(delete_oauth_client),
+        )
+        .route(
+            "/api/v1/oauth-clients/{id}/rotate-secret",
+            post(rotate_client_secret),
+        )
+        .route(
+            "/api/v1/oauth-clients/{id}/{action}",
+            post(oauth_client_action),
+        )
         .route("/api/v1/login-history", get(login_history))
         .route(
             "/api/v1/login-history/per-hour",
@@ -704,6 +716,93 @@ fn history_query(
         to: instant("to", p.to.as_deref())?,
         limit: limit(p.limit.or(default_limit))?,
     })
+}
+
+#[utoipa::path(get, path = "/api/v1/oauth-clients/{id}", tag = "oauth",
+    params(("id" = String, Path, description = "The client's id (0H4…) or consumer key")),
+    responses((status = 200, body = OAuthClient), (status = 404, body = ErrorBody)))]
+pub async fn get_oauth_client(
+    State(state): State<AppState>,
+    a: ApiAdmin,
+    rid: RequestId,
+    Path(id): Path<String>,
+) -> Answer<OAuthClient> {
+    let c = state
+        .services
+        .get_oauth_client(&a.actor, &id)
+        .await
+        .map_err(svc(&rid))?;
+    Ok(Json(c.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/oauth-clients/{id}", tag = "oauth",
+    params(("id" = String, Path, description = "The client's id (0H4…) or consumer key")),
+    responses((status = 204, description = "Deleted: every access and refresh token issued to it stopped working"),
+        (status = 404, body = ErrorBody)))]
+pub async fn delete_oauth_client(
+    State(state): State<AppState>,
+    a: ApiAdmin,
+    rid: RequestId,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .delete_oauth_client(&a.actor, &id)
+        .await
+        .map_err(svc(&rid))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/oauth-clients/{id}/rotate-secret", tag = "oauth",
+    params(("id" = String, Path, description = "The client's id (0H4…) or consumer key")),
+    responses((status = 200, body = CreatedOAuthClient, description = "The new secret, shown only in this answer; the old one is refused from now on"),
+        (status = 404, body = ErrorBody)))]
+pub async fn rotate_client_secret(
+    State(state): State<AppState>,
+    a: ApiAdmin,
+    rid: RequestId,
+    Path(id): Path<String>,
+) -> Answer<CreatedOAuthClient> {
+    let (row, secret) = state
+        .services
+        .rotate_client_secret(&a.actor, &id)
+        .await
+        .map_err(svc(&rid))?;
+    Ok(Json(CreatedOAuthClient {
+        client: row.into(),
+        client_secret: secret.0,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/oauth-clients/{id}/{action}", tag = "oauth",
+    params(("id" = String, Path, description = "The client's id (0H4…) or consumer key"),
+        ("action" = String, Path, description = "`disable` (its access tokens end; grants and its refresh tokens are refused) or `enable`")),
+    responses((status = 200, body = OAuthClient), (status = 404, body = ErrorBody)))]
+pub async fn oauth_client_action(
+    State(state): State<AppState>,
+    a: ApiAdmin,
+    rid: RequestId,
+    Path((id, action)): Path<(String, String)>,
+) -> Answer<OAuthClient> {
+    let enabled = match action.as_str() {
+        "disable" => false,
+        "enable" => true,
+        other => {
+            return Err(ApiError::service(
+                ServiceError::NotFound(format!("no action {other:?}: use disable or enable")),
+                &rid,
+            ));
+        }
+    };
+    let sv = &state.services;
+    sv.set_client_enabled(&a.actor, &id, enabled)
+        .await
+        .map_err(svc(&rid))?;
+    let c = sv
+        .get_oauth_client(&a.actor, &id)
+        .await
+        .map_err(svc(&rid))?;
+    Ok(Json(c.into()))
 }
 
 #[utoipa::path(get, path = "/api/v1/login-history", tag = "history", params(HistoryParams),

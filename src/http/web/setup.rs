@@ -55,6 +55,7 @@ pub fn routes() -> Router<AppState> {
             get(session_settings_page).post(save_session_settings),
         )
         .route("/setup/oauth", get(oauth_page).post(create_oauth_client))
+        .route("/setup/oauth/{id}/{action}", post(oauth_client_action))
         .route("/setup/sso", get(sso_page).post(save_sso))
         .route("/setup/login-history", get(history_page))
         .route("/setup/login-history.csv", get(history_csv))
@@ -113,6 +114,12 @@ fn messages(d: &Done) -> Option<&'static str> {
         "end-session" => "The session was ended.",
         "revoke-refresh-token" => "The refresh token was revoked.",
         "retried" => "The mail was queued for delivery again.",
+        "client-disable" => {
+            "The client was disabled: its access tokens ended, and its refresh tokens and every \
+             grant are refused until it is enabled."
+        }
+        "client-enable" => "The client was enabled.",
+        "client-delete" => "The client was deleted, with every token issued to it.",
         "unchanged" => "Nothing changed.",
         _ => return None,
     })
@@ -962,8 +969,11 @@ async fn save_sso(
 // OAuth clients
 
 pub struct ClientLine {
+    /// The client's id (`0H4…`), for the actions' paths.
+    pub id: String,
     pub name: String,
     pub client_id: String,
+    pub enabled: bool,
     pub refresh: &'static str,
     pub run_as: String,
     pub created: String,
@@ -973,6 +983,8 @@ pub struct CreatedClient {
     pub name: String,
     pub client_id: String,
     pub secret: String,
+    /// A new secret for an existing client, rather than a new client.
+    pub rotated: bool,
 }
 
 #[derive(Template)]
@@ -1007,8 +1019,10 @@ async fn render_oauth(
         clients: clients
             .iter()
             .map(|c| ClientLine {
+                id: id18(&c.id),
                 name: c.name.clone(),
                 client_id: c.client_id.clone(),
+                enabled: c.enabled,
                 refresh: if c.issue_refresh_tokens { "yes" } else { "no" },
                 run_as: c
                     .run_as_user_id
@@ -1022,9 +1036,57 @@ async fn render_oauth(
     }))
 }
 
-async fn oauth_page(State(state): State<AppState>, Admin(s): Admin, rid: RequestId) -> Page {
-    let c = chrome(&s, "OAuth Clients", "/setup/oauth");
+async fn oauth_page(
+    State(state): State<AppState>,
+    Admin(s): Admin,
+    rid: RequestId,
+    Query(d): Query<Done>,
+) -> Page {
+    let c = chrome(&s, "OAuth Clients", "/setup/oauth").with_notice(messages(&d));
     render_oauth(&state, &s, &rid, c, None).await
+}
+
+/// Rotate a client's secret (the new one is shown on the answer itself, once), disable,
+/// enable or delete it.
+async fn oauth_client_action(
+    State(state): State<AppState>,
+    Admin(s): Admin,
+    rid: RequestId,
+    Path((id, action)): Path<(String, String)>,
+    form: WebForm<Nothing>,
+) -> Page {
+    s.check(&form)?;
+    let sv = &state.services;
+    let result = match action.as_str() {
+        "rotate-secret" => match sv.rotate_client_secret(&s.actor, &id).await {
+            Ok((row, secret)) => {
+                let c = chrome(&s, "OAuth Clients", "/setup/oauth");
+                let rotated = CreatedClient {
+                    name: row.name,
+                    client_id: row.client_id,
+                    secret: secret.0,
+                    rotated: true,
+                };
+                return render_oauth(&state, &s, &rid, c, Some(rotated)).await;
+            }
+            Err(e) => Err(e),
+        },
+        "disable" => sv
+            .set_client_enabled(&s.actor, &id, false)
+            .await
+            .map(|_| ()),
+        "enable" => sv.set_client_enabled(&s.actor, &id, true).await.map(|_| ()),
+        "delete" => sv.delete_oauth_client(&s.actor, &id).await,
+        _ => Err(ServiceError::NotFound(format!("no action {action:?}"))),
+    };
+    match result {
+        Ok(()) => Ok(done("/setup/oauth", &format!("client-{action}"))),
+        Err(e) => {
+            let msg = user_error(e, &rid)?;
+            let c = chrome(&s, "OAuth Clients", "/setup/oauth").with_error(msg);
+            render_oauth(&state, &s, &rid, c, None).await
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -1060,6 +1122,7 @@ async fn create_oauth_client(
                 name: row.name,
                 client_id: row.client_id,
                 secret: secret.0,
+                rotated: false,
             };
             render_oauth(&state, &s, &rid, c, Some(created)).await
         }
