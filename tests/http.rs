@@ -1147,7 +1147,11 @@ async fn oauth_password_grant_success_and_errors(b: Backend) {
         .await;
     assert_eq!(a.json()["error"], "invalid_client_id");
     assert_eq!(history_statuses(s, USER).await.len(), user_rows);
-    let newest = s.login_history(&cli(), None, None, 1).await.unwrap().remove(0);
+    let newest = s
+        .login_history(&cli(), None, None, 1)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(
         (newest.status.as_str(), newest.user_id),
         ("Failed: Invalid OAuth client credentials", None)
@@ -1189,7 +1193,11 @@ async fn oauth_password_grant_success_and_errors(b: Backend) {
         )
     );
     // In the client's org's history, on no user.
-    let newest = s.login_history(&cli(), Some("Acme"), None, 1).await.unwrap().remove(0);
+    let newest = s
+        .login_history(&cli(), Some("Acme"), None, 1)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(
         (newest.status.as_str(), newest.user_id),
         ("Failed: Invalid OAuth client credentials", None)

@@ -82,6 +82,18 @@ async fn api(
     common::server::answer(r.send().await.unwrap()).await
 }
 
+/// The status UserInfo answers for an access token: 200 while it lives, 403 after.
+async fn userinfo(srv: &TestServer, token: &str) -> u16 {
+    srv.get("/services/oauth2/userinfo", Some(token))
+        .await
+        .status
+}
+
+/// An admin API `POST` with no body.
+async fn post_api(srv: &TestServer, path: &str, admin: &str) -> Answer {
+    api(srv, reqwest::Method::POST, path, admin, None).await
+}
+
 /// The `kw_sid` cookie's value: the web session's id.
 fn web_session_id(b: &Browser) -> String {
     b.cookies.trim_start_matches("kw_sid=").to_string()
@@ -137,12 +149,7 @@ async fn a_session_alone_never_changes_the_credentials_it_came_from(b: Backend) 
                 Some("INVALID_SESSION_ID")
             );
         }
-        assert_eq!(
-            srv.get("/services/oauth2/userinfo", Some(&cookie))
-                .await
-                .status,
-            403
-        );
+        assert_eq!(userinfo(&srv, &cookie).await, 403);
         let a = api(&srv, reqwest::Method::GET, "/api/v1/users", &cookie, None).await;
         assert_eq!(a.status, 401, "{}", a.text);
         // The web pages ask for the current password.
@@ -459,14 +466,7 @@ async fn oauth_clients_rotate_disable_enable_and_delete(b: Backend) {
 
     // Rotation: a new secret once; the old one refused; tokens already issued keep working.
     let (access, rt) = grant_with_refresh(&srv, &client, &acme.user).await;
-    let a = api(
-        &srv,
-        reqwest::Method::POST,
-        &format!("{path}/rotate-secret"),
-        &admin,
-        None,
-    )
-    .await;
+    let a = post_api(&srv, &format!("{path}/rotate-secret"), &admin).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let new_secret = a.json()["client_secret"].as_str().unwrap().to_string();
     assert_ne!(new_secret, client.1);
@@ -478,35 +478,18 @@ async fn oauth_clients_rotate_disable_enable_and_delete(b: Backend) {
         (400, Some("invalid_client"))
     );
     assert_eq!(refresh(&srv, &client, &rt).await.status, 200);
-    assert_eq!(
-        srv.get("/services/oauth2/userinfo", Some(&access))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(userinfo(&srv, &access).await, 200);
 
     // Disabled: access tokens end, every grant and the refresh tokens are refused; enabled
     // again, the refresh token works again.
-    let a = api(
-        &srv,
-        reqwest::Method::POST,
-        &format!("{path}/disable"),
-        &admin,
-        None,
-    )
-    .await;
+    let a = post_api(&srv, &format!("{path}/disable"), &admin).await;
     assert_eq!(
         (a.status, a.json()["enabled"].as_bool()),
         (200, Some(false)),
         "{}",
         a.text
     );
-    assert_eq!(
-        srv.get("/services/oauth2/userinfo", Some(&access))
-            .await
-            .status,
-        403
-    );
+    assert_eq!(userinfo(&srv, &access).await, 403);
     let a = refresh(&srv, &client, &rt).await;
     assert_eq!(
         a.json()["error_description"],
@@ -516,14 +499,7 @@ async fn oauth_clients_rotate_disable_enable_and_delete(b: Backend) {
     );
     let a = password_grant(&srv, &client.0, &client.1, &acme.user, PW).await;
     assert_eq!(a.json()["error"], "invalid_client", "{}", a.text);
-    let a = api(
-        &srv,
-        reqwest::Method::POST,
-        &format!("{path}/enable"),
-        &admin,
-        None,
-    )
-    .await;
+    let a = post_api(&srv, &format!("{path}/enable"), &admin).await;
     assert_eq!(a.json()["enabled"], true);
     assert_eq!(refresh(&srv, &client, &rt).await.status, 200);
 
@@ -531,12 +507,7 @@ async fn oauth_clients_rotate_disable_enable_and_delete(b: Backend) {
     let (access, rt) = grant_with_refresh(&srv, &client, &acme.user).await;
     let a = submit(&admin_web, &format!("/setup/oauth/{id}/delete"), "x", "").await;
     assert_eq!(a.status, 303, "{}", a.text);
-    assert_eq!(
-        srv.get("/services/oauth2/userinfo", Some(&access))
-            .await
-            .status,
-        403
-    );
+    assert_eq!(userinfo(&srv, &access).await, 403);
     let a = refresh(&srv, &client, &rt).await;
     assert_eq!(a.json()["error"], "invalid_client_id", "{}", a.text);
     assert_eq!(
@@ -583,12 +554,7 @@ async fn oauth_clients_rotate_disable_enable_and_delete(b: Backend) {
     assert_eq!(a.status, 200, "{}", a.text);
     let token = a.json()["access_token"].as_str().unwrap().to_string();
     s.deactivate(&cli(), &acme.user).await.unwrap();
-    assert_eq!(
-        srv.get("/services/oauth2/userinfo", Some(&token))
-            .await
-            .status,
-        403
-    );
+    assert_eq!(userinfo(&srv, &token).await, 403);
     let a = client_credentials(&srv, &cc).await;
     assert_eq!(
         (a.status, a.json()["error_description"].as_str()),

@@ -813,6 +813,18 @@ mod tests {
         ]
     }
 
+    /// An active API user whose password was set 10 days ago, unlocked, with no login ranges.
+    fn api_subject() -> LoginSubject<'static> {
+        LoginSubject {
+            active: true,
+            has_password: true,
+            lockout: Lockout::default(),
+            password_changed_at: Some(NOW - Duration::days(10)),
+            permissions: api_user(),
+            login_ranges: &[],
+        }
+    }
+
     #[test]
     fn login_decision_table() {
         let policy = OrgPolicy::default();
@@ -871,14 +883,7 @@ mod tests {
     fn the_right_password_without_its_token_counts_against_the_address_and_earns_no_credit() {
         let policy = OrgPolicy::default();
         let trusted = trusted_ranges();
-        let subject = LoginSubject {
-            active: true,
-            has_password: true,
-            lockout: Lockout::default(),
-            password_changed_at: Some(NOW - Duration::days(10)),
-            permissions: api_user(),
-            login_ranges: &[],
-        };
+        let subject = api_subject();
         let ctx = |ip: &str| LoginContext {
             channel: Channel::SoapPartner,
             source_ip: ip.parse().unwrap(),
