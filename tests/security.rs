@@ -28,6 +28,9 @@ on_both!(
     ending_a_session_ends_its_refresh_token,
     oauth_clients_rotate_disable_enable_and_delete,
     unknown_clients_and_tokenless_passwords_count_against_the_address,
+    other_orgs_ids_answer_like_missing_ones,
+    patches_change_only_the_fields_sent,
+    hostile_ids_and_extractor_errors_get_the_apis_json_errors,
 );
 
 async fn soap_login(srv: &TestServer, username: &str, password: &str) -> Answer {
@@ -708,5 +711,359 @@ async fn unknown_clients_and_tokenless_passwords_count_against_the_address(b: Ba
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
+    srv.finish().await;
+}
+
+/// An answer with `id` replaced, to compare the answers about two ids.
+fn shape(a: &Answer, id: &str) -> (u16, String) {
+    let text = a.text.replace(id, "<id>");
+    let text = match serde_json::from_str::<Value>(&text) {
+        Ok(mut v) => {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("request_id");
+            }
+            v.to_string()
+        }
+        Err(_) => text,
+    };
+    (a.status, text)
+}
+
+/// Item 8. Another org's ids answer exactly as ids that do not exist — in the admin API, Setup
+/// and SOAP — and `run_as` naming another org's user says nothing about it.
+async fn other_orgs_ids_answer_like_missing_ones(b: Backend) {
+    use reqwest::Method as M;
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    let globex = org(s, "Globex").await;
+    let admin = soap_session(&srv, &acme.admin).await;
+    let admin_web = Browser::login(&srv, &acme.admin).await;
+    let nobody = keyward::domain::ids::SfId::generate(
+        keyward::domain::ids::KeyPrefix::User,
+        &mut rand::thread_rng(),
+    );
+    let theirs = [
+        id18(&globex.user_id),
+        globex.user_id.clone(),
+        globex.user.clone(),
+    ];
+    let missing = [
+        nobody.to_18(),
+        nobody.as_15().to_string(),
+        "nobody@globex.test".into(),
+    ];
+    for (their, none) in theirs.iter().zip(&missing) {
+        for (method, path, body) in [
+            (M::GET, "/api/v1/users/{}", None),
+            (
+                M::PATCH,
+                "/api/v1/users/{}",
+                Some(json!({"first_name": "X"})),
+            ),
+            (M::POST, "/api/v1/users/{}/reset-token", None),
+            (M::GET, "/api/v1/users/{}/sessions", None),
+            (M::GET, "/api/v1/users/{}/refresh-tokens", None),
+            (M::GET, "/api/v1/login-history?user={}", None),
+        ] {
+            let a = api(
+                &srv,
+                method.clone(),
+                &path.replace("{}", their),
+                &admin,
+                body.clone(),
+            )
+            .await;
+            let n = api(
+                &srv,
+                method.clone(),
+                &path.replace("{}", none),
+                &admin,
+                body.clone(),
+            )
+            .await;
+            assert_eq!(a.status, 404, "{method} {path} {their}: {}", a.text);
+            assert_eq!(shape(&a, their), shape(&n, none), "{method} {path}");
+        }
+        // Setup's user page.
+        let a = admin_web.get(&format!("/setup/users/{their}")).await;
+        let n = admin_web.get(&format!("/setup/users/{none}")).await;
+        assert_eq!(a.status, 404);
+        let strip = |t: &str, id: &str| {
+            t.replace(id, "<id>")
+                .split("Request id")
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(strip(&a.text, their), strip(&n.text, none));
+        // OAuth client creation with run_as.
+        let create = |run_as: &str| {
+            api(
+                &srv,
+                M::POST,
+                "/api/v1/oauth-clients",
+                &admin,
+                Some(json!({"name": "x", "run_as": run_as})),
+            )
+        };
+        let a = create(their).await;
+        let n = create(none).await;
+        assert_eq!(a.status, 404, "{}", a.text);
+        assert_eq!(shape(&a, their), shape(&n, none));
+        if !their.contains('@') {
+            assert!(!a.text.contains(&globex.user), "named by id: {}", a.text);
+        }
+    }
+    // SOAP setPassword by Acme's admin on Globex's user: as on a user that does not exist.
+    let a = srv
+        .soap(
+            SOAP,
+            &set_password(&admin, &id18(&globex.user_id), "Hijack-Passw0rd1"),
+        )
+        .await;
+    let n = srv
+        .soap(
+            SOAP,
+            &set_password(&admin, &nobody.to_18(), "Hijack-Passw0rd1"),
+        )
+        .await;
+    assert_eq!(a.xml("exceptionCode").as_deref(), Some("INVALID_ID_FIELD"));
+    assert_eq!(a.xml("faultstring"), n.xml("faultstring"));
+    // Another org's OAuth client.
+    let theirs = oauth_client(s, "Globex", false, None).await;
+    let a = api(
+        &srv,
+        M::GET,
+        &format!("/api/v1/oauth-clients/{}", theirs.0),
+        &admin,
+        None,
+    )
+    .await;
+    let n = api(
+        &srv,
+        M::GET,
+        "/api/v1/oauth-clients/3MVG9nobody",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(shape(&a, &theirs.0), shape(&n, "3MVG9nobody"));
+    srv.finish().await;
+}
+
+/// Item 9. Every `PATCH` of the admin API is a merge patch (RFC 7396): it changes only the
+/// fields sent; `null` clears what may be empty and is refused for what may not.
+async fn patches_change_only_the_fields_sent(b: Backend) {
+    use reqwest::Method as M;
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    let admin = soap_session(&srv, &acme.admin).await;
+    let path = "/api/v1/profiles/System%20Administrator";
+    let body = json!({"permissions": {"password_never_expires": true}});
+    let a = api(&srv, M::PATCH, path, &admin, Some(body)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let p = &a.json()["permissions"];
+    assert_eq!(
+        (
+            p["password_never_expires"].as_bool(),
+            p["manage_users"].as_bool(),
+            p["api_enabled"].as_bool()
+        ),
+        (Some(true), Some(true), Some(true)),
+        "{p}"
+    );
+    // As the media type RFC 7396 names.
+    let r = srv
+        .http
+        .patch(format!("{}{path}", srv.base))
+        .bearer_auth(&admin)
+        .header("Content-Type", "application/merge-patch+json")
+        .body(r#"{"permissions": {"password_never_expires": false}}"#)
+        .send()
+        .await
+        .unwrap();
+    let a = common::server::answer(r).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json()["permissions"]["manage_users"], true);
+    let a = api(
+        &srv,
+        M::PATCH,
+        path,
+        &admin,
+        Some(json!({"permissions": {"api_only": null}})),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.json()["error"].as_str()),
+        (400, Some("invalid")),
+        "{}",
+        a.text
+    );
+
+    let user = format!("/api/v1/users/{}", id18(&acme.user_id));
+    let a = api(
+        &srv,
+        M::PATCH,
+        &user,
+        &admin,
+        Some(json!({"first_name": "Grace"})),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let u = a.json();
+    assert_eq!(
+        (u["first_name"].as_str(), u["last_name"].as_str()),
+        (Some("Grace"), Some("Lovelace"))
+    );
+    assert_eq!(u["email"], acme.user.as_str());
+    let a = api(
+        &srv,
+        M::PATCH,
+        &user,
+        &admin,
+        Some(json!({"last_name": null})),
+    )
+    .await;
+    assert_eq!(
+        (
+            a.json()["first_name"].as_str(),
+            a.json()["last_name"].as_str()
+        ),
+        (Some("Grace"), Some(""))
+    );
+    let a = api(&srv, M::PATCH, &user, &admin, Some(json!({"email": null}))).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(
+        s.show_user(&cli(), &acme.user).await.unwrap().user.email,
+        acme.user
+    );
+
+    let a = api(
+        &srv,
+        M::PATCH,
+        "/api/v1/policy",
+        &admin,
+        Some(json!({"lockout_attempts": 4})),
+    )
+    .await;
+    let before = api(&srv, M::GET, "/api/v1/policy", &admin, None)
+        .await
+        .json();
+    assert_eq!(a.json(), before);
+    assert_eq!(before["lockout_attempts"], 4);
+    assert_eq!(before["session_seconds"], 7200, "the rest as it was");
+    let a = api(
+        &srv,
+        M::PATCH,
+        "/api/v1/policy",
+        &admin,
+        Some(json!({"session_seconds": null})),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    srv.finish().await;
+}
+
+/// Items 10 and 13. Ids holding control characters are 404 before anything runs (no token
+/// mailed), and every error of the admin API — axum's own refusals of paths, queries and
+/// methods, and unknown endpoints — is its JSON error shape.
+async fn hostile_ids_and_extractor_errors_get_the_apis_json_errors(b: Backend) {
+    use reqwest::Method as M;
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    let admin = soap_session(&srv, &acme.admin).await;
+    let admin_web = Browser::login(&srv, &acme.admin).await;
+    let mails = srv.mails().await.len();
+    let id = id18(&acme.user_id);
+    for hostile in [
+        format!("{id}%0A"),
+        format!("%0D{id}"),
+        format!("{id}%00"),
+        format!("{}%09", acme.user),
+    ] {
+        let a = api(
+            &srv,
+            M::POST,
+            &format!("/api/v1/users/{hostile}/reset-token"),
+            &admin,
+            None,
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.json()["error"].as_str()),
+            (404, Some("not_found")),
+            "{hostile}: {}",
+            a.text
+        );
+        let a = submit(
+            &admin_web,
+            &format!("/setup/users/{hostile}/reset-token"),
+            "x",
+            "",
+        )
+        .await;
+        assert_eq!(a.status, 404, "Setup {hostile}: {}", a.text);
+    }
+    assert_eq!(srv.mails().await.len(), mails, "no token was mailed");
+    // The same through the service: a control character names nothing.
+    let e = s
+        .reset_token(&cli(), &format!("{}\n", acme.user))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, keyward::service::ServiceError::NotFound(_)),
+        "{e}"
+    );
+
+    for (method, path, status, error) in [
+        (M::GET, "/api/v1/users?limit=many", 400, "invalid"),
+        (
+            M::GET,
+            "/api/v1/login-history?from=yesterday",
+            400,
+            "invalid",
+        ),
+        (M::PUT, "/api/v1/users", 405, "method_not_allowed"),
+        (M::DELETE, "/api/v1/policy", 405, "method_not_allowed"),
+        (M::GET, "/api/v1/nothing-here", 404, "not_found"),
+        (M::GET, "/api/v1", 404, "not_found"),
+        (M::POST, "/api/v1/users/x/y/z", 404, "not_found"),
+    ] {
+        let a = api(&srv, method.clone(), path, &admin, None).await;
+        assert_eq!(a.status, status, "{method} {path}: {}", a.text);
+        assert!(
+            a.header("content-type").starts_with("application/json"),
+            "{method} {path}"
+        );
+        let j = a.json();
+        assert_eq!(j["error"], error, "{method} {path}: {j}");
+        assert!(!j["message"].as_str().unwrap().is_empty());
+        assert_eq!(
+            j["request_id"].as_str(),
+            Some(a.header("x-request-id")),
+            "{j}"
+        );
+    }
+    let a = api(&srv, M::PUT, "/api/v1/users", &admin, None).await;
+    assert!(a.header("allow").contains("GET"), "{:?}", a.headers);
+    // A bad body is JSON too, and without a session as well.
+    let r = srv
+        .http
+        .post(format!("{}/api/v1/users", srv.base))
+        .bearer_auth(&admin)
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(common::server::answer(r).await.json()["error"], "invalid");
+    let a = srv.get("/api/v1/users?limit=many", None).await;
+    assert_eq!(
+        (a.status, a.json()["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
     srv.finish().await;
 }

@@ -268,7 +268,7 @@ async fn r_m1_an_admin_cannot_read_or_change_another_org_by_id(b: Backend) {
         (
             M::PATCH,
             format!("/api/v1/profiles/{profile}"),
-            Some(json!({"manage_users": true})),
+            Some(json!({"permissions": {"manage_users": true}})),
         ),
         (
             M::DELETE,
@@ -450,15 +450,16 @@ async fn api_flows_use_the_same_rules_as_the_cli(b: Backend) {
     assert_eq!(r.status, 400);
     // NUL and other control characters are refused as input, never reach PostgreSQL (which
     // refuses NUL in text) — found by schemathesis.
-    for path in [
-        "/api/v1/users?after=l%C2%80%F0%A4%80%91%1B%00%F3%B5%BF%89",
-        "/api/v1/users?q=%00",
-        "/api/v1/login-history?status=%00",
-        "/api/v1/login-history?login_type=a%00b",
-        "/api/v1/login-history?user=a%00b",
+    // (A user named with a control character names nobody: 404, issue 14.)
+    for (path, status) in [
+        ("/api/v1/users?after=l%C2%80%F0%A4%80%91%1B%00%F3%B5%BF%89", 400),
+        ("/api/v1/users?q=%00", 400),
+        ("/api/v1/login-history?status=%00", 400),
+        ("/api/v1/login-history?login_type=a%00b", 400),
+        ("/api/v1/login-history?user=a%00b", 404),
     ] {
         let r = api(&srv, M::GET, path, Some(&sid), None).await;
-        assert_eq!(r.status, 400, "{path}: {}", r.text);
+        assert_eq!(r.status, status, "{path}: {}", r.text);
     }
     // A username with a NUL in a login is an unknown user, like any other (R-L4).
     let (client, secret) = srv

@@ -17,6 +17,43 @@ pub struct Permissions {
     pub manage_users: bool,
 }
 
+/// A change to some of a profile's permissions: `None` leaves one as it is (the admin API's
+/// merge patch sends only what changes; Setup's form sends them all).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PermissionsChange {
+    pub api_enabled: Option<bool>,
+    pub api_only: Option<bool>,
+    pub password_never_expires: Option<bool>,
+    pub sso_enabled: Option<bool>,
+    pub manage_users: Option<bool>,
+}
+
+impl PermissionsChange {
+    /// Every permission set as in `p`.
+    pub fn all(p: Permissions) -> PermissionsChange {
+        PermissionsChange {
+            api_enabled: Some(p.api_enabled),
+            api_only: Some(p.api_only),
+            password_never_expires: Some(p.password_never_expires),
+            sso_enabled: Some(p.sso_enabled),
+            manage_users: Some(p.manage_users),
+        }
+    }
+
+    /// `current` with this change made.
+    pub fn applied_to(&self, current: Permissions) -> Permissions {
+        Permissions {
+            api_enabled: self.api_enabled.unwrap_or(current.api_enabled),
+            api_only: self.api_only.unwrap_or(current.api_only),
+            password_never_expires: self
+                .password_never_expires
+                .unwrap_or(current.password_never_expires),
+            sso_enabled: self.sso_enabled.unwrap_or(current.sso_enabled),
+            manage_users: self.manage_users.unwrap_or(current.manage_users),
+        }
+    }
+}
+
 pub const SYSTEM_ADMINISTRATOR: &str = "System Administrator";
 pub const STANDARD_USER: &str = "Standard User";
 pub const API_ONLY_INTEGRATION: &str = "API Only Integration";
@@ -64,5 +101,20 @@ mod tests {
         );
         assert!(p[0].1.manage_users && p[0].1.api_enabled && !p[0].1.api_only);
         assert!(p[2].1.api_only && p[2].1.password_never_expires && !p[2].1.manage_users);
+    }
+
+    #[test]
+    fn a_change_leaves_what_it_does_not_name() {
+        let admin = default_profiles()[0].1;
+        let change = PermissionsChange {
+            password_never_expires: Some(true),
+            ..PermissionsChange::default()
+        };
+        let after = change.applied_to(admin);
+        assert!(after.password_never_expires && after.manage_users && after.api_enabled);
+        assert_eq!(
+            PermissionsChange::all(admin).applied_to(Permissions::default()),
+            admin
+        );
     }
 }

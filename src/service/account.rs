@@ -37,7 +37,7 @@ impl Services {
             // password, not just a session (which might be stolen). Checked before the
             // transaction, so no write lock is held across the hash.
             let mut c = self.db.conn().await?;
-            let user = resolve::user(&mut c.c(), user_input).await?;
+            let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
             if actor.is_user(&user.id) && validate::email(email)? != user.email {
                 let org = resolve::org(&mut c.c(), &user.org_id).await?;
                 drop(c);
@@ -46,7 +46,7 @@ impl Services {
             }
         }
         let mut tx = self.db.begin().await?;
-        let user = resolve::user_for_update(&mut tx.c(), user_input).await?;
+        let user = resolve::user_seen_for_update(&mut tx.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let mut new = user.clone();
         if let Some(f) = &change.first_name {
@@ -119,7 +119,7 @@ impl Services {
         user_input: &str,
     ) -> Result<Option<String>> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user(&mut c.c(), user_input).await?;
+        let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         reset_refusal(&mut c.c(), &user).await
     }
@@ -147,7 +147,7 @@ impl Services {
     /// The user's live sessions (web, SOAP and OAuth), newest first.
     pub async fn sessions_of(&self, actor: &Actor, user_input: &str) -> Result<Vec<SessionRow>> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user(&mut c.c(), user_input).await?;
+        let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         Ok(sessions::list_for_user(&mut c.c(), &user.org_id, &user.id, self.now_ms()).await?)
     }
@@ -156,7 +156,7 @@ impl Services {
     /// the refresh token it was issued with and that token's other access tokens.
     pub async fn end_session(&self, actor: &Actor, user_input: &str, digest: &str) -> Result<bool> {
         let mut tx = self.db.begin().await?;
-        let user = resolve::user(&mut tx.c(), user_input).await?;
+        let user = resolve::user_seen(&mut tx.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let owner = Some((user.org_id.as_str(), user.id.as_str()));
         let ended = sessions::end(&mut tx.c(), digest, owner).await?;
@@ -183,7 +183,7 @@ impl Services {
         user_input: &str,
     ) -> Result<Vec<RefreshTokenView>> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user(&mut c.c(), user_input).await?;
+        let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let rows = sessions::list_refresh_for_user(&mut c.c(), &user.org_id, &user.id).await?;
         Ok(rows.into_iter().map(RefreshTokenView::from).collect())
@@ -198,7 +198,7 @@ impl Services {
         handle: &str,
     ) -> Result<bool> {
         let mut tx = self.db.begin().await?;
-        let user = resolve::user(&mut tx.c(), user_input).await?;
+        let user = resolve::user_seen(&mut tx.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let revoked =
             sessions::delete_refresh_of_user(&mut tx.c(), &user.org_id, &user.id, handle).await?;

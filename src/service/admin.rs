@@ -3,7 +3,7 @@
 
 use super::{Actor, Result, ServiceError, Services, audit, id18, resolve};
 use crate::domain::ids::{KeyPrefix, SfId};
-use crate::domain::profile::Permissions;
+use crate::domain::profile::PermissionsChange;
 use crate::store::login_history::{self, Filter, LoginHistoryView};
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::profiles::{self, ProfileRow};
@@ -34,24 +34,30 @@ pub struct HourCount {
 pub const MAX_ROWS: i64 = 10_000;
 
 impl Services {
-    /// Changes a profile's permissions (audited). An admin cannot take "manage users" away from
+    /// Changes some of a profile's permissions, leaving the others as they are (audited). An admin cannot take "manage users" away from
     /// their own profile: they would lock themselves out of Setup.
     pub async fn update_profile(
         &self,
         actor: &Actor,
         org_input: &str,
         profile_input: &str,
-        permissions: Permissions,
+        change: PermissionsChange,
     ) -> Result<ProfileRow> {
+        let mut tx = self.db.begin().await?;
+        let org = resolve::org(&mut tx.c(), org_input).await?;
+        actor.check_org(&org.id)?;
+        let found = resolve::profile(&mut tx.c(), &org, profile_input).await?;
+        // Merged with the row as it is now, locked: two patches of different permissions at
+        // once both land.
+        let mut profile = profiles::get_for_update(&mut tx.c(), &org.id, &found.id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no profile {profile_input:?}")))?;
+        let permissions = change.applied_to(super::network::permissions_of(&profile));
         if permissions.api_only && !permissions.api_enabled {
             return Err(ServiceError::Invalid(
                 "an API-only profile needs \"API enabled\"".into(),
             ));
         }
-        let mut tx = self.db.begin().await?;
-        let org = resolve::org(&mut tx.c(), org_input).await?;
-        actor.check_org(&org.id)?;
-        let mut profile = resolve::profile(&mut tx.c(), &org, profile_input).await?;
         if let Actor::User { user_id, .. } = actor
             && !permissions.manage_users
             && profile.manage_users
@@ -151,7 +157,7 @@ impl Services {
         actor.check_org(&org.id)?;
         let mut filter = self.history_filter(&org.id, q)?;
         if let Some(u) = q.user.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-            let user = resolve::user(c, u).await?;
+            let user = resolve::user_seen(c, actor, u).await?;
             if user.org_id != org.id {
                 return Err(ServiceError::NotFound(format!("no user {u}")));
             }

@@ -37,7 +37,7 @@ impl Services {
             filter.org_id = Some(org.id);
         }
         if let Some(u) = user {
-            let user = resolve::user(&mut c.c(), u).await?;
+            let user = resolve::user_seen(&mut c.c(), actor, u).await?;
             if filter.org_id.as_ref().is_some_and(|o| *o != user.org_id) {
                 return Err(ServiceError::NotFound(format!(
                     "user {} is not in that org",

@@ -107,7 +107,7 @@ impl Services {
         actor.check_org(&org.id)?;
         let run_as = match options.run_as {
             Some(input) => {
-                let user = resolve::user(&mut tx.c(), input).await?;
+                let user = resolve::user_seen(&mut tx.c(), actor, input).await?;
                 if user.org_id != org.id {
                     return Err(ServiceError::Invalid(format!(
                         "the run-as user {} is not in org {}",

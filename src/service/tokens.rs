@@ -132,7 +132,7 @@ impl Services {
     /// their org (recorded in the audit trail); a user may for themselves (R-T5, R-T9).
     pub async fn reset_token(&self, actor: &Actor, user_input: &str) -> Result<UserRow> {
         let mut tx = self.db.begin().await?;
-        let user = resolve::user_for_update(&mut tx.c(), user_input).await?;
+        let user = resolve::user_seen_for_update(&mut tx.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         if let Some(why) = reset_refusal(&mut tx.c(), &user).await? {
             return Err(ServiceError::Refused(format!(

@@ -138,7 +138,7 @@ impl Services {
 
     pub async fn show_user(&self, actor: &Actor, input: &str) -> Result<UserView> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user(&mut c.c(), input).await?;
+        let user = resolve::user_seen(&mut c.c(), actor, input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let org = orgs::get(&mut c.c(), &user.org_id)
             .await?
@@ -465,7 +465,7 @@ impl Services {
 
     async fn user_and_org(&self, actor: &Actor, user_input: &str) -> Result<(OrgRow, UserRow)> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user(&mut c.c(), user_input).await?;
+        let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let org = orgs::get(&mut c.c(), &user.org_id)
             .await?
@@ -486,7 +486,7 @@ impl Services {
 
     async fn set_active(&self, actor: &Actor, user_input: &str, active: bool) -> Result<bool> {
         let mut tx = self.db.begin().await?;
-        let user = resolve::user_for_update(&mut tx.c(), user_input).await?;
+        let user = resolve::user_seen_for_update(&mut tx.c(), actor, user_input).await?;
         actor.check_org(&user.org_id)?;
         if actor.is_user(&user.id) && !active {
             return Err(ServiceError::Refused(
@@ -526,7 +526,7 @@ impl Services {
     /// Clears a lockout (R-L5). Returns false when the user was not locked.
     pub async fn unlock(&self, actor: &Actor, user_input: &str) -> Result<bool> {
         let mut tx = self.db.begin().await?;
-        let user = resolve::user_for_update(&mut tx.c(), user_input).await?;
+        let user = resolve::user_seen_for_update(&mut tx.c(), actor, user_input).await?;
         actor.check_org(&user.org_id)?;
         let now = self.now_ms();
         let was_locked = users::unlock(&mut tx.c(), &user.org_id, &user.id, now).await?;

@@ -393,7 +393,7 @@ impl Services {
 
     pub async fn totp_status(&self, actor: &Actor, user_input: &str) -> Result<TotpStatus> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user(&mut c.c(), user_input).await?;
+        let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let enrolled = store::get_totp(&mut c.c(), &user.org_id, &user.id)
             .await?
@@ -417,7 +417,7 @@ impl Services {
         let (org_id, user_id) = actor.own()?;
         {
             let mut c = self.db.conn().await?;
-            let user = resolve::user(&mut c.c(), user_id).await?;
+            let user = resolve::user_seen(&mut c.c(), actor, user_id).await?;
             let org = resolve::org(&mut c.c(), org_id).await?;
             drop(c);
             self.confirm_own_password(&org, &user, password).await?;
@@ -526,7 +526,7 @@ impl Services {
     ) -> Result<bool> {
         let user = {
             let mut c = self.db.conn().await?;
-            resolve::user(&mut c.c(), user_input).await?
+            resolve::user_seen(&mut c.c(), actor, user_input).await?
         };
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let own = actor.is_user(&user.id);

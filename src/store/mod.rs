@@ -278,6 +278,15 @@ pub(crate) fn aliased(alias: &str, columns: &str, prefix: &str) -> String {
 }
 
 /// Executes one statement with its bound values on either backend; the rows it affected.
+/// The lock a read takes for a transaction that will write the row: PostgreSQL's
+/// `FOR UPDATE`; nothing on SQLite, whose write transaction already excludes every other writer.
+pub(crate) fn for_update(c: &Conn<'_>) -> &'static str {
+    match c {
+        Conn::Sqlite(_) => "",
+        Conn::Postgres(_) => "FOR UPDATE",
+    }
+}
+
 macro_rules! exec {
     ($c:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
         $crate::store::q!($c, |e| sqlx::query($sql)

@@ -55,10 +55,7 @@ pub async fn get(c: &mut Conn<'_>, id: &str) -> Result<Option<OrgRow>> {
 
 /// The org row, locked until the transaction ends (see `users::get_for_update`).
 pub async fn get_for_update(c: &mut Conn<'_>, id: &str) -> Result<Option<OrgRow>> {
-    let lock = match c {
-        Conn::Sqlite(_) => "",
-        Conn::Postgres(_) => "FOR UPDATE",
-    };
+    let lock = super::for_update(c);
     let sql = format!("SELECT {COLUMNS} FROM orgs WHERE id = $1 {lock}");
     Ok(q!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
         .bind(id)

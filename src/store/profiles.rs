@@ -48,6 +48,21 @@ pub async fn get(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<Option<Prof
         .await)?)
 }
 
+/// The profile row, locked until the transaction ends (see `users::get_for_update`).
+pub async fn get_for_update(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<ProfileRow>> {
+    let lock = super::for_update(c);
+    let sql = format!("SELECT {COLUMNS} FROM profiles WHERE org_id = $1 AND id = $2 {lock}");
+    Ok(q!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(e)
+        .await)?)
+}
+
 pub async fn find_by_name(
     c: &mut Conn<'_>,
     org_id: &str,

@@ -225,10 +225,7 @@ pub async fn get_refresh_for_update(
     c: &mut Conn<'_>,
     digest: &str,
 ) -> Result<Option<RefreshTokenRow>> {
-    let lock = match c {
-        Conn::Sqlite(_) => "",
-        Conn::Postgres(_) => "FOR UPDATE",
-    };
+    let lock = super::for_update(c);
     let sql = format!(
         "SELECT digest, org_id, user_id, oauth_client_id, created_at, last_used_at \
          FROM refresh_tokens WHERE digest = $1 {lock}"

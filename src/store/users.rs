@@ -186,10 +186,7 @@ pub async fn get(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<Option<User
 /// write transaction already excludes every other writer). Decisions that read a row and then
 /// write it read it this way, so two nodes never act on the same stale row.
 pub async fn get_for_update(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<Option<UserRow>> {
-    let lock = match c {
-        Conn::Sqlite(_) => "",
-        Conn::Postgres(_) => "FOR UPDATE",
-    };
+    let lock = super::for_update(c);
     let sql = format!("SELECT {COLUMNS} FROM users WHERE org_id = $1 AND id = $2 {lock}");
     Ok(q!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
         .bind(org_id)

@@ -24,6 +24,31 @@ fn opt_time(ms: Option<i64>) -> Option<String> {
     ms.map(rfc3339)
 }
 
+/// A field of a merge patch (RFC 7396) that cannot be removed: absent leaves it as it is, a value
+/// sets it, and `null` — "remove" in a merge patch — is refused rather than read as "unchanged".
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(d)? {
+        Some(v) => Ok(Some(v)),
+        None => Err(serde::de::Error::custom(
+            "null removes nothing here: leave the field out to keep its value",
+        )),
+    }
+}
+
+/// A field of a merge patch that may be removed: absent leaves it, `null` clears it
+/// (`Some(None)`), a value sets it.
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// `not_found`, `invalid`, `conflict`, `refused`, `unauthorized`, `not_admin`, …
@@ -89,14 +114,57 @@ pub struct NewUser {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub first_name: Option<Option<String>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub last_name: Option<Option<String>>,
     /// A notice goes to the old address.
+    #[serde(default, deserialize_with = "not_null")]
     pub email: Option<String>,
     /// Profile name or id.
+    #[serde(default, deserialize_with = "not_null")]
     pub profile: Option<String>,
     /// Needed only to change your own email.
     pub current_password: Option<String>,
+}
+
+/// `PATCH /api/v1/profiles/{id}`: a merge patch of the profile (RFC 7396) — only the
+/// permissions it names change.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    #[serde(default, deserialize_with = "not_null")]
+    pub permissions: Option<PermissionsPatch>,
+}
+
+/// Some of a profile's permissions; those left out keep their values.
+#[derive(Deserialize, ToSchema, Default, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsPatch {
+    #[serde(default, deserialize_with = "not_null")]
+    pub api_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
+    pub api_only: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
+    pub password_never_expires: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
+    pub sso_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
+    pub manage_users: Option<bool>,
+}
+
+impl From<PermissionsPatch> for crate::domain::profile::PermissionsChange {
+    fn from(p: PermissionsPatch) -> Self {
+        crate::domain::profile::PermissionsChange {
+            api_enabled: p.api_enabled,
+            api_only: p.api_only,
+            password_never_expires: p.password_never_expires,
+            sso_enabled: p.sso_enabled,
+            manage_users: p.manage_users,
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -281,12 +349,19 @@ impl From<crate::domain::policy::OrgPolicy> for Policy {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyChange {
+    #[serde(default, deserialize_with = "not_null")]
     pub min_password_length: Option<u32>,
+    #[serde(default, deserialize_with = "not_null")]
     pub complexity: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub password_history: Option<u32>,
+    #[serde(default, deserialize_with = "not_null")]
     pub password_expiry_days: Option<u32>,
+    #[serde(default, deserialize_with = "not_null")]
     pub lockout_attempts: Option<u32>,
+    #[serde(default, deserialize_with = "not_null")]
     pub lockout_minutes: Option<u32>,
+    #[serde(default, deserialize_with = "not_null")]
     pub session_seconds: Option<u32>,
 }
 

@@ -215,8 +215,8 @@ pub async fn update_user(
             &a.actor,
             &id,
             &account::UserChange {
-                first_name: c.first_name,
-                last_name: c.last_name,
+                first_name: c.first_name.map(Option::unwrap_or_default),
+                last_name: c.last_name.map(Option::unwrap_or_default),
                 email: c.email,
                 profile: c.profile,
                 current_password: c.current_password.map(crate::domain::secret::Password::new),
@@ -428,7 +428,7 @@ pub async fn get_profile(
     Ok(Json(row.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/profiles/{id}", tag = "profiles", request_body = ProfilePermissions,
+#[utoipa::path(patch, path = "/api/v1/profiles/{id}", tag = "profiles", request_body = ProfilePatch,
     params(("id" = String, Path, description = "Profile id or name")),
     responses((status = 200, body = Profile), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_profile(
@@ -436,11 +436,12 @@ pub async fn update_profile(
     a: ApiAdmin,
     rid: RequestId,
     Path(id): Path<String>,
-    ApiJson(p): ApiJson<ProfilePermissions>,
+    ApiJson(p): ApiJson<ProfilePatch>,
 ) -> Answer<Profile> {
+    let change = p.permissions.unwrap_or_default().into();
     let row = state
         .services
-        .update_profile(&a.actor, a.org(), &id, p.into())
+        .update_profile(&a.actor, a.org(), &id, change)
         .await
         .map_err(svc(&rid))?;
     Ok(Json(row.into()))

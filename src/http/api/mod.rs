@@ -23,10 +23,96 @@ use utoipa::OpenApi;
 pub use dto::*;
 
 pub fn routes() -> Router<AppState> {
-    handlers::routes().route(
-        "/api/v1/openapi.json",
-        axum::routing::get(|| async { Json(ApiDoc::openapi()) }),
-    )
+    handlers::routes()
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(|| async { Json(ApiDoc::openapi()) }),
+        )
+        .route("/api/v1", axum::routing::any(no_endpoint))
+        .route("/api/v1/{*rest}", axum::routing::any(no_endpoint))
+        .layer(axum::middleware::from_fn(json_errors))
+}
+
+async fn no_endpoint(rid: RequestId) -> ApiError {
+    ApiError {
+        request_id: rid.0,
+        ..ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint: see /api/v1/openapi.json",
+        )
+    }
+}
+
+/// The one error shape for every answer of the API, also those no handler wrote (and paths
+/// holding control characters are refused first): axum's own
+/// refusals (a path or query that does not parse, a method the path does not take) come as
+/// plain text, and are rewritten here with their text as the message.
+async fn json_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(|| "-".to_string(), |r| r.0.clone());
+    // An id with a control character (`%0A`) names nothing: 404 before any handler runs.
+    let decoded = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy();
+    if decoded.chars().any(char::is_control) {
+        return ApiError {
+            request_id,
+            ..ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such record: the path holds a control character",
+            )
+        }
+        .into_response();
+    }
+    let r = next.run(req).await;
+    let status = r.status();
+    let is_json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return r;
+    }
+    let allow = r.headers().get(header::ALLOW).cloned();
+    let text = axum::body::to_bytes(r.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "invalid_body",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "invalid",
+    };
+    let message = match (status, text.is_empty()) {
+        (StatusCode::METHOD_NOT_ALLOWED, _) => format!(
+            "this endpoint does not take that method{}",
+            allow
+                .as_ref()
+                .and_then(|a| a.to_str().ok())
+                .map(|a| format!(" (it takes {a})"))
+                .unwrap_or_default()
+        ),
+        (s, _) if s.is_server_error() => {
+            "the server could not complete the request; nothing was changed".to_string()
+        }
+        (_, false) => text,
+        (s, true) => s.canonical_reason().unwrap_or("refused").to_lowercase(),
+    };
+    let mut answer = ApiError {
+        request_id,
+        ..ApiError::new(status, code, message)
+    }
+    .into_response();
+    if let Some(allow) = allow {
+        answer.headers_mut().insert(header::ALLOW, allow);
+    }
+    answer
 }
 
 #[derive(OpenApi)]
@@ -236,7 +322,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+            .map(str::trim)
+            .is_some_and(|v| {
+                // A PATCH body is a merge patch (RFC 7396), also under its own media type.
+                v.eq_ignore_ascii_case("application/json")
+                    || v.eq_ignore_ascii_case("application/merge-patch+json")
+            });
         if !json {
             return Err(bad(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

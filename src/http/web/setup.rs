@@ -10,7 +10,7 @@ use super::{
 };
 use crate::domain::login::{Channel, LoginStatus};
 use crate::domain::policy::{Complexity, OrgPolicy};
-use crate::domain::profile::Permissions;
+use crate::domain::profile::{Permissions, PermissionsChange};
 use crate::domain::secret::Password;
 use crate::http::{AppState, RequestId};
 use crate::listing::{Format, Listing};
@@ -622,7 +622,12 @@ async fn edit_profile(
     s.check(&form)?;
     let result = state
         .services
-        .update_profile(&s.actor, org(&s), &id, form.data.permissions())
+        .update_profile(
+            &s.actor,
+            org(&s),
+            &id,
+            PermissionsChange::all(form.data.permissions()),
+        )
         .await;
     match result {
         Ok(_) => Ok(done(&format!("/setup/profiles/{id}"), "saved")),
