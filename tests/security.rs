@@ -31,6 +31,7 @@ on_both!(
     other_orgs_ids_answer_like_missing_ones,
     patches_change_only_the_fields_sent,
     hostile_ids_and_extractor_errors_get_the_apis_json_errors,
+    a_proxy_that_names_no_client_makes_an_unknown_client,
 );
 
 async fn soap_login(srv: &TestServer, username: &str, password: &str) -> Answer {
@@ -1065,5 +1066,85 @@ async fn hostile_ids_and_extractor_errors_get_the_apis_json_errors(b: Backend) {
         (a.status, a.json()["error"].as_str()),
         (401, Some("unauthorized"))
     );
+    srv.finish().await;
+}
+
+/// Item 7. A request from a trusted proxy that does not say who the client is — no
+/// `X-Forwarded-For`, an empty or unreadable one — is from an unknown address, inside no
+/// trusted or login range: not from the proxy, which the org may trust.
+async fn a_proxy_that_names_no_client_makes_an_unknown_client(b: Backend) {
+    let env = common::Env::new(b).await;
+    let srv = TestServer::on(env, |c| c.server.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await; // trusts 127.0.0.0/8: the proxy's own address
+    let envelope = login_envelope(&acme.user, PW);
+    let post = |xff: Option<&'static [u8]>| {
+        let mut r = srv
+            .http
+            .post(format!("{}{SOAP}", srv.base))
+            .header("Content-Type", "text/xml")
+            .body(envelope.clone());
+        if let Some(v) = xff {
+            r = r.header(
+                "X-Forwarded-For",
+                reqwest::header::HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        async move { common::server::answer(r.send().await.unwrap()).await }
+    };
+    // Through the proxy, from inside the trusted range: the password alone is enough.
+    assert_eq!(post(Some(b"127.0.0.9")).await.status, 200);
+    for xff in [
+        None,
+        Some(&b""[..]),
+        Some(&b"junk"[..]),
+        Some(&b"127.0.0.9, \x80junk"[..]),
+    ] {
+        let a = post(xff).await;
+        assert_eq!(
+            a.xml("exceptionCode").as_deref(),
+            Some("LOGIN_MUST_USE_SECURITY_TOKEN"),
+            "{xff:?}: {}",
+            a.text
+        );
+        let row = &s
+            .login_history(&cli(), None, Some(&acme.user), 1)
+            .await
+            .unwrap()[0];
+        assert_eq!(row.source_ip, "::", "{xff:?}");
+    }
+    // A profile's login IP range holding the proxy's address does not let it in either (R-L1).
+    s.add_login_range(
+        &cli(),
+        "Acme",
+        "Standard User",
+        "127.0.0.0/8",
+        None,
+        "proxy",
+    )
+    .await
+    .unwrap();
+    let token = common::latest_token(&srv.mails().await, &acme.user);
+    let with_token = login_envelope(&acme.user, &format!("{PW}{token}"));
+    let r = srv
+        .http
+        .post(format!("{}{SOAP}", srv.base))
+        .header("Content-Type", "text/xml")
+        .body(with_token)
+        .send()
+        .await
+        .unwrap();
+    let a = common::server::answer(r).await;
+    assert_eq!(
+        a.xml("exceptionCode").as_deref(),
+        Some("INVALID_LOGIN"),
+        "{}",
+        a.text
+    );
+    let row = &s
+        .login_history(&cli(), None, Some(&acme.user), 1)
+        .await
+        .unwrap()[0];
+    assert_eq!(row.status, "Restricted IP");
     srv.finish().await;
 }

@@ -452,7 +452,10 @@ async fn api_flows_use_the_same_rules_as_the_cli(b: Backend) {
     // refuses NUL in text) — found by schemathesis.
     // (A user named with a control character names nobody: 404, issue 14.)
     for (path, status) in [
-        ("/api/v1/users?after=l%C2%80%F0%A4%80%91%1B%00%F3%B5%BF%89", 400),
+        (
+            "/api/v1/users?after=l%C2%80%F0%A4%80%91%1B%00%F3%B5%BF%89",
+            400,
+        ),
         ("/api/v1/users?q=%00", 400),
         ("/api/v1/login-history?status=%00", 400),
         ("/api/v1/login-history?login_type=a%00b", 400),

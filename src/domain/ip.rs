@@ -87,7 +87,11 @@ impl IpRange {
         self.end
     }
 
+    /// Whether `ip` is in the range; [`UNKNOWN_CLIENT`] is in none.
     pub fn contains(&self, ip: IpAddr) -> bool {
+        if ip == UNKNOWN_CLIENT {
+            return false;
+        }
         match (self.start, self.end, canonical(ip)) {
             (IpAddr::V4(a), IpAddr::V4(b), IpAddr::V4(x)) => {
                 (u32::from(a)..=u32::from(b)).contains(&u32::from(x))
@@ -138,25 +142,34 @@ pub fn any_contains(ranges: &[IpRange], ip: IpAddr) -> bool {
     ranges.iter().any(|r| r.contains(ip))
 }
 
+/// The client address of a request whose trusted proxy did not say who the client is (no
+/// `X-Forwarded-For`, or an entry it wrote that cannot be read): `::`, which no connection has
+/// and no range contains — so such a request is inside no trusted or login range and never
+/// exempt from the address limit. Failing closed: taking the proxy for the client would put
+/// every such request inside whatever range trusts the proxy's address.
+pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+
 /// R-L11: the client's address. The TCP peer, unless the peer is one of `trusted_proxies`;
 /// then the `X-Forwarded-For` entries (every header's, in order) are read from the right, each
 /// trusted proxy is skipped, and the first address that is not a trusted proxy is the client.
 /// A forwarded header from any other peer is ignored, so nobody can choose their own address.
-/// An unparseable entry ends the walk at the last address known good: a proxy we trust wrote
-/// everything to its right, nothing to its left can be believed.
+/// A trusted proxy that sent no entry, or an unparseable entry before the client was found
+/// (a trusted proxy wrote everything to the right of the client), gives [`UNKNOWN_CLIENT`].
+/// When every entry is a trusted proxy, the left-most is the client (a host inside the
+/// proxies' range, say).
 pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted_proxies: &[IpRange]) -> IpAddr {
     let peer = canonical(peer);
     if !any_contains(trusted_proxies, peer) {
         return peer;
     }
-    let mut client = peer;
+    let mut client = UNKNOWN_CLIENT;
     let entries = forwarded_for
         .iter()
         .flat_map(|h| h.split(','))
         .collect::<Vec<_>>();
     for entry in entries.into_iter().rev() {
         let Some(ip) = parse_forwarded_entry(entry) else {
-            return client;
+            return UNKNOWN_CLIENT;
         };
         client = ip;
         if !any_contains(trusted_proxies, ip) {
@@ -203,9 +216,11 @@ mod tests {
             (
                 "10.0.0.2",
                 &[],
-                "10.0.0.2",
-                "trusted peer without a header is the client",
+                "::",
+                "trusted peer without a header: unknown, not the proxy",
             ),
+            ("10.0.0.2", &[""], "::", "an empty header: unknown"),
+            ("10.0.0.2", &["junk"], "::", "an unreadable header: unknown"),
             ("10.0.0.2", &["198.51.100.7"], "198.51.100.7", "one proxy"),
             (
                 "10.0.0.2",
@@ -234,8 +249,14 @@ mod tests {
             (
                 "10.0.0.2",
                 &["198.51.100.7, junk"],
+                "::",
+                "junk written by our proxy: unknown",
+            ),
+            (
                 "10.0.0.2",
-                "junk written by our proxy: stop at the proxy",
+                &["198.51.100.7, junk, 10.0.0.3"],
+                "::",
+                "junk behind a second proxy: unknown",
             ),
             (
                 "10.0.0.2",
@@ -261,6 +282,9 @@ mod tests {
             let got = client_ip(peer.parse().unwrap(), headers, &proxies);
             assert_eq!(got, want.parse::<IpAddr>().unwrap(), "{why}");
         }
+        // The unknown client is inside no range, however wide.
+        let everything = IpRange::parse("::", Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+        assert!(!everything.unwrap().contains(UNKNOWN_CLIENT));
     }
 
     fn ip(s: &str) -> IpAddr {
