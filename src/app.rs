@@ -101,7 +101,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Services>> {
     ));
     Ok(Arc::new(
         Services::new(db, hasher, clock, outbox)
-            .with_delegated_auth_timeout(Duration::from_secs(config.delegated_auth.timeout_seconds))
+            .with_delegated_auth(config.delegated_auth())
             .with_address_limit(config.address_limit()?)
             .with_session_cache(
                 config.session_cache.ttl_ms,

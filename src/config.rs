@@ -103,6 +103,11 @@ impl Default for AddressLimitConfig {
 pub struct DelegatedAuthConfig {
     /// How long an org's delegated-authentication endpoint may take to answer (R-L7).
     pub timeout_seconds: u64,
+    /// Endpoints on loopback, private, link-local and other internal addresses are allowed
+    /// (off: an org admin's URL could reach the server's own network).
+    pub allow_private_addresses: bool,
+    /// Plain `http://` endpoints are allowed (off: passwords would cross the network in clear).
+    pub allow_http: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -211,6 +216,8 @@ impl Default for DelegatedAuthConfig {
     fn default() -> Self {
         DelegatedAuthConfig {
             timeout_seconds: 10,
+            allow_private_addresses: false,
+            allow_http: false,
         }
     }
 }
@@ -549,7 +556,16 @@ impl Config {
         }
     }
 
-    /// `server.trusted_proxies` as ranges (R-L11).
+    /// How delegated-authentication endpoints are called (R-L7, `delegated_auth.*`).
+    pub fn delegated_auth(&self) -> crate::delegated::DelegatedSettings {
+        let d = &self.delegated_auth;
+        crate::delegated::DelegatedSettings {
+            timeout: std::time::Duration::from_secs(d.timeout_seconds),
+            allow_private_addresses: d.allow_private_addresses,
+            allow_http: d.allow_http,
+        }
+    }
+
     /// The per-address failed-login limit, with its exempt ranges parsed.
     pub fn address_limit(&self) -> Result<crate::domain::throttle::AddressLimit, ConfigError> {
         let a = &self.address_limit;

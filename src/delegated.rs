@@ -8,11 +8,113 @@
 //! fault, a body that does not say true or false — counts as "the service is down", which fails
 //! closed (`INVALID_LOGIN` to the client, `Your company's authentication service is down` in
 //! login history).
+//!
+//! The URL is an org admin's, and the call carries users' passwords from inside the server's
+//! network, so it is not allowed to reach that network (SSRF): an address that is loopback,
+//! private, link-local, unique-local, multicast or otherwise internal (`ip::internal_class`) is
+//! refused when the URL is set and again at every call — names are resolved by keyward itself
+//! and only public addresses are connected to, so a name that resolves elsewhere later (DNS
+//! rebinding) reaches nothing — and plain http is refused, unless the operator allows either
+//! (`delegated_auth.allow_private_addresses`, `delegated_auth.allow_http`).
 
+use crate::domain::ip::internal_class;
 use crate::domain::login::DelegatedCheck;
 use crate::domain::secret::Password;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The operator's settings for delegated-authentication calls (`delegated_auth.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelegatedSettings {
+    /// How long an endpoint may take to answer.
+    pub timeout: Duration,
+    /// Endpoints on loopback, private and other internal addresses are allowed.
+    pub allow_private_addresses: bool,
+    /// `http://` endpoints are allowed (the password crosses the network in clear).
+    pub allow_http: bool,
+}
+
+impl Default for DelegatedSettings {
+    fn default() -> Self {
+        DelegatedSettings {
+            timeout: Duration::from_secs(10),
+            allow_private_addresses: false,
+            allow_http: false,
+        }
+    }
+}
+
+impl DelegatedSettings {
+    /// Why a URL may not be called, from its scheme and, when its host is an address, that
+    /// address (a name is resolved at the call, by [`PublicOnly`]).
+    fn refusal(&self, url: &reqwest::Url) -> Option<String> {
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_http => {}
+            "http" => {
+                return Some(
+                    "plain http would send passwords in clear: use https (or set \
+                     delegated_auth.allow_http = true)"
+                        .into(),
+                );
+            }
+            other => return Some(format!("scheme {other} is not http or https")),
+        }
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(a)) => Some(IpAddr::V4(a)),
+            Some(url::Host::Ipv6(a)) => Some(IpAddr::V6(a)),
+            Some(url::Host::Domain(_)) => None,
+            None => return Some("the URL has no host".into()),
+        };
+        literal.and_then(|ip| self.address_refusal(ip))
+    }
+
+    fn address_refusal(&self, ip: IpAddr) -> Option<String> {
+        if self.allow_private_addresses {
+            return None;
+        }
+        internal_class(ip).map(|class| {
+            format!(
+                "{ip} is a {class} address, inside the server's network (set \
+                 delegated_auth.allow_private_addresses = true to allow it)"
+            )
+        })
+    }
+}
+
+/// A DNS resolver that hands the HTTP client only the addresses it may connect to: the name is
+/// resolved here, checked, and the connection goes to a checked address, so a name cannot
+/// resolve to a public address for a check and to an internal one for the connection.
+struct PublicOnly {
+    settings: DelegatedSettings,
+}
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let settings = self.settings;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| settings.address_refusal(a.ip()).is_none())
+                .collect();
+            if allowed.is_empty() {
+                let why = found
+                    .first()
+                    .and_then(|a| settings.address_refusal(a.ip()))
+                    .unwrap_or_else(|| "no address".into());
+                return Err(
+                    format!("{host} resolves to no address keyward may call: {why}").into(),
+                );
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
 
 /// The largest answer read from the endpoint.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -20,19 +122,50 @@ const NAMESPACE: &str = "urn:authentication.soap.sforce.com";
 
 pub struct DelegatedAuth {
     client: reqwest::Client,
+    settings: DelegatedSettings,
 }
 
 impl DelegatedAuth {
-    pub fn new(timeout: Duration) -> DelegatedAuth {
+    pub fn new(settings: DelegatedSettings) -> DelegatedAuth {
         let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
             // A redirect could send the password somewhere the admin did not configure.
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would resolve the name itself, past the check.
+            .no_proxy()
+            .dns_resolver(Arc::new(PublicOnly { settings }))
             .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        DelegatedAuth { client }
+        DelegatedAuth { client, settings }
+    }
+
+    /// Whether `url` may be an org's endpoint, checked when an admin sets it: its scheme, and
+    /// every address its host is or resolves to now (the call checks again).
+    pub async fn check_url(&self, url: &str) -> Result<(), String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        if let Some(why) = self.settings.refusal(&parsed) {
+            return Err(why);
+        }
+        if let Some(url::Host::Domain(name)) = parsed.host() {
+            let port = parsed.port_or_known_default().unwrap_or(443);
+            let found: Vec<SocketAddr> =
+                tokio::time::timeout(self.settings.timeout, tokio::net::lookup_host((name, port)))
+                    .await
+                    .map_err(|_| format!("resolving {name} took too long"))?
+                    .map_err(|e| format!("cannot resolve {name}: {e}"))?
+                    .collect();
+            if found.is_empty() {
+                return Err(format!("{name} resolves to no address"));
+            }
+            for a in found {
+                if let Some(why) = self.settings.address_refusal(a.ip()) {
+                    return Err(format!("{name} resolves to {why}"));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Asks `url` whether `password` is right for `username` logging in from `source_ip`.
@@ -64,10 +197,15 @@ impl DelegatedAuth {
         password: &Password,
         source_ip: IpAddr,
     ) -> Result<DelegatedCheck, String> {
+        // The rules may have changed since the URL was set (or it was set by an older keyward).
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        if let Some(why) = self.settings.refusal(&parsed) {
+            return Err(format!("refused: {why}"));
+        }
         let body = request_body(username, password, source_ip);
         let mut response = self
             .client
-            .post(url)
+            .post(parsed)
             .header("Content-Type", "text/xml; charset=utf-8")
             .header("SOAPAction", "\"\"")
             .body(body)

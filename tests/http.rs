@@ -51,7 +51,15 @@ async fn fixture(b: Backend) -> Fixture {
 }
 
 async fn fixture_with(b: Backend, tweak: impl FnOnce(&mut keyward::config::Config)) -> Fixture {
-    let srv = TestServer::start_with(b, tweak).await;
+    fixture_in(TestServer::start_with(b, tweak).await).await
+}
+
+/// The fixture over services built by the test.
+async fn fixture_on(env: common::Env) -> Fixture {
+    fixture_in(TestServer::on(env, |_| {}).await).await
+}
+
+async fn fixture_in(srv: TestServer) -> Fixture {
     let s = srv.services();
     let org_id = s.create_org(&cli(), "Acme").await.unwrap().id;
     let user_id = add_user(s, "Acme", USER, None).await;
@@ -1773,7 +1781,16 @@ async fn sso_endpoint(
 }
 
 async fn r_l7_delegated_authentication(b: Backend) {
-    let f = fixture(b).await;
+    // The test's endpoint is plain http on loopback: allowed here, as an operator would.
+    let env = common::Env::new_with(b, |s| {
+        s.with_delegated_auth(keyward::delegated::DelegatedSettings {
+            allow_private_addresses: true,
+            allow_http: true,
+            ..Default::default()
+        })
+    })
+    .await;
+    let f = fixture_on(env).await;
     let srv = &f.srv;
     let s = srv.services();
     s.create_profile(

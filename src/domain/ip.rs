@@ -142,6 +142,61 @@ pub fn any_contains(ranges: &[IpRange], ip: IpAddr) -> bool {
     ranges.iter().any(|r| r.contains(ip))
 }
 
+/// Why `ip` is not a public Internet address, for an outbound call that must not reach the
+/// server's own network (the delegated-authentication URL): loopback, unspecified, private
+/// (RFC 1918), shared (RFC 6598, carrier-grade NAT), link-local, unique-local (RFC 4193),
+/// multicast, broadcast, "this network" (0.0.0.0/8) — also inside IPv4-mapped, NAT64
+/// (64:ff9b::/96) and 6to4 (2002::/16) IPv6 addresses, which reach an IPv4 one. `None`: public.
+pub fn internal_class(ip: IpAddr) -> Option<&'static str> {
+    match canonical(ip) {
+        IpAddr::V4(v4) => v4_class(v4),
+        IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            let o = v6.octets();
+            if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
+                return v4_class(std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+            }
+            if seg[0] == 0x2002 {
+                return v4_class(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+            }
+            if v6.is_loopback() {
+                Some("loopback")
+            } else if v6.is_unspecified() {
+                Some("unspecified")
+            } else if v6.is_multicast() {
+                Some("multicast")
+            } else if seg[0] & 0xfe00 == 0xfc00 {
+                Some("unique-local")
+            } else if seg[0] & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn v4_class(ip: std::net::Ipv4Addr) -> Option<&'static str> {
+    let o = ip.octets();
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_private() {
+        Some("private")
+    } else if ip.is_link_local() {
+        Some("link-local")
+    } else if ip.is_multicast() {
+        Some("multicast")
+    } else if ip.is_broadcast() {
+        Some("broadcast")
+    } else if o[0] == 0 {
+        Some("unspecified")
+    } else if o[0] == 100 && o[1] & 0xc0 == 64 {
+        Some("shared (carrier-grade NAT)")
+    } else {
+        None
+    }
+}
+
 /// The client address of a request whose trusted proxy did not say who the client is (no
 /// `X-Forwarded-For`, or an entry it wrote that cannot be read): `::`, which no connection has
 /// and no range contains — so such a request is inside no trusted or login range and never
@@ -289,6 +344,47 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn internal_addresses_are_named_and_public_ones_are_not() {
+        for (addr, class) in [
+            ("127.0.0.1", "loopback"),
+            ("127.255.0.9", "loopback"),
+            ("::1", "loopback"),
+            ("0.0.0.0", "unspecified"),
+            ("0.1.2.3", "unspecified"),
+            ("::", "unspecified"),
+            ("10.1.2.3", "private"),
+            ("172.16.0.1", "private"),
+            ("172.31.255.255", "private"),
+            ("192.168.1.1", "private"),
+            ("100.64.0.1", "shared (carrier-grade NAT)"),
+            ("169.254.169.254", "link-local"),
+            ("fe80::1", "link-local"),
+            ("fd00::1", "unique-local"),
+            ("fc12::1", "unique-local"),
+            ("224.0.0.1", "multicast"),
+            ("ff02::1", "multicast"),
+            ("255.255.255.255", "broadcast"),
+            ("::ffff:127.0.0.1", "loopback"),
+            ("::ffff:169.254.169.254", "link-local"),
+            ("64:ff9b::a00:1", "private"),
+            ("2002:c0a8:0101::1", "private"),
+        ] {
+            assert_eq!(internal_class(ip(addr)), Some(class), "{addr}");
+        }
+        for public in [
+            "203.0.113.7",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2001:db8::1",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+        ] {
+            assert_eq!(internal_class(ip(public)), None, "{public}");
+        }
     }
 
     #[test]

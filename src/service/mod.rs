@@ -213,7 +213,7 @@ impl Services {
             hasher,
             clock,
             outbox,
-            delegated: DelegatedAuth::new(std::time::Duration::from_secs(10)),
+            delegated: DelegatedAuth::new(crate::delegated::DelegatedSettings::default()),
             metrics: Metrics::default(),
             address_limit: crate::domain::throttle::AddressLimit::default(),
             in_flight: throttle::InFlight::default(),
@@ -252,9 +252,10 @@ impl Services {
         self
     }
 
-    /// How long a delegated-authentication endpoint may take to answer (R-L7).
-    pub fn with_delegated_auth_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.delegated = DelegatedAuth::new(timeout);
+    /// How delegated-authentication endpoints are called (R-L7): timeout, and whether internal
+    /// addresses and plain http are allowed.
+    pub fn with_delegated_auth(mut self, settings: crate::delegated::DelegatedSettings) -> Self {
+        self.delegated = DelegatedAuth::new(settings);
         self
     }
 

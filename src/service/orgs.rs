@@ -228,6 +228,12 @@ impl Services {
         let url = url.map(str::trim).filter(|u| !u.is_empty());
         if let Some(u) = url {
             validate_http_url(u)?;
+            // Where it points, now: the call checks again (delegated.rs, SSRF).
+            self.delegated.check_url(u).await.map_err(|why| {
+                ServiceError::Invalid(format!(
+                    "the delegated-authentication URL {u} is refused: {why}"
+                ))
+            })?;
         }
         let mut tx = self.db.begin().await?;
         let org = resolve::org(&mut tx.c(), org_input).await?;
