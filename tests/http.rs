@@ -2203,18 +2203,10 @@ async fn address_limit_refuses_a_guessing_address_before_any_hash_on_every_node(
     assert_eq!(s.address_in_flight(burst.parse().unwrap()), 0);
 
     // A second node over the same database refuses the address too.
-    let node_b = common::build_services(
-        &srv.env.db,
-        srv.env.clock.clone(),
-        keyward::mail::transport::Transport::file(srv.env.db.mail_dir()),
-        keyward::service::outbox::RetryPolicy {
-            max_attempts: 1,
-            base: std::time::Duration::from_millis(100),
-            max: std::time::Duration::from_millis(100),
-        },
-        |s| s.with_address_limit(limit.clone()),
-    )
-    .await;
+    let node_b = srv
+        .env
+        .second_node(|s| s.with_address_limit(limit.clone()))
+        .await;
     let req = |ip: &str| {
         keyward::service::login::LoginRequest::new(
             USER,

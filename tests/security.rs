@@ -1228,24 +1228,16 @@ async fn delegated_auth_urls_cannot_reach_the_servers_network(b: Backend) {
 
     // At the call: URLs set while the operator allowed them (or by an older keyward) reach
     // nothing once the rules refuse them — a literal address, and a name that resolves inside.
-    let lenient = common::build_services(
-        &srv.env.db,
-        srv.env.clock.clone(),
-        keyward::mail::transport::Transport::file(srv.env.db.mail_dir()),
-        keyward::service::outbox::RetryPolicy {
-            max_attempts: 1,
-            base: std::time::Duration::from_millis(100),
-            max: std::time::Duration::from_millis(100),
-        },
-        |s| {
+    let lenient = srv
+        .env
+        .second_node(|s| {
             s.with_delegated_auth(keyward::delegated::DelegatedSettings {
                 allow_private_addresses: true,
                 allow_http: true,
                 ..Default::default()
             })
-        },
-    )
-    .await;
+        })
+        .await;
     lenient
         .create_profile(
             &cli(),

@@ -272,6 +272,25 @@ pub async fn build_services(
     Arc::new(tweak(Services::new(store, hasher, clock, outbox)))
 }
 
+impl Env {
+    /// Another node's services over this environment's database, clock and mail directory,
+    /// with its own settings.
+    pub async fn second_node(&self, tweak: impl FnOnce(Services) -> Services) -> Arc<Services> {
+        build_services(
+            &self.db,
+            self.clock.clone(),
+            Transport::file(self.db.mail_dir()),
+            RetryPolicy {
+                max_attempts: 1,
+                base: Duration::from_millis(100),
+                max: Duration::from_millis(100),
+            },
+            tweak,
+        )
+        .await
+    }
+}
+
 /// Creates user `username` (email the same, named Ada Lovelace) in `org`, as the CLI would;
 /// with a password, the first token is mailed. Returns the user id.
 pub async fn create_user(
