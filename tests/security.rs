@@ -33,6 +33,7 @@ on_both!(
     hostile_ids_and_extractor_errors_get_the_apis_json_errors,
     a_proxy_that_names_no_client_makes_an_unknown_client,
     delegated_auth_urls_cannot_reach_the_servers_network,
+    session_timeouts_apply_to_open_sessions_and_lifetimes_are_absolute,
 );
 
 async fn soap_login(srv: &TestServer, username: &str, password: &str) -> Answer {
@@ -1299,5 +1300,126 @@ async fn delegated_auth_urls_cannot_reach_the_servers_network(b: Backend) {
     lenient.login(req).await.unwrap();
     assert!(contacted.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     lenient.db.close().await;
+    srv.finish().await;
+}
+
+async fn get_user_info(srv: &TestServer, sid: &str) -> Answer {
+    let op = soap_call(sid, "<getUserInfo xmlns=\"urn:partner.soap.sforce.com\"/>");
+    srv.soap(SOAP, &op).await
+}
+
+/// Item 11. Lowering the org's session timeout applies to the sessions already open, at their
+/// next check; and every session has an absolute lifetime (default 24 hours), however much it
+/// is used (ASVS 7.3.2) — SOAP sessions, OAuth access tokens and web sessions alike.
+async fn session_timeouts_apply_to_open_sessions_and_lifetimes_are_absolute(b: Backend) {
+    use keyward::service::orgs::PolicyChange;
+    use time::Duration;
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    let clock = &srv.env.clock;
+    let (client_id, secret) = oauth_client(s, "Acme", false, None).await;
+
+    // Opened under a 2-hour timeout; the timeout lowered to 5 minutes; 6 idle minutes later
+    // the session is over (it would have lived two hours).
+    let sid = soap_session(&srv, &acme.user).await;
+    assert_eq!(get_user_info(&srv, &sid).await.status, 200);
+    let lower = PolicyChange {
+        session_seconds: Some(300),
+        ..PolicyChange::default()
+    };
+    s.set_policy(&cli(), "Acme", &lower).await.unwrap();
+    clock.advance(Duration::minutes(6));
+    let a = get_user_info(&srv, &sid).await;
+    assert_eq!(
+        a.xml("exceptionCode").as_deref(),
+        Some("INVALID_SESSION_ID")
+    );
+    let sid = soap_session(&srv, &acme.user).await;
+    clock.advance(Duration::minutes(4));
+    assert_eq!(
+        get_user_info(&srv, &sid).await.status,
+        200,
+        "4 minutes idle: alive"
+    );
+
+    // The default lifetime, 24 hours: sessions used every 4 minutes end at the 24th hour.
+    let sid = soap_session(&srv, &acme.user).await;
+    let grant = password_grant(&srv, &client_id, &secret, &acme.user, PW).await;
+    let access = grant.json()["access_token"].as_str().unwrap().to_string();
+    let web = Browser::login(&srv, &acme.user).await;
+    let mut minutes = 0;
+    while minutes + 4 < 24 * 60 {
+        clock.advance(Duration::minutes(4));
+        minutes += 4;
+        if minutes % 240 == 0 {
+            assert_eq!(get_user_info(&srv, &sid).await.status, 200, "{minutes} min");
+            assert_eq!(userinfo(&srv, &access).await, 200, "{minutes} min");
+            assert_eq!(web.get("/settings").await.status, 200, "{minutes} min");
+        } else {
+            get_user_info(&srv, &sid).await;
+            userinfo(&srv, &access).await;
+            web.get("/settings").await;
+        }
+    }
+    clock.advance(Duration::minutes(4));
+    let a = get_user_info(&srv, &sid).await;
+    assert_eq!(
+        a.xml("exceptionCode").as_deref(),
+        Some("INVALID_SESSION_ID"),
+        "24 h: over"
+    );
+    assert_eq!(userinfo(&srv, &access).await, 403);
+    let page = web.get("/settings").await;
+    assert_eq!(
+        (page.status, page.header("location")),
+        (303, "/"),
+        "the web session too"
+    );
+
+    // A shorter lifetime, set while a session is open, ends it at its next check.
+    let sid = soap_session(&srv, &acme.user).await;
+    clock.advance(Duration::minutes(3));
+    assert_eq!(get_user_info(&srv, &sid).await.status, 200);
+    let hour = PolicyChange {
+        session_max_seconds: Some(300),
+        ..PolicyChange::default()
+    };
+    s.set_policy(&cli(), "Acme", &hour).await.unwrap();
+    clock.advance(Duration::minutes(3));
+    let a = get_user_info(&srv, &sid).await;
+    assert_eq!(
+        a.xml("exceptionCode").as_deref(),
+        Some("INVALID_SESSION_ID"),
+        "{}",
+        a.text
+    );
+    // Shown, and refused below the idle timeout.
+    let admin = soap_session(&srv, &acme.admin).await;
+    let p = api(&srv, reqwest::Method::GET, "/api/v1/policy", &admin, None)
+        .await
+        .json();
+    assert_eq!(
+        (
+            p["session_seconds"].as_u64(),
+            p["session_max_seconds"].as_u64()
+        ),
+        (Some(300), Some(300))
+    );
+    let a = api(
+        &srv,
+        reqwest::Method::PATCH,
+        "/api/v1/policy",
+        &admin,
+        Some(json!({"session_seconds": 600})),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(
+        a.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("session-max-seconds")
+    );
     srv.finish().await;
 }

@@ -314,9 +314,13 @@ pub enum PolicyCommand {
         /// Days until a password expires; 0 = never
         #[arg(long)]
         password_expiry_days: Option<u32>,
-        /// Session timeout
+        /// Idle timeout: a session ends this long after its last use (300-86400)
         #[arg(long)]
         session_seconds: Option<u32>,
+        /// Absolute lifetime: a session ends this long after it began, however much it is used
+        /// (from the idle timeout to 2592000)
+        #[arg(long)]
+        session_max_seconds: Option<u32>,
         #[arg(long)]
         min_password_length: Option<u32>,
         /// Previous passwords that may not be reused
@@ -1026,6 +1030,7 @@ async fn policy(s: &Services, actor: &Actor, c: PolicyCommand) -> Result<(), Cli
             lockout_minutes,
             password_expiry_days,
             session_seconds,
+            session_max_seconds,
             min_password_length,
             password_history,
             complexity,
@@ -1047,6 +1052,7 @@ async fn policy(s: &Services, actor: &Actor, c: PolicyCommand) -> Result<(), Cli
                     lockout_minutes,
                     password_expiry_days,
                     session_seconds,
+                    session_max_seconds,
                     min_password_length,
                     password_history,
                     complexity,
@@ -1066,6 +1072,7 @@ async fn policy(s: &Services, actor: &Actor, c: PolicyCommand) -> Result<(), Cli
                 ("lockout_attempts", json!(p.lockout_attempts)),
                 ("lockout_minutes", json!(p.lockout_minutes)),
                 ("session_seconds", json!(p.session_seconds)),
+                ("session_max_seconds", json!(p.session_max_seconds)),
             ];
             print(&show(&fields, format.format));
         }

@@ -4,6 +4,7 @@
 use super::secret::Password;
 use super::token::{TOKEN_LEN, looks_like_keyward_token};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 /// Longest password accepted when one is set, in bytes: far above any real password, low enough
 /// that hashing it costs nothing extra.
@@ -91,7 +92,11 @@ pub struct OrgPolicy {
     pub lockout_attempts: u32,
     /// How long a lockout lasts; 0 = until an admin unlocks.
     pub lockout_minutes: u32,
+    /// Idle timeout: a session ends this long after its last use (R-L10).
     pub session_seconds: u32,
+    /// Absolute lifetime: a session ends this long after it began, however much it is used
+    /// (ASVS 7.3.2).
+    pub session_max_seconds: u32,
 }
 
 impl OrgPolicy {
@@ -125,6 +130,7 @@ impl Default for OrgPolicy {
             lockout_attempts: 10,
             lockout_minutes: 15,
             session_seconds: 7200,
+            session_max_seconds: 86_400,
         }
     }
 }
@@ -162,7 +168,27 @@ impl OrgPolicy {
         in_range("lockout-attempts", self.lockout_attempts, 0, 100)?;
         in_range("lockout-minutes", self.lockout_minutes, 0, 525_600)?;
         in_range("session-seconds", self.session_seconds, 300, 86_400)?;
+        in_range(
+            "session-max-seconds",
+            self.session_max_seconds,
+            self.session_seconds,
+            30 * 86_400,
+        )?;
         Ok(())
+    }
+
+    /// When a session that began at `created` and was last used at `last_used` ends, by this
+    /// policy as it is now: the idle timeout or the absolute lifetime, whichever comes first. A
+    /// session is checked against it at every use, so a lowered timeout or lifetime applies to
+    /// the sessions already open.
+    pub fn session_ends_at(
+        &self,
+        created: OffsetDateTime,
+        last_used: OffsetDateTime,
+    ) -> OffsetDateTime {
+        let idle = last_used + time::Duration::seconds(i64::from(self.session_seconds));
+        let absolute = created + time::Duration::seconds(i64::from(self.session_max_seconds));
+        idle.min(absolute)
     }
 
     /// Checks a new password against the policy. History is checked by the service, which has
@@ -221,6 +247,38 @@ pub enum PasswordRejected {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_session_ends_at_its_idle_timeout_or_its_lifetime_whichever_is_first() {
+        let p = OrgPolicy {
+            session_seconds: 600,
+            session_max_seconds: 3600,
+            ..OrgPolicy::default()
+        };
+        let t0 = time::macros::datetime!(2026-12-06 10:00 UTC);
+        let m = time::Duration::minutes;
+        assert_eq!(p.session_ends_at(t0, t0), t0 + m(10), "idle");
+        assert_eq!(
+            p.session_ends_at(t0, t0 + m(55)),
+            t0 + m(60),
+            "the lifetime caps it"
+        );
+        assert_eq!(OrgPolicy::default().session_max_seconds, 86_400);
+        let shorter = OrgPolicy {
+            session_max_seconds: 599,
+            ..p.clone()
+        };
+        assert!(
+            shorter.validate().is_err(),
+            "a lifetime below the idle timeout"
+        );
+        let longer = OrgPolicy {
+            session_max_seconds: 31 * 86_400,
+            ..p
+        };
+        assert!(longer.validate().is_err());
+    }
+
     use super::*;
 
     fn check(policy: &OrgPolicy, pw: &str) -> Result<(), PasswordRejected> {

@@ -20,6 +20,7 @@ pub fn policy_of(org: &OrgRow) -> OrgPolicy {
         lockout_attempts: u(org.lockout_attempts),
         lockout_minutes: u(org.lockout_minutes),
         session_seconds: u(org.session_seconds),
+        session_max_seconds: u(org.session_max_seconds),
     }
 }
 
@@ -31,6 +32,7 @@ fn apply_policy(org: &mut OrgRow, p: &OrgPolicy) {
     org.lockout_attempts = i64::from(p.lockout_attempts);
     org.lockout_minutes = i64::from(p.lockout_minutes);
     org.session_seconds = i64::from(p.session_seconds);
+    org.session_max_seconds = i64::from(p.session_max_seconds);
 }
 
 /// Changes to an org's policy; `None` leaves a setting as it is.
@@ -40,6 +42,7 @@ pub struct PolicyChange {
     pub lockout_minutes: Option<u32>,
     pub password_expiry_days: Option<u32>,
     pub session_seconds: Option<u32>,
+    pub session_max_seconds: Option<u32>,
     pub min_password_length: Option<u32>,
     pub password_history: Option<u32>,
     pub complexity: Option<Complexity>,
@@ -51,6 +54,7 @@ impl PolicyChange {
             && self.lockout_minutes.is_none()
             && self.password_expiry_days.is_none()
             && self.session_seconds.is_none()
+            && self.session_max_seconds.is_none()
             && self.min_password_length.is_none()
             && self.password_history.is_none()
             && self.complexity.is_none()
@@ -82,6 +86,7 @@ pub(crate) async fn insert_org(
         lockout_attempts: 0,
         lockout_minutes: 0,
         session_seconds: 0,
+        session_max_seconds: 0,
         created_at: now_ms,
     };
     apply_policy(&mut org, &OrgPolicy::default());
@@ -182,6 +187,7 @@ impl Services {
         set!(lockout_minutes, "lockout minutes");
         set!(password_expiry_days, "password expiry days");
         set!(session_seconds, "session timeout seconds");
+        set!(session_max_seconds, "session lifetime seconds");
         set!(min_password_length, "minimum password length");
         set!(password_history, "password history");
         if let Some(cx) = change.complexity {

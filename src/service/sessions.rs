@@ -6,8 +6,12 @@
 //! `session_cache.ttl_ms` ago (`service::cache`; at most a second): a logout, revocation or
 //! deactivation on this node is seen at the next call, on another node within that time. The
 //! idle timeout moves forward as a session is used; to keep a check a read, the move is written
-//! at most once a minute per session.
+//! at most once a minute per session. Every check also applies the org's timeout and absolute
+//! lifetime as they are now (`OrgPolicy::session_ends_at`), so lowering either ends the
+//! sessions already open; an OAuth refresh token is not bound by the lifetime (each access token
+//! it mints is).
 
+use super::orgs::policy_of;
 use super::{Result, Services};
 use crate::crypto::{digest, random_base62};
 use crate::domain::ids::{KeyPrefix, SfId};
@@ -15,9 +19,8 @@ use crate::domain::login::Channel;
 use crate::store::orgs::OrgRow;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::UserRow;
-use crate::store::{Conn, ms};
+use crate::store::{Conn, from_ms, ms};
 use std::sync::Arc;
-use time::Duration;
 
 const SESSION_RANDOM_LEN: usize = 32;
 /// A refresh token: Salesforce's look (`5Aep861…`) with 80 base62 characters (476 bits).
@@ -120,14 +123,26 @@ pub(crate) async fn load_active(
 ) -> Result<Option<ActiveSession>> {
     // Deactivation deletes the sessions in the same transaction; reading the user with the
     // session keeps that true even for a session row written by a login that raced it.
-    let Some(sessions::LiveSession { session, user, org }) =
-        sessions::get_live_with_user(c, digest, now).await?
+    let Some(sessions::LiveSession {
+        mut session,
+        user,
+        org,
+    }) = sessions::get_live_with_user(c, digest, now).await?
     else {
         return Ok(None);
     };
     if !user.active {
         return Ok(None);
     }
+    // The org's timeout and lifetime as they are now: lowering either ends the sessions
+    // already open at their next use (the stored expiry was computed with the old values).
+    let ends =
+        ms(policy_of(&org)
+            .session_ends_at(from_ms(session.created_at), from_ms(session.last_seen_at)));
+    if ends <= now {
+        return Ok(None);
+    }
+    session.expires_at = session.expires_at.min(ends);
     Ok(Some(ActiveSession { session, user, org }))
 }
 
@@ -151,7 +166,8 @@ impl Services {
             return Ok(None);
         };
         if now - active.session.last_seen_at >= TOUCH_INTERVAL_MS {
-            let expires = ms(self.now() + Duration::seconds(active.org.session_seconds.max(1)));
+            let expires = ms(policy_of(&active.org)
+                .session_ends_at(from_ms(active.session.created_at), self.now()));
             sessions::touch(&mut c.c(), &digest, now, expires).await?;
             active.session.last_seen_at = now;
             active.session.expires_at = expires;

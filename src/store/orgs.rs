@@ -14,18 +14,19 @@ pub struct OrgRow {
     pub lockout_attempts: i64,
     pub lockout_minutes: i64,
     pub session_seconds: i64,
+    pub session_max_seconds: i64,
     pub created_at: i64,
 }
 
 pub(crate) const COLUMNS: &str = "id, name, delegated_auth_url, min_password_length, complexity, \
     password_history, password_expiry_days, lockout_attempts, lockout_minutes, session_seconds, \
-    created_at";
+    session_max_seconds, created_at";
 
 pub async fn insert(c: &mut Conn<'_>, org: &OrgRow) -> Result<()> {
     let sql = "INSERT INTO orgs (id, name, name_key, delegated_auth_url, min_password_length, \
         complexity, password_history, password_expiry_days, lockout_attempts, lockout_minutes, \
-        session_seconds, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
+        session_seconds, session_max_seconds, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
     exec!(
         c,
         sql,
@@ -40,6 +41,7 @@ pub async fn insert(c: &mut Conn<'_>, org: &OrgRow) -> Result<()> {
         org.lockout_attempts,
         org.lockout_minutes,
         org.session_seconds,
+        org.session_max_seconds,
         org.created_at
     )?;
     Ok(())
@@ -90,7 +92,7 @@ pub async fn count(c: &mut Conn<'_>) -> Result<i64> {
 pub async fn update_policy(c: &mut Conn<'_>, org: &OrgRow, now: i64) -> Result<()> {
     let sql = "UPDATE orgs SET min_password_length = $2, complexity = $3, password_history = $4, \
         password_expiry_days = $5, lockout_attempts = $6, lockout_minutes = $7, \
-        session_seconds = $8, updated_at = $9 WHERE id = $1";
+        session_seconds = $8, session_max_seconds = $9, updated_at = $10 WHERE id = $1";
     exec!(
         c,
         sql,
@@ -102,6 +104,7 @@ pub async fn update_policy(c: &mut Conn<'_>, org: &OrgRow, now: i64) -> Result<(
         org.lockout_attempts,
         org.lockout_minutes,
         org.session_seconds,
+        org.session_max_seconds,
         now
     )?;
     Ok(())
@@ -136,6 +139,7 @@ row_decoder! {
                 lockout_attempts,
                 lockout_minutes,
                 session_seconds,
+                session_max_seconds,
                 created_at,
             }
         ))

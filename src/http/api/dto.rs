@@ -329,7 +329,10 @@ pub struct Policy {
     pub lockout_attempts: u32,
     /// 0: locked until an admin unlocks.
     pub lockout_minutes: u32,
+    /// Idle timeout.
     pub session_seconds: u32,
+    /// Absolute lifetime: a session ends this long after it began, however much it is used.
+    pub session_max_seconds: u32,
 }
 
 impl From<crate::domain::policy::OrgPolicy> for Policy {
@@ -342,6 +345,7 @@ impl From<crate::domain::policy::OrgPolicy> for Policy {
             lockout_attempts: p.lockout_attempts,
             lockout_minutes: p.lockout_minutes,
             session_seconds: p.session_seconds,
+            session_max_seconds: p.session_max_seconds,
         }
     }
 }
@@ -363,6 +367,8 @@ pub struct PolicyChange {
     pub lockout_minutes: Option<u32>,
     #[serde(default, deserialize_with = "not_null")]
     pub session_seconds: Option<u32>,
+    #[serde(default, deserialize_with = "not_null")]
+    pub session_max_seconds: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

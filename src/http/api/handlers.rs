@@ -601,6 +601,7 @@ pub async fn update_policy(
         lockout_minutes: p.lockout_minutes,
         password_expiry_days: p.password_expiry_days,
         session_seconds: p.session_seconds,
+        session_max_seconds: p.session_max_seconds,
         min_password_length: p.min_password_length,
         password_history: p.password_history,
         complexity,

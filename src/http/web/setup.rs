@@ -815,6 +815,7 @@ struct PolicyForm {
     lockout_attempts: Option<String>,
     lockout_minutes: Option<String>,
     session_seconds: Option<String>,
+    session_max_seconds: Option<String>,
 }
 
 fn number(field: &str, v: &Option<String>) -> Result<Option<u32>, String> {
@@ -836,6 +837,7 @@ impl PolicyForm {
             lockout_attempts: number("Maximum invalid login attempts", &self.lockout_attempts)?,
             lockout_minutes: number("The lockout period", &self.lockout_minutes)?,
             session_seconds: number("The timeout", &self.session_seconds)?,
+            session_max_seconds: number("The lifetime", &self.session_max_seconds)?,
             complexity: match given(&self.complexity) {
                 None => None,
                 Some(c) => {
@@ -871,6 +873,7 @@ async fn save_policies(
     s.check(&form)?;
     let f = PolicyForm {
         session_seconds: None,
+        session_max_seconds: None,
         ..form.data
     };
     match save_policy(&state, &s, &rid, &f).await? {
@@ -887,14 +890,20 @@ async fn save_policies(
 struct SessionSettingsPage {
     chrome: Chrome,
     seconds: u32,
+    max_seconds: u32,
+}
+
+fn session_settings(chrome: Chrome, p: &OrgPolicy) -> Response {
+    page(&SessionSettingsPage {
+        chrome,
+        seconds: p.session_seconds,
+        max_seconds: p.session_max_seconds,
+    })
 }
 
 async fn session_settings_page(Admin(s): Admin, Query(d): Query<Done>) -> Page {
     let c = chrome(&s, "Session Settings", "/setup/session-settings").with_notice(messages(&d));
-    Ok(page(&SessionSettingsPage {
-        chrome: c,
-        seconds: policy_of(&s.session.org).session_seconds,
-    }))
+    Ok(session_settings(c, &policy_of(&s.session.org)))
 }
 
 async fn save_session_settings(
@@ -906,6 +915,7 @@ async fn save_session_settings(
     s.check(&form)?;
     let f = PolicyForm {
         session_seconds: form.data.session_seconds,
+        session_max_seconds: form.data.session_max_seconds,
         min_password_length: None,
         complexity: None,
         password_history: None,
@@ -917,10 +927,7 @@ async fn save_session_settings(
         Ok(()) => Ok(done("/setup/session-settings", "saved")),
         Err(m) => {
             let c = chrome(&s, "Session Settings", "/setup/session-settings").with_error(m);
-            Ok(page(&SessionSettingsPage {
-                chrome: c,
-                seconds: policy_of(&s.session.org).session_seconds,
-            }))
+            Ok(session_settings(c, &policy_of(&s.session.org)))
         }
     }
 }
