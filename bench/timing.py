@@ -11,8 +11,11 @@ for each kind against "wrong password": the medians, their difference, and Welch
 
     cargo build --release
     python3 bench/timing.py [--samples 500] [--bin target/release/keyward] [--out FILE.json]
+                            [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
-Standard library only. Prints a table and writes the raw figures as JSON.
+On SQLite by default; with --database-url, on a fresh PostgreSQL database created on that
+server (with psql) and dropped afterwards. Standard library only. Prints a table and writes the
+raw figures as JSON.
 """
 
 import argparse
@@ -43,9 +46,11 @@ def envelope(username, password):
 
 
 class Keyward:
-    def __init__(self, binary, data_dir):
+    def __init__(self, binary, data_dir, database_url=""):
         self.binary = binary
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")}
+        if database_url:
+            self.env["KEYWARD_DATABASE_URL"] = database_url
         self.env.update({
             "KEYWARD_DATA_DIR": data_dir,
             "KEYWARD_LOG_LEVEL": "warn",
@@ -96,12 +101,20 @@ def main():
     p.add_argument("--bin", default="target/release/keyward")
     p.add_argument("--out", default="")
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--database-url", default="",
+                   help="a PostgreSQL server to run on (a fresh database is made there)")
     args = p.parse_args()
     if not os.path.exists(args.bin):
         sys.exit("%s is missing: run cargo build --release first" % args.bin)
 
     data = tempfile.mkdtemp(prefix="keyward-timing-")
-    kw = Keyward(os.path.abspath(args.bin), data)
+    database_url, drop = "", None
+    if args.database_url:
+        name = "keyward_timing_%d" % random.randrange(10**9)
+        subprocess.run(["psql", args.database_url, "-qc", "CREATE DATABASE %s" % name], check=True)
+        database_url = args.database_url.rsplit("/", 1)[0] + "/" + name
+        drop = ["psql", args.database_url, "-qc", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % name]
+    kw = Keyward(os.path.abspath(args.bin), data, database_url)
     try:
         kw.cli("init", "--org-name", "Timing")
         # Wrong passwords must never lock anyone: the org has no lockout.
@@ -159,6 +172,8 @@ def main():
         history = json.loads(kw.cli("login-history", "--limit", "10000", "--format", "json"))
     finally:
         shutil.rmtree(data, ignore_errors=True)
+        if drop:
+            subprocess.run(drop, check=False)
 
     base = times["wrong password"]
     rows = []
@@ -184,7 +199,11 @@ def main():
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
         },
-        "parameters": {"samples": args.samples, "argon2id": "defaults (m=19456 KiB, t=2, p=1)"},
+        "parameters": {
+            "samples": args.samples,
+            "argon2id": "defaults (m=19456 KiB, t=2, p=1)",
+            "backend": "postgresql" if args.database_url else "sqlite",
+        },
         "results": rows,
         "login_history_statuses": statuses,
     }

@@ -34,6 +34,7 @@ on_both!(
     a_proxy_that_names_no_client_makes_an_unknown_client,
     delegated_auth_urls_cannot_reach_the_servers_network,
     session_timeouts_apply_to_open_sessions_and_lifetimes_are_absolute,
+    an_unknown_username_writes_what_a_wrong_password_writes,
 );
 
 async fn soap_login(srv: &TestServer, username: &str, password: &str) -> Answer {
@@ -1420,6 +1421,55 @@ async fn session_timeouts_apply_to_open_sessions_and_lifetimes_are_absolute(b: B
             .as_str()
             .unwrap()
             .contains("session-max-seconds")
+    );
+    srv.finish().await;
+}
+
+/// The decoy rows' failure counts, in key order.
+async fn decoy_counts(s: &keyward::service::Services) -> Vec<i64> {
+    use keyward::store::Conn;
+    let sql = "SELECT failed_logins FROM login_decoys ORDER BY id";
+    let mut c = s.db.conn().await.unwrap();
+    match c.c() {
+        Conn::Sqlite(x) => sqlx::query_scalar(sql).fetch_all(&mut *x).await.unwrap(),
+        Conn::Postgres(x) => sqlx::query_scalar(sql).fetch_all(&mut *x).await.unwrap(),
+    }
+}
+
+/// Item 12. An unknown username makes the write a wrong password makes: it locks and counts a
+/// failure on a decoy row of the users' shape, always the same row for the same name (R-L4;
+/// the timing figures are in docs/security.md).
+async fn an_unknown_username_writes_what_a_wrong_password_writes(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    let before = decoy_counts(s).await;
+    assert_eq!(before.len(), 64);
+    for _ in 0..3 {
+        let a = soap_login(&srv, "nobody@acme.test", PW).await;
+        assert_eq!(a.xml("exceptionCode").as_deref(), Some("INVALID_LOGIN"));
+    }
+    let after = decoy_counts(s).await;
+    let changed: Vec<i64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| a - b)
+        .filter(|d| *d != 0)
+        .collect();
+    assert_eq!(changed, [3], "one decoy row, counted three times");
+    // Another name meets its own row (usually another); a known user's refusal meets none.
+    soap_login(&srv, "someone-else@acme.test", PW).await;
+    let sum = |v: &[i64]| v.iter().sum::<i64>();
+    assert_eq!(sum(&decoy_counts(s).await), sum(&after) + 1);
+    soap_login(&srv, &acme.user, "Wrong-Passw0rd1").await;
+    assert_eq!(sum(&decoy_counts(s).await), sum(&after) + 1);
+    assert_eq!(
+        s.show_user(&cli(), &acme.user)
+            .await
+            .unwrap()
+            .user
+            .failed_logins,
+        1
     );
     srv.finish().await;
 }

@@ -1289,6 +1289,8 @@ async fn a_login_reads_its_address_row_and_its_user_in_one_statement(b: Backend)
             .await
             .unwrap();
     }
+    // Given back now: `finish` waits for every connection to come back to the pool.
+    drop(c);
     let find = |user: &'static str, address: Option<&'static str>| {
         let db = s.db.clone();
         async move {

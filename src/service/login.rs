@@ -168,6 +168,13 @@ async fn load(
     Ok(known)
 }
 
+/// Which decoy row a username that matches no user meets: always the same one for the same
+/// name, as a user's attempts always meet the user's row.
+fn decoy_pick(username: &str) -> u32 {
+    let d = crate::crypto::digest(&lookup_name(username));
+    u32::from_str_radix(&d[..8], 16).unwrap_or(0)
+}
+
 /// An id no row has (`!` is not base62): the key of the statements an attempt without a user
 /// runs so that it makes the same round trips as one with a user (R-L4).
 const NO_ID: &str = "00000000000!!!!";
@@ -360,9 +367,9 @@ impl Services {
                 None => None,
             },
             None => {
-                // The statements a known user's refusal runs: lock the row, count the failure.
-                users::get_for_update(&mut tx.c(), NO_ID, NO_ID).await?;
-                users::record_failure(&mut tx.c(), NO_ID, NO_ID, 0, 0, now_ms).await?;
+                // The statements a known user's refusal runs — lock the row, count the failure
+                // — on a decoy row, so they write as much (R-L4).
+                users::decoy_failure(&mut tx.c(), decoy_pick(&req.username), now_ms).await?;
                 None
             }
         };
@@ -381,6 +388,7 @@ impl Services {
                 super::verification::issue_challenge(&mut tx.c(), now, k, req.source_ip).await?,
             );
         }
+        let mut lock_mailed = false;
         if let Some(k) = &known {
             match decision.lockout {
                 // A refusal that changes no counter (a locked, inactive or restricted user)
@@ -393,6 +401,7 @@ impl Services {
                 LockoutEffect::Unchanged => {}
                 LockoutEffect::RecordFailure { .. } => {
                     let recorded = count_failure(&mut tx.c(), now, &k.org, &k.user).await?;
+                    lock_mailed = recorded == FailureRecorded::LockEngaged;
                     if recorded == FailureRecorded::AlreadyLocked {
                         // Cannot happen under the row lock (the decision saw the lock); kept
                         // so that the statement's own guard and the status always agree.
@@ -447,7 +456,9 @@ impl Services {
                 .await?;
         }
         tx.commit().await?;
-        if decision.lockout != LockoutEffect::Unchanged || challenge.is_some() {
+        // Only when mail was queued: waking the worker for every counted failure made a wrong
+        // password do work an unknown username did not (R-L4).
+        if lock_mailed || challenge.is_some() {
             self.outbox.wake();
         }
         let session = match (session, known) {

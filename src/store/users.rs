@@ -186,8 +186,17 @@ pub async fn get(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<Option<User
 /// write transaction already excludes every other writer). Decisions that read a row and then
 /// write it read it this way, so two nodes never act on the same stale row.
 pub async fn get_for_update(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<Option<UserRow>> {
+    get_for_update_in(c, "users", org_id, id).await
+}
+
+async fn get_for_update_in(
+    c: &mut Conn<'_>,
+    table: &'static str,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<UserRow>> {
     let lock = super::for_update(c);
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE org_id = $1 AND id = $2 {lock}");
+    let sql = format!("SELECT {COLUMNS} FROM {table} WHERE org_id = $1 AND id = $2 {lock}");
     Ok(q!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
         .bind(org_id)
         .bind(id)
@@ -388,14 +397,28 @@ pub async fn record_failure(
     lock_until: i64,
     now: i64,
 ) -> Result<FailureRecorded> {
-    let sql = "UPDATE users SET \
+    record_failure_in(c, "users", org_id, id, max_attempts, lock_until, now).await
+}
+
+async fn record_failure_in(
+    c: &mut Conn<'_>,
+    table: &'static str,
+    org_id: &str,
+    id: &str,
+    max_attempts: i64,
+    lock_until: i64,
+    now: i64,
+) -> Result<FailureRecorded> {
+    let sql = format!(
+        "UPDATE {table} SET \
           failed_logins = CASE WHEN $3 > 0 AND failed_logins + 1 >= $3 THEN 0 \
                                ELSE failed_logins + 1 END, \
           locked_until  = CASE WHEN $3 > 0 AND failed_logins + 1 >= $3 THEN $4 \
                                ELSE locked_until END \
         WHERE org_id = $1 AND id = $2 AND (locked_until IS NULL OR locked_until <= $5) \
-        RETURNING failed_logins, locked_until";
-    let row = q!(c, |e| sqlx::query_as::<_, (i64, Option<i64>)>(sql)
+        RETURNING failed_logins, locked_until"
+    );
+    let row = q!(c, |e| sqlx::query_as::<_, (i64, Option<i64>)>(&sql)
         .bind(org_id)
         .bind(id)
         .bind(max_attempts)
@@ -408,6 +431,23 @@ pub async fn record_failure(
         Some((_, Some(until))) if until > now => FailureRecorded::LockEngaged,
         Some((attempts, _)) => FailureRecorded::Counted { attempts },
     })
+}
+
+/// The org id of the decoy rows (`login_decoys`): no org has it (`!` is not base62).
+const DECOY_ORG: &str = "00000000000!!!!";
+/// How many decoy rows the migration made.
+const DECOYS: u32 = 64;
+
+/// What a login whose username matches no user writes, in its transaction: decoy row `pick`
+/// (the caller derives it from the username, so one username always meets the same row, as
+/// a user would) is locked and counts a failure — the statements a wrong password runs on its
+/// user's row, on a table of the same shape, so the two take the same time (R-L4). Decoys
+/// never lock (no limit), so the statement always writes.
+pub async fn decoy_failure(c: &mut Conn<'_>, pick: u32, now: i64) -> Result<()> {
+    let id = format!("decoy{:010}", pick % DECOYS);
+    get_for_update_in(c, "login_decoys", DECOY_ORG, &id).await?;
+    record_failure_in(c, "login_decoys", DECOY_ORG, &id, 0, 0, now).await?;
+    Ok(())
 }
 
 /// Rewrites the user's row unchanged: the write a refusal that changes no counter makes, so it
