@@ -199,29 +199,54 @@ async fn a_session_alone_never_changes_the_credentials_it_came_from(b: Backend) 
             .unwrap();
         assert!(s.pending_totp(&actor, "keyward").await.unwrap().is_none());
     }
-    // The admin API, with the admin's own API session, on the admin's own user.
-    let sid = soap_session(&srv, &acme.admin).await;
+    // The admin API, with the admin's own SOAP session and OAuth token, on the admin's own
+    // user; OAuth itself has no call that changes a credential.
+    let grant = password_grant(&srv, &client_id, &secret, &acme.admin, PW).await;
+    let oauth = grant.json()["access_token"].as_str().unwrap().to_string();
     let own = format!("/api/v1/users/{}", id18(&acme.admin_id));
-    for (method, path, body) in [
-        (
-            reqwest::Method::POST,
-            format!("{own}/password"),
-            Some(json!({"password": hijack})),
-        ),
-        (
-            reqwest::Method::PATCH,
-            own.clone(),
-            Some(json!({"email": "thief@evil.test"})),
-        ),
-        (
-            reqwest::Method::DELETE,
-            format!("{own}/authenticator"),
-            None,
-        ),
-    ] {
+    for (sid, (method, path, body)) in [soap_session(&srv, &acme.admin).await, oauth]
+        .into_iter()
+        .flat_map(|sid| {
+            [
+                (
+                    reqwest::Method::POST,
+                    format!("{own}/password"),
+                    Some(json!({"password": hijack})),
+                ),
+                (
+                    reqwest::Method::PATCH,
+                    own.clone(),
+                    Some(json!({"email": "thief@evil.test"})),
+                ),
+                (
+                    reqwest::Method::DELETE,
+                    format!("{own}/authenticator"),
+                    None,
+                ),
+            ]
+            .map(|call| (sid.clone(), call))
+        })
+    {
         let a = api(&srv, method.clone(), &path, &sid, body).await;
         assert_eq!(a.status, 403, "{method} {path}: {}", a.text);
         assert_eq!(a.json()["error"], "refused");
+    }
+    // Setup, with the admin's web session, on the admin's own user.
+    let admin_web = Browser::login(&srv, &acme.admin).await;
+    let setup = format!("/setup/users/{}", id18(&acme.admin_id));
+    let csrf = admin_web.csrf().await;
+    for (path, form) in [
+        (format!("{setup}/password"), vec![("password", hijack)]),
+        (format!("{setup}/remove-mfa"), vec![]),
+        (
+            setup.clone(),
+            vec![("email", "thief@evil.test"), ("current_password", "")],
+        ),
+    ] {
+        let mut pairs = vec![("csrf", csrf.as_str())];
+        pairs.extend(form);
+        let a = admin_web.post(&path, &pairs).await;
+        assert_eq!(a.status, 200, "refused on the page: {path}: {}", a.text);
     }
     // Nothing changed: the passwords, the emails, no password mail.
     for (username, user_id) in [(&acme.admin, &acme.admin_id), (&acme.user, &acme.user_id)] {

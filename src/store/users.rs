@@ -454,12 +454,22 @@ pub async fn decoy_failure(c: &mut Conn<'_>, pick: u32, now: i64) -> Result<()> 
 /// costs what a counted failure's `UPDATE` costs (R-L4: a locked or inactive user must not
 /// answer faster than a wrong password).
 pub async fn rewrite_unchanged(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<()> {
-    exec!(
-        c,
-        "UPDATE users SET failed_logins = failed_logins WHERE org_id = $1 AND id = $2",
-        org_id,
-        id
-    )?;
+    // `record_failure`'s statement, CASEs and RETURNING included, with an increment of 0.
+    let sql = "UPDATE users SET \
+          failed_logins = CASE WHEN $3 > 0 AND failed_logins + $3 >= $4 THEN 0 \
+                               ELSE failed_logins + $3 END, \
+          locked_until  = CASE WHEN $3 > 0 AND failed_logins + $3 >= $4 THEN $5 \
+                               ELSE locked_until END \
+        WHERE org_id = $1 AND id = $2 \
+        RETURNING failed_logins, locked_until";
+    q!(c, |e| sqlx::query_as::<_, (i64, Option<i64>)>(sql)
+        .bind(org_id)
+        .bind(id)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .fetch_optional(e)
+        .await)?;
     Ok(())
 }
 
