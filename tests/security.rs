@@ -35,6 +35,7 @@ on_both!(
     delegated_auth_urls_cannot_reach_the_servers_network,
     session_timeouts_apply_to_open_sessions_and_lifetimes_are_absolute,
     an_unknown_username_writes_what_a_wrong_password_writes,
+    passwords_without_tokens_earn_no_place_in_the_hash_pool,
 );
 
 async fn soap_login(srv: &TestServer, username: &str, password: &str) -> Answer {
@@ -1497,4 +1498,73 @@ async fn an_unknown_username_writes_what_a_wrong_password_writes(b: Backend) {
         1
     );
     srv.finish().await;
+}
+
+/// Item 5, in the hash pool: right passwords sent without their token earn the address no
+/// place at the front. An address that sent several waits, with one more, behind an address
+/// never seen before — where, earning credit as proofs of a password, it went first.
+async fn passwords_without_tokens_earn_no_place_in_the_hash_pool(b: Backend) {
+    // One hashing thread, and hashes slow enough (~100 ms) that the order they run in is the
+    // order the logins answer in.
+    let env = common::Env::new_with(b, |mut s| {
+        let slow = keyward::crypto::HashParams {
+            memory_kib: 8192,
+            iterations: 24,
+            parallelism: 1,
+        };
+        s.hasher = std::sync::Arc::new(keyward::crypto::Hasher::new(slow, 1).unwrap());
+        s
+    })
+    .await;
+    let srv = std::sync::Arc::new(
+        TestServer::on(env, |c| c.server.trusted_proxies = vec!["127.0.0.1".into()]).await,
+    );
+    let s = srv.services();
+    s.create_org(&cli(), "Acme").await.unwrap();
+    common::create_user(s, "Acme", "ada@acme.test", Some(PW), None).await;
+    common::create_user(s, "Acme", "bob@acme.test", Some(PW), None).await;
+    let mails = srv.mails().await;
+    let bob = format!("{PW}{}", common::latest_token(&mails, "bob@acme.test"));
+    let holder = "203.0.113.50";
+    let send = |ip: &'static str, user: &'static str, secret: String| {
+        let srv = srv.clone();
+        tokio::spawn(async move {
+            let a = srv
+                .post_from(ip, SOAP, "text/xml", login_envelope(user, &secret))
+                .await;
+            (a, std::time::Instant::now())
+        })
+    };
+    for _ in 0..6 {
+        let (a, _) = send(holder, "ada@acme.test", PW.into()).await.unwrap();
+        assert_eq!(
+            a.xml("exceptionCode").as_deref(),
+            Some("LOGIN_MUST_USE_SECURITY_TOKEN")
+        );
+    }
+    let held = s.hasher.hold_place().await.unwrap();
+    let again = send(holder, "ada@acme.test", PW.into());
+    let start = std::time::Instant::now();
+    while s.hasher.queue_depth() < 1 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let fresh = send("198.51.100.77", "bob@acme.test", bob);
+    while s.hasher.queue_depth() < 2 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    drop(held);
+    let (a, held_back) = again.await.unwrap();
+    let (f, went_first) = fresh.await.unwrap();
+    assert_eq!(f.status, 200, "{}", f.text);
+    assert_eq!(
+        a.xml("exceptionCode").as_deref(),
+        Some("LOGIN_MUST_USE_SECURITY_TOKEN")
+    );
+    assert!(
+        went_first < held_back,
+        "the address that sent passwords without tokens went ahead of a fresh one"
+    );
+    std::sync::Arc::into_inner(srv).unwrap().finish().await;
 }
