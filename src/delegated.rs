@@ -121,7 +121,9 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 const NAMESPACE: &str = "urn:authentication.soap.sforce.com";
 
 pub struct DelegatedAuth {
-    client: reqwest::Client,
+    /// None when the checked client could not be built: every call then fails closed (a
+    /// default client would resolve names and follow proxies and redirects unchecked).
+    client: Option<reqwest::Client>,
     settings: DelegatedSettings,
 }
 
@@ -136,9 +138,14 @@ impl DelegatedAuth {
             .no_proxy()
             .dns_resolver(Arc::new(PublicOnly { settings }))
             .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        DelegatedAuth { client, settings }
+            .build();
+        if let Err(e) = &client {
+            tracing::error!(error = %e, "delegated authentication: no HTTP client; SSO logins will fail");
+        }
+        DelegatedAuth {
+            client: client.ok(),
+            settings,
+        }
     }
 
     /// Whether `url` may be an org's endpoint, checked when an admin sets it: its scheme, and
@@ -202,9 +209,9 @@ impl DelegatedAuth {
         if let Some(why) = self.settings.refusal(&parsed) {
             return Err(format!("refused: {why}"));
         }
+        let client = self.client.as_ref().ok_or("no HTTP client")?;
         let body = request_body(username, password, source_ip);
-        let mut response = self
-            .client
+        let mut response = client
             .post(parsed)
             .header("Content-Type", "text/xml; charset=utf-8")
             .header("SOAPAction", "\"\"")

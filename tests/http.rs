@@ -2070,9 +2070,10 @@ async fn grant_from(
 
 /// Issue 5: a per-address limit on failed logins, shared by every node through the database.
 /// Failures that proved no password count (wrong password, unknown user), and since issue 14 a
-/// right password without its token (never towards the user's lockout). From the limit on, the address is refused before anything is
-/// looked up — no hash, no login-history row, no lockout count — on SOAP, OAuth and every
-/// node, while other addresses log in; it ends with its window or the operator's `clear`.
+/// right password without its token (never towards the user's lockout). From the limit on, the
+/// address is refused before anything is looked up — no hash, no login-history row, no lockout
+/// count — on SOAP, OAuth and every node, while other addresses log in; it ends with its window or
+/// the operator's `clear`.
 async fn address_limit_refuses_a_guessing_address_before_any_hash_on_every_node(b: Backend) {
     use keyward::domain::throttle::AddressLimit;
     let limit = AddressLimit {

@@ -160,6 +160,18 @@ async fn a_session_alone_never_changes_the_credentials_it_came_from(b: Backend) 
         assert_eq!(userinfo(&srv, &cookie).await, 403);
         let a = api(&srv, reqwest::Method::GET, "/api/v1/users", &cookie, None).await;
         assert_eq!(a.status, 401, "{}", a.text);
+        // Nor can the API end it: SOAP logout and OAuth revocation leave it alone.
+        let logout = soap_call(&cookie, "<logout xmlns=\"urn:partner.soap.sforce.com\"/>");
+        srv.soap(SOAP, &logout).await;
+        let a = srv
+            .form("/services/oauth2/revoke", &[("token", &cookie)])
+            .await;
+        assert_eq!(a.status, 400, "{}", a.text);
+        assert_eq!(
+            web.get("/settings").await.status,
+            200,
+            "the web session lives"
+        );
         // The web pages ask for the current password.
         let csrf = web.csrf().await;
         for current in ["", "Wrong-Passw0rd1"] {
@@ -530,6 +542,19 @@ async fn oauth_clients_rotate_disable_enable_and_delete(b: Backend) {
         "{}",
         a.text
     );
+    // Introspected by another client of the org, the refresh token is not active.
+    let other = oauth_client(s, "Acme", false, None).await;
+    let a = srv
+        .form(
+            "/services/oauth2/introspect",
+            &[
+                ("client_id", &other.0),
+                ("client_secret", &other.1),
+                ("token", &rt),
+            ],
+        )
+        .await;
+    assert_eq!(a.json()["active"], false, "{}", a.text);
     let a = password_grant(&srv, &client.0, &client.1, &acme.user, PW).await;
     assert_eq!(a.json()["error"], "invalid_client", "{}", a.text);
     let a = post_api(&srv, &format!("{path}/enable"), &admin).await;
@@ -683,6 +708,34 @@ async fn unknown_clients_and_tokenless_passwords_count_against_the_address(b: Ba
     }
     let body = token_form(&client.0, &client.1, user, &good);
     assert_eq!(srv.post_from(other, path, FORM, body).await.status, 429);
+    // A grant that proves no password cannot tell a refused address its guess was right.
+    let cc = oauth_client(s, "Acme", false, Some(user)).await;
+    let body = common::server::form_body(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &cc.0),
+        ("client_secret", &cc.1),
+    ]);
+    let a = srv.post_from(other, path, FORM, body).await;
+    assert_eq!(a.status, 429, "{}", a.text);
+    // Introspection's client secrets are guesses too.
+    let spy = "203.0.113.42";
+    let introspect = |secret: &str| {
+        common::server::form_body(&[
+            ("client_id", &cc.0),
+            ("client_secret", secret),
+            ("token", "x"),
+        ])
+    };
+    for _ in 0..3 {
+        let a = srv
+            .post_from(spy, "/services/oauth2/introspect", FORM, introspect("nope"))
+            .await;
+        assert_eq!(a.status, 401, "{}", a.text);
+    }
+    let a = srv
+        .post_from(spy, "/services/oauth2/introspect", FORM, introspect(&cc.1))
+        .await;
+    assert_eq!(a.status, 429, "{}", a.text);
     let mine = s
         .login_history(&cli(), None, Some(user), 100)
         .await
@@ -917,6 +970,17 @@ async fn patches_change_only_the_fields_sent(b: Backend) {
     let a = common::server::answer(r).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.json()["permissions"]["manage_users"], true);
+    // An empty patch changes nothing and records nothing; the policy's answers the policy.
+    let audit = s.audit_trail(&cli(), "Acme", 1000).await.unwrap().len();
+    let a = api(&srv, M::PATCH, path, &admin, Some(json!({}))).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        s.audit_trail(&cli(), "Acme", 1000).await.unwrap().len(),
+        audit
+    );
+    let a = api(&srv, M::PATCH, "/api/v1/policy", &admin, Some(json!({}))).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json()["lockout_attempts"], 10);
     let a = api(
         &srv,
         M::PATCH,
@@ -1038,6 +1102,33 @@ async fn hostile_ids_and_extractor_errors_get_the_apis_json_errors(b: Backend) {
         assert_eq!(a.status, 404, "Setup {hostile}: {}", a.text);
     }
     assert_eq!(srv.mails().await.len(), mails, "no token was mailed");
+    // Setup's other ids — a profile in the path, a session or refresh-token handle in a form —
+    // name nothing either, and change nothing.
+    let audit = s.audit_trail(&cli(), "Acme", 1000).await.unwrap().len();
+    let profile = keyward::service::id18(&s.list_profiles(&cli(), "Acme").await.unwrap()[0].id);
+    for path in [
+        format!("/setup/profiles/{profile}%0A"),
+        format!("/setup/profiles/{profile}%0A/ranges"),
+    ] {
+        let a = submit(&admin_web, &path, "start", "10.0.0.0/8").await;
+        assert_eq!(a.status, 404, "{path}: {}", a.text);
+    }
+    for (path, field) in [
+        (format!("/setup/users/{id}/end-session"), "session"),
+        (
+            format!("/setup/users/{id}/revoke-refresh-token"),
+            "refresh_token",
+        ),
+    ] {
+        for handle in ["abc\u{0}def", "\n", &"f".repeat(64)] {
+            let a = submit(&admin_web, &path, field, handle).await;
+            assert!(a.status < 500, "{path} {handle:?}: {}", a.text);
+        }
+    }
+    assert_eq!(
+        s.audit_trail(&cli(), "Acme", 1000).await.unwrap().len(),
+        audit
+    );
     // The same through the service: a control character names nothing.
     let e = s
         .reset_token(&cli(), &format!("{}\n", acme.user))
@@ -1220,6 +1311,12 @@ async fn delegated_auth_urls_cannot_reach_the_servers_network(b: Backend) {
         "https://224.0.0.251/sso".into(),
         "https://[::ffff:127.0.0.1]/sso".into(),
         "https://0.0.0.0/sso".into(),
+        "https://2130706433/sso".into(),
+        "https://0x7f.1/sso".into(),
+        "https://127.1/sso".into(),
+        "https://[::7f00:1]/sso".into(),
+        "https://[fec0::1]/sso".into(),
+        "https://LOCALHOST./sso".into(),
     ] {
         let e = s
             .set_delegated_auth(&cli(), "Acme", Some(&url))
@@ -1357,6 +1454,10 @@ async fn session_timeouts_apply_to_open_sessions_and_lifetimes_are_absolute(b: B
     };
     s.set_policy(&cli(), "Acme", &lower).await.unwrap();
     clock.advance(Duration::minutes(6));
+    assert!(
+        s.sessions_of(&cli(), &acme.user).await.unwrap().is_empty(),
+        "the sessions pages list what the checks accept"
+    );
     let a = get_user_info(&srv, &sid).await;
     assert_eq!(
         a.xml("exceptionCode").as_deref(),

@@ -420,6 +420,12 @@ pub fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Whether `s` has the shape of a [`digest`] (64 lowercase hex characters): what the sessions
+/// pages name sessions and refresh tokens by, checked before it reaches a query.
+pub fn looks_like_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 pub fn token_digest(token: &SecurityToken) -> String {
     digest(token.expose())
 }

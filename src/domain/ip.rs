@@ -145,19 +145,32 @@ pub fn any_contains(ranges: &[IpRange], ip: IpAddr) -> bool {
 /// Why `ip` is not a public Internet address, for an outbound call that must not reach the
 /// server's own network (the delegated-authentication URL): loopback, unspecified, private
 /// (RFC 1918), shared (RFC 6598, carrier-grade NAT), link-local, unique-local (RFC 4193),
-/// multicast, broadcast, "this network" (0.0.0.0/8) — also inside IPv4-mapped, NAT64
-/// (64:ff9b::/96) and 6to4 (2002::/16) IPv6 addresses, which reach an IPv4 one. `None`: public.
+/// site-local, multicast, broadcast, "this network" (0.0.0.0/8), reserved (240.0.0.0/4) and
+/// special-purpose (192.0.0.0/24, 198.18.0.0/15) — also inside IPv6 forms that reach an IPv4
+/// address (IPv4-mapped and -compatible, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4
+/// 2002::/16) and Teredo (2001::/32), whose IPv4 end cannot be told from outside. `None`:
+/// public.
 pub fn internal_class(ip: IpAddr) -> Option<&'static str> {
     match canonical(ip) {
         IpAddr::V4(v4) => v4_class(v4),
         IpAddr::V6(v6) => {
             let seg = v6.segments();
             let o = v6.octets();
+            let v4 = |a: usize| std::net::Ipv4Addr::new(o[a], o[a + 1], o[a + 2], o[a + 3]);
+            if seg[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                return v4_class(v4(12)).or(Some("IPv4-compatible"));
+            }
             if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-                return v4_class(std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+                return v4_class(v4(12));
+            }
+            if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1 {
+                return Some("local NAT64");
             }
             if seg[0] == 0x2002 {
-                return v4_class(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+                return v4_class(v4(2));
+            }
+            if seg[0] == 0x2001 && seg[1] == 0 {
+                return Some("Teredo");
             }
             if v6.is_loopback() {
                 Some("loopback")
@@ -169,6 +182,8 @@ pub fn internal_class(ip: IpAddr) -> Option<&'static str> {
                 Some("unique-local")
             } else if seg[0] & 0xffc0 == 0xfe80 {
                 Some("link-local")
+            } else if seg[0] & 0xffc0 == 0xfec0 {
+                Some("site-local")
             } else {
                 None
             }
@@ -192,6 +207,10 @@ fn v4_class(ip: std::net::Ipv4Addr) -> Option<&'static str> {
         Some("unspecified")
     } else if o[0] == 100 && o[1] & 0xc0 == 64 {
         Some("shared (carrier-grade NAT)")
+    } else if o[0] >= 240 {
+        Some("reserved")
+    } else if o[..3] == [192, 0, 0] || (o[0] == 198 && o[1] & 0xfe == 18) {
+        Some("special-purpose")
     } else {
         None
     }
@@ -371,6 +390,15 @@ mod tests {
             ("::ffff:169.254.169.254", "link-local"),
             ("64:ff9b::a00:1", "private"),
             ("2002:c0a8:0101::1", "private"),
+            ("::7f00:1", "loopback"),
+            ("::a00:1", "private"),
+            ("::808:808", "IPv4-compatible"),
+            ("fec0::1", "site-local"),
+            ("64:ff9b:1::a", "local NAT64"),
+            ("2001:0:4136:e378::1", "Teredo"),
+            ("240.1.2.3", "reserved"),
+            ("192.0.0.8", "special-purpose"),
+            ("198.19.0.1", "special-purpose"),
         ] {
             assert_eq!(internal_class(ip(addr)), Some(class), "{addr}");
         }
@@ -382,6 +410,9 @@ mod tests {
             "2001:db8::1",
             "2606:4700::1111",
             "64:ff9b::808:808",
+            "198.20.0.1",
+            "192.0.1.1",
+            "2001:4860::8888",
         ] {
             assert_eq!(internal_class(ip(public)), None, "{public}");
         }

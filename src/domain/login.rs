@@ -280,11 +280,16 @@ pub struct LoginDecision {
 
 impl LoginDecision {
     /// Whether the attempt counts against its source address's limit: every attempt that
-    /// proved no password, and the right password without the security token it needed (R-L3)
-    /// — else whoever holds one password could send it without end, each attempt a hash.
-    /// Neither counts towards the user's lockout.
+    /// proved no password, and the right password without the second factor it needed — the
+    /// security token (R-L3), or, in the browser, an identity verification (R-U1) — else
+    /// whoever holds one password could send it without end, each attempt a hash (and, in the
+    /// browser, a code mailed to the owner). Neither counts towards the user's lockout.
     pub fn counts_against_address(&self, checks: &CheckResults) -> bool {
-        checks.counts_against_address() || self.outcome == LoginOutcome::MustUseSecurityToken
+        checks.counts_against_address()
+            || matches!(
+                self.outcome,
+                LoginOutcome::MustUseSecurityToken | LoginOutcome::IdentityVerificationRequired
+            )
     }
 
     fn fail(outcome: LoginOutcome, status: LoginStatus) -> LoginDecision {

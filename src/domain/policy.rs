@@ -247,6 +247,7 @@ pub enum PasswordRejected {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_session_ends_at_its_idle_timeout_or_its_lifetime_whichever_is_first() {
@@ -278,8 +279,6 @@ mod tests {
         };
         assert!(longer.validate().is_err());
     }
-
-    use super::*;
 
     fn check(policy: &OrgPolicy, pw: &str) -> Result<(), PasswordRejected> {
         policy.check_password(&Password::new(pw), "ada@example.com")

@@ -121,6 +121,15 @@ impl FromRequestParts<AppState> for RequestId {
     }
 }
 
+/// Whether the request's path, percent-decoded, holds a control character (`%0A`, `%00`): such
+/// a path names no record, and is refused before any handler runs.
+pub fn path_has_control(uri: &axum::http::Uri) -> bool {
+    percent_encoding::percent_decode_str(uri.path())
+        .decode_utf8_lossy()
+        .chars()
+        .any(char::is_control)
+}
+
 /// The User-Agent, for login history when a protocol names no client.
 pub fn user_agent(headers: &HeaderMap) -> &str {
     headers

@@ -115,6 +115,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             state.http.request_timeout,
         ))
+        .layer(axum::middleware::from_fn(api::json_errors))
         .layer(axum::middleware::from_fn(request_id_and_log))
         .with_state(state)
 }

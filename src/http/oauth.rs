@@ -255,9 +255,17 @@ impl TokenCtx<'_> {
         }
         let username = form.get("username");
         let (client_id, secret) = client_credentials(headers, &form)?;
-        let client = self.client(&client_id, &secret, grant).await?;
         let s = &self.app.services;
         let err = |e: ServiceError| OAuthError::service(&e, self.request_id);
+        // A grant that proves no password must not tell a refused address that its guessed
+        // client secret is right: the limit first. (A password grant's login checks it before
+        // anything, and answers a refused address the same whatever the secret.)
+        if grant_type != "password"
+            && let Some(until) = s.address_refused(grant.source_ip).await.map_err(err)?
+        {
+            return Err(rate_limited(Some(until - s.now())));
+        }
+        let client = self.client(&client_id, &secret, grant).await?;
         match grant_type {
             "password" => {
                 let (Some(username), Some(password)) = (username, form.0.get("password")) else {
@@ -482,6 +490,7 @@ async fn do_revoke(app: &AppState, request_id: &str, token: Option<&str>) -> Res
 /// is `{"active": false}`.
 async fn introspect(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     BaseUrl(base): BaseUrl,
     request_id: RequestId,
     headers: HeaderMap,
@@ -492,14 +501,26 @@ async fn introspect(
         let (client_id, secret) = client_credentials(&headers, &form)?;
         let s = &app.services;
         let err = |e: ServiceError| OAuthError::service(&e, &request_id.0);
-        let client = s
+        // Client secrets are guessed here too: the address limit holds.
+        if let Some(until) = s.address_refused(ip).await.map_err(err)? {
+            return Err(rate_limited(Some(until - s.now())));
+        }
+        let client = match s
             .authenticate_client(&client_id, &secret)
             .await
             .map_err(err)?
-            .map_err(|_| OAuthError {
-                status: StatusCode::UNAUTHORIZED,
-                ..OAuthError::new("invalid_client", "invalid client credentials")
-            })?;
+        {
+            Ok(c) => c,
+            Err(refusal) => {
+                s.count_introspection_refusal(&refusal, ip)
+                    .await
+                    .map_err(err)?;
+                return Err(OAuthError {
+                    status: StatusCode::UNAUTHORIZED,
+                    ..OAuthError::new("invalid_client", "invalid client credentials")
+                });
+            }
+        };
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

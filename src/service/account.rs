@@ -149,16 +149,27 @@ impl Services {
         let mut c = self.db.conn().await?;
         let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
-        Ok(sessions::list_for_user(&mut c.c(), &user.org_id, &user.id, self.now_ms()).await?)
+        let org = resolve::org(&mut c.c(), &user.org_id).await?;
+        let now = self.now_ms();
+        let mut rows = sessions::list_for_user(&mut c.c(), &user.org_id, &user.id, now).await?;
+        // As the checks see them: by the org's timeout and lifetime as they are now.
+        rows.retain_mut(|s| super::sessions::still_live(&org, s, now));
+        Ok(rows)
     }
 
     /// Ends one session of a user, named by its digest (what the sessions page lists), with
     /// the refresh token it was issued with and that token's other access tokens.
     pub async fn end_session(&self, actor: &Actor, user_input: &str, digest: &str) -> Result<bool> {
+        if !crate::crypto::looks_like_digest(digest) {
+            return Ok(false);
+        }
         let mut tx = self.db.begin().await?;
         let user = resolve::user_seen(&mut tx.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
-        let owner = Some((user.org_id.as_str(), user.id.as_str()));
+        let owner = sessions::Which::Of {
+            org_id: &user.org_id,
+            user_id: &user.id,
+        };
         let ended = sessions::end(&mut tx.c(), digest, owner).await?;
         if ended && !actor.is_user(&user.id) {
             audit::user_event(
@@ -197,6 +208,9 @@ impl Services {
         user_input: &str,
         handle: &str,
     ) -> Result<bool> {
+        if !crate::crypto::looks_like_digest(handle) {
+            return Ok(false);
+        }
         let mut tx = self.db.begin().await?;
         let user = resolve::user_seen(&mut tx.c(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;

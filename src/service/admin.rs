@@ -34,8 +34,9 @@ pub struct HourCount {
 pub const MAX_ROWS: i64 = 10_000;
 
 impl Services {
-    /// Changes some of a profile's permissions, leaving the others as they are (audited). An admin cannot take "manage users" away from
-    /// their own profile: they would lock themselves out of Setup.
+    /// Changes some of a profile's permissions, leaving the others as they are (audited). An admin
+    /// cannot take "manage users" away from their own profile: they would lock themselves out of
+    /// Setup.
     pub async fn update_profile(
         &self,
         actor: &Actor,
@@ -52,7 +53,12 @@ impl Services {
         let mut profile = profiles::get_for_update(&mut tx.c(), &org.id, &found.id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no profile {profile_input:?}")))?;
-        let permissions = change.applied_to(super::network::permissions_of(&profile));
+        let current = super::network::permissions_of(&profile);
+        let permissions = change.applied_to(current);
+        if permissions == current {
+            // An empty merge patch changes nothing, and records nothing.
+            return Ok(profile);
+        }
         if permissions.api_only && !permissions.api_enabled {
             return Err(ServiceError::Invalid(
                 "an API-only profile needs \"API enabled\"".into(),

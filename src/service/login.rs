@@ -26,7 +26,7 @@ use crate::store::login_history::{self, LoginHistoryRow};
 use crate::store::orgs::{self, OrgRow};
 use crate::store::sessions::{self, RefreshTokenRow, SessionRow};
 use crate::store::users::{self, FailureRecorded, UserRow};
-use crate::store::{Conn, Db, from_ms, ms, profiles, ranges, verification};
+use crate::store::{Conn, Db, NO_ID, from_ms, ms, profiles, ranges, verification};
 use std::net::IpAddr;
 use std::sync::Arc;
 use time::Duration;
@@ -174,10 +174,6 @@ fn decoy_pick(username: &str) -> u32 {
     let d = crate::crypto::digest(&lookup_name(username));
     u32::from_str_radix(&d[..8], 16).unwrap_or(0)
 }
-
-/// An id no row has (`!` is not base62): the key of the statements an attempt without a user
-/// runs so that it makes the same round trips as one with a user (R-L4).
-const NO_ID: &str = "00000000000!!!!";
 
 /// What the decision needs about this user: org, profile permissions and IP ranges.
 pub(crate) async fn load_user(c: &mut Conn<'_>, user: UserRow) -> Result<Known> {

@@ -54,6 +54,14 @@ pub enum ClientRefusal {
     Disabled { org_id: String },
 }
 
+impl ClientRefusal {
+    /// An unknown client or a wrong secret: someone guessing (a disabled client's right secret
+    /// is a configuration problem, and counting it would lock out a shared address).
+    pub fn is_guess(&self) -> bool {
+        !matches!(self, ClientRefusal::Disabled { .. })
+    }
+}
+
 /// What became of a token request whose client was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusalRecorded {
@@ -230,7 +238,12 @@ impl Services {
         client_input: &str,
     ) -> Result<(OAuthClientRow, ClientSecret)> {
         let mut tx = self.db.begin().await?;
-        let mut client = resolve::oauth_client(&mut tx.c(), actor, client_input).await?;
+        let found = resolve::oauth_client(&mut tx.c(), actor, client_input).await?;
+        // Locked: of two rotations at once, the second waits, and the secret it answers is the
+        // one that works.
+        let mut client = oauth::get_for_update(&mut tx.c(), &found.org_id, &found.id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no OAuth client {client_input}")))?;
         let secret = ClientSecret(random_base62(64));
         client.secret_digest = digest(&secret.0);
         oauth::set_secret_digest(
@@ -323,7 +336,8 @@ impl Services {
     /// A token request whose client was refused: a failed attempt against the source
     /// address's limit (a client secret is guessed like a password), refused outright when the
     /// address is over the limit. Its login-history row (R-L9) names no user — the request
-    /// never reached the user it named — and the org only when the client is that org's.
+    /// never reached the user it named — and the org only when the client is that org's. A
+    /// disabled client's right secret is no guess: recorded, not counted.
     pub async fn record_client_refusal(
         &self,
         refusal: &ClientRefusal,
@@ -354,12 +368,34 @@ impl Services {
         };
         let mut tx = self.db.begin().await?;
         record_org_attempt(&mut tx.c(), self.now_ms(), org_id, &attempt).await?;
-        self.count_address_failure(&mut tx.c(), grant.source_ip)
-            .await?;
+        if refusal.is_guess() {
+            self.count_address_failure(&mut tx.c(), grant.source_ip)
+                .await?;
+        }
         tx.commit().await?;
         self.metrics
             .count_login(Channel::OAuth, LoginStatus::InvalidClient);
         Ok(RefusalRecorded::Counted)
+    }
+
+    /// An introspecting client that was refused: a guess against the source address's limit
+    /// (introspection is no login, so no login-history row).
+    pub async fn count_introspection_refusal(
+        &self,
+        refusal: &ClientRefusal,
+        source_ip: IpAddr,
+    ) -> Result<()> {
+        if !refusal.is_guess() {
+            return Ok(());
+        }
+        let super::throttle::Admission::Admitted(_admitted) = self.admit_address(source_ip).await?
+        else {
+            return Ok(());
+        };
+        let mut tx = self.db.begin().await?;
+        self.count_address_failure(&mut tx.c(), source_ip).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The `refresh_token` grant: a new access token for the user the refresh token was issued
@@ -510,7 +546,8 @@ impl Services {
         let user = users::get(&mut c.c(), &row.org_id, &row.user_id).await?;
         let issued_by = oauth::get(&mut c.c(), &row.org_id, &row.oauth_client_id).await?;
         Ok(match (user, issued_by) {
-            (Some(user), Some(client)) if user.active => Introspection::Refresh {
+            // A disabled client's refresh tokens are refused, so not active.
+            (Some(user), Some(client)) if user.active && client.enabled => Introspection::Refresh {
                 user: Box::new(user),
                 client: Box::new(client),
                 issued_at: row.created_at,

@@ -11,6 +11,9 @@ use crate::store::profiles::{self, ProfileRow};
 use crate::store::users::{self, UserRow};
 
 pub async fn org(c: &mut Conn<'_>, input: &str) -> Result<OrgRow> {
+    if has_control(input) {
+        return Err(ServiceError::NotFound(format!("no org {input:?}")));
+    }
     let input = input.trim();
     if looks_like_id(input, KeyPrefix::Org) {
         let id = SfId::parse_as(input, KeyPrefix::Org)?;
@@ -35,9 +38,7 @@ pub async fn user(c: &mut Conn<'_>, input: &str) -> Result<UserRow> {
     let input = input.trim();
     // Usernames contain '@'; anything else shaped like an id is read as one (and refused with
     // a clear message if it is another object's id).
-    let id_shaped = (input.len() == 15 || input.len() == 18)
-        && input.bytes().all(|b| b.is_ascii_alphanumeric());
-    let found = if id_shaped {
+    let found = if id_shaped(input) {
         let id = SfId::parse_as(input, KeyPrefix::User)?;
         users::get_any_org(c, id.as_15()).await?
     } else {
@@ -71,13 +72,15 @@ fn missing_user(input: &str) -> ServiceError {
     if has_control(input) {
         return ServiceError::NotFound(format!("no user {:?}", input));
     }
-    let id_shaped = (input.len() == 15 || input.len() == 18)
-        && input.bytes().all(|b| b.is_ascii_alphanumeric());
-    ServiceError::NotFound(if id_shaped {
+    ServiceError::NotFound(if id_shaped(input) {
         format!("no user with id {input}")
     } else {
         format!("no user {}", input.to_lowercase())
     })
+}
+
+fn id_shaped(input: &str) -> bool {
+    (input.len() == 15 || input.len() == 18) && input.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Typed input with control characters (a `%0A` in a URL) names nothing.
@@ -86,6 +89,12 @@ fn has_control(input: &str) -> bool {
 }
 
 pub async fn profile(c: &mut Conn<'_>, org: &OrgRow, input: &str) -> Result<ProfileRow> {
+    if has_control(input) {
+        return Err(ServiceError::NotFound(format!(
+            "no profile {input:?} in org {}",
+            org.name
+        )));
+    }
     let input = input.trim();
     if looks_like_id(input, KeyPrefix::Profile) {
         let id = SfId::parse_as(input, KeyPrefix::Profile)?;

@@ -115,6 +115,17 @@ impl ActiveSession {
     }
 }
 
+/// Whether a session is live by the org's timeout and lifetime as they are now — lowering
+/// either ends the sessions already open at their next use (the stored expiry was computed
+/// with the old values); its expiry is brought in to the earlier end.
+pub(crate) fn still_live(org: &OrgRow, session: &mut SessionRow, now: i64) -> bool {
+    let ends =
+        ms(policy_of(org)
+            .session_ends_at(from_ms(session.created_at), from_ms(session.last_seen_at)));
+    session.expires_at = session.expires_at.min(ends);
+    session.expires_at > now
+}
+
 /// The live session with this digest, its user active and in the org the session names.
 pub(crate) async fn load_active(
     c: &mut Conn<'_>,
@@ -134,15 +145,9 @@ pub(crate) async fn load_active(
     if !user.active {
         return Ok(None);
     }
-    // The org's timeout and lifetime as they are now: lowering either ends the sessions
-    // already open at their next use (the stored expiry was computed with the old values).
-    let ends =
-        ms(policy_of(&org)
-            .session_ends_at(from_ms(session.created_at), from_ms(session.last_seen_at)));
-    if ends <= now {
+    if !still_live(&org, &mut session, now) {
         return Ok(None);
     }
-    session.expires_at = session.expires_at.min(ends);
     Ok(Some(ActiveSession { session, user, org }))
 }
 
@@ -189,24 +194,37 @@ impl Services {
             .filter(|s| s.session.login_type != Channel::Ui.login_type()))
     }
 
-    /// SOAP `logout()`, or OAuth revocation of an access token: ends the session, and the
-    /// refresh token it was issued with, if any, with every access token of that refresh
-    /// token (`store::sessions::end`). False when it was not live.
+    /// The web UI's logout: ends the session, whatever its kind.
     pub async fn logout(&self, id: &str) -> Result<bool> {
+        self.end_session_by_id(id, sessions::Which::Any).await
+    }
+
+    /// SOAP `logout()`, or OAuth revocation of an access token: ends the session — an API
+    /// session only, as the API surfaces accept no web session — and the refresh token it was
+    /// issued with, if any, with every access token of that refresh token
+    /// (`store::sessions::end`). False when it was not live.
+    pub async fn logout_api(&self, id: &str) -> Result<bool> {
+        let web = Channel::Ui.login_type();
+        self.end_session_by_id(id, sessions::Which::NotOfType(web))
+            .await
+    }
+
+    async fn end_session_by_id(&self, id: &str, which: sessions::Which<'_>) -> Result<bool> {
         let Some(id) = SessionId::parse(id) else {
             return Ok(false);
         };
         let mut tx = self.db.begin().await?;
-        let ended = sessions::end(&mut tx.c(), &id.digest(), None).await?;
+        let ended = sessions::end(&mut tx.c(), &id.digest(), which).await?;
         self.commit_session_change(tx).await?;
         Ok(ended)
     }
 
-    /// OAuth revocation: an access token ends its session and its refresh token (as
-    /// `logout`); a refresh token ends itself and every access token issued with it. False when the token was not live.
+    /// OAuth revocation: an access token ends its session and its refresh token (as `logout`); a
+    /// refresh token ends itself and every access token issued with it. False when the token was
+    /// not live.
     pub async fn revoke_token(&self, token: &str) -> Result<bool> {
         if SessionId::parse(token).is_some() {
-            return self.logout(token).await;
+            return self.logout_api(token).await;
         }
         if let Some(rt) = RefreshToken::parse(token) {
             let mut tx = self.db.begin().await?;

@@ -122,6 +122,16 @@ impl Services {
         Ok(self.admission(attempt, row).await)
     }
 
+    /// Whether the address is over its limit now: the check of a request that is no login
+    /// itself (a client-authenticated grant, introspection) before it authenticates anything,
+    /// so a guessed client secret is refused like a guessed password. `Some(until)`: refused.
+    pub async fn address_refused(&self, ip: IpAddr) -> Result<Option<OffsetDateTime>> {
+        Ok(match self.admit_address(ip).await? {
+            Admission::Admitted(_) => None,
+            Admission::Refused(until) => Some(until),
+        })
+    }
+
     /// [`Services::admit_address`]'s first half, for a caller that reads the address's row
     /// together with something else (a login reads it with the user): registers the attempt.
     /// Read the row of [`Registered::key`] after this, then decide with

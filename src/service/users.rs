@@ -145,8 +145,10 @@ impl Services {
             .ok_or_else(|| ServiceError::Internal("user without org".into()))?;
         let profile = self.profile_of(&mut c.c(), &user).await?;
         let tokens_issued = users::token_count(&mut c.c(), &user.org_id, &user.id).await?;
-        let active_sessions =
-            sessions::count_for_user(&mut c.c(), &user.org_id, &user.id, self.now_ms()).await?;
+        let now = self.now_ms();
+        let mut live = sessions::list_for_user(&mut c.c(), &user.org_id, &user.id, now).await?;
+        live.retain_mut(|s| super::sessions::still_live(&org, s, now));
+        let active_sessions = i64::try_from(live.len()).unwrap_or(i64::MAX);
         Ok(UserView {
             locked: lockout_of(&user).is_locked(self.now()),
             org_name: org.name,

@@ -78,6 +78,21 @@ pub async fn get_any_org(c: &mut Conn<'_>, id: &str) -> Result<Option<OAuthClien
         .await)?)
 }
 
+/// The client row, locked until the transaction ends (see `users::get_for_update`).
+pub async fn get_for_update(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<OAuthClientRow>> {
+    let lock = super::for_update(c);
+    let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE org_id = $1 AND id = $2 {lock}");
+    Ok(q!(c, |e| sqlx::query_as::<_, OAuthClientRow>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(e)
+        .await)?)
+}
+
 /// Replaces the client's secret (its digest): the old secret is refused from now on.
 pub async fn set_secret_digest(
     c: &mut Conn<'_>,

@@ -30,23 +30,6 @@ pub async fn delete_others(
     Ok(exec!(c, sql, org_id, user_id, keep_digest)?)
 }
 
-/// Sessions of a user that have not expired.
-pub async fn count_for_user(
-    c: &mut Conn<'_>,
-    org_id: &str,
-    user_id: &str,
-    now: i64,
-) -> Result<i64> {
-    Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM sessions WHERE org_id = $1 AND user_id = $2 AND expires_at > $3"
-    )
-    .bind(org_id)
-    .bind(user_id)
-    .bind(now)
-    .fetch_one(e)
-    .await)?)
-}
-
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
     pub digest: String,
@@ -98,12 +81,12 @@ pub struct LiveSession {
     pub org: OrgRow,
 }
 
-/// The session with this digest, if it exists and has not expired — and, for an OAuth access
-/// token, its client still exists and is enabled (a grant that raced the client's deletion
-/// cannot leave a live token) — with its user and org: one statement of primary-key lookups. It runs on every API call after login that the node's
-/// memory of session checks cannot answer (`service::cache`: reads at most a second old). The
-/// user's columns keep their names; the session's and the org's are prefixed (`s_`, `o_`) so
-/// no two share a name.
+/// The session with this digest, if it exists and has not expired — and, for an OAuth access token,
+/// its client still exists and is enabled (a grant that raced the client's deletion cannot leave a
+/// live token) — with its user and org: one statement of primary-key lookups. It runs on every API
+/// call after login that the node's memory of session checks cannot answer (`service::cache`: reads
+/// at most a second old). The user's columns keep their names; the session's and the org's are
+/// prefixed (`s_`, `o_`) so no two share a name.
 pub async fn get_live_with_user(
     c: &mut Conn<'_>,
     digest: &str,
@@ -270,23 +253,44 @@ pub async fn list_for_user(
         .await)?)
 }
 
-/// Ends a session (logout, revocation, the sessions pages) — `owner` (org id, user id), when
-/// given, must be its user's — and, when it came from an OAuth login that issued a refresh
-/// token, that refresh token and every access token issued with it: ending a session ends the
-/// OAuth grant it belongs to. True when the session existed. In a transaction: the refresh
-/// token's row is deleted before its sessions, as `delete_refresh` does.
-pub async fn end(c: &mut Conn<'_>, digest: &str, owner: Option<(&str, &str)>) -> Result<bool> {
-    let sql = "SELECT org_id, user_id, refresh_digest FROM sessions WHERE digest = $1";
+/// Which session [`end`] may end.
+#[derive(Debug, Clone, Copy)]
+pub enum Which<'a> {
+    Any,
+    /// One of this user's (the sessions pages).
+    Of {
+        org_id: &'a str,
+        user_id: &'a str,
+    },
+    /// One whose login type is not this (an API logout cannot end a web session).
+    NotOfType(&'a str),
+}
+
+/// Ends a session (logout, revocation, the sessions pages) if it is one `which` allows, and,
+/// when it came from an OAuth login that issued a refresh token, that refresh token and every
+/// access token issued with it: ending a session ends the OAuth grant it belongs to. True when
+/// the session existed. In a transaction: the refresh token's row is deleted before its
+/// sessions, as `delete_refresh` does.
+pub async fn end(c: &mut Conn<'_>, digest: &str, which: Which<'_>) -> Result<bool> {
+    let sql = "SELECT org_id, user_id, refresh_digest, login_type FROM sessions WHERE digest = $1";
     let found = q!(c, |e| {
-        sqlx::query_as::<_, (String, String, Option<String>)>(sql)
+        sqlx::query_as::<_, (String, String, Option<String>, String)>(sql)
             .bind(digest)
             .fetch_optional(e)
             .await
     })?;
-    let Some((org_id, user_id, refresh)) = found else {
+    let Some((org_id, user_id, refresh, login_type)) = found else {
         return Ok(false);
     };
-    if owner.is_some_and(|(o, u)| o != org_id || u != user_id) {
+    let allowed = match which {
+        Which::Any => true,
+        Which::Of {
+            org_id: o,
+            user_id: u,
+        } => o == org_id && u == user_id,
+        Which::NotOfType(t) => t != login_type,
+    };
+    if !allowed {
         return Ok(false);
     }
     if let Some(refresh) = refresh {

@@ -433,8 +433,6 @@ async fn record_failure_in(
     })
 }
 
-/// The org id of the decoy rows (`login_decoys`): no org has it (`!` is not base62).
-const DECOY_ORG: &str = "00000000000!!!!";
 /// How many decoy rows the migration made.
 const DECOYS: u32 = 64;
 
@@ -445,8 +443,8 @@ const DECOYS: u32 = 64;
 /// never lock (no limit), so the statement always writes.
 pub async fn decoy_failure(c: &mut Conn<'_>, pick: u32, now: i64) -> Result<()> {
     let id = format!("decoy{:010}", pick % DECOYS);
-    get_for_update_in(c, "login_decoys", DECOY_ORG, &id).await?;
-    record_failure_in(c, "login_decoys", DECOY_ORG, &id, 0, 0, now).await?;
+    get_for_update_in(c, "login_decoys", super::NO_ID, &id).await?;
+    record_failure_in(c, "login_decoys", super::NO_ID, &id, 0, 0, now).await?;
     Ok(())
 }
 

@@ -606,6 +606,10 @@ pub async fn update_policy(
         password_history: p.password_history,
         complexity,
     };
+    if change.is_empty() {
+        // An empty merge patch changes nothing (RFC 7396): the policy as it is.
+        return get_policy(State(state), a, rid).await;
+    }
     let policy = state
         .services
         .set_policy(&a.actor, a.org(), &change)

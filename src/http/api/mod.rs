@@ -30,7 +30,6 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1", axum::routing::any(no_endpoint))
         .route("/api/v1/{*rest}", axum::routing::any(no_endpoint))
-        .layer(axum::middleware::from_fn(json_errors))
 }
 
 async fn no_endpoint(rid: RequestId) -> ApiError {
@@ -44,18 +43,22 @@ async fn no_endpoint(rid: RequestId) -> ApiError {
     }
 }
 
-/// The one error shape for every answer of the API, also those no handler wrote (and paths
-/// holding control characters are refused first): axum's own
+/// The one error shape for every answer under `/api/v1/`, also those no handler wrote — the
+/// router layers it outside the request timeout, so a 408 is rewritten too (and paths holding
+/// control characters are refused first): axum's own
 /// refusals (a path or query that does not parse, a method the path does not take) come as
 /// plain text, and are rewritten here with their text as the message.
-async fn json_errors(req: Request, next: axum::middleware::Next) -> Response {
+pub async fn json_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path();
+    if path != "/api/v1" && !path.starts_with("/api/v1/") {
+        return next.run(req).await;
+    }
     let request_id = req
         .extensions()
         .get::<RequestId>()
         .map_or_else(|| "-".to_string(), |r| r.0.clone());
     // An id with a control character (`%0A`) names nothing: 404 before any handler runs.
-    let decoded = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy();
-    if decoded.chars().any(char::is_control) {
+    if super::extract::path_has_control(req.uri()) {
         return ApiError {
             request_id,
             ..ApiError::new(
@@ -86,6 +89,7 @@ async fn json_errors(req: Request, next: axum::middleware::Next) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "invalid_body",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
         s if s.is_server_error() => "internal",
         _ => "invalid",
     };
@@ -100,6 +104,11 @@ async fn json_errors(req: Request, next: axum::middleware::Next) -> Response {
         ),
         (s, _) if s.is_server_error() => {
             "the server could not complete the request; nothing was changed".to_string()
+        }
+        (StatusCode::REQUEST_TIMEOUT, _) => {
+            "the request took longer than server.request_timeout_seconds; what it was doing \
+             may or may not have been done"
+                .to_string()
         }
         (_, false) => text,
         (s, true) => s.canonical_reason().unwrap_or("refused").to_lowercase(),

@@ -1,7 +1,7 @@
-//! SOAP at `/services/Soap/u/{version}[/{orgId}]` (partner) and `/services/Soap/c/…`
-//! (enterprise): `login`, `logout`, `getUserInfo`, `setPassword`, `changeOwnPassword`. The handler reads the body
-//! (limited, gzip accepted), parses the envelope, calls the service, and renders the answer or
-//! a fault; every rule lives in `service` and `domain`.
+//! SOAP at `/services/Soap/u/{version}[/{orgId}]` (partner) and `/services/Soap/c/…` (enterprise):
+//! `login`, `logout`, `getUserInfo`, `setPassword`, `changeOwnPassword`. The handler reads the body
+//! (limited, gzip accepted), parses the envelope, calls the service, and renders the answer or a
+//! fault; every rule lives in `service` and `domain`.
 
 pub mod envelope;
 pub mod render;
@@ -172,7 +172,9 @@ impl Ctx<'_> {
         if op == Operation::Logout {
             // Logging out an expired-password session is allowed, and a second logout is not
             // an error worth a fault: the session is gone either way.
-            s.logout(sid).await.map_err(|e| self.service_fault(&e))?;
+            s.logout_api(sid)
+                .await
+                .map_err(|e| self.service_fault(&e))?;
             return Ok(render::empty(api, "logoutResponse", false));
         }
         let session = s

@@ -37,6 +37,26 @@ pub fn routes() -> Router<AppState> {
         .merge(auth::routes())
         .merge(settings::routes())
         .merge(setup::routes())
+        .layer(axum::middleware::from_fn(refuse_control_paths))
+}
+
+/// A page whose path holds a control character (`/setup/users/005…%0A`) names nothing: 404
+/// before any handler runs, so no action is taken and no redirect carries it.
+async fn refuse_control_paths(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if crate::http::extract::path_has_control(req.uri()) {
+        let rid = req
+            .extensions()
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId("-".into()));
+        let missing =
+            ServiceError::NotFound("no such page: the address holds a control character".into());
+        return WebError::service(missing, &rid).into_response();
+    }
+    next.run(req).await
 }
 
 async fn stylesheet() -> Response {
