@@ -589,6 +589,18 @@ async fn r_l6_expired_password_allows_only_changing_it(b: Backend) {
     );
     // OAuth has no password change: no token at all.
     let (client_id, secret) = oauth_client(srv.services(), "Acme", false, None).await;
+    // And a resource server is told the expired password's session is not active.
+    let a = srv
+        .form(
+            "/services/oauth2/introspect",
+            &[
+                ("client_id", &client_id),
+                ("client_secret", &secret),
+                ("token", &sid),
+            ],
+        )
+        .await;
+    assert_eq!(a.json()["active"], false, "{}", a.text);
     let a = password_grant(srv, &client_id, &secret, USER, &format!("{PW}{}", f.token)).await;
     assert_eq!(a.status, 400);
     assert_eq!(a.json()["error"], "invalid_grant");

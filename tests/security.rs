@@ -36,6 +36,8 @@ on_both!(
     session_timeouts_apply_to_open_sessions_and_lifetimes_are_absolute,
     an_unknown_username_writes_what_a_wrong_password_writes,
     passwords_without_tokens_earn_no_place_in_the_hash_pool,
+    an_authenticator_enrolment_belongs_to_the_session_that_proved_the_password,
+    a_session_alone_mints_no_client_acting_as_its_own_user,
 );
 
 async fn soap_login(srv: &TestServer, username: &str, password: &str) -> Answer {
@@ -210,7 +212,13 @@ async fn a_session_alone_never_changes_the_credentials_it_came_from(b: Backend) 
             .actor_for(&s.check_session(&soap).await.unwrap().unwrap())
             .await
             .unwrap();
-        assert!(s.pending_totp(&actor, "keyward").await.unwrap().is_none());
+        let digest = keyward::crypto::digest(&soap);
+        assert!(
+            s.pending_totp(&actor, "keyward", &digest)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
     // The admin API, with the admin's own SOAP session and OAuth token, on the admin's own
     // user; OAuth itself has no call that changes a credential.
@@ -1350,6 +1358,16 @@ async fn delegated_auth_urls_cannot_reach_the_servers_network(b: Backend) {
             .delegated_auth_url
             .is_none()
     );
+    // A PUT without `url` is a mistake, not "turn it off".
+    let a = api(
+        &srv,
+        reqwest::Method::PUT,
+        "/api/v1/delegated-auth",
+        &admin,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.text);
 
     // At the call: URLs set while the operator allowed them (or by an older keyward) reach
     // nothing once the rules refuse them — a literal address, and a name that resolves inside.
@@ -1668,4 +1686,128 @@ async fn passwords_without_tokens_earn_no_place_in_the_hash_pool(b: Backend) {
         "the address that sent passwords without tokens went ahead of a fresh one"
     );
     std::sync::Arc::into_inner(srv).unwrap().finish().await;
+}
+
+/// Item 1, the authenticator: an enrolment belongs to the session that started it with the
+/// password. Another session of the user — a stolen cookie — neither sees its secret nor
+/// confirms it (and so gets no recovery codes).
+async fn an_authenticator_enrolment_belongs_to_the_session_that_proved_the_password(b: Backend) {
+    use keyward::domain::verification as totp;
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    let owner = Browser::login(&srv, &acme.user).await;
+    let thief = Browser::login(&srv, &acme.user).await;
+    let a = submit(&owner, "/settings/mfa/start", "password", PW).await;
+    assert_eq!(a.status, 303, "{}", a.text);
+    let page = owner.get("/settings/mfa").await.text;
+    let at = page
+        .find("Or type this key: <code>")
+        .expect("the owner sees the key")
+        + 24;
+    let key = page[at..at + page[at..].find('<').unwrap()].to_string();
+    assert!(
+        !thief.get("/settings/mfa").await.text.contains(&key),
+        "the thief sees it"
+    );
+    let secret = totp::from_base32(&key).unwrap();
+    let code = totp::totp_at(&secret, totp::step_of(s.now())).unwrap();
+    let a = submit(&thief, "/settings/mfa/confirm", "code", &code).await;
+    assert!(
+        a.text.contains("enrolment in progress in this session"),
+        "{}",
+        a.text
+    );
+    assert!(!s.totp_status(&cli(), &acme.user).await.unwrap().enrolled);
+    let a = submit(&owner, "/settings/mfa/confirm", "code", &code).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(a.text.contains("recovery codes"), "{}", a.text);
+    assert!(s.totp_status(&cli(), &acme.user).await.unwrap().enrolled);
+    srv.finish().await;
+}
+
+/// Item 1, integration credentials: a client whose client-credentials tokens act as the admin
+/// creating it is a lasting credential for the session's own account (it outlives the session
+/// and its password), so creating it, or rotating its secret, takes the admin's password.
+async fn a_session_alone_mints_no_client_acting_as_its_own_user(b: Backend) {
+    use reqwest::Method as M;
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let acme = org(s, "Acme").await;
+    let admin = soap_session(&srv, &acme.admin).await;
+    let admin_web = Browser::login(&srv, &acme.admin).await;
+    let new = |password: Option<&str>| {
+        let mut body = json!({"name": "mine", "run_as": acme.admin});
+        if let Some(p) = password {
+            body["current_password"] = json!(p);
+        }
+        api(&srv, M::POST, "/api/v1/oauth-clients", &admin, Some(body))
+    };
+    for password in [None, Some(""), Some("Wrong-Passw0rd1")] {
+        let a = new(password).await;
+        assert_eq!(
+            (a.status, a.json()["error"].as_str()),
+            (403, Some("refused")),
+            "{}",
+            a.text
+        );
+    }
+    let csrf = admin_web.csrf().await;
+    let page = admin_web
+        .post(
+            "/setup/oauth",
+            &[("csrf", &csrf), ("name", "mine"), ("run_as", &acme.admin)],
+        )
+        .await;
+    assert!(page.text.contains("current password"), "{}", page.text);
+    assert!(
+        s.list_oauth_clients(&cli(), "Acme")
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing created"
+    );
+    // Another user of the org is the admin's to delegate, as before.
+    let a = api(
+        &srv,
+        M::POST,
+        "/api/v1/oauth-clients",
+        &admin,
+        Some(json!({"name": "theirs", "run_as": acme.user})),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    // With the password, it is created; its secret rotates only with the password again.
+    let a = new(Some(PW)).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    let rotate = format!("/api/v1/oauth-clients/{id}/rotate-secret");
+    let a = post_api(&srv, &rotate, &admin).await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    let a = api(
+        &srv,
+        M::POST,
+        &rotate,
+        &admin,
+        Some(json!({"current_password": PW})),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = submit(
+        &admin_web,
+        &format!("/setup/oauth/{id}/rotate-secret"),
+        "x",
+        "",
+    )
+    .await;
+    assert!(!a.text.contains("has a new secret"), "{}", a.text);
+    let a = submit(
+        &admin_web,
+        &format!("/setup/oauth/{id}/rotate-secret"),
+        "password",
+        PW,
+    )
+    .await;
+    assert!(a.text.contains("has a new secret"), "{}", a.text);
+    srv.finish().await;
 }

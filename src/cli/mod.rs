@@ -1091,6 +1091,7 @@ async fn oauth(s: &Services, actor: &Actor, c: OauthClientCommand) -> Result<(),
             let options = ClientOptions {
                 refresh_tokens,
                 run_as: run_as.as_deref(),
+                current_password: None,
             };
             let (row, secret) = s.create_oauth_client(actor, &org, &name, &options).await?;
             print(&format!("{}\n{}\n", row.client_id, secret.0));
@@ -1121,7 +1122,7 @@ async fn oauth(s: &Services, actor: &Actor, c: OauthClientCommand) -> Result<(),
             print(&l.render(format.format));
         }
         OauthClientCommand::RotateSecret { client } => {
-            let (_, secret) = s.rotate_client_secret(actor, &client).await?;
+            let (_, secret) = s.rotate_client_secret(actor, &client, None).await?;
             print(&format!("{}\n", secret.0));
         }
         OauthClientCommand::Disable { client } => {

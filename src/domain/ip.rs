@@ -145,11 +145,11 @@ pub fn any_contains(ranges: &[IpRange], ip: IpAddr) -> bool {
 /// Why `ip` is not a public Internet address, for an outbound call that must not reach the
 /// server's own network (the delegated-authentication URL): loopback, unspecified, private
 /// (RFC 1918), shared (RFC 6598, carrier-grade NAT), link-local, unique-local (RFC 4193),
-/// site-local, multicast, broadcast, "this network" (0.0.0.0/8), reserved (240.0.0.0/4) and
-/// special-purpose (192.0.0.0/24, 198.18.0.0/15) — also inside IPv6 forms that reach an IPv4
-/// address (IPv4-mapped and -compatible, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4
-/// 2002::/16) and Teredo (2001::/32), whose IPv4 end cannot be told from outside. `None`:
-/// public.
+/// site-local, multicast, broadcast, "this network" (0.0.0.0/8), reserved (240.0.0.0/4),
+/// special-purpose (192.0.0.0/24, 198.18.0.0/15, 192.88.99.0/24), discard-only (100::/64) and
+/// documentation — also inside IPv6 forms that reach an IPv4 address (IPv4-mapped, -translated
+/// and -compatible, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4 2002::/16) and Teredo
+/// (2001::/32), whose IPv4 end cannot be told from outside. `None`: public.
 pub fn internal_class(ip: IpAddr) -> Option<&'static str> {
     match canonical(ip) {
         IpAddr::V4(v4) => v4_class(v4),
@@ -171,6 +171,15 @@ pub fn internal_class(ip: IpAddr) -> Option<&'static str> {
             }
             if seg[0] == 0x2001 && seg[1] == 0 {
                 return Some("Teredo");
+            }
+            if seg[..4] == [0; 4] && seg[4] == 0xffff && seg[5] == 0 {
+                return v4_class(v4(12)).or(Some("IPv4-translated"));
+            }
+            if seg[..4] == [0x100, 0, 0, 0] {
+                return Some("discard-only");
+            }
+            if seg[0] == 0x2001 && seg[1] == 0xdb8 {
+                return Some("documentation");
             }
             if v6.is_loopback() {
                 Some("loopback")
@@ -209,8 +218,11 @@ fn v4_class(ip: std::net::Ipv4Addr) -> Option<&'static str> {
         Some("shared (carrier-grade NAT)")
     } else if o[0] >= 240 {
         Some("reserved")
-    } else if o[..3] == [192, 0, 0] || (o[0] == 198 && o[1] & 0xfe == 18) {
+    } else if o[..3] == [192, 0, 0] || (o[0] == 198 && o[1] & 0xfe == 18) || o[..3] == [192, 88, 99]
+    {
         Some("special-purpose")
+    } else if matches!(o[..3], [192, 0, 2] | [198, 51, 100] | [203, 0, 113]) {
+        Some("documentation")
     } else {
         None
     }
@@ -399,15 +411,18 @@ mod tests {
             ("240.1.2.3", "reserved"),
             ("192.0.0.8", "special-purpose"),
             ("198.19.0.1", "special-purpose"),
+            ("192.88.99.1", "special-purpose"),
+            ("203.0.113.7", "documentation"),
+            ("2001:db8::1", "documentation"),
+            ("::ffff:0:a00:1", "private"),
+            ("100::1", "discard-only"),
         ] {
             assert_eq!(internal_class(ip(addr)), Some(class), "{addr}");
         }
         for public in [
-            "203.0.113.7",
             "8.8.8.8",
             "172.32.0.1",
             "100.128.0.1",
-            "2001:db8::1",
             "2606:4700::1111",
             "64:ff9b::808:808",
             "198.20.0.1",

@@ -41,6 +41,8 @@ pub struct ClientOptions<'a> {
     pub refresh_tokens: bool,
     /// The user `client_credentials` tokens act as (username or id, in the client's org).
     pub run_as: Option<&'a str>,
+    /// The acting user's password, needed when the client would act as that very user.
+    pub current_password: Option<&'a crate::domain::secret::Password>,
 }
 
 /// Why a client could not be authenticated.
@@ -110,6 +112,20 @@ impl Services {
         options: &ClientOptions<'_>,
     ) -> Result<(OAuthClientRow, ClientSecret)> {
         let name = validate::text("client name", name, 80, true)?;
+        if let Some(input) = options.run_as {
+            // A client acting as the acting user is a credential for the session's own account
+            // that outlives the session and its password: the session alone must not mint it.
+            // Checked before the transaction: no write lock is held across the hash.
+            let mut c = self.db.conn().await?;
+            let org = resolve::org(&mut c.c(), org_input).await?;
+            actor.check_org(&org.id)?;
+            let user = resolve::user_seen(&mut c.c(), actor, input).await?;
+            if actor.is_user(&user.id) {
+                drop(c);
+                self.confirm_own_password(&org, &user, options.current_password)
+                    .await?;
+            }
+        }
         let mut tx = self.db.begin().await?;
         let org = resolve::org(&mut tx.c(), org_input).await?;
         actor.check_org(&org.id)?;
@@ -236,7 +252,25 @@ impl Services {
         &self,
         actor: &Actor,
         client_input: &str,
+        current_password: Option<&crate::domain::secret::Password>,
     ) -> Result<(OAuthClientRow, ClientSecret)> {
+        {
+            // A client that acts as the acting user is that user's credential: its new secret
+            // takes their password, as creating it did.
+            let mut c = self.db.conn().await?;
+            let found = resolve::oauth_client(&mut c.c(), actor, client_input).await?;
+            if let Some(me) = found
+                .run_as_user_id
+                .as_deref()
+                .filter(|id| actor.is_user(id))
+            {
+                let user = resolve::user_seen(&mut c.c(), actor, me).await?;
+                let org = resolve::org(&mut c.c(), &found.org_id).await?;
+                drop(c);
+                self.confirm_own_password(&org, &user, current_password)
+                    .await?;
+            }
+        }
         let mut tx = self.db.begin().await?;
         let found = resolve::oauth_client(&mut tx.c(), actor, client_input).await?;
         // Locked: of two rotations at once, the second waits, and the secret it answers is the
@@ -519,7 +553,9 @@ impl Services {
             let Some(active) = self.check_api_session(token).await? else {
                 return Ok(Introspection::Inactive);
             };
-            if active.org.id != client.org_id {
+            // Another org's token, or an expired password's session (it allows nothing but the
+            // password change), is not active to a resource server.
+            if active.org.id != client.org_id || active.session.password_expired {
                 return Ok(Introspection::Inactive);
             }
             let issued_to = match &active.session.oauth_client_id {

@@ -407,12 +407,15 @@ impl Services {
 
     /// Starts TOTP enrolment (R-U2): a new secret, not yet used for logins until the user
     /// confirms it with a first code. Refused while an authenticator is enrolled. The password
-    /// confirms it is the user: a session thief must not enrol their own authenticator.
+    /// confirms it is the user: a session thief must not enrol their own authenticator — so the
+    /// enrolment belongs to `session` (the digest of the session that proved it), and only that
+    /// session sees its secret and confirms it.
     pub async fn start_totp(
         &self,
         actor: &Actor,
         issuer: &str,
         password: Option<&Password>,
+        session: &str,
     ) -> Result<TotpEnrolment> {
         let (org_id, user_id) = actor.own()?;
         {
@@ -445,6 +448,7 @@ impl Services {
                 confirmed: false,
                 last_step: 0,
                 created_at: self.now_ms(),
+                started_by: Some(session.to_string()),
             },
         )
         .await?;
@@ -455,8 +459,14 @@ impl Services {
         })
     }
 
-    /// The secret of an enrolment in progress (the page shows it again after a wrong code).
-    pub async fn pending_totp(&self, actor: &Actor, issuer: &str) -> Result<Option<TotpEnrolment>> {
+    /// The secret of an enrolment in progress started by `session` (the page shows it again
+    /// after a wrong code); another session of the user sees none.
+    pub async fn pending_totp(
+        &self,
+        actor: &Actor,
+        issuer: &str,
+        session: &str,
+    ) -> Result<Option<TotpEnrolment>> {
         let (org_id, user_id) = actor.own()?;
         let mut c = self.db.conn().await?;
         let Some(user) = users::get(&mut c.c(), org_id, user_id).await? else {
@@ -464,16 +474,21 @@ impl Services {
         };
         Ok(store::get_totp(&mut c.c(), org_id, user_id)
             .await?
-            .filter(|t| !t.confirmed)
+            .filter(|t| !t.confirmed && t.started_by.as_deref() == Some(session))
             .map(|t| TotpEnrolment {
                 otpauth_uri: rules::otpauth_uri(issuer, &user.username, &t.secret),
                 secret_base32: t.secret,
             }))
     }
 
-    /// Confirms enrolment with the authenticator's current code; returns the recovery codes,
-    /// shown once (only their digests are kept).
-    pub async fn confirm_totp(&self, actor: &Actor, code: &str) -> Result<Vec<String>> {
+    /// Confirms the enrolment `session` started with the authenticator's current code; returns
+    /// the recovery codes, shown once (only their digests are kept).
+    pub async fn confirm_totp(
+        &self,
+        actor: &Actor,
+        code: &str,
+        session: &str,
+    ) -> Result<Vec<String>> {
         let (org_id, user_id) = actor.own()?;
         let now = self.now();
         let mut tx = self.db.begin().await?;
@@ -482,10 +497,10 @@ impl Services {
             .ok_or_else(|| ServiceError::NotFound("no such user".into()))?;
         let Some(factor) = store::get_totp(&mut tx.c(), org_id, user_id)
             .await?
-            .filter(|t| !t.confirmed)
+            .filter(|t| !t.confirmed && t.started_by.as_deref() == Some(session))
         else {
             return Err(ServiceError::Conflict(
-                "no enrolment in progress: start again".into(),
+                "no enrolment in progress in this session: start again".into(),
             ));
         };
         let secret = rules::from_base32(&factor.secret)

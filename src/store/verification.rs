@@ -173,10 +173,12 @@ pub struct TotpRow {
     pub confirmed: bool,
     pub last_step: i64,
     pub created_at: i64,
+    /// The digest of the session that started a pending enrolment (None once confirmed).
+    pub started_by: Option<String>,
 }
 
 pub async fn get_totp(c: &mut Conn<'_>, org_id: &str, user_id: &str) -> Result<Option<TotpRow>> {
-    let base = "SELECT org_id, user_id, secret, confirmed, last_step, created_at \
+    let base = "SELECT org_id, user_id, secret, confirmed, last_step, created_at, started_by \
         FROM totp_factors WHERE org_id = $1 AND user_id = $2";
     Ok(q!(c, |e| sqlx::query_as::<_, TotpRow>(base)
         .bind(org_id)
@@ -188,8 +190,9 @@ pub async fn get_totp(c: &mut Conn<'_>, org_id: &str, user_id: &str) -> Result<O
 /// Starts (or restarts) an enrolment: an unconfirmed authenticator replaces any earlier one.
 pub async fn put_totp(c: &mut Conn<'_>, r: &TotpRow) -> Result<()> {
     let sql = "INSERT INTO totp_factors (org_id, user_id, secret, confirmed, last_step, \
-        created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, user_id) DO UPDATE \
-        SET secret = $3, confirmed = $4, last_step = $5, created_at = $6";
+        created_at, started_by) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        ON CONFLICT (org_id, user_id) DO UPDATE \
+        SET secret = $3, confirmed = $4, last_step = $5, created_at = $6, started_by = $7";
     exec!(
         c,
         sql,
@@ -198,7 +201,8 @@ pub async fn put_totp(c: &mut Conn<'_>, r: &TotpRow) -> Result<()> {
         &r.secret,
         r.confirmed,
         r.last_step,
-        r.created_at
+        r.created_at,
+        &r.started_by
     )?;
     Ok(())
 }
@@ -211,7 +215,7 @@ pub async fn use_totp_step(
     user_id: &str,
     step: i64,
 ) -> Result<bool> {
-    let sql = "UPDATE totp_factors SET last_step = $3, confirmed = TRUE \
+    let sql = "UPDATE totp_factors SET last_step = $3, confirmed = TRUE, started_by = NULL \
         WHERE org_id = $1 AND user_id = $2 AND last_step < $3";
     Ok(exec!(c, sql, org_id, user_id, step)? > 0)
 }

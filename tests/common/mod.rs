@@ -375,6 +375,7 @@ pub async fn oauth_client(
             &keyward::service::oauth::ClientOptions {
                 refresh_tokens: refresh,
                 run_as,
+                current_password: None,
             },
         )
         .await

@@ -49,6 +49,16 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A field that must be present and may be `null` (serde would read a missing `Option` as
+/// `null`; with this, a missing field is an error).
+fn nullable_present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// `not_found`, `invalid`, `conflict`, `refused`, `unauthorized`, `not_admin`, …
@@ -374,7 +384,9 @@ pub struct PolicyChange {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DelegatedAuth {
-    /// The endpoint single sign-on users' credentials are checked at (R-L7); null: off.
+    /// The endpoint single sign-on users' credentials are checked at (R-L7); null: off. Required
+    /// in a `PUT`: a body without it is a mistake, not a request to turn SSO off.
+    #[serde(deserialize_with = "nullable_present")]
     pub url: Option<String>,
 }
 
@@ -420,6 +432,17 @@ pub struct NewOAuthClient {
     pub refresh_tokens: bool,
     /// Username or id of the user `client_credentials` tokens act as.
     pub run_as: Option<String>,
+    /// Your password, needed when `run_as` is you: a session alone mints no credential for its
+    /// own account.
+    pub current_password: Option<String>,
+}
+
+/// `POST /api/v1/oauth-clients/{id}/rotate-secret`'s optional body.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// Your password, needed when the client acts as you.
+    pub current_password: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -2,7 +2,7 @@
 //! annotated for the OpenAPI document.
 
 use super::dto::*;
-use super::{ApiAdmin, ApiError, ApiJson};
+use super::{ApiAdmin, ApiError, ApiJson, MaybeApiJson};
 use crate::http::{AppState, RequestId};
 use crate::service::admin::HistoryQuery;
 use crate::service::oauth::ClientOptions;
@@ -674,6 +674,7 @@ pub async fn create_oauth_client(
     rid: RequestId,
     ApiJson(n): ApiJson<NewOAuthClient>,
 ) -> Result<Response, ApiError> {
+    let password = n.current_password.map(crate::domain::secret::Password::new);
     let (row, secret) = state
         .services
         .create_oauth_client(
@@ -683,6 +684,7 @@ pub async fn create_oauth_client(
             &ClientOptions {
                 refresh_tokens: n.refresh_tokens,
                 run_as: n.run_as.as_deref(),
+                current_password: password.as_ref(),
             },
         )
         .await
@@ -760,6 +762,7 @@ pub async fn delete_oauth_client(
 }
 
 #[utoipa::path(post, path = "/api/v1/oauth-clients/{id}/rotate-secret", tag = "oauth",
+    request_body(content = Option<RotateSecret>, description = "Optional: your password, for a client that acts as you"),
     params(("id" = String, Path, description = "The client's id (0H4…) or consumer key")),
     responses((status = 200, body = CreatedOAuthClient, description = "The new secret, shown only in this answer; the old one is refused from now on"),
         (status = 404, body = ErrorBody)))]
@@ -768,10 +771,14 @@ pub async fn rotate_client_secret(
     a: ApiAdmin,
     rid: RequestId,
     Path(id): Path<String>,
+    MaybeApiJson(body): MaybeApiJson<RotateSecret>,
 ) -> Answer<CreatedOAuthClient> {
+    let password = body
+        .and_then(|b| b.current_password)
+        .map(crate::domain::secret::Password::new);
     let (row, secret) = state
         .services
-        .rotate_client_secret(&a.actor, &id)
+        .rotate_client_secret(&a.actor, &id, password.as_ref())
         .await
         .map_err(svc(&rid))?;
     Ok(Json(CreatedOAuthClient {

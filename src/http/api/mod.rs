@@ -356,3 +356,24 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         })
     }
 }
+
+/// An optional JSON body: none at all (no `Content-Type`, no bytes) is `None`; anything sent is
+/// read as [`ApiJson`] reads it.
+pub struct MaybeApiJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for MaybeApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let empty = !req.headers().contains_key(header::CONTENT_TYPE)
+            && req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|l| l.as_bytes() == b"0");
+        if empty {
+            return Ok(MaybeApiJson(None));
+        }
+        let ApiJson(v) = ApiJson::from_request(req, state).await?;
+        Ok(MaybeApiJson(Some(v)))
+    }
+}

@@ -364,7 +364,7 @@ async fn render_mfa(state: &AppState, s: &Signed, rid: &RequestId, c: Chrome) ->
     } else {
         state
             .services
-            .pending_totp(&s.actor, &issuer(s))
+            .pending_totp(&s.actor, &issuer(s), &s.session.session.digest)
             .await
             .map_err(|e| WebError::service(e, rid))?
     };
@@ -406,7 +406,12 @@ async fn mfa_start(
     let password = Password::new(form.data.password.clone());
     match state
         .services
-        .start_totp(&s.actor, &issuer(&s), Some(&password))
+        .start_totp(
+            &s.actor,
+            &issuer(&s),
+            Some(&password),
+            &s.session.session.digest,
+        )
         .await
     {
         Ok(_) => Ok(done("/settings/mfa", "started")),
@@ -440,7 +445,12 @@ async fn mfa_confirm(
     form: WebForm<CodeForm>,
 ) -> Page {
     s.check(&form)?;
-    match state.services.confirm_totp(&s.actor, &form.data.code).await {
+    let session = &s.session.session.digest;
+    match state
+        .services
+        .confirm_totp(&s.actor, &form.data.code, session)
+        .await
+    {
         Ok(codes) => {
             let c = chrome(&state, &s, "Your recovery codes", "/settings/mfa", &rid).await?;
             Ok(page(&CodesPage { chrome: c, codes }))

@@ -983,6 +983,8 @@ async fn save_sso(
 pub struct ClientLine {
     /// The client's id (`0H4…`), for the actions' paths.
     pub id: String,
+    /// It runs as the admin viewing the page: rotating its secret takes their password.
+    pub runs_as_you: bool,
     pub name: String,
     pub client_id: String,
     pub enabled: bool,
@@ -1032,6 +1034,7 @@ async fn render_oauth(
             .iter()
             .map(|c| ClientLine {
                 id: id18(&c.id),
+                runs_as_you: c.run_as_user_id.as_deref() == Some(s.session.user.id.as_str()),
                 name: c.name.clone(),
                 client_id: c.client_id.clone(),
                 enabled: c.enabled,
@@ -1065,12 +1068,16 @@ async fn oauth_client_action(
     Admin(s): Admin,
     rid: RequestId,
     Path((id, action)): Path<(String, String)>,
-    form: WebForm<Nothing>,
+    form: WebForm<PasswordField>,
 ) -> Page {
     s.check(&form)?;
     let sv = &state.services;
+    let password = given(&form.data.password).map(Password::new);
     let result = match action.as_str() {
-        "rotate-secret" => match sv.rotate_client_secret(&s.actor, &id).await {
+        "rotate-secret" => match sv
+            .rotate_client_secret(&s.actor, &id, password.as_ref())
+            .await
+        {
             Ok((row, secret)) => {
                 let c = chrome(&s, "OAuth Clients", "/setup/oauth");
                 let rotated = CreatedClient {
@@ -1107,6 +1114,14 @@ struct ClientForm {
     name: String,
     refresh_tokens: Option<String>,
     run_as: Option<String>,
+    /// The admin's own password, needed when the client runs as them.
+    current_password: Option<String>,
+}
+
+/// A form whose one field, the acting admin's password, some actions need.
+#[derive(Deserialize)]
+struct PasswordField {
+    password: Option<String>,
 }
 
 /// Creates a client and shows its secret, once, on the answer itself (no redirect: the
@@ -1119,9 +1134,11 @@ async fn create_oauth_client(
 ) -> Page {
     s.check(&form)?;
     let f = &form.data;
+    let password = given(&f.current_password).map(Password::new);
     let options = ClientOptions {
         refresh_tokens: checked(&f.refresh_tokens),
         run_as: given(&f.run_as),
+        current_password: password.as_ref(),
     };
     let result = state
         .services
