@@ -501,10 +501,9 @@ async fn introspect(
         let (client_id, secret) = client_credentials(&headers, &form)?;
         let s = &app.services;
         let err = |e: ServiceError| OAuthError::service(&e, &request_id.0);
-        // Client secrets are guessed here too: the address limit holds.
-        if let Some(until) = s.address_refused(ip).await.map_err(err)? {
-            return Err(rate_limited(Some(until - s.now())));
-        }
+        // A wrong client secret counts against the address, and a refused address is told so.
+        // (No check before a right secret: introspection is a resource server's hot path, and
+        // a 381-bit secret is not guessed; the token endpoint's grants do check first.)
         let client = match s
             .authenticate_client(&client_id, &secret)
             .await
@@ -512,9 +511,13 @@ async fn introspect(
         {
             Ok(c) => c,
             Err(refusal) => {
-                s.count_introspection_refusal(&refusal, ip)
+                if let Some(until) = s
+                    .count_introspection_refusal(&refusal, ip)
                     .await
-                    .map_err(err)?;
+                    .map_err(err)?
+                {
+                    return Err(rate_limited(Some(until - s.now())));
+                }
                 return Err(OAuthError {
                     status: StatusCode::UNAUTHORIZED,
                     ..OAuthError::new("invalid_client", "invalid client credentials")

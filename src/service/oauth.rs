@@ -413,23 +413,23 @@ impl Services {
     }
 
     /// An introspecting client that was refused: a guess against the source address's limit
-    /// (introspection is no login, so no login-history row).
+    /// (introspection is no login, so no login-history row). `Some(until)` when the address is
+    /// refused: then nothing is counted.
     pub async fn count_introspection_refusal(
         &self,
         refusal: &ClientRefusal,
         source_ip: IpAddr,
-    ) -> Result<()> {
-        if !refusal.is_guess() {
-            return Ok(());
-        }
-        let super::throttle::Admission::Admitted(_admitted) = self.admit_address(source_ip).await?
-        else {
-            return Ok(());
+    ) -> Result<Option<time::OffsetDateTime>> {
+        let _admitted = match self.admit_address(source_ip).await? {
+            super::throttle::Admission::Admitted(a) => a,
+            super::throttle::Admission::Refused(until) => return Ok(Some(until)),
         };
-        let mut tx = self.db.begin().await?;
-        self.count_address_failure(&mut tx.c(), source_ip).await?;
-        tx.commit().await?;
-        Ok(())
+        if refusal.is_guess() {
+            let mut tx = self.db.begin().await?;
+            self.count_address_failure(&mut tx.c(), source_ip).await?;
+            tx.commit().await?;
+        }
+        Ok(None)
     }
 
     /// The `refresh_token` grant: a new access token for the user the refresh token was issued
