@@ -37,14 +37,29 @@ pub fn init_logging(config: &Config, serving: bool) {
     };
 }
 
-/// Opens the database (creating the data dir and applying migrations) and builds the services.
-pub async fn open(config: &Config) -> anyhow::Result<Arc<Services>> {
+/// Whether a command may create the data directory and its SQLite database: `init` and `serve`
+/// may; every other command refuses a data dir that holds no database, so a mistyped
+/// `--data-dir` is an error instead of a new, empty store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Create {
+    Yes,
+    No,
+}
+
+/// Opens the database (creating the data dir and applying migrations when `create` allows it)
+/// and builds the services.
+pub async fn open(config: &Config, create: Create) -> anyhow::Result<Arc<Services>> {
     let options = DbOptions {
         max_connections: config.database.max_connections,
         acquire_timeout: Duration::from_secs(config.database.acquire_timeout_seconds),
     };
-    // The data dir holds the SQLite database and the file transport's mail.
-    if config.database.url.is_empty() || config.mail.transport == "file" {
+    let sqlite = config.database.url.is_empty();
+    if create == Create::No && sqlite {
+        require_database(config)?;
+    }
+    // The data dir holds the SQLite database and the file transport's mail (which the file
+    // transport creates when it first writes).
+    if create == Create::Yes && (sqlite || config.mail.transport == "file") {
         crate::private_fs::create_dir(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
@@ -52,7 +67,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Services>> {
             )
         })?;
     }
-    let db = if config.database.url.is_empty() {
+    let db = if sqlite {
         // Created private before SQLite opens it; SQLite gives its -wal and -shm files the
         // same mode.
         let db_path = config.sqlite_path();
@@ -65,7 +80,12 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Services>> {
     } else {
         Db::open_postgres(&config.database.url, &options)
             .await
-            .context("cannot connect to PostgreSQL")?
+            .with_context(|| {
+                format!(
+                    "cannot connect to PostgreSQL at {}",
+                    database_location(&config.database.url)
+                )
+            })?
     };
     db.migrate().await?;
     let hasher = Arc::new(
@@ -110,6 +130,40 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Services>> {
     ))
 }
 
+/// Refuses a data dir without a SQLite database, naming the path and what creates one.
+fn require_database(config: &Config) -> anyhow::Result<()> {
+    let dir = config.data_dir.display();
+    if !config.data_dir.is_dir() {
+        anyhow::bail!(
+            "the data directory {dir} does not exist (check --data-dir or KEYWARD_DATA_DIR; \
+             `keyward init --data-dir {dir}` creates one, as does the first `keyward serve`)"
+        );
+    }
+    if !config.sqlite_path().is_file() {
+        anyhow::bail!(
+            "the data directory {dir} holds no keyward database (keyward.db; \
+             `keyward init --data-dir {dir}` creates one, as does the first `keyward serve`)"
+        );
+    }
+    Ok(())
+}
+
+/// Where a database URL points, without its password: `user@host:port/database`.
+fn database_location(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let user = if u.username().is_empty() {
+                String::new()
+            } else {
+                format!("{}@", u.username())
+            };
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{user}{}{port}{}", u.host_str().unwrap_or(""), u.path())
+        }
+        Err(_) => "the configured URL".to_string(),
+    }
+}
+
 /// What `init` (and the first start of `serve`) prints: the generated password, once.
 pub fn init_banner(done: &Initialised, config: &Config) -> String {
     let mut s = format!(
@@ -137,16 +191,15 @@ pub fn init_banner(done: &Initialised, config: &Config) -> String {
     s
 }
 
-/// `keyward serve`: initialise an empty database, then run until SIGINT or SIGTERM.
-pub async fn serve(services: Arc<Services>, config: &Config) -> anyhow::Result<()> {
-    if !services.is_initialised().await? {
-        match services.init(InitRequest::default()).await {
-            Ok(done) => print!("{}", init_banner(&done, config)),
-            // Another node initialised the shared database first.
-            Err(ServiceError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+/// What `serve` takes hold of before it creates anything: its listening socket and TLS
+/// configuration, so a busy port or a bad certificate fails before a data dir is initialised.
+pub struct Bound {
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Binds `server.listen` and loads the TLS configuration; creates nothing.
+pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
     let tls = if config.tls_enabled() {
         Some(
             crate::http::server::tls_acceptor(
@@ -161,6 +214,71 @@ pub async fn serve(services: Arc<Services>, config: &Config) -> anyhow::Result<(
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    Ok(Bound { listener, tls })
+}
+
+/// `serve`'s hold on a SQLite data dir: one server per SQLite database (its writes are queued
+/// in the process, and two servers would each run the mail worker over one file). Released
+/// when dropped or when the process ends, however it ends. PostgreSQL nodes share a database,
+/// so they take none.
+pub struct DataDirLock(#[allow(dead_code)] std::fs::File);
+
+/// Takes `<data-dir>/serve.lock` (creating the data dir), or says which process holds it.
+pub fn lock_data_dir(config: &Config) -> anyhow::Result<Option<DataDirLock>> {
+    if !config.database.url.is_empty() {
+        return Ok(None);
+    }
+    let dir = &config.data_dir;
+    crate::private_fs::create_dir(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let path = dir.join("serve.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = std::io::Read::read_to_string(&mut file, &mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (process {holder})")
+            };
+            anyhow::bail!(
+                "another keyward serve{who} is using the data directory {}: one server per \
+                 SQLite database (stop it, or give this one another --data-dir)",
+                dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())));
+        }
+    }
+    use std::io::{Seek, Write};
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(Some(DataDirLock(file)))
+}
+
+/// `keyward serve`: initialise an empty database, then run on the bound listener until SIGINT
+/// or SIGTERM.
+pub async fn serve(services: Arc<Services>, config: &Config, bound: Bound) -> anyhow::Result<()> {
+    if !services.is_initialised().await? {
+        match services.init(InitRequest::default()).await {
+            Ok(done) => print!("{}", init_banner(&done, config)),
+            // Another node initialised the shared database first.
+            Err(ServiceError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Bound { listener, tls } = bound;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::debug!(%addr, database = services.db.backend_name(), mail = services.outbox.transport_name(), "keyward listening");

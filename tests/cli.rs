@@ -31,9 +31,13 @@ struct Out {
 }
 
 impl Kw {
+    /// Over a store that exists (commands other than `init` and `serve` refuse a data dir
+    /// without one).
     async fn new(b: Backend) -> Kw {
+        let db = TestDb::new(b).await;
+        db.open().await.close().await;
         Kw {
-            db: TestDb::new(b).await,
+            db,
             transcript: Default::default(),
             log_level: "info",
         }
@@ -121,6 +125,7 @@ on_both!(
     cli_serve_bootstraps_an_empty_data_dir,
     cli_list_formats,
     cli_rotates_disables_enables_and_deletes_oauth_clients,
+    cli_errors_name_their_cause_and_a_server_that_cannot_start_creates_nothing,
 );
 
 async fn token_digest_of(db: &TestDb, username: &str) -> Option<String> {
@@ -969,6 +974,108 @@ async fn cli_serve_bootstraps_an_empty_data_dir(b: Backend) {
         }
         assert_eq!(count(&db, &password), 0);
         assert_eq!(count(&db, &token), 0);
+    }
+    kw.db.drop_db().await;
+}
+
+/// Runs `keyward ARGS` in `cwd` (no `--data-dir`: the default one there, unless ARGS name one).
+fn run_in(kw: &Kw, cwd: &Path, args: &[&str]) -> Out {
+    let o = kw.base_command(cwd).args(args).output().unwrap();
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into(),
+        stderr: String::from_utf8_lossy(&o.stderr).into(),
+    }
+}
+
+/// Issue 15, items 2-5: every setup error says why in one line; `serve` binds before it
+/// initialises, so a busy port creates nothing; a mistyped data dir is an error, not a new
+/// store; one server per SQLite data dir.
+async fn cli_errors_name_their_cause_and_a_server_that_cannot_start_creates_nothing(b: Backend) {
+    let kw = Kw::new(b).await;
+    let cwd = kw.db.dir.path().join("fresh");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let one_line = |o: &Out, cause: &str| {
+        assert_eq!(o.code, 1, "{}", o.stderr);
+        assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+        assert!(o.stderr.contains(cause), "{cause:?} not in {}", o.stderr);
+    };
+    // A busy port: the cause, and no data dir, org or admin (a fresh database stays empty).
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let o = run_in(&kw, &cwd, &["serve", "--listen", &addr]);
+    one_line(
+        &o,
+        &format!("cannot listen on {addr}: Address already in use"),
+    );
+    assert_eq!(o.stdout, "", "nothing initialised, no password printed");
+    assert!(!cwd.join("keyward-data").exists());
+    drop(busy);
+    // A data dir that cannot be created says why.
+    let o = run_in(&kw, &cwd, &["--data-dir", "/proc/no/such/dir", "init"]);
+    one_line(&o, "cannot create the data directory /proc/no/such/dir: ");
+    assert!(o.stderr.contains("os error"), "{}", o.stderr);
+    if b == Backend::Sqlite {
+        // A mistyped data dir: refused with its path and what creates one; nothing created.
+        let o = run_in(&kw, &cwd, &["--data-dir", "keyward-dta", "org", "list"]);
+        one_line(&o, "the data directory keyward-dta does not exist");
+        assert!(
+            o.stderr.contains("keyward init --data-dir keyward-dta"),
+            "{}",
+            o.stderr
+        );
+        assert!(!cwd.join("keyward-dta").exists());
+        std::fs::create_dir(cwd.join("empty")).unwrap();
+        let o = run_in(&kw, &cwd, &["--data-dir", "empty", "user", "show", "x@y.z"]);
+        one_line(&o, "the data directory empty holds no keyward database");
+        assert_eq!(std::fs::read_dir(cwd.join("empty")).unwrap().count(), 0);
+        // One server per SQLite data dir: a second one is refused and names the first.
+        let first = start_serve(&kw, &cwd);
+        let o = run_in(&kw, &cwd, &["serve", "--listen", "127.0.0.1:0"]);
+        one_line(&o, "another keyward serve (process ");
+        assert!(
+            o.stderr
+                .contains("is using the data directory ./keyward-data"),
+            "{}",
+            o.stderr
+        );
+        // Admin commands still run beside it.
+        assert_eq!(run_in(&kw, &cwd, &["org", "list"]).code, 0);
+        assert_eq!(first.stop(), 0);
+        // Once it stopped, the data dir is free again.
+        let again = start_serve(&kw, &cwd);
+        assert_eq!(again.stop(), 0);
+    } else {
+        // Each way of not reaching PostgreSQL names its own cause and where it looked.
+        let url = url::Url::parse(&kw.db.url).unwrap();
+        let with = |f: &dyn Fn(&mut url::Url)| {
+            let mut u = url.clone();
+            f(&mut u);
+            u.to_string()
+        };
+        let closed = with(&|u| u.set_port(Some(common::process::free_port())).unwrap());
+        let role = with(&|u| u.set_username("no_such_role").unwrap());
+        let database = with(&|u| u.set_path("/no_such_database"));
+        for (url, cause) in [
+            (closed, "Connection refused"),
+            (role, "role \"no_such_role\" does not exist"),
+            (database, "database \"no_such_database\" does not exist"),
+        ] {
+            let o = run_in(&kw, &cwd, &["--database-url", &url, "org", "list"]);
+            one_line(&o, "cannot connect to PostgreSQL at ");
+            assert!(o.stderr.contains(cause), "{cause:?} not in {}", o.stderr);
+        }
+        // The data dir holds only mail here: listing creates none, and nodes may share one.
+        assert_eq!(run_in(&kw, &cwd, &["org", "list"]).code, 0);
+        assert!(!cwd.join("keyward-data").exists());
+        let first = start_serve(&kw, &cwd);
+        let logs = kw.db.dir.path().join("second");
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut c = kw.base_command(&cwd);
+        c.args(["serve", "--listen", "127.0.0.1:0"]);
+        let second = Serve::start(c, &logs);
+        assert_eq!(second.stop(), 0);
+        assert_eq!(first.stop(), 0);
     }
     kw.db.drop_db().await;
 }

@@ -86,10 +86,10 @@ impl Setup {
 fn tokens_to(mail_dir: &Path, to: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for m in mails_in(mail_dir).iter().filter(|m| m.to == to) {
-        if let Some(t) = m.token() {
-            if !out.contains(&t) {
-                out.push(t);
-            }
+        if let Some(t) = m.token()
+            && !out.contains(&t)
+        {
+            out.push(t);
         }
     }
     out

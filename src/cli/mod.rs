@@ -438,6 +438,14 @@ pub enum CliError {
     Setup(String),
 }
 
+impl CliError {
+    /// A setup failure with its whole cause chain on one line ("cannot listen on ADDR: Address
+    /// already in use (os error 98)"): the outermost context alone hides the cause.
+    fn setup(e: anyhow::Error) -> CliError {
+        CliError::Setup(format!("{e:#}"))
+    }
+}
+
 /// Reads a password from stdin: everything up to the end, minus one trailing line break (the
 /// line break is the terminal's, not the password's; nothing else is trimmed).
 fn read_password_stdin() -> Result<Password, CliError> {
@@ -485,10 +493,10 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             match c.validate() {
                 Ok(()) => c,
-                Err(e) => return fail(&CliError::Setup(e.to_string())),
+                Err(e) => return fail(&CliError::Setup(format!("{e:#}"))),
             }
         }
-        Err(e) => return fail(&CliError::Setup(e.to_string())),
+        Err(e) => return fail(&CliError::Setup(format!("{e:#}"))),
     };
     let serving = matches!(cli.command, Command::Serve(_));
     app::init_logging(&config, serving);
@@ -508,19 +516,28 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(e) => return fail(&CliError::Setup(format!("cannot start the runtime: {e}"))),
     };
     let result = runtime.block_on(async move {
-        let services = app::open(&config)
-            .await
-            .map_err(|e| CliError::Setup(e.to_string()))?;
-        let result = match cli.command {
-            Command::Serve(_) => app::serve(services.clone(), &config)
+        if serving {
+            // The port and the data dir's lock first: a server that cannot start creates
+            // nothing.
+            let bound = app::bind(&config).await.map_err(CliError::setup)?;
+            let _lock = app::lock_data_dir(&config).map_err(CliError::setup)?;
+            let services = app::open(&config, app::Create::Yes)
                 .await
-                .map_err(|e| CliError::Setup(e.to_string())),
-            command => {
-                let r = dispatch(&services, &config, command).await;
-                deliver_unless_served(&services).await;
-                r
-            }
+                .map_err(CliError::setup)?;
+            let result = app::serve(services.clone(), &config, bound)
+                .await
+                .map_err(CliError::setup);
+            services.db.close().await;
+            return result;
+        }
+        let create = if matches!(cli.command, Command::Init(_)) {
+            app::Create::Yes
+        } else {
+            app::Create::No
         };
+        let services = app::open(&config, create).await.map_err(CliError::setup)?;
+        let result = dispatch(&services, &config, cli.command).await;
+        deliver_unless_served(&services).await;
         services.db.close().await;
         result
     });
@@ -697,13 +714,11 @@ fn cert_generate(dir: &std::path::Path, force: bool) -> Result<(), CliError> {
         dir.join("cert.pem"),
         dir.join("key.pem"),
     ];
-    if !force {
-        if let Some(existing) = paths.iter().find(|p| p.exists()) {
-            return Err(CliError::Usage(format!(
-                "{} already exists (use --force to replace the certificates)",
-                existing.display()
-            )));
-        }
+    if !force && let Some(existing) = paths.iter().find(|p| p.exists()) {
+        return Err(CliError::Usage(format!(
+            "{} already exists (use --force to replace the certificates)",
+            existing.display()
+        )));
     }
     let certs = crate::crypto::cert::generate_local(time::OffsetDateTime::now_utc())
         .map_err(|e| CliError::Setup(format!("could not generate the certificates: {e}")))?;

@@ -191,7 +191,7 @@ impl Services {
     ) {
         // Refusals because of attempts in flight are not the limit's: they are not counted.
         if self.address_limit.refused_until(window, now) != Some(until)
-            || rand::random::<u32>() % (REFUSED_SAMPLE as u32) != 0
+            || !rand::random::<u32>().is_multiple_of(REFUSED_SAMPLE as u32)
         {
             return;
         }

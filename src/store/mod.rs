@@ -404,6 +404,13 @@ impl Db {
         // No ping before each use (a round trip per acquire, on every request): a connection
         // that broke (a database restart) fails its next statement, which answers 503 and is
         // closed by the pool (tests/recovery.rs).
+        // One connection first, alone: the pool retries a refused connection until its acquire
+        // timeout and then reports only the timeout, which hides a closed port's cause.
+        use sqlx::Connection;
+        sqlx::PgConnection::connect_with(&options)
+            .await?
+            .close()
+            .await?;
         let pool = PgPoolOptions::new()
             .test_before_acquire(false)
             .max_connections(opts.max_connections.max(1))

@@ -132,12 +132,12 @@ impl TestDb {
 
     /// Drops the PostgreSQL database (the SQLite file goes with the temporary directory).
     pub async fn drop_db(&self) {
-        if let Some(name) = &self.pg_name {
-            if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url()).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut c)
-                    .await;
-            }
+        if let Some(name) = &self.pg_name
+            && let Ok(mut c) = sqlx::PgConnection::connect(&admin_url()).await
+        {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut c)
+                .await;
         }
     }
 

@@ -68,7 +68,7 @@ impl StoreArgs {
         };
         config.database.url = self.database_url.clone();
         std::fs::create_dir_all(&self.data_dir)?;
-        keyward::app::open(&config).await
+        keyward::app::open(&config, keyward::app::Create::Yes).await
     }
 }
 
