@@ -94,6 +94,25 @@ impl Kw {
         o.stdout
     }
 
+    /// Org Acme and its user ada@acme.test (mail to `email`) with `password`.
+    fn acme_with_ada(&self, email: &str, password: &str) {
+        self.ok(&["org", "create", "--name", "Acme"]);
+        self.ok_with(
+            &[
+                "user",
+                "create",
+                "--org",
+                "Acme",
+                "--username",
+                "ada@acme.test",
+                "--email",
+                email,
+                "--password-stdin",
+            ],
+            Some(password),
+        );
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
         a.extend(["--format", "json"]);
@@ -126,6 +145,7 @@ on_both!(
     cli_list_formats,
     cli_rotates_disables_enables_and_deletes_oauth_clients,
     cli_errors_name_their_cause_and_a_server_that_cannot_start_creates_nothing,
+    cli_mail_wait_prints_the_delivered_mail_or_says_why_not,
 );
 
 async fn token_digest_of(db: &TestDb, username: &str) -> Option<String> {
@@ -512,21 +532,7 @@ fn snapshot(kw: &Kw) -> String {
 
 async fn cli_bad_input_gives_one_line_and_changes_nothing(b: Backend) {
     let kw = Kw::new(b).await;
-    kw.ok(&["org", "create", "--name", "Acme"]);
-    kw.ok_with(
-        &[
-            "user",
-            "create",
-            "--org",
-            "Acme",
-            "--username",
-            "ada@acme.test",
-            "--email",
-            "ada@acme.test",
-            "--password-stdin",
-        ],
-        Some("First-Passw0rd"),
-    );
+    kw.acme_with_ada("ada@acme.test", "First-Passw0rd");
     let before = snapshot(&kw);
     let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
         (
@@ -741,9 +747,9 @@ async fn cli_bad_input_gives_one_line_and_changes_nothing(b: Backend) {
             "invalid CIDR",
         ),
         (
-            vec!["network", "add", "Acme", "10.0.0.1"],
+            vec!["network", "add", "Acme", "10.0.0.300"],
             None,
-            "END address is required",
+            "invalid IP address \"10.0.0.300\"",
         ),
         (
             vec!["network", "remove", "Acme", "0IP000000000001"],
@@ -1080,6 +1086,26 @@ async fn cli_errors_name_their_cause_and_a_server_that_cannot_start_creates_noth
     kw.db.drop_db().await;
 }
 
+/// `mail wait` (README's examples): the newest delivered mail's file, or why there is none.
+async fn cli_mail_wait_prints_the_delivered_mail_or_says_why_not(b: Backend) {
+    let kw = Kw::new(b).await;
+    let o = kw.run(&["mail", "wait", "--to", "ada@acme.test", "--timeout", "0"]);
+    assert_eq!(o.code, 1);
+    assert_eq!(
+        o.stderr,
+        "error: no mail to ada@acme.test was delivered within 0 s (none was queued)\n"
+    );
+    kw.acme_with_ada("ADA@acme.test", "Passw0rd!one");
+    // No server runs: the command delivered its mail itself, so there is nothing to wait for.
+    let file = kw.ok(&["mail", "wait", "--to", "ada@acme.test"]);
+    let file = Path::new(file.trim_end());
+    assert!(file.starts_with(kw.db.mail_dir()), "{}", file.display());
+    let text = std::fs::read_to_string(file).unwrap();
+    let token = latest_token(&kw.mails(), "ADA@acme.test");
+    assert!(text.contains(&format!("Security token (case-sensitive): {token}")));
+    kw.db.drop_db().await;
+}
+
 async fn cli_list_formats(b: Backend) {
     let kw = Kw::new(b).await;
     kw.ok(&["org", "create", "--name", "Acme, Inc."]);
@@ -1097,6 +1123,13 @@ async fn cli_list_formats(b: Backend) {
     assert_eq!(profiles.as_array().unwrap().len(), 3);
     let empty = kw.ok(&["network", "list", "Acme, Inc.", "--format", "csv"]);
     assert_eq!(empty, "id,start,end,description,created\r\n");
+    // A single address is the range of that one address.
+    assert_id(&kw.ok(&["network", "add", "Acme, Inc.", "10.0.0.7"]), "0IP");
+    let one = kw.json(&["network", "list", "Acme, Inc."]);
+    assert_eq!(
+        (&one[0]["start"], &one[0]["end"]),
+        (&"10.0.0.7".into(), &"10.0.0.7".into())
+    );
     let o = kw.run(&["org", "list", "--format", "xml"]);
     assert_eq!(o.code, 2);
     kw.db.drop_db().await;

@@ -424,7 +424,20 @@ pub enum MailCommand {
         format: FormatArg,
     },
     /// Show one mail (its token line redacted)
-    Show { id: String },
+    Show {
+        /// The mail's id (from `mail list`)
+        id: String,
+    },
+    /// Wait until the mail to ADDRESS is delivered; print the newest one's file (file
+    /// transport) or id (smtp)
+    Wait {
+        /// The recipient's address
+        #[arg(long)]
+        to: String,
+        /// Give up after this many seconds (exit 1)
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
 }
 
 /// A command's failure: one line for stderr.
@@ -569,6 +582,42 @@ async fn deliver_unless_served(services: &Services) {
         ),
         Ok(_) => {}
         Err(e) => eprintln!("warning: mail stays queued: {e}"),
+    }
+}
+
+/// `mail wait`: polls the outbox until no mail to `to` is queued and one was delivered. With
+/// no server running, it delivers the queued mail itself, as every command does.
+async fn mail_wait(s: &Services, to: &str, timeout: u64) -> Result<(), CliError> {
+    use crate::service::history::MailTo;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    loop {
+        let state = s.mail_to(to).await?;
+        match &state {
+            MailTo::Delivered { id, file } => {
+                let shown = file
+                    .as_ref()
+                    .map_or(id.clone(), |f| f.display().to_string());
+                print(&format!("{shown}\n"));
+                return Ok(());
+            }
+            MailTo::Dead { id, error } => {
+                return Err(CliError::Setup(format!(
+                    "the newest mail to {to} ({id}) could not be delivered: {error}"
+                )));
+            }
+            MailTo::Queued(_) => deliver_unless_served(s).await,
+            MailTo::Nothing => {}
+        }
+        if std::time::Instant::now() >= deadline {
+            let what = match state {
+                MailTo::Queued(n) => format!("{n} still queued"),
+                _ => "none was queued".to_string(),
+            };
+            return Err(CliError::Setup(format!(
+                "no mail to {to} was delivered within {timeout} s ({what})"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -1157,6 +1206,7 @@ async fn oauth(s: &Services, actor: &Actor, c: OauthClientCommand) -> Result<(),
 
 async fn mail(s: &Services, c: MailCommand) -> Result<(), CliError> {
     match c {
+        MailCommand::Wait { to, timeout } => mail_wait(s, &to, timeout).await?,
         MailCommand::List { to, limit, format } => {
             let mut l = Listing::new(&[
                 "id",

@@ -17,8 +17,6 @@ pub enum IpRangeError {
     Reversed(IpAddr, IpAddr),
     #[error("give either START END or a single CIDR, not a CIDR and an END")]
     CidrWithEnd,
-    #[error("an END address is required unless START is a CIDR such as 10.0.0.0/8")]
-    MissingEnd,
     #[error(
         "trusted IP range {0} is too wide: at most 33554432 IPv4 addresses (a /7) or a /48 of IPv6"
     )]
@@ -61,9 +59,8 @@ impl IpRange {
         }
     }
 
-    /// `parse("10.0.0.1", Some("10.0.0.9"))`, `parse("10.0.0.0/8", None)` or a single address
-    /// `parse("10.0.0.1", None)` (a range of one is written START END in Salesforce, so a lone
-    /// address without `/` is refused to avoid a silent one-address range: pass it twice).
+    /// `parse("10.0.0.1", Some("10.0.0.9"))`, `parse("10.0.0.0/8", None)` or a single address,
+    /// `parse("10.0.0.1", None)`: the range of that one address.
     pub fn parse(start: &str, end: Option<&str>) -> Result<IpRange, IpRangeError> {
         if start.contains('/') {
             if end.is_some() {
@@ -75,8 +72,8 @@ impl IpRange {
                 .map_err(|_| IpRangeError::BadCidr(start.chars().take(60).collect()))?;
             return IpRange::new(net.network(), net.broadcast());
         }
-        let end = end.ok_or(IpRangeError::MissingEnd)?;
-        IpRange::new(parse_addr(start)?, parse_addr(end)?)
+        let start = parse_addr(start)?;
+        IpRange::new(start, end.map(parse_addr).transpose()?.unwrap_or(start))
     }
 
     pub fn start(&self) -> IpAddr {
@@ -517,6 +514,14 @@ mod tests {
     }
 
     #[test]
+    fn a_single_address_is_a_range_of_one() {
+        for a in ["10.0.0.3", "2001:db8::1"] {
+            let r = IpRange::parse(a, None).unwrap();
+            assert_eq!((r.start(), r.end()), (ip(a), ip(a)));
+        }
+    }
+
+    #[test]
     fn r_m3_invalid_ranges_are_refused() {
         use IpRangeError::*;
         type Case<'a> = (&'a str, Option<&'a str>, fn(&IpRangeError) -> bool);
@@ -528,7 +533,7 @@ mod tests {
             }),
             ("10.0.0.0/33", None, |e| matches!(e, BadCidr(..))),
             ("10.0.0.0/8", Some("10.0.0.1"), |e| matches!(e, CidrWithEnd)),
-            ("10.0.0.1", None, |e| matches!(e, MissingEnd)),
+            ("10.0.0.300", None, |e| matches!(e, BadAddress(..))),
             ("example.com", Some("10.0.0.1"), |e| {
                 matches!(e, BadAddress(..))
             }),

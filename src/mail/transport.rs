@@ -87,6 +87,19 @@ impl Transport {
         })
     }
 
+    /// Where the file transport wrote a delivered message; `None` for SMTP.
+    pub fn delivered_file(
+        &self,
+        seq: i64,
+        id: &str,
+        created_at: OffsetDateTime,
+    ) -> Option<PathBuf> {
+        match self {
+            Transport::File { dir } => Some(dir.join(file_name(seq, id, created_at))),
+            Transport::Smtp { .. } => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Transport::File { .. } => "file",

@@ -1,6 +1,6 @@
 //! Reading what happened: login history (R-L9), the audit trail (R-M4) and the outbox (R-E1).
 
-use super::{Actor, Result, ServiceError, Services, resolve};
+use super::{Actor, Result, ServiceError, Services, id18, resolve};
 use crate::domain::ids::{KeyPrefix, SfId};
 use crate::store::audit::{self, AuditRow};
 use crate::store::login_history::{self, Filter, LoginHistoryView};
@@ -83,4 +83,50 @@ impl Services {
         row.secret = None;
         Ok(row)
     }
+
+    /// Where the mail to `to` stands, for `keyward mail wait`: whether any is still queued, and
+    /// the newest one's outcome.
+    pub async fn mail_to(&self, to: &str) -> Result<MailTo> {
+        let to = to.trim();
+        if to.is_empty() {
+            return Err(ServiceError::Invalid("--to needs an address".into()));
+        }
+        let mut c = self.db.conn().await?;
+        let rows = outbox::list(&mut c.c(), Some(to), 100).await?;
+        let queued = rows.iter().filter(|r| r.status == outbox::QUEUED).count();
+        let Some(newest) = rows.last() else {
+            return Ok(MailTo::Nothing);
+        };
+        Ok(if queued > 0 {
+            MailTo::Queued(queued)
+        } else if newest.status == outbox::DEAD {
+            MailTo::Dead {
+                id: id18(&newest.id),
+                error: newest.last_error.clone().unwrap_or_default(),
+            }
+        } else {
+            MailTo::Delivered {
+                id: id18(&newest.id),
+                file: self
+                    .outbox
+                    .delivered_file(newest.seq, &newest.id, newest.created_at),
+            }
+        })
+    }
+}
+
+/// The mail to one address, as `keyward mail wait` sees it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MailTo {
+    /// No mail to the address yet.
+    Nothing,
+    /// This many messages to it are not delivered yet.
+    Queued(usize),
+    /// All are delivered; the newest one's id, and its file with the file transport.
+    Delivered {
+        id: String,
+        file: Option<std::path::PathBuf>,
+    },
+    /// None queued, and the newest one could not be delivered.
+    Dead { id: String, error: String },
 }

@@ -122,6 +122,17 @@ impl Outbox {
         self.transport.name()
     }
 
+    /// Where a delivered message's file is, with the file transport.
+    pub fn delivered_file(
+        &self,
+        seq: i64,
+        id: &str,
+        created_at_ms: i64,
+    ) -> Option<std::path::PathBuf> {
+        self.transport
+            .delivered_file(seq, id, from_ms(created_at_ms))
+    }
+
     /// Tells the worker that mail was queued, so it need not wait for its next poll.
     pub fn wake(&self) {
         self.wake.notify_one();
