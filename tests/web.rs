@@ -109,10 +109,15 @@ async fn pages_send_strict_headers_and_safe_cookies(b: Backend) {
     assert_eq!(settings.header("cache-control"), "no-store");
     assert_eq!(settings.header("content-security-policy"), csp);
     assert!(settings.text.contains(&acme.user));
-    // The stylesheet may be cached; it is the only asset.
+    // The stylesheet and the icon browsers ask for on every page view may be cached; they are
+    // the only assets.
     let css = srv.get("/static/keyward.css", None).await;
     assert_eq!(css.status, 200);
     assert!(css.header("cache-control").starts_with("public"));
+    let icon = srv.get("/favicon.ico", None).await;
+    assert_eq!(icon.status, 200);
+    assert_eq!(icon.header("content-type"), "image/x-icon");
+    assert!(icon.header("cache-control").starts_with("public"));
     // Logged out: every personal page sends the browser to the login page.
     let anon = answer(
         browser()
@@ -649,7 +654,10 @@ async fn schemathesis_finds_no_server_errors(b: Backend) {
     let acme = org(srv.services(), "Acme").await;
     org(srv.services(), "Globex").await;
     let sid = soap_session(&srv, &acme.admin).await;
+    // Its caches (.schemathesis/, .hypothesis/) go to the working directory: not the checkout.
+    let scratch = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(&schemathesis)
+        .current_dir(scratch.path())
         .args([
             "run",
             &format!("{}/api/v1/openapi.json", srv.base),

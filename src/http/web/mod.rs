@@ -30,10 +30,13 @@ const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' dat
     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLESHEET: &str = include_str!("../../../static/keyward.css");
+/// The brand's ring on navy, 32 × 32: browsers ask for `/favicon.ico` on every page view.
+const FAVICON: &[u8] = include_bytes!("../../../static/favicon.ico");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/static/keyward.css", get(stylesheet))
+        .route("/favicon.ico", get(favicon))
         .merge(auth::routes())
         .merge(settings::routes())
         .merge(setup::routes())
@@ -66,6 +69,17 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/x-icon"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        FAVICON,
     )
         .into_response()
 }
