@@ -30,14 +30,32 @@ use std::sync::Arc;
     long_about = None,
 )]
 pub struct Cli {
-    /// Data directory: SQLite database and mail files
-    #[arg(long, global = true, env = "KEYWARD_DATA_DIR", value_name = "DIR")]
+    /// Data directory: SQLite database and mail files [default: ./keyward-data]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "KEYWARD_DATA_DIR",
+        value_name = "DIR"
+    )]
     pub data_dir: Option<PathBuf>,
     /// TOML configuration file (see docs/configuration.md)
-    #[arg(long, global = true, env = "KEYWARD_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "KEYWARD_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// postgres://… to use PostgreSQL instead of SQLite in the data directory
-    #[arg(long, global = true, env = "KEYWARD_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "KEYWARD_DATABASE_URL",
+        value_name = "URL"
+    )]
     pub database_url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -91,14 +109,18 @@ pub enum AddressLimitCommand {
     /// Addresses refused now (or, with --min-failures, with at least that many failures in
     /// their current window), most failures first
     List {
-        /// [default: address_limit.failures]
+        /// Also addresses not refused yet with at least this many failures [default: refused
+        /// ones only]
         #[arg(long, default_value_t = 0)]
         min_failures: u32,
         #[command(flatten)]
         format: FormatArg,
     },
     /// Let an address (an IPv6 address: its /64) log in again at once
-    Clear { address: String },
+    Clear {
+        /// An IP address (IPv6: its /64)
+        address: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,7 +128,7 @@ pub enum CertCommand {
     /// Write a local CA (ca.pem) and a certificate for localhost, 127.0.0.1 and ::1 signed by
     /// it (cert.pem, key.pem); prints the three paths
     Generate {
-        /// [default: <data-dir>/tls]
+        /// Directory to write to [default: <data-dir>/tls]
         #[arg(long)]
         out: Option<PathBuf>,
         /// Replace existing files
@@ -133,11 +155,13 @@ pub struct ServeArgs {
 
 #[derive(Args, Debug)]
 pub struct InitArgs {
+    /// Name of the first org
     #[arg(long, default_value = DEFAULT_ORG)]
     pub org_name: String,
+    /// Username of its administrator (email-shaped)
     #[arg(long, default_value = DEFAULT_ADMIN)]
     pub admin_username: String,
-    /// [default: the admin username]
+    /// The administrator's email [default: the admin username]
     #[arg(long)]
     pub admin_email: Option<String>,
     /// Read the admin password from stdin instead of generating one
@@ -156,27 +180,38 @@ pub struct FormatArg {
 pub enum OrgCommand {
     /// Create an org with the default profiles and policy; prints its id
     Create {
+        /// The org's name (unique, case-insensitive)
         #[arg(long)]
         name: String,
     },
     /// List orgs
     List(FormatArg),
     /// Set the delegated-authentication URL that checks SSO users' credentials ("" clears it)
-    SetDelegatedAuth { org: String, url: String },
+    SetDelegatedAuth {
+        /// The org: its id or name
+        org: String,
+        /// The delegated-authentication endpoint (https); empty to remove it
+        url: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
     /// Create a user; prints its id. With --password-stdin the first token is emailed.
     Create {
+        /// The org the user belongs to: its id or name
         #[arg(long)]
         org: String,
+        /// The login name: email-shaped, unique across all orgs
         #[arg(long)]
         username: String,
+        /// Where token, verification and notice mails go
         #[arg(long)]
         email: String,
+        /// Given name
         #[arg(long, default_value = "")]
         first_name: String,
+        /// Family name
         #[arg(long, default_value = "")]
         last_name: String,
         /// Profile name or id [default: Standard User]
@@ -188,25 +223,37 @@ pub enum UserCommand {
     },
     /// Set a user's password (admin reset): a new token is emailed and sessions end
     SetPassword {
+        /// The user: username or id
         user: String,
         /// Read the password from stdin (required)
         #[arg(long)]
         password_stdin: bool,
     },
     /// Deactivate: every login fails and sessions end; the token is kept
-    Deactivate { user: String },
+    Deactivate {
+        /// The user: username or id
+        user: String,
+    },
     /// Reactivate: the same token works again
-    Reactivate { user: String },
+    Reactivate {
+        /// The user: username or id
+        user: String,
+    },
     /// Clear a lockout
-    Unlock { user: String },
+    Unlock {
+        /// The user: username or id
+        user: String,
+    },
     /// Show a user (never a secret)
     Show {
+        /// The user: username or id
         user: String,
         #[command(flatten)]
         format: FormatArg,
     },
     /// List the users of an org
     List {
+        /// The org: its id or name
         org: String,
         #[command(flatten)]
         format: FormatArg,
@@ -216,35 +263,50 @@ pub enum UserCommand {
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Reset a user's security token and email the new one to the user
-    Reset { user: String },
+    Reset {
+        /// The user: username or id
+        user: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum NetworkCommand {
-    /// Add a trusted IP range: START END, or a CIDR as START; prints its id
+    /// Add a trusted IP range: START END, a single address, or a CIDR; prints its id
     Add {
+        /// The org: its id or name
         org: String,
+        /// First address, a single address (a range of one), or a CIDR such as 10.0.0.0/8
         start: String,
+        /// Last address, inclusive [default: START]
         end: Option<String>,
+        /// What the range is (shown in lists and the audit trail)
         #[arg(long, default_value = "")]
         description: String,
     },
     /// List trusted IP ranges
     List {
+        /// The org: its id or name
         org: String,
         #[command(flatten)]
         format: FormatArg,
     },
     /// Remove a trusted IP range
-    Remove { org: String, range_id: String },
+    Remove {
+        /// The org: its id or name
+        org: String,
+        /// The range's id (from the list command)
+        range_id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ProfileCommand {
     /// Create a profile; prints its id
     Create {
+        /// The org: its id or name
         #[arg(long)]
         org: String,
+        /// The profile's name (unique in the org)
         #[arg(long)]
         name: String,
         /// API logins only, never the web UI
@@ -265,6 +327,7 @@ pub enum ProfileCommand {
     },
     /// List the profiles of an org
     List {
+        /// The org: its id or name
         org: String,
         #[command(flatten)]
         format: FormatArg,
@@ -276,26 +339,36 @@ pub enum ProfileCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum LoginIpCommand {
-    /// Add a login IP range: START END, or a CIDR as START; prints its id
+    /// Add a login IP range: START END, a single address, or a CIDR; prints its id
     Add {
+        /// The org: its id or name
         org: String,
+        /// The profile: name or id
         profile: String,
+        /// First address, a single address (a range of one), or a CIDR such as 10.0.0.0/8
         start: String,
+        /// Last address, inclusive [default: START]
         end: Option<String>,
+        /// What the range is (shown in lists and the audit trail)
         #[arg(long, default_value = "")]
         description: String,
     },
     /// List a profile's login IP ranges
     List {
+        /// The org: its id or name
         org: String,
+        /// The profile: name or id
         profile: String,
         #[command(flatten)]
         format: FormatArg,
     },
     /// Remove a login IP range
     Remove {
+        /// The org: its id or name
         org: String,
+        /// The profile: name or id
         profile: String,
+        /// The range's id (from the list command)
         range_id: String,
     },
 }
@@ -304,6 +377,7 @@ pub enum LoginIpCommand {
 pub enum PolicyCommand {
     /// Change settings; the others keep their values
     Set {
+        /// The org: its id or name
         org: String,
         /// Failed logins in a row that lock the user; 0 = no limit
         #[arg(long)]
@@ -321,6 +395,7 @@ pub enum PolicyCommand {
         /// (from the idle timeout to 2592000)
         #[arg(long)]
         session_max_seconds: Option<u32>,
+        /// Shortest password accepted (5-50)
         #[arg(long)]
         min_password_length: Option<u32>,
         /// Previous passwords that may not be reused
@@ -333,6 +408,7 @@ pub enum PolicyCommand {
     },
     /// Show the settings
     Show {
+        /// The org: its id or name
         org: String,
         #[command(flatten)]
         format: FormatArg,
@@ -350,8 +426,10 @@ pub enum OauthCommand {
 pub enum OauthClientCommand {
     /// Create a client; prints the client id, then the client secret (shown only now)
     Create {
+        /// The org: its id or name
         #[arg(long)]
         org: String,
+        /// The client's name (the connected app's label)
         #[arg(long)]
         name: String,
         /// Issue refresh tokens with access tokens (for the refresh_token grant)
@@ -363,6 +441,7 @@ pub enum OauthClientCommand {
     },
     /// List the clients of an org (never the secret)
     List {
+        /// The org: its id or name
         org: String,
         #[command(flatten)]
         format: FormatArg,
@@ -376,16 +455,19 @@ pub enum OauthClientCommand {
     },
     /// Disable a client: its access tokens end, every grant and its refresh tokens are refused
     Disable {
+        /// The consumer key (3MVG9…) or the client's id (0H4…)
         #[arg(value_name = "CLIENT_ID")]
         client: String,
     },
     /// Enable a disabled client again (its refresh tokens work again)
     Enable {
+        /// The consumer key (3MVG9…) or the client's id (0H4…)
         #[arg(value_name = "CLIENT_ID")]
         client: String,
     },
     /// Delete a client and every access and refresh token issued to it
     Delete {
+        /// The consumer key (3MVG9…) or the client's id (0H4…)
         #[arg(value_name = "CLIENT_ID")]
         client: String,
     },
@@ -393,10 +475,13 @@ pub enum OauthClientCommand {
 
 #[derive(Args, Debug)]
 pub struct LoginHistoryArgs {
+    /// Only this org's attempts: its id or name
     #[arg(long)]
     pub org: Option<String>,
+    /// Only this user's attempts: username or id
     #[arg(long)]
     pub user: Option<String>,
+    /// At most this many rows, newest first (1-10000)
     #[arg(long, default_value_t = 100)]
     pub limit: i64,
     #[command(flatten)]
@@ -405,7 +490,9 @@ pub struct LoginHistoryArgs {
 
 #[derive(Args, Debug)]
 pub struct AuditTrailArgs {
+    /// The org: its id or name
     pub org: String,
+    /// At most this many entries, newest first (1-10000)
     #[arg(long, default_value_t = 100)]
     pub limit: i64,
     #[command(flatten)]
@@ -416,8 +503,10 @@ pub struct AuditTrailArgs {
 pub enum MailCommand {
     /// List queued, sent and dead mail, oldest first (tokens are never shown)
     List {
+        /// Only mail to this address
         #[arg(long)]
         to: Option<String>,
+        /// At most this many, the newest (1-10000)
         #[arg(long, default_value_t = 100)]
         limit: i64,
         #[command(flatten)]
@@ -1288,6 +1377,39 @@ mod tests {
                 "docs/cli.md lacks `{path}`"
             );
         }
+    }
+
+    /// Every argument and option of every command, with the command's path.
+    fn arguments(prefix: &str, cmd: &clap::Command, out: &mut Vec<(String, clap::Arg)>) {
+        for a in cmd.get_arguments() {
+            out.push((prefix.to_string(), a.clone()));
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            arguments(&format!("{prefix} {}", sub.get_name()), sub, out);
+        }
+    }
+
+    #[test]
+    fn every_argument_has_a_one_line_description_and_globals_stand_apart() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut all = Vec::new();
+        arguments("keyward", &cmd, &mut all);
+        let mut missing = Vec::new();
+        for (path, a) in &all {
+            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            if help.trim().is_empty() || help.contains('\n') {
+                missing.push(format!("{path} {}", a.get_id()));
+            }
+            let heading = a.get_help_heading();
+            if a.is_global_set() {
+                assert_eq!(heading, Some("Global options"), "{path} {}", a.get_id());
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "without a one-line description: {missing:#?}"
+        );
     }
 
     #[test]
