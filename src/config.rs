@@ -707,7 +707,7 @@ mod tests {
             ("KEYWARD_DATABASE_MAX_CONNECTIONS", "0"),
             ("KEYWARD_ADDRESS_LIMIT_WINDOW_SECONDS", "0"),
             ("KEYWARD_ADDRESS_LIMIT_EXEMPT", "10.0.0.0/8,not-an-address"),
-            // A change on another node must be seen within a second (SPEC §6).
+            // A change on another node must be seen within a second (docs/rules.md, Interfaces).
             ("KEYWARD_SESSION_CACHE_TTL_MS", "1001"),
             ("KEYWARD_SESSION_CACHE_ENTRIES", "0"),
         ] {

@@ -1,4 +1,4 @@
-//! The `keyward` binary, driven as a user would: every command of SPEC §6 that exists yet, on
+//! The `keyward` binary, driven as a user would: every command of docs/cli.md, on
 //! SQLite and PostgreSQL, with the secrets hygiene check of issue 2's "done when".
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -898,7 +898,7 @@ async fn cli_serve_bootstraps_an_empty_data_dir(b: Backend) {
     let health = http_get(&addr, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.contains("\"status\":\"ok\""), "{health}");
-    // While the server runs, mail queued by the CLI is the server's to deliver (SPEC §6): this
+    // While the server runs, mail queued by the CLI is the server's to deliver (docs/rules.md, Interfaces): this
     // CLI is configured with an SMTP server that does not exist and must not try it.
     let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

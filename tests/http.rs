@@ -1,6 +1,6 @@
 //! The HTTP interfaces end to end, through the real router, middleware and accept loop, on
 //! SQLite and PostgreSQL: SOAP `login`/`logout`/`getUserInfo`/`setPassword`/`changeOwnPassword`
-//! (PROTOCOL.md §1),
+//! (docs/wire.md §1),
 //! OAuth (§2), the identity URL, sessions (R-L10), client IP (R-L11), lockout under parallel
 //! attempts (R-L5), equal hash work (R-L4), delegated authentication (R-L7), hostile input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -152,7 +152,7 @@ async fn r_l3_soap_login_success_has_the_exact_shape_clients_parse(b: Backend) {
     // R-L10: `<15-char org id>!<random>`.
     assert!(sid.starts_with(&format!("{org15}!")), "{sid}");
     assert!(sid.len() >= 15 + 1 + 22, "{sid}");
-    // PROTOCOL.md §1.3: default namespace, no prefixes, WSDL order, no Header.
+    // docs/wire.md §1.3: default namespace, no prefixes, WSDL order, no Header.
     let expected_start = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope \
          xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" \
@@ -327,7 +327,7 @@ async fn soap_accepts_every_path_variant_chunked_gzip_and_absolute_form(b: Backe
     let f = fixture(b).await;
     let srv = &f.srv;
     let env = login_envelope(USER, &format!("{PW}{}", f.token));
-    // PROTOCOL.md §0.1: trailing slash, org id suffix, repeated slashes.
+    // docs/wire.md §0.1: trailing slash, org id suffix, repeated slashes.
     for path in [
         "/services/Soap/u/59.0/".to_string(),
         format!("/services/Soap/u/59.0/{}", id18(&f.org_id)),

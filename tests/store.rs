@@ -1079,7 +1079,7 @@ async fn password_hashes_are_upgraded_on_the_next_login(b: Backend) {
             .unwrap()
             .contains("m=256,")
     );
-    // The same database under a configuration with a higher cost (SPEC §7).
+    // The same database under a configuration with a higher cost (docs/rules.md, Non-functional).
     let stronger = {
         let store = env.db.open().await;
         let hasher = keyward::crypto::Hasher::new(

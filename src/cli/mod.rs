@@ -1,4 +1,4 @@
-//! The `keyward` command line (SPEC §6): clap commands turned into service calls. Admin
+//! The `keyward` command line (docs/rules.md, Interfaces): clap commands turned into service calls. Admin
 //! commands act on the database directly, with or without a running server. A command that
 //! creates something prints its 18-character id and nothing else; list commands take
 //! `--format table|json|csv`; errors are one line on stderr and a non-zero exit, and change
@@ -657,7 +657,7 @@ fn fail(e: &CliError) -> ExitCode {
     }
 }
 
-/// Queued mail is the running server's to deliver (SPEC §6); when no server runs, the command
+/// Queued mail is the running server's to deliver (docs/rules.md, Interfaces); when no server runs, the command
 /// delivers it before exiting.
 async fn deliver_unless_served(services: &Services) {
     let pending = services.outbox.backlog().await.unwrap_or(0);

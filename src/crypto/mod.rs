@@ -33,7 +33,7 @@ pub enum CryptoError {
     Busy(u64),
 }
 
-/// Argon2id cost parameters (SPEC §7: OWASP's m=19456 KiB, t=2, p=1 by default).
+/// Argon2id cost parameters (docs/rules.md, Non-functional: OWASP's m=19456 KiB, t=2, p=1 by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HashParams {
@@ -398,7 +398,7 @@ impl Hasher {
     }
 
     /// True when a stored hash was made with other parameters than the configured ones, so the
-    /// next successful login should re-hash it (SPEC §7).
+    /// next successful login should re-hash it (docs/rules.md, Non-functional).
     pub fn needs_rehash(&self, phc: &str) -> bool {
         let Ok(parsed) = PasswordHash::new(phc) else {
             return true;
@@ -415,7 +415,7 @@ impl Hasher {
 
 /// SHA-256 digest, hex. Tokens, session ids and client secrets are high-entropy, so a fast
 /// digest is as safe as a slow hash for them and keeps logins at one Argon2 per attempt
-/// (SPEC §7).
+/// (docs/rules.md, Non-functional).
 pub fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }

@@ -186,7 +186,7 @@ impl fmt::Debug for SfId {
 }
 
 /// Does this look like an id (15 or 18 alphanumerics) rather than a name? Used where an
-/// argument accepts either (SPEC §6: `ORG` is an id or a name).
+/// argument accepts either (docs/cli.md: `ORG` is an id or a name).
 pub fn looks_like_id(input: &str, prefix: KeyPrefix) -> bool {
     let p = prefix.as_str();
     input.bytes().all(|b| b.is_ascii_alphanumeric())

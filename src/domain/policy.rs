@@ -120,7 +120,7 @@ impl OrgPolicy {
 }
 
 impl Default for OrgPolicy {
-    /// R-M3 and SPEC §2 defaults.
+    /// R-M3, R-L5 and R-L6 defaults.
     fn default() -> Self {
         OrgPolicy {
             min_password_length: 8,

@@ -1,6 +1,6 @@
 //! What handlers take from a request: the client's address (R-L11), the base URL clients
 //! reach this server at, and the body — size-limited before parsing and again after gzip
-//! decompression (SPEC §7).
+//! decompression (docs/rules.md, Non-functional).
 
 use super::{AppState, RequestId};
 use crate::domain::ip::{any_contains, client_ip};

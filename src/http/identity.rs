@@ -1,4 +1,4 @@
-//! The identity URL `/id/{orgId}/{userId}` (PROTOCOL.md §2.3): who the token belongs to, with
+//! The identity URL `/id/{orgId}/{userId}` (docs/wire.md §2.3): who the token belongs to, with
 //! the fields jsforce's `identity()` reads. The token comes as `Authorization: Bearer` or
 //! `?oauth_token=`; a bad one gets Salesforce's `403 Bad_OAuth_Token`.
 

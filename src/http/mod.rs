@@ -1,8 +1,8 @@
 //! HTTP: the only module that knows axum and hyper. Each interface is a thin layer that reads
 //! the request, calls `service`, and writes the answer in its protocol's shape:
 //!
-//! - `soap/`     SOAP `login`, `logout`, `getUserInfo`, `setPassword` (PROTOCOL.md §1)
-//! - `oauth`     `/services/oauth2/token|revoke|introspect|userinfo` (PROTOCOL.md §2)
+//! - `soap/`     SOAP `login`, `logout`, `getUserInfo`, `setPassword` (docs/wire.md §1)
+//! - `oauth`     `/services/oauth2/token|revoke|introspect|userinfo` (docs/wire.md §2)
 //! - `identity`  the identity URL `/id/{orgId}/{userId}`
 //! - `ops`       `/healthz`, `/metrics`
 //!
@@ -132,7 +132,7 @@ async fn not_found() -> (StatusCode, &'static str) {
     (StatusCode::NOT_FOUND, "Not found\n")
 }
 
-/// `//services/Soap/u/59.0/` → `/services/Soap/u/59.0` (PROTOCOL.md §0.1: jsforce with a
+/// `//services/Soap/u/59.0/` → `/services/Soap/u/59.0` (docs/wire.md §0.1: jsforce with a
 /// trailing slash in its login URL, Data Loader's forced trailing slash).
 fn normalize_path(mut req: Request) -> Request {
     let path = req.uri().path();

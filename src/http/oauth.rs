@@ -1,4 +1,4 @@
-//! OAuth 2.0 at `/services/oauth2/…` (PROTOCOL.md §2): `token` (grants `password`,
+//! OAuth 2.0 at `/services/oauth2/…` (docs/wire.md §2): `token` (grants `password`,
 //! `refresh_token`, `client_credentials`), `revoke`, `introspect` (RFC 7662) and `userinfo`.
 //! Requests are `application/x-www-form-urlencoded`; answers are JSON; errors are HTTP 400
 //! `{"error", "error_description"}` with Salesforce's codes and texts.
@@ -372,7 +372,7 @@ impl TokenCtx<'_> {
         }
     }
 
-    /// The token answer of PROTOCOL.md §2.1.
+    /// The token answer of docs/wire.md §2.1.
     fn issued(&self, session: &LoginSession, client_secret: &str) -> Response {
         let id = identity::identity_url(self.base, &session.org.id, &session.user.id);
         let issued_at = session.issued_at.to_string();
@@ -407,7 +407,7 @@ fn rate_limited(retry_after: Option<time::Duration>) -> OAuthError {
     }
 }
 
-/// Base64 HMAC-SHA256 over `id + issued_at`, keyed by the consumer secret (PROTOCOL.md §2.1).
+/// Base64 HMAC-SHA256 over `id + issued_at`, keyed by the consumer secret (docs/wire.md §2.1).
 fn signature(client_secret: &str, id: &str, issued_at: &str) -> String {
     let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(client_secret.as_bytes()) else {
         return String::new();

@@ -3,7 +3,7 @@
 //!
 //! What it may cost: an answer up to `ttl` old. A change made on *another* node — a logout,
 //! revocation, deactivation, password reset — is therefore seen here within `ttl`, which the
-//! configuration holds to at most one second, as SPEC §6 asks of every change. A change made on
+//! configuration holds to at most one second, as docs/rules.md, Interfaces asks of every change. A change made on
 //! *this* node is seen at once: the service that makes it calls [`ReadCache::forget_all`] after
 //! its commit, and every entry filled before that is discarded. Such changes are rare next to
 //! the checks (a logout, an edit of a user), so forgetting everything is cheaper than knowing

@@ -540,7 +540,7 @@ impl Services {
         }))
     }
 
-    /// SPEC §7: a hash made with older parameters is replaced on the next successful login.
+    /// docs/rules.md, Non-functional: a hash made with older parameters is replaced on the next successful login.
     async fn upgrade_hash(&self, user: &UserRow, secret: &SuppliedSecret) {
         let Some(old) = &user.password_hash else {
             return;

@@ -4,7 +4,7 @@
 //! [`Services::login`](super::Services::login).
 //!
 //! A consumer key is shown freely; a consumer secret is shown once, at creation, and stored as
-//! a digest (SPEC §7): it is high-entropy, so a fast digest is as safe as a slow hash and a
+//! a digest (docs/rules.md, Non-functional): it is high-entropy, so a fast digest is as safe as a slow hash and a
 //! token request costs no second Argon2.
 
 use super::audit::{self, Entry};

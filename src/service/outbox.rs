@@ -83,7 +83,7 @@ pub struct Outbox {
     checkpoint_pending: std::sync::atomic::AtomicBool,
 }
 
-/// A running server's worker says so in the `meta` table every `HEARTBEAT` (SPEC §6: CLI
+/// A running server's worker says so in the `meta` table every `HEARTBEAT` (docs/rules.md, Interfaces: CLI
 /// commands leave delivery to a running server and deliver themselves only when none runs).
 const HEARTBEAT_KEY: &str = "mail_worker_heartbeat";
 const HEARTBEAT: Duration = Duration::from_secs(5);

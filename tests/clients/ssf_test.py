@@ -7,7 +7,7 @@ tests/requirements.txt) against a running keyward server, through both of its lo
 
 simple-salesforce only ever builds https://login.salesforce.com/... (SOAP login, OAuth token) and
 https://{instance}/... URLs: it cannot be given http://127.0.0.1:PORT. So it gets a `requests`
-session whose https:// adapter rewrites every URL to the keyward server (PROTOCOL.md section 3),
+session whose https:// adapter rewrites every URL to the keyward server (docs/wire.md §3),
 with `trust_env = False` so that no *_PROXY variable sends loopback traffic elsewhere.
 
 simple-salesforce has no logout and no identity call: this test posts SOAP getUserInfo/logout

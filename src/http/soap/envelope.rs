@@ -1,4 +1,4 @@
-//! Reading a SOAP request (PROTOCOL.md §1.2): namespace-aware, prefixes ignored, DTDs refused,
+//! Reading a SOAP request (docs/wire.md §1.2): namespace-aware, prefixes ignored, DTDs refused,
 //! a bound on the number of nodes. Pure: text in, a typed request or a specific error out, so
 //! it can be fuzzed and table-tested.
 

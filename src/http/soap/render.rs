@@ -1,5 +1,5 @@
 //! SOAP answers, from templates in `templates/soap/`, in the exact shape and element order of
-//! PROTOCOL.md §1.3–1.5: a default namespace and no prefixes on results, no SOAP Header, and
+//! docs/wire.md §1.3–1.5: a default namespace and no prefixes on results, no SOAP Header, and
 //! faults with the `sf` prefix, HTTP 500 and a typed `detail`.
 
 use super::envelope::Api;
