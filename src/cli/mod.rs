@@ -102,6 +102,15 @@ pub enum Command {
     /// address in again
     #[command(subcommand)]
     AddressLimit(AddressLimitCommand),
+    /// The configuration file
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print a configuration file with every key, its default and what it means
+    Sample,
 }
 
 #[derive(Subcommand, Debug)]
@@ -603,6 +612,10 @@ pub fn run(cli: Cli) -> ExitCode {
     let serving = matches!(cli.command, Command::Serve(_));
     app::init_logging(&config, serving);
     // Commands that need no database.
+    if let Command::Config(ConfigCommand::Sample) = &cli.command {
+        print(&crate::config::sample());
+        return ExitCode::SUCCESS;
+    }
     if let Command::Cert(CertCommand::Generate { out, force }) = &cli.command {
         let dir = out.clone().unwrap_or_else(|| config.data_dir.join("tls"));
         return match cert_generate(&dir, *force) {
@@ -814,7 +827,7 @@ async fn dispatch(
             Ok(())
         }
         Command::Mail(c) => mail(s, c).await,
-        Command::Cert(_) => Ok(()),
+        Command::Cert(_) | Command::Config(_) => Ok(()),
         Command::AddressLimit(AddressLimitCommand::List {
             min_failures,
             format,
