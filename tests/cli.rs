@@ -146,6 +146,7 @@ on_both!(
     cli_rotates_disables_enables_and_deletes_oauth_clients,
     cli_errors_name_their_cause_and_a_server_that_cannot_start_creates_nothing,
     cli_mail_wait_prints_the_delivered_mail_or_says_why_not,
+    cli_migrations_run_once_from_many_processes_and_a_newer_schema_is_refused,
 );
 
 async fn token_digest_of(db: &TestDb, username: &str) -> Option<String> {
@@ -1103,6 +1104,67 @@ async fn cli_mail_wait_prints_the_delivered_mail_or_says_why_not(b: Backend) {
     let text = std::fs::read_to_string(file).unwrap();
     let token = latest_token(&kw.mails(), "ADA@acme.test");
     assert!(text.contains(&format!("Security token (case-sensitive): {token}")));
+    kw.db.drop_db().await;
+}
+
+/// Upgrades (docs/deployment.md): several processes starting on one new database migrate it
+/// once between them, and a binary refuses a database a newer keyward migrated further.
+async fn cli_migrations_run_once_from_many_processes_and_a_newer_schema_is_refused(b: Backend) {
+    let kw = Kw {
+        db: TestDb::new(b).await,
+        transcript: Default::default(),
+        log_level: "warn",
+    };
+    let inits: Vec<_> = (0..4)
+        .map(|_| {
+            kw.command()
+                .arg("init")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = inits
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let ok = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(ok, 1, "exactly one init wins");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("already"), "{err}");
+        assert!(!err.contains("migration"), "{err}");
+    }
+    assert_eq!(kw.json(&["org", "list"]).as_array().unwrap().len(), 1);
+    // A newer keyward's migration on record: refused before anything runs, saying what to do.
+    let store = kw.db.open().await;
+    let known = store.schema_version().await.unwrap().unwrap();
+    {
+        let mut c = store.conn().await.unwrap();
+        let sql = "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+                   execution_time) VALUES (9999, 'from the future', TRUE, $1, 0)";
+        match c.c() {
+            keyward::store::Conn::Sqlite(e) => sqlx::query(sql).bind(vec![0u8]).execute(e).await,
+            keyward::store::Conn::Postgres(e) => sqlx::query(sql)
+                .bind(vec![0u8])
+                .execute(e)
+                .await
+                .map(|_| Default::default()),
+        }
+        .unwrap();
+    }
+    store.close().await;
+    let o = kw.run(&["org", "list"]);
+    assert_eq!(o.code, 1);
+    assert_eq!(
+        o.stderr,
+        format!(
+            "error: the database's schema is at migration 9999, newer than this keyward knows \
+             (up to {known}): run the newer keyward, or restore the backup taken before the \
+             upgrade (docs/deployment.md)\n"
+        )
+    );
     kw.db.drop_db().await;
 }
 

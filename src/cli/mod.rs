@@ -5,6 +5,8 @@
 //! nothing.
 
 use crate::app;
+
+mod backup;
 use crate::config::Config;
 use crate::domain::policy::Complexity;
 use crate::domain::profile::Permissions;
@@ -105,6 +107,18 @@ pub enum Command {
     /// The configuration file
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Copy the SQLite database to FILE, consistently, while servers run
+    Backup {
+        /// The copy to write (a new file; it holds password hashes)
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Make a backup the database of a data dir that has none (SQLite)
+    Restore {
+        /// The file `keyward backup` wrote
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -645,6 +659,9 @@ pub fn run(cli: Cli) -> ExitCode {
             services.db.close().await;
             return result;
         }
+        if let Command::Restore { from } = &cli.command {
+            return backup::restore(&config, from).await;
+        }
         let create = if matches!(cli.command, Command::Init(_)) {
             app::Create::Yes
         } else {
@@ -827,7 +844,8 @@ async fn dispatch(
             Ok(())
         }
         Command::Mail(c) => mail(s, c).await,
-        Command::Cert(_) | Command::Config(_) => Ok(()),
+        Command::Backup { to } => backup::backup(s, &to).await,
+        Command::Cert(_) | Command::Config(_) | Command::Restore { .. } => Ok(()),
         Command::AddressLimit(AddressLimitCommand::List {
             min_failures,
             format,

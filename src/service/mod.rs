@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 pub mod account;
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod bootstrap;
 pub mod cache;
 pub mod history;

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 
 pub mod address_failures;
 pub mod audit;
+pub mod backup;
 pub mod login_history;
 pub mod logins;
 pub mod meta;
@@ -52,6 +53,13 @@ pub enum StoreError {
     Other(String),
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// A newer keyward migrated the database further than this binary knows.
+    #[error(
+        "the database's schema is at migration {applied}, newer than this keyward knows (up to \
+         {known}): run the newer keyward, or restore the backup taken before the upgrade \
+         (docs/deployment.md)"
+    )]
+    SchemaTooNew { applied: i64, known: i64 },
     /// The database refused a value as text (PostgreSQL refuses NUL characters, which SQLite
     /// stores): bad input, not a fault.
     #[error("the text contains a character that cannot be stored (such as NUL)")]
@@ -422,12 +430,67 @@ impl Db {
 
     /// Applies the migrations of this backend that have not run yet. Safe to run from several
     /// nodes at once: sqlx takes an advisory lock on PostgreSQL, SQLite has one writer.
+    ///
+    /// A database a newer keyward has migrated further than this binary knows is refused with
+    /// [`StoreError::SchemaTooNew`] before anything runs: its tables may mean things this binary
+    /// would get wrong.
     pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self {
+            Db::Sqlite(..) => &SQLITE_MIGRATIONS,
+            Db::Postgres(_) => &POSTGRES_MIGRATIONS,
+        };
+        let known = newest(migrator);
+        if let Some(applied) = self.schema_version().await?
+            && applied > known
+        {
+            return Err(StoreError::SchemaTooNew { applied, known });
+        }
         let r = match self {
-            Db::Sqlite(p, _) => SQLITE_MIGRATIONS.run(p).await,
-            Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+            Db::Sqlite(p, _) => {
+                // sqlx locks the migrations table on PostgreSQL only: processes starting on one
+                // new SQLite file would each create the tables. A lock file beside it orders them.
+                let _held = migration_lock(p.connect_options().get_filename()).await?;
+                migrator.run(p).await
+            }
+            Db::Postgres(p) => migrator.run(p).await,
         };
         r.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// The newest migration applied to this database, if any has been.
+    pub async fn schema_version(&self) -> Result<Option<i64>> {
+        let mut c = self.conn().await?;
+        let exists = match &mut c {
+            Pooled::Sqlite(c) => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = '_sqlx_migrations'",
+                )
+                .fetch_one(&mut **c)
+                .await?
+                    > 0
+            }
+            Pooled::Postgres(c) => {
+                sqlx::query_scalar::<_, bool>("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(&mut **c)
+                    .await?
+            }
+        };
+        if !exists {
+            return Ok(None);
+        }
+        let sql = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+        Ok(match &mut c {
+            Pooled::Sqlite(c) => {
+                sqlx::query_scalar::<_, Option<i64>>(sql)
+                    .fetch_one(&mut **c)
+                    .await?
+            }
+            Pooled::Postgres(c) => {
+                sqlx::query_scalar::<_, Option<i64>>(sql)
+                    .fetch_one(&mut **c)
+                    .await?
+            }
+        })
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -499,6 +562,35 @@ impl Db {
 /// Milliseconds since the epoch, the stored form of every instant.
 pub fn ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn newest(migrator: &sqlx::migrate::Migrator) -> i64 {
+    migrator.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The newest SQLite schema this binary knows.
+pub fn sqlite_schema_known() -> i64 {
+    newest(&SQLITE_MIGRATIONS)
+}
+
+/// Waits for, then holds, the lock on `<database>.migrate-lock` (released when dropped, or when
+/// the process ends however it ends).
+async fn migration_lock(db: &Path) -> Result<std::fs::File> {
+    let mut path = db.as_os_str().to_owned();
+    path.push(".migrate-lock");
+    let path = std::path::PathBuf::from(path);
+    let unavailable =
+        |e: std::io::Error| StoreError::Unavailable(format!("cannot lock {}: {e}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(unavailable)?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?
+        .map_err(unavailable)
 }
 
 pub fn from_ms(ms: i64) -> OffsetDateTime {

@@ -1,0 +1,61 @@
+//! `keyward backup` and `keyward restore` (docs/deployment.md, Backup and restore).
+
+use super::{CliError, note};
+use crate::app;
+use crate::config::Config;
+use crate::service::Services;
+use crate::store::StoreError;
+use std::path::Path;
+
+/// `keyward backup --to FILE`: a consistent copy of the SQLite database, servers running or not.
+pub async fn backup(s: &Services, to: &Path) -> Result<(), CliError> {
+    let bytes = s.backup_to(to).await?;
+    note(&format!(
+        "Backed up the database to {} ({bytes} bytes). It holds password hashes: keep it as \
+         safe as the data dir.",
+        to.display()
+    ));
+    Ok(())
+}
+
+/// `keyward restore --from FILE`: a backup becomes the database of a data dir that has none,
+/// checked first and brought up to this binary's schema.
+pub async fn restore(config: &Config, from: &Path) -> Result<(), CliError> {
+    if !config.database.url.is_empty() {
+        return Err(CliError::Usage(
+            "keyward restore puts a SQLite backup in a data dir; restore PostgreSQL with \
+             pg_restore (docs/deployment.md)"
+                .into(),
+        ));
+    }
+    let dir = &config.data_dir;
+    let made = !dir.exists();
+    crate::private_fs::create_dir(dir).map_err(|e| {
+        CliError::Setup(format!(
+            "cannot create the data directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let version = match crate::store::backup::restore(from, &config.sqlite_path()).await {
+        Ok(v) => v,
+        Err(e) => {
+            if made {
+                let _ = std::fs::remove_dir(dir);
+            }
+            return Err(match e {
+                StoreError::Other(m) => CliError::Setup(m),
+                e => CliError::Service(e.into()),
+            });
+        }
+    };
+    let services = app::open(config, app::Create::No)
+        .await
+        .map_err(CliError::setup)?;
+    services.db.close().await;
+    note(&format!(
+        "Restored {} into {} (schema {version}, now up to date). Start keyward serve on it.",
+        from.display(),
+        config.sqlite_path().display()
+    ));
+    Ok(())
+}

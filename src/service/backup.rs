@@ -1,0 +1,19 @@
+//! `keyward backup`: a consistent copy of a SQLite database while servers use it.
+
+use super::{Result, ServiceError, Services};
+use crate::store::{Db, backup};
+use std::path::Path;
+
+impl Services {
+    /// Copies the database to `to` (a new file, private to its owner); returns its size.
+    pub async fn backup_to(&self, to: &Path) -> Result<u64> {
+        if matches!(self.db, Db::Postgres(_)) {
+            return Err(ServiceError::Invalid(
+                "keyward backup copies a SQLite database; back up PostgreSQL with pg_dump and \
+                 restore it with pg_restore (docs/deployment.md)"
+                    .into(),
+            ));
+        }
+        Ok(backup::backup_into(&self.db, to).await?)
+    }
+}
