@@ -23,7 +23,14 @@ pub fn init_logging(config: &Config, serving: bool) {
     } else {
         config.log.level.as_str()
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+    // sqlx warns about a database URL's unknown parameters with their values, which may be
+    // secrets (sslpassword=…): only its errors, unless the operator asked for that target.
+    let level = if level.contains("sqlx_postgres") {
+        level.to_string()
+    } else {
+        format!("{level},sqlx_postgres::options=error")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
@@ -133,19 +140,27 @@ pub async fn open(config: &Config, create: Create) -> anyhow::Result<Arc<Service
 /// Refuses a data dir without a SQLite database, naming the path and what creates one.
 fn require_database(config: &Config) -> anyhow::Result<()> {
     let dir = config.data_dir.display();
-    if !config.data_dir.is_dir() {
-        anyhow::bail!(
+    let creates =
+        format!("`keyward init --data-dir {dir}` creates one, as does the first `keyward serve`");
+    match std::fs::metadata(&config.data_dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => anyhow::bail!("the data directory {dir} is not a directory"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
             "the data directory {dir} does not exist (check --data-dir or KEYWARD_DATA_DIR; \
-             `keyward init --data-dir {dir}` creates one, as does the first `keyward serve`)"
-        );
+             {creates})"
+        ),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {dir}"))),
     }
-    if !config.sqlite_path().is_file() {
-        anyhow::bail!(
-            "the data directory {dir} holds no keyward database (keyward.db; \
-             `keyward init --data-dir {dir}` creates one, as does the first `keyward serve`)"
-        );
+    let db = config.sqlite_path();
+    match std::fs::metadata(&db) {
+        // An empty file is no database (SQLite would make it one, unbootstrapped).
+        Ok(m) if m.is_file() && m.len() > 0 => Ok(()),
+        Ok(_) => anyhow::bail!("{} is not a keyward database ({creates})", db.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "the data directory {dir} holds no keyward database (keyward.db; {creates})"
+        ),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", db.display()))),
     }
-    Ok(())
 }
 
 /// Where a database URL points, without its password: `user@host:port/database`.
@@ -217,13 +232,16 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
     Ok(Bound { listener, tls })
 }
 
-/// `serve`'s hold on a SQLite data dir: one server per SQLite database (its writes are queued
-/// in the process, and two servers would each run the mail worker over one file). Released
-/// when dropped or when the process ends, however it ends. PostgreSQL nodes share a database,
-/// so they take none.
+/// `serve`'s hold on a SQLite database: one server per database (its writes are queued in the
+/// process, and two servers would each run the mail worker over one file). The lock is on the
+/// database file itself, so a second data dir reaching it through a symlink or a hard link is
+/// refused too; `flock` does not touch the POSIX locks SQLite takes on the same file, and the
+/// file stays open until the server has closed its database. Released when the process ends,
+/// however it ends. PostgreSQL nodes share a database, so they take none.
 pub struct DataDirLock(#[allow(dead_code)] std::fs::File);
 
-/// Takes `<data-dir>/serve.lock` (creating the data dir), or says which process holds it.
+/// Locks `<data-dir>/keyward.db` (creating the data dir and an empty, private database file), and
+/// notes this process in `<data-dir>/serve.lock`; or says which process holds it.
 pub fn lock_data_dir(config: &Config) -> anyhow::Result<Option<DataDirLock>> {
     if !config.database.url.is_empty() {
         return Ok(None);
@@ -231,19 +249,14 @@ pub fn lock_data_dir(config: &Config) -> anyhow::Result<Option<DataDirLock>> {
     let dir = &config.data_dir;
     crate::private_fs::create_dir(dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    let path = dir.join("serve.lock");
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    let db = config.sqlite_path();
+    let file = crate::private_fs::create_file(&db, false)
+        .with_context(|| format!("cannot open {}", db.display()))?;
+    let note = dir.join("serve.lock");
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = std::io::Read::read_to_string(&mut file, &mut holder);
+            let holder = std::fs::read_to_string(&note).unwrap_or_default();
             let holder = holder.trim();
             let who = if holder.is_empty() {
                 String::new()
@@ -257,13 +270,11 @@ pub fn lock_data_dir(config: &Config) -> anyhow::Result<Option<DataDirLock>> {
             );
         }
         Err(std::fs::TryLockError::Error(e)) => {
-            return Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())));
+            return Err(anyhow::Error::new(e).context(format!("cannot lock {}", db.display())));
         }
     }
-    use std::io::{Seek, Write};
-    file.set_len(0)?;
-    file.rewind()?;
-    write!(file, "{}", std::process::id())?;
+    // Only for the message above: the lock is the database's.
+    let _ = std::fs::write(&note, std::process::id().to_string());
     Ok(Some(DataDirLock(file)))
 }
 

@@ -36,6 +36,21 @@ pub fn create_file(path: &Path, truncate: bool) -> std::io::Result<std::fs::File
     o.open(path)
 }
 
+/// Creates a new private file: never an existing one, and never through a symlink (an
+/// attacker's link in a shared directory would otherwise choose where a secret goes).
+pub fn create_new(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    // create_new is O_CREAT | O_EXCL: it fails on any existing name, a symlink (even a
+    // dangling one) included, and never follows it.
+    o.open(path)
+}
+
 /// Writes a whole private file and syncs it.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = create_file(path, true)?;

@@ -14,7 +14,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-on_both!(a_backup_taken_under_load_restores_users_tokens_sessions_and_history);
+on_both!(
+    a_backup_taken_under_load_restores_users_tokens_sessions_and_history,
+    backup_writes_only_a_new_file_of_its_own_and_a_failed_restore_leaves_nothing,
+);
 
 const PASSWORD: &str = "Backup-Passw0rd";
 
@@ -250,5 +253,103 @@ async fn a_backup_taken_under_load_restores_users_tokens_sessions_and_history(b:
     );
     assert_eq!(server.stop(), 0);
     restored.drop_db().await;
+    db.drop_db().await;
+}
+
+/// Hostile targets (found by attacking it): a backup never writes through a symlink, never reads
+/// its path as an SQLite URI, never touches files beside it; a restore refuses a journal left
+/// from another database, and one that fails leaves nothing behind.
+async fn backup_writes_only_a_new_file_of_its_own_and_a_failed_restore_leaves_nothing(b: Backend) {
+    let db = TestDb::new(b).await;
+    let dir = db.dir.path().to_path_buf();
+    let data = db.data_dir();
+    run_ok(kw(&db, &data), &["init"], None);
+    let run = |args: &[&std::ffi::OsStr]| {
+        let o = kw(&db, &data).args(args).output().unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let backup = |to: &Path| run(&["backup".as_ref(), "--to".as_ref(), to.as_os_str()]);
+    if b == Backend::Postgres {
+        let (code, err) = backup(&dir.join("x.db"));
+        assert_eq!((code, err.contains("pg_dump")), (1, true), "{err}");
+        let (code, err) = run(&[
+            "restore".as_ref(),
+            "--from".as_ref(),
+            dir.join("x.db").as_os_str(),
+        ]);
+        assert_eq!((code, err.contains("pg_restore")), (1, true), "{err}");
+        db.drop_db().await;
+        return;
+    }
+    // A dangling symlink is an existing name: refused, and nothing written where it points.
+    std::os::unix::fs::symlink(dir.join("elsewhere.db"), dir.join("dangling.db")).unwrap();
+    let (code, err) = backup(&dir.join("dangling.db"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a backup never replaces a file"), "{err}");
+    assert!(!dir.join("elsewhere.db").exists());
+    // `file:` is part of the name; what lies beside the target is left alone.
+    std::fs::write(dir.join("copy.db-wal"), "not ours").unwrap();
+    for name in ["file:copy.db", "copy.db"] {
+        let (code, err) = backup(&dir.join(name));
+        assert_eq!(code, 0, "{err}");
+        let meta = std::fs::metadata(dir.join(name)).unwrap();
+        assert!(meta.len() > 0);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("copy.db-wal")).unwrap(),
+        "not ours"
+    );
+    // Nothing of the backup's scratch work stays in the data dir.
+    let leftovers: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".backup"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let restore = |into: &Path, from: &Path| {
+        let o = kw(&db, into)
+            .args(["restore", "--from"])
+            .arg(from)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    // A journal left in the target dir would be replayed onto the copy: refused.
+    let stale = dir.join("stale");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("keyward.db-wal"), "old").unwrap();
+    let (code, err) = restore(&stale, &dir.join("copy.db"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("keyward.db-wal is left from an earlier database"),
+        "{err}"
+    );
+    assert!(!stale.join("keyward.db").exists());
+    // A copy whose migrations cannot be completed: an error, and no database left to trip on.
+    let broken = dir.join("broken.db");
+    std::fs::copy(dir.join("copy.db"), &broken).unwrap();
+    let c = sqlx::sqlite::SqlitePool::connect(&format!("sqlite:{}", broken.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .execute(&c)
+    .await
+    .unwrap();
+    c.close().await;
+    let fresh = dir.join("fresh");
+    let (code, err) = restore(&fresh, &broken);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("migration"), "{err}");
+    assert!(!fresh.exists(), "a failed restore left {}", fresh.display());
     db.drop_db().await;
 }

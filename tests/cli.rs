@@ -1036,6 +1036,19 @@ async fn cli_errors_name_their_cause_and_a_server_that_cannot_start_creates_noth
         let o = run_in(&kw, &cwd, &["--data-dir", "empty", "user", "show", "x@y.z"]);
         one_line(&o, "the data directory empty holds no keyward database");
         assert_eq!(std::fs::read_dir(cwd.join("empty")).unwrap().count(), 0);
+        // An empty file is no database either, and a file is no data dir.
+        std::fs::write(cwd.join("empty/keyward.db"), "").unwrap();
+        let o = run_in(&kw, &cwd, &["--data-dir", "empty", "org", "list"]);
+        one_line(&o, "empty/keyward.db is not a keyward database");
+        assert_eq!(
+            std::fs::metadata(cwd.join("empty/keyward.db"))
+                .unwrap()
+                .len(),
+            0
+        );
+        std::fs::write(cwd.join("a-file"), "").unwrap();
+        let o = run_in(&kw, &cwd, &["--data-dir", "a-file", "org", "list"]);
+        one_line(&o, "the data directory a-file is not a directory");
         // One server per SQLite data dir: a second one is refused and names the first.
         let first = start_serve(&kw, &cwd);
         let o = run_in(&kw, &cwd, &["serve", "--listen", "127.0.0.1:0"]);
@@ -1046,6 +1059,16 @@ async fn cli_errors_name_their_cause_and_a_server_that_cannot_start_creates_noth
             "{}",
             o.stderr
         );
+        // Nor through another data dir whose database is a link to this one.
+        std::fs::create_dir(cwd.join("linked")).unwrap();
+        std::os::unix::fs::symlink("../keyward-data/keyward.db", cwd.join("linked/keyward.db"))
+            .unwrap();
+        let o = run_in(
+            &kw,
+            &cwd,
+            &["--data-dir", "linked", "serve", "--listen", "127.0.0.1:0"],
+        );
+        one_line(&o, "another keyward serve");
         // Admin commands still run beside it.
         assert_eq!(run_in(&kw, &cwd, &["org", "list"]).code, 0);
         assert_eq!(first.stop(), 0);
@@ -1072,6 +1095,10 @@ async fn cli_errors_name_their_cause_and_a_server_that_cannot_start_creates_noth
             one_line(&o, "cannot connect to PostgreSQL at ");
             assert!(o.stderr.contains(cause), "{cause:?} not in {}", o.stderr);
         }
+        // The value of a parameter the driver does not know may be a secret: never shown.
+        let secret = format!("{}?sslpassword=Key-Passphr4se", with(&|_| {}));
+        let o = run_in(&kw, &cwd, &["--database-url", &secret, "org", "list"]);
+        assert!(!o.stderr.contains("Key-Passphr4se"), "{}", o.stderr);
         // The data dir holds only mail here: listing creates none, and nodes may share one.
         assert_eq!(run_in(&kw, &cwd, &["org", "list"]).code, 0);
         assert!(!cwd.join("keyward-data").exists());
@@ -1104,6 +1131,17 @@ async fn cli_mail_wait_prints_the_delivered_mail_or_says_why_not(b: Backend) {
     let text = std::fs::read_to_string(file).unwrap();
     let token = latest_token(&kw.mails(), "ADA@acme.test");
     assert!(text.contains(&format!("Security token (case-sensitive): {token}")));
+    // A file that is not here (another node's data dir, a restored copy) is not printed.
+    std::fs::remove_file(file).unwrap();
+    let o = kw.run(&["mail", "wait", "--to", "ada@acme.test"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("was delivered, but not to "),
+        "{}",
+        o.stderr
+    );
+    let o = kw.run(&["mail", "wait", "--to", "a@b.c", "--timeout", "86401"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
     kw.db.drop_db().await;
 }
 

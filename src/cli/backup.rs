@@ -22,7 +22,7 @@ pub async fn backup(s: &Services, to: &Path) -> Result<(), CliError> {
 /// checked first and brought up to this binary's schema.
 pub async fn restore(config: &Config, from: &Path) -> Result<(), CliError> {
     if !config.database.url.is_empty() {
-        return Err(CliError::Usage(
+        return Err(CliError::Setup(
             "keyward restore puts a SQLite backup in a data dir; restore PostgreSQL with \
              pg_restore (docs/deployment.md)"
                 .into(),
@@ -43,14 +43,28 @@ pub async fn restore(config: &Config, from: &Path) -> Result<(), CliError> {
                 let _ = std::fs::remove_dir(dir);
             }
             return Err(match e {
+                StoreError::Conflict(_) => CliError::Service(e.into()),
                 StoreError::Other(m) => CliError::Setup(m),
-                e => CliError::Service(e.into()),
+                e => CliError::Setup(e.to_string()),
             });
         }
     };
-    let services = app::open(config, app::Create::No)
-        .await
-        .map_err(CliError::setup)?;
+    let services = match app::open(config, app::Create::No).await {
+        Ok(s) => s,
+        Err(e) => {
+            // It did not become a working database: take back what this command put there.
+            let db = config.sqlite_path();
+            for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
+                let mut side = db.as_os_str().to_owned();
+                side.push(suffix);
+                let _ = std::fs::remove_file(std::path::PathBuf::from(side));
+            }
+            if made {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(CliError::setup(e));
+        }
+    };
     services.db.close().await;
     note(&format!(
         "Restored {} into {} (schema {version}, now up to date). Start keyward serve on it.",

@@ -546,8 +546,8 @@ pub enum MailCommand {
         /// The recipient's address
         #[arg(long)]
         to: String,
-        /// Give up after this many seconds (exit 1)
-        #[arg(long, default_value_t = 30)]
+        /// Give up after this many seconds (exit 1; at most 86400)
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
         timeout: u64,
     },
 }
@@ -713,9 +713,18 @@ async fn mail_wait(s: &Services, to: &str, timeout: u64) -> Result<(), CliError>
         let state = s.mail_to(to).await?;
         match &state {
             MailTo::Delivered { id, file } => {
-                let shown = file
-                    .as_ref()
-                    .map_or(id.clone(), |f| f.display().to_string());
+                let shown = match file {
+                    None => id.clone(),
+                    Some(f) if f.is_file() => f.display().to_string(),
+                    // Delivered by a server with another data dir (another node, or before a
+                    // restore): its file is there, not here.
+                    Some(f) => {
+                        return Err(CliError::Setup(format!(
+                            "the newest mail to {to} ({id}) was delivered, but not to {}",
+                            f.display()
+                        )));
+                    }
+                };
                 print(&format!("{shown}\n"));
                 return Ok(());
             }

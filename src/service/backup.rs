@@ -1,7 +1,7 @@
 //! `keyward backup`: a consistent copy of a SQLite database while servers use it.
 
 use super::{Result, ServiceError, Services};
-use crate::store::{Db, backup};
+use crate::store::{Db, StoreError, backup};
 use std::path::Path;
 
 impl Services {
@@ -14,6 +14,12 @@ impl Services {
                     .into(),
             ));
         }
-        Ok(backup::backup_into(&self.db, to).await?)
+        backup::backup_into(&self.db, to)
+            .await
+            .map_err(|e| match e {
+                // A path that cannot be written is the caller's to fix, not an internal fault.
+                StoreError::Other(m) => ServiceError::Invalid(m),
+                e => e.into(),
+            })
     }
 }

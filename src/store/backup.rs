@@ -4,34 +4,62 @@
 use super::{Db, Result, StoreError};
 use std::path::Path;
 
-/// Writes a consistent copy of the database to `to`, which must not exist, readable only by
-/// its owner (it holds password hashes, and the token of any mail not delivered yet). SQLite's
-/// `VACUUM INTO` reads one snapshot while writers go on, and writes a compact file.
+/// Writes a consistent copy of the database to `to`, a new file readable only by its owner (it
+/// holds password hashes, and the token of any mail not delivered yet). SQLite's `VACUUM INTO`
+/// reads one snapshot while writers go on; it writes into a directory of its own inside the
+/// (private) data dir, never to `to` by name — SQLite would follow a symlink there, read `to`
+/// as a URI, or delete files beside it — and the copy is then streamed into `to`, created
+/// exclusively without following a symlink.
 pub async fn backup_into(db: &Db, to: &Path) -> Result<u64> {
     let Db::Sqlite(pool, _) = db else {
         return Err(StoreError::Other("only a SQLite database is copied".into()));
     };
-    if to.exists() {
-        return Err(StoreError::Conflict(format!(
-            "{} (a backup never replaces a file)",
-            to.display()
-        )));
-    }
-    let io = |e: std::io::Error| StoreError::Other(format!("cannot write {}: {e}", to.display()));
-    // Created empty and private first: VACUUM INTO accepts an empty file and keeps its mode.
-    crate::private_fs::create_file(to, true).map_err(io)?;
-    let target = to
+    let data_dir = pool
+        .connect_options()
+        .get_filename()
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let scratch = data_dir.join(format!(".backup-{}", crate::crypto::random_base62(12)));
+    crate::private_fs::create_dir(&scratch)
+        .map_err(|e| StoreError::Other(format!("cannot write {}: {e}", scratch.display())))?;
+    let result = copy_through(pool, &scratch, to).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+async fn copy_through(pool: &sqlx::SqlitePool, scratch: &Path, to: &Path) -> Result<u64> {
+    let snapshot = scratch.join("keyward.db");
+    let snapshot_text = snapshot
         .to_str()
-        .ok_or_else(|| StoreError::Other(format!("{} is not a UTF-8 path", to.display())))?;
-    let copied = sqlx::query("VACUUM INTO ?")
-        .bind(target)
+        .ok_or_else(|| StoreError::Other(format!("{} is not a UTF-8 path", snapshot.display())))?
+        .to_string();
+    sqlx::query("VACUUM INTO ?")
+        .bind(snapshot_text)
         .execute(pool)
-        .await;
-    if let Err(e) = copied {
-        let _ = std::fs::remove_file(to);
-        return Err(e.into());
+        .await?;
+    let write = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            StoreError::Conflict(format!("{} (a backup never replaces a file)", to.display()))
+        } else {
+            StoreError::Other(format!("cannot write {}: {e}", to.display()))
+        }
+    };
+    let mut out = crate::private_fs::create_new(to).map_err(write)?;
+    let copied = std::fs::File::open(&snapshot)
+        .and_then(|mut from| std::io::copy(&mut from, &mut out))
+        .and_then(|n| out.sync_all().map(|()| n));
+    match copied {
+        Ok(n) if n > 0 => Ok(n),
+        Ok(_) => {
+            let _ = std::fs::remove_file(to);
+            Err(StoreError::Other("the copy came out empty".into()))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(to);
+            Err(write(e))
+        }
     }
-    Ok(std::fs::metadata(to).map_err(io)?.len())
 }
 
 /// Checks that `from` is a sound keyward database this binary can run, then copies it to
@@ -44,6 +72,19 @@ pub async fn restore(from: &Path, db_path: &Path) -> Result<i64> {
             "{} (restore into a data dir without a database)",
             db_path.display()
         )));
+    }
+    // A journal left beside a deleted database would be replayed onto the restored one.
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = db_path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = std::path::PathBuf::from(side);
+        if side.exists() {
+            return Err(StoreError::Other(format!(
+                "{} is left from an earlier database: SQLite would apply it to the restored \
+                 one; remove it or restore into another data dir",
+                side.display()
+            )));
+        }
     }
     let mut temp = db_path.as_os_str().to_owned();
     temp.push(".restoring");
