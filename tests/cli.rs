@@ -1142,6 +1142,29 @@ async fn cli_mail_wait_prints_the_delivered_mail_or_says_why_not(b: Backend) {
     );
     let o = kw.run(&["mail", "wait", "--to", "a@b.c", "--timeout", "86401"]);
     assert_eq!(o.code, 2, "{}", o.stderr);
+    // A mail that goes dead (one attempt, at an SMTP port nothing listens on) is said to be
+    // dead, and waiting for it says why.
+    let port = common::process::free_port().to_string();
+    let reset = kw
+        .command()
+        .args(["token", "reset", "ada@acme.test"])
+        .env("KEYWARD_MAIL_TRANSPORT", "smtp")
+        .env("KEYWARD_MAIL_SMTP_HOST", "127.0.0.1")
+        .env("KEYWARD_MAIL_SMTP_PORT", &port)
+        .env("KEYWARD_MAIL_SMTP_SECURITY", "none")
+        .env("KEYWARD_MAIL_MAX_ATTEMPTS", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&reset.stderr);
+    assert!(said.contains("will not be tried again"), "{said}");
+    assert!(!said.contains("stay queued"), "{said}");
+    let o = kw.run(&["mail", "wait", "--to", "ada@acme.test"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("could not be delivered: "),
+        "{}",
+        o.stderr
+    );
     kw.db.drop_db().await;
 }
 

@@ -695,11 +695,20 @@ async fn deliver_unless_served(services: &Services) {
         return;
     }
     match services.outbox.deliver_due().await {
-        Ok(r) if r.failed + r.dead > 0 => eprintln!(
-            "warning: {} mail(s) could not be delivered yet; they stay queued and the server retries them",
-            r.failed + r.dead
-        ),
-        Ok(_) => {}
+        Ok(r) => {
+            if r.failed > 0 {
+                eprintln!(
+                    "warning: {} mail(s) could not be delivered yet; they stay queued and the server retries them",
+                    r.failed
+                );
+            }
+            if r.dead > 0 {
+                eprintln!(
+                    "warning: {} mail(s) could not be delivered and will not be tried again (`keyward mail list` shows them as dead)",
+                    r.dead
+                );
+            }
+        }
         Err(e) => eprintln!("warning: mail stays queued: {e}"),
     }
 }
