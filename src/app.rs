@@ -238,11 +238,11 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
 /// refused too; `flock` does not touch the POSIX locks SQLite takes on the same file, and the
 /// file stays open until the server has closed its database. Released when the process ends,
 /// however it ends. PostgreSQL nodes share a database, so they take none.
-pub struct DataDirLock(#[allow(dead_code)] std::fs::File);
+pub struct DatabaseLock(#[allow(dead_code)] std::fs::File);
 
 /// Locks `<data-dir>/keyward.db` (creating the data dir and an empty, private database file), and
 /// notes this process in `<data-dir>/serve.lock`; or says which process holds it.
-pub fn lock_data_dir(config: &Config) -> anyhow::Result<Option<DataDirLock>> {
+pub fn lock_database(config: &Config) -> anyhow::Result<Option<DatabaseLock>> {
     if !config.database.url.is_empty() {
         return Ok(None);
     }
@@ -275,7 +275,7 @@ pub fn lock_data_dir(config: &Config) -> anyhow::Result<Option<DataDirLock>> {
     }
     // Only for the message above: the lock is the database's.
     let _ = std::fs::write(&note, std::process::id().to_string());
-    Ok(Some(DataDirLock(file)))
+    Ok(Some(DatabaseLock(file)))
 }
 
 /// `keyward serve`: initialise an empty database, then run on the bound listener until SIGINT

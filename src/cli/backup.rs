@@ -55,9 +55,7 @@ pub async fn restore(config: &Config, from: &Path) -> Result<(), CliError> {
             // It did not become a working database: take back what this command put there.
             let db = config.sqlite_path();
             for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
-                let mut side = db.as_os_str().to_owned();
-                side.push(suffix);
-                let _ = std::fs::remove_file(std::path::PathBuf::from(side));
+                let _ = std::fs::remove_file(crate::store::beside(&db, suffix));
             }
             if made {
                 let _ = std::fs::remove_dir_all(dir);

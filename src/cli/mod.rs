@@ -646,10 +646,10 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let result = runtime.block_on(async move {
         if serving {
-            // The port and the data dir's lock first: a server that cannot start creates
+            // The port and the database's lock first: a server that cannot start creates
             // nothing.
             let bound = app::bind(&config).await.map_err(CliError::setup)?;
-            let _lock = app::lock_data_dir(&config).map_err(CliError::setup)?;
+            let _lock = app::lock_database(&config).map_err(CliError::setup)?;
             let services = app::open(&config, app::Create::Yes)
                 .await
                 .map_err(CliError::setup)?;

@@ -75,9 +75,7 @@ pub async fn restore(from: &Path, db_path: &Path) -> Result<i64> {
     }
     // A journal left beside a deleted database would be replayed onto the restored one.
     for suffix in ["-wal", "-shm", "-journal"] {
-        let mut side = db_path.as_os_str().to_owned();
-        side.push(suffix);
-        let side = std::path::PathBuf::from(side);
+        let side = super::beside(db_path, suffix);
         if side.exists() {
             return Err(StoreError::Other(format!(
                 "{} is left from an earlier database: SQLite would apply it to the restored \
@@ -86,9 +84,7 @@ pub async fn restore(from: &Path, db_path: &Path) -> Result<i64> {
             )));
         }
     }
-    let mut temp = db_path.as_os_str().to_owned();
-    temp.push(".restoring");
-    let temp = std::path::PathBuf::from(temp);
+    let temp = super::beside(db_path, ".restoring");
     let io = |what: &Path, e: std::io::Error| {
         StoreError::Other(format!("cannot copy to {}: {e}", what.display()))
     };

@@ -409,9 +409,6 @@ impl Db {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("invalid database URL: {e}")))?
             .application_name("keyward");
-        // No ping before each use (a round trip per acquire, on every request): a connection
-        // that broke (a database restart) fails its next statement, which answers 503 and is
-        // closed by the pool (tests/recovery.rs).
         // One connection first, alone: the pool retries a refused connection until its acquire
         // timeout and then reports only the timeout, which hides a closed port's cause.
         use sqlx::Connection;
@@ -419,6 +416,9 @@ impl Db {
             .await?
             .close()
             .await?;
+        // No ping before each use (a round trip per acquire, on every request): a connection
+        // that broke (a database restart) fails its next statement, which answers 503 and is
+        // closed by the pool (tests/recovery.rs).
         let pool = PgPoolOptions::new()
             .test_before_acquire(false)
             .max_connections(opts.max_connections.max(1))
@@ -429,7 +429,8 @@ impl Db {
     }
 
     /// Applies the migrations of this backend that have not run yet. Safe to run from several
-    /// nodes at once: sqlx takes an advisory lock on PostgreSQL, SQLite has one writer.
+    /// processes at once: sqlx takes an advisory lock on PostgreSQL, a lock file orders them on
+    /// SQLite.
     ///
     /// A database a newer keyward has migrated further than this binary knows is refused with
     /// [`StoreError::SchemaTooNew`] before anything runs: its tables may mean things this binary
@@ -478,19 +479,11 @@ impl Db {
         if !exists {
             return Ok(None);
         }
-        let sql = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
-        Ok(match &mut c {
-            Pooled::Sqlite(c) => {
-                sqlx::query_scalar::<_, Option<i64>>(sql)
-                    .fetch_one(&mut **c)
-                    .await?
-            }
-            Pooled::Postgres(c) => {
-                sqlx::query_scalar::<_, Option<i64>>(sql)
-                    .fetch_one(&mut **c)
-                    .await?
-            }
-        })
+        Ok(q!(&mut c.c(), |e| sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(version) FROM _sqlx_migrations WHERE success"
+        )
+        .fetch_one(e)
+        .await)?)
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -573,12 +566,18 @@ pub fn sqlite_schema_known() -> i64 {
     newest(&SQLITE_MIGRATIONS)
 }
 
+/// `keyward.db` + `-wal` → `keyward.db-wal`: the files SQLite and keyward keep beside a
+/// database.
+pub fn beside(db: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
 /// Waits for, then holds, the lock on `<database>.migrate-lock` (released when dropped, or when
 /// the process ends however it ends).
 async fn migration_lock(db: &Path) -> Result<std::fs::File> {
-    let mut path = db.as_os_str().to_owned();
-    path.push(".migrate-lock");
-    let path = std::path::PathBuf::from(path);
+    let path = beside(db, ".migrate-lock");
     let unavailable =
         |e: std::io::Error| StoreError::Unavailable(format!("cannot lock {}: {e}", path.display()));
     let file = std::fs::OpenOptions::new()
