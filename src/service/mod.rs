@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 pub mod account;
 pub mod admin;
+mod attempt;
 pub mod audit;
 pub mod backup;
 pub mod bootstrap;

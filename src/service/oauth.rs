@@ -7,11 +7,11 @@
 //! a digest (docs/rules.md, Non-functional): it is high-entropy, so a fast digest is as safe as a slow hash and a
 //! token request costs no second Argon2.
 
-use super::audit::{self, Entry};
-use super::login::{
+use super::attempt::{
     Attempt, Known, LoginSession, OAuthIssue, load_user, new_session, record_attempt,
     record_org_attempt, subject_of,
 };
+use super::audit::{self, Entry};
 use super::orgs::policy_of;
 use super::sessions::{ActiveSession, RefreshToken, SessionId};
 use super::{Actor, Result, ServiceError, Services, new_id, resolve};

@@ -1,6 +1,7 @@
 //! Users: creation, passwords (set by an admin, changed by the user), activation, unlocking.
 //! Every password change issues a new token and emails it in the same transaction (R-T6, R-T7).
 
+use super::attempt::lockout_of;
 use super::audit;
 use super::orgs::policy_of;
 use super::outbox::enqueue;
@@ -8,7 +9,6 @@ use super::sessions::ActiveSession;
 use super::tokens::{TokenReason, issue, recipient};
 use super::{Actor, Result, ServiceError, Services, fmt_time, new_id, resolve};
 use crate::domain::ids::{KeyPrefix, SfId};
-use crate::domain::login::Lockout;
 use crate::domain::policy::PasswordRejected;
 use crate::domain::profile::STANDARD_USER;
 use crate::domain::secret::Password;
@@ -17,7 +17,7 @@ use crate::mail;
 use crate::store::orgs::{self, OrgRow};
 use crate::store::profiles::ProfileRow;
 use crate::store::users::{self, UserRow};
-use crate::store::{Conn, StoreError, from_ms, profiles, sessions, verification};
+use crate::store::{Conn, StoreError, profiles, sessions, verification};
 
 pub struct NewUser<'a> {
     pub org: &'a str,
@@ -38,13 +38,6 @@ pub struct UserView {
     pub locked: bool,
     pub tokens_issued: i64,
     pub active_sessions: i64,
-}
-
-pub(crate) fn lockout_of(u: &UserRow) -> Lockout {
-    Lockout {
-        failed_attempts: u32::try_from(u.failed_logins).unwrap_or(0),
-        locked_until: u.locked_until.map(from_ms),
-    }
 }
 
 /// How a password is being set, for the mail, the audit trail and the sessions it ends.
@@ -456,7 +449,7 @@ impl Services {
         let mut tx = self.db.begin().await?;
         if let Some(fresh) = users::get_for_update(&mut tx.c(), &user.org_id, &user.id).await? {
             let recorded =
-                super::login::count_failure(&mut tx.c(), self.now(), org, &fresh).await?;
+                super::attempt::count_failure(&mut tx.c(), self.now(), org, &fresh).await?;
             tx.commit().await?;
             if recorded == users::FailureRecorded::LockEngaged {
                 self.outbox.wake();

@@ -7,7 +7,7 @@
 //! is stored as a digest keyed by the challenge id, so the database alone does not give it away
 //! even to someone who tries all million codes.
 
-use super::login::{
+use super::attempt::{
     Attempt, Known, LoginSession, count_failure, create_session, load_user, record_attempt,
     subject_of,
 };
