@@ -153,7 +153,7 @@ async fn token_digest_of(db: &TestDb, username: &str) -> Option<String> {
     let store = db.open().await;
     let digest = {
         let mut c = store.conn().await.unwrap();
-        keyward::store::users::find_by_username(&mut c.c(), username)
+        keyward::store::users::find_by_username(&mut c.as_conn(), username)
             .await
             .unwrap()
             .unwrap()
@@ -1205,7 +1205,7 @@ async fn cli_migrations_run_once_from_many_processes_and_a_newer_schema_is_refus
         let mut c = store.conn().await.unwrap();
         let sql = "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
                    execution_time) VALUES (9999, 'from the future', TRUE, $1, 0)";
-        match c.c() {
+        match c.as_conn() {
             keyward::store::Conn::Sqlite(e) => sqlx::query(sql).bind(vec![0u8]).execute(e).await,
             keyward::store::Conn::Postgres(e) => sqlx::query(sql)
                 .bind(vec![0u8])

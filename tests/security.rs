@@ -1575,7 +1575,7 @@ async fn decoy_counts(s: &keyward::service::Services) -> Vec<i64> {
     use keyward::store::Conn;
     let sql = "SELECT failed_logins FROM login_decoys ORDER BY id";
     let mut c = s.db.conn().await.unwrap();
-    match c.c() {
+    match c.as_conn() {
         Conn::Sqlite(x) => sqlx::query_scalar(sql).fetch_all(&mut *x).await.unwrap(),
         Conn::Postgres(x) => sqlx::query_scalar(sql).fetch_all(&mut *x).await.unwrap(),
     }

@@ -238,7 +238,7 @@ async fn r_e1_smtp_delivery_survives_an_outage(b: Backend) {
     // The current token is one of those delivered, and no outbox row keeps a secret.
     let current = {
         let mut c = services.db.conn().await.unwrap();
-        keyward::store::users::find_by_username(&mut c.c(), "ada@acme.test")
+        keyward::store::users::find_by_username(&mut c.as_conn(), "ada@acme.test")
             .await
             .unwrap()
             .unwrap()
@@ -277,7 +277,7 @@ async fn r_e1_smtp_delivery_survives_an_outage(b: Backend) {
 /// The outbox rows as stored, the secret column included.
 async fn outbox_rows(services: &Services) -> Vec<keyward::store::outbox::OutboxRow> {
     let mut c = services.db.conn().await.unwrap();
-    keyward::store::outbox::list(&mut c.c(), None, 100)
+    keyward::store::outbox::list(&mut c.as_conn(), None, 100)
         .await
         .unwrap()
 }

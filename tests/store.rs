@@ -71,7 +71,7 @@ fn success(r: &LoginResponse) -> bool {
 
 async fn user_row(s: &Services, username: &str) -> user_rows::UserRow {
     let mut c = s.db.conn().await.unwrap();
-    user_rows::find_by_username(&mut c.c(), username)
+    user_rows::find_by_username(&mut c.as_conn(), username)
         .await
         .unwrap()
         .unwrap()
@@ -247,7 +247,7 @@ async fn r_t5_token_reset_invalidates_the_old_token_at_once(b: Backend) {
     {
         let mut c = s.db.conn().await.unwrap();
         assert_eq!(
-            user_rows::token_count(&mut c.c(), &o, &row.id)
+            user_rows::token_count(&mut c.as_conn(), &o, &row.id)
                 .await
                 .unwrap(),
             2
@@ -293,12 +293,12 @@ async fn r_t4_a_token_digest_is_never_issued_twice(b: Backend) {
     // Re-issuing a digest that was ever issued is refused and changes nothing; the
     // transaction stays usable (PostgreSQL aborts a transaction on a failed insert).
     assert!(
-        !user_rows::set_token(&mut tx.c(), &o, &id, &current, "test", 1)
+        !user_rows::set_token(&mut tx.as_conn(), &o, &id, &current, "test", 1)
             .await
             .unwrap()
     );
     assert!(
-        user_rows::set_token(&mut tx.c(), &o, &id, &digest("fresh"), "test", 1)
+        user_rows::set_token(&mut tx.as_conn(), &o, &id, &digest("fresh"), "test", 1)
             .await
             .unwrap()
     );
@@ -1285,7 +1285,7 @@ async fn a_login_reads_its_address_row_and_its_user_in_one_statement(b: Backend)
     user(&s, &other, "plain@example.com", Some(PW)).await;
     let mut c = s.db.conn().await.unwrap();
     for _ in 0..3 {
-        address_failures::record_failure(&mut c.c(), "203.0.113.9", 5_000, 0)
+        address_failures::record_failure(&mut c.as_conn(), "203.0.113.9", 5_000, 0)
             .await
             .unwrap();
     }
@@ -1295,7 +1295,7 @@ async fn a_login_reads_its_address_row_and_its_user_in_one_statement(b: Backend)
         let db = s.db.clone();
         async move {
             let mut c = db.conn().await.unwrap();
-            user_rows::find_for_login(&mut c.c(), user, address)
+            user_rows::find_for_login(&mut c.as_conn(), user, address)
                 .await
                 .unwrap()
         }
@@ -1381,7 +1381,9 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
         let s = s.clone();
         async move {
             let mut c = s.db.conn().await.unwrap();
-            let live = get_live_with_user(&mut c.c(), &digest, now).await.unwrap();
+            let live = get_live_with_user(&mut c.as_conn(), &digest, now)
+                .await
+                .unwrap();
             let history = s
                 .login_history(&cli(), Some("Acme"), None, 100)
                 .await
@@ -1442,7 +1444,7 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
     let seen = user_row(&s, "ada@example.com").await;
     let (mut taken, _) = attempt(7, &seen);
     taken.digest = digest("taken");
-    keyward::store::sessions::insert(&mut s.db.conn().await.unwrap().c(), &taken)
+    keyward::store::sessions::insert(&mut s.db.conn().await.unwrap().as_conn(), &taken)
         .await
         .unwrap();
     let (mut session, history) = attempt(8, &seen);

@@ -37,16 +37,16 @@ impl Services {
             // password, not just a session (which might be stolen). Checked before the
             // transaction, so no write lock is held across the hash.
             let mut c = self.db.conn().await?;
-            let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
+            let user = resolve::user_seen(&mut c.as_conn(), actor, user_input).await?;
             if actor.is_user(&user.id) && validate::email(email)? != user.email {
-                let org = resolve::org(&mut c.c(), &user.org_id).await?;
+                let org = resolve::org(&mut c.as_conn(), &user.org_id).await?;
                 drop(c);
                 self.confirm_own_password(&org, &user, change.current_password.as_ref())
                     .await?;
             }
         }
         let mut tx = self.db.begin().await?;
-        let user = resolve::user_seen_for_update(&mut tx.c(), actor, user_input).await?;
+        let user = resolve::user_seen_for_update(&mut tx.as_conn(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let mut new = user.clone();
         if let Some(f) = &change.first_name {
@@ -60,8 +60,8 @@ impl Services {
         }
         let mut what = Vec::new();
         if let Some(p) = &change.profile {
-            let org = resolve::org(&mut tx.c(), &user.org_id).await?;
-            let profile = resolve::profile(&mut tx.c(), &org, p).await?;
+            let org = resolve::org(&mut tx.as_conn(), &user.org_id).await?;
+            let profile = resolve::profile(&mut tx.as_conn(), &org, p).await?;
             if profile.id != user.profile_id {
                 actor.check_org(&user.org_id)?;
                 if actor.is_user(&user.id) && !profile.manage_users {
@@ -86,7 +86,7 @@ impl Services {
         }
         let now = self.now();
         let now_ms = crate::store::ms(now);
-        users::update_details(&mut tx.c(), &new, now_ms).await?;
+        users::update_details(&mut tx.as_conn(), &new, now_ms).await?;
         if new.email != user.email {
             let notice = mail::email_changed(
                 &recipient(&new),
@@ -94,10 +94,10 @@ impl Services {
                 &fmt_time(now),
                 &actor.audit_name(),
             );
-            super::outbox::enqueue(&mut tx.c(), now_ms, Some(&user.org_id), notice).await?;
+            super::outbox::enqueue(&mut tx.as_conn(), now_ms, Some(&user.org_id), notice).await?;
         }
         audit::user_event(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             now_ms,
             actor,
             &new,
@@ -119,9 +119,9 @@ impl Services {
         user_input: &str,
     ) -> Result<Option<String>> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
+        let user = resolve::user_seen(&mut c.as_conn(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
-        reset_refusal(&mut c.c(), &user).await
+        reset_refusal(&mut c.as_conn(), &user).await
     }
 
     /// A user's own login history, newest first.
@@ -133,7 +133,7 @@ impl Services {
         let (org_id, user_id) = actor.own()?;
         let mut c = self.db.conn().await?;
         Ok(login_history::list(
-            &mut c.c(),
+            &mut c.as_conn(),
             &Filter {
                 org_id: Some(org_id.into()),
                 user_id: Some(user_id.into()),
@@ -147,11 +147,12 @@ impl Services {
     /// The user's live sessions (web, SOAP and OAuth), newest first.
     pub async fn sessions_of(&self, actor: &Actor, user_input: &str) -> Result<Vec<SessionRow>> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
+        let user = resolve::user_seen(&mut c.as_conn(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
-        let org = resolve::org(&mut c.c(), &user.org_id).await?;
+        let org = resolve::org(&mut c.as_conn(), &user.org_id).await?;
         let now = self.now_ms();
-        let mut rows = sessions::list_for_user(&mut c.c(), &user.org_id, &user.id, now).await?;
+        let mut rows =
+            sessions::list_for_user(&mut c.as_conn(), &user.org_id, &user.id, now).await?;
         // As the checks see them: by the org's timeout and lifetime as they are now.
         rows.retain_mut(|s| super::sessions::still_live(&org, s, now));
         Ok(rows)
@@ -164,16 +165,16 @@ impl Services {
             return Ok(false);
         }
         let mut tx = self.db.begin().await?;
-        let user = resolve::user_seen(&mut tx.c(), actor, user_input).await?;
+        let user = resolve::user_seen(&mut tx.as_conn(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let owner = sessions::Which::Of {
             org_id: &user.org_id,
             user_id: &user.id,
         };
-        let ended = sessions::end(&mut tx.c(), digest, owner).await?;
+        let ended = sessions::end(&mut tx.as_conn(), digest, owner).await?;
         if ended && !actor.is_user(&user.id) {
             audit::user_event(
-                &mut tx.c(),
+                &mut tx.as_conn(),
                 self.now_ms(),
                 actor,
                 &user,
@@ -194,9 +195,10 @@ impl Services {
         user_input: &str,
     ) -> Result<Vec<RefreshTokenView>> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
+        let user = resolve::user_seen(&mut c.as_conn(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
-        let rows = sessions::list_refresh_for_user(&mut c.c(), &user.org_id, &user.id).await?;
+        let rows =
+            sessions::list_refresh_for_user(&mut c.as_conn(), &user.org_id, &user.id).await?;
         Ok(rows.into_iter().map(RefreshTokenView::from).collect())
     }
 
@@ -212,13 +214,14 @@ impl Services {
             return Ok(false);
         }
         let mut tx = self.db.begin().await?;
-        let user = resolve::user_seen(&mut tx.c(), actor, user_input).await?;
+        let user = resolve::user_seen(&mut tx.as_conn(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let revoked =
-            sessions::delete_refresh_of_user(&mut tx.c(), &user.org_id, &user.id, handle).await?;
+            sessions::delete_refresh_of_user(&mut tx.as_conn(), &user.org_id, &user.id, handle)
+                .await?;
         if revoked && !actor.is_user(&user.id) {
             audit::user_event(
-                &mut tx.c(),
+                &mut tx.as_conn(),
                 self.now_ms(),
                 actor,
                 &user,

@@ -45,12 +45,12 @@ impl Services {
         change: PermissionsChange,
     ) -> Result<ProfileRow> {
         let mut tx = self.db.begin().await?;
-        let org = resolve::org(&mut tx.c(), org_input).await?;
+        let org = resolve::org(&mut tx.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
-        let found = resolve::profile(&mut tx.c(), &org, profile_input).await?;
+        let found = resolve::profile(&mut tx.as_conn(), &org, profile_input).await?;
         // Merged with the row as it is now, locked: two patches of different permissions at
         // once both land.
-        let mut profile = profiles::get_for_update(&mut tx.c(), &org.id, &found.id)
+        let mut profile = profiles::get_for_update(&mut tx.as_conn(), &org.id, &found.id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no profile {profile_input:?}")))?;
         let current = super::network::permissions_of(&profile);
@@ -68,7 +68,7 @@ impl Services {
             && !permissions.manage_users
             && profile.manage_users
         {
-            let me = crate::store::users::get(&mut tx.c(), &org.id, user_id).await?;
+            let me = crate::store::users::get(&mut tx.as_conn(), &org.id, user_id).await?;
             if me.is_some_and(|u| u.profile_id == profile.id) {
                 return Err(ServiceError::Refused(
                     "this is your own profile: removing \"manage users\" would lock you out of \
@@ -82,7 +82,7 @@ impl Services {
         profile.password_never_expires = permissions.password_never_expires;
         profile.sso_enabled = permissions.sso_enabled;
         profile.manage_users = permissions.manage_users;
-        profiles::update_permissions(&mut tx.c(), &profile).await?;
+        profiles::update_permissions(&mut tx.as_conn(), &profile).await?;
         let flags = [
             (profile.api_enabled, "API enabled"),
             (profile.api_only, "API only"),
@@ -96,7 +96,7 @@ impl Services {
         .collect::<Vec<_>>()
         .join(", ");
         audit::record(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             self.now_ms(),
             actor,
             audit::Entry {
@@ -122,9 +122,9 @@ impl Services {
         profile_input: &str,
     ) -> Result<ProfileRow> {
         let mut c = self.db.conn().await?;
-        let org = resolve::org(&mut c.c(), org_input).await?;
+        let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
-        resolve::profile(&mut c.c(), &org, profile_input).await
+        resolve::profile(&mut c.as_conn(), &org, profile_input).await
     }
 
     fn history_filter(&self, org_id: &str, q: &HistoryQuery) -> Result<Filter> {
@@ -181,9 +181,9 @@ impl Services {
     ) -> Result<Vec<LoginHistoryView>> {
         let mut c = self.db.conn().await?;
         let filter = self
-            .resolve_history(&mut c.c(), actor, org_input, q)
+            .resolve_history(&mut c.as_conn(), actor, org_input, q)
             .await?;
-        Ok(login_history::list(&mut c.c(), &filter).await?)
+        Ok(login_history::list(&mut c.as_conn(), &filter).await?)
     }
 
     /// Successes and failures per hour over the search's range, hours without attempts
@@ -197,9 +197,9 @@ impl Services {
         const HOUR: i64 = 3_600_000;
         let mut c = self.db.conn().await?;
         let filter = self
-            .resolve_history(&mut c.c(), actor, org_input, q)
+            .resolve_history(&mut c.as_conn(), actor, org_input, q)
             .await?;
-        let rows = login_history::per_hour(&mut c.c(), &filter).await?;
+        let rows = login_history::per_hour(&mut c.as_conn(), &filter).await?;
         let first = filter
             .from
             .map(|f| f.div_euclid(HOUR) * HOUR)
@@ -243,10 +243,11 @@ impl Services {
         limit: i64,
     ) -> Result<Vec<OutboxRow>> {
         let mut c = self.db.conn().await?;
-        let org = resolve::org(&mut c.c(), org_input).await?;
+        let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
         let mut rows =
-            outbox::list_for_org(&mut c.c(), &org.id, status, limit.clamp(1, MAX_ROWS)).await?;
+            outbox::list_for_org(&mut c.as_conn(), &org.id, status, limit.clamp(1, MAX_ROWS))
+                .await?;
         for r in &mut rows {
             r.secret = None;
         }
@@ -259,9 +260,9 @@ impl Services {
     pub async fn retry_mail(&self, actor: &Actor, org_input: &str, id: &str) -> Result<()> {
         let id = SfId::parse_as(id.trim(), KeyPrefix::Email)?;
         let mut tx = self.db.begin().await?;
-        let org = resolve::org(&mut tx.c(), org_input).await?;
+        let org = resolve::org(&mut tx.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
-        let Some(row) = outbox::get(&mut tx.c(), id.as_15())
+        let Some(row) = outbox::get(&mut tx.as_conn(), id.as_15())
             .await?
             .filter(|r| r.org_id.as_deref() == Some(org.id.as_str()))
         else {
@@ -294,9 +295,9 @@ impl Services {
             }
             _ => {}
         }
-        outbox::requeue_dead(&mut tx.c(), &row.id, self.now_ms()).await?;
+        outbox::requeue_dead(&mut tx.as_conn(), &row.id, self.now_ms()).await?;
         audit::record(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             self.now_ms(),
             actor,
             audit::Entry {

@@ -46,8 +46,8 @@ impl Services {
     /// Initialised: `init` ran, or orgs were created some other way (`keyward org create`).
     pub async fn is_initialised(&self) -> Result<bool> {
         let mut c = self.db.conn().await?;
-        Ok(meta::get(&mut c.c(), BOOTSTRAP_KEY).await?.is_some()
-            || orgs::count(&mut c.c()).await? > 0)
+        Ok(meta::get(&mut c.as_conn(), BOOTSTRAP_KEY).await?.is_some()
+            || orgs::count(&mut c.as_conn()).await? > 0)
     }
 
     /// Creates the first org and its System Administrator, in one transaction. Refused when
@@ -75,19 +75,19 @@ impl Services {
         OrgPolicy::default().check_password(&password, &admin.username)?;
         let hash = self.hasher.hash(&password).await?;
         let mut tx = self.db.begin().await?;
-        if !meta::claim(&mut tx.c(), BOOTSTRAP_KEY, &now.to_string()).await? {
+        if !meta::claim(&mut tx.as_conn(), BOOTSTRAP_KEY, &now.to_string()).await? {
             return Err(ServiceError::Conflict(
                 "this keyward database is already initialised".into(),
             ));
         }
-        if orgs::count(&mut tx.c()).await? > 0 {
+        if orgs::count(&mut tx.as_conn()).await? > 0 {
             return Err(ServiceError::Conflict(
                 "this keyward database already has orgs: init creates the first one \
                  (use `keyward org create` and `keyward user create` to add more)"
                     .into(),
             ));
         }
-        let (org, profiles) = insert_org(&mut tx.c(), now, &actor, &req.org_name).await?;
+        let (org, profiles) = insert_org(&mut tx.as_conn(), now, &actor, &req.org_name).await?;
         let profile = profiles
             .iter()
             .find(|p| p.name == SYSTEM_ADMINISTRATOR)
@@ -95,7 +95,7 @@ impl Services {
         admin.org_id = org.id.clone();
         admin.profile_id = profile.id.clone();
         self.insert_user(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             &actor,
             &org,
             &profile.name,

@@ -33,11 +33,11 @@ impl Services {
             ..Filter::default()
         };
         if let Some(o) = org {
-            let org = resolve::org(&mut c.c(), o).await?;
+            let org = resolve::org(&mut c.as_conn(), o).await?;
             filter.org_id = Some(org.id);
         }
         if let Some(u) = user {
-            let user = resolve::user_seen(&mut c.c(), actor, u).await?;
+            let user = resolve::user_seen(&mut c.as_conn(), actor, u).await?;
             if filter.org_id.as_ref().is_some_and(|o| *o != user.org_id) {
                 return Err(ServiceError::NotFound(format!(
                     "user {} is not in that org",
@@ -52,22 +52,22 @@ impl Services {
             (_, Some(o)) => actor.check_org(o)?,
             _ => {}
         }
-        Ok(login_history::list(&mut c.c(), &filter).await?)
+        Ok(login_history::list(&mut c.as_conn(), &filter).await?)
     }
 
     pub async fn audit_trail(&self, actor: &Actor, org: &str, limit: i64) -> Result<Vec<AuditRow>> {
         let limit = check_limit(limit)?;
         let mut c = self.db.conn().await?;
-        let org = resolve::org(&mut c.c(), org).await?;
+        let org = resolve::org(&mut c.as_conn(), org).await?;
         actor.check_org(&org.id)?;
-        Ok(audit::list(&mut c.c(), &org.id, limit).await?)
+        Ok(audit::list(&mut c.as_conn(), &org.id, limit).await?)
     }
 
     /// The outbox, oldest first. Bodies are the stored ones: a token never appears (R-T2).
     pub async fn list_mail(&self, to: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>> {
         let limit = check_limit(limit)?;
         let mut c = self.db.conn().await?;
-        let mut rows = outbox::list(&mut c.c(), to.map(str::trim), limit).await?;
+        let mut rows = outbox::list(&mut c.as_conn(), to.map(str::trim), limit).await?;
         for r in &mut rows {
             r.secret = None;
         }
@@ -77,7 +77,7 @@ impl Services {
     pub async fn show_mail(&self, id: &str) -> Result<OutboxRow> {
         let id = SfId::parse_as(id.trim(), KeyPrefix::Email)?;
         let mut c = self.db.conn().await?;
-        let mut row = outbox::get(&mut c.c(), id.as_15())
+        let mut row = outbox::get(&mut c.as_conn(), id.as_15())
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no mail with id {}", id.to_18())))?;
         row.secret = None;
@@ -92,7 +92,7 @@ impl Services {
             return Err(ServiceError::Invalid("--to needs an address".into()));
         }
         let mut c = self.db.conn().await?;
-        let rows = outbox::list(&mut c.c(), Some(to), 100).await?;
+        let rows = outbox::list(&mut c.as_conn(), Some(to), 100).await?;
         let queued = rows.iter().filter(|r| r.status == outbox::QUEUED).count();
         let Some(newest) = rows.last() else {
             return Ok(MailTo::Nothing);

@@ -130,7 +130,7 @@ async fn load(
         };
         let mut c = db.conn().await?;
         let verified = verification::browser_verified(
-            &mut c.c(),
+            &mut c.as_conn(),
             org_id,
             user_id,
             &browser.digest_for(user_id),
@@ -178,7 +178,12 @@ impl Services {
         let registered = self.register_attempt(req.source_ip);
         let lookup = {
             let mut c = self.db.conn().await?;
-            users::find_for_login(&mut c.c(), &lookup_name(&req.username), registered.key()).await?
+            users::find_for_login(
+                &mut c.as_conn(),
+                &lookup_name(&req.username),
+                registered.key(),
+            )
+            .await?
         };
         let _admitted = match self.admission(registered, lookup.address_window).await {
             super::throttle::Admission::Admitted(a) => a,
@@ -287,17 +292,19 @@ impl Services {
         let now_ms = ms(now);
         let mut tx = self.db.begin().await?;
         let known = match known {
-            Some(mut k) => match users::get_for_update(&mut tx.c(), &k.org.id, &k.user.id).await? {
-                Some(fresh) => {
-                    k.user = fresh;
-                    Some(k)
+            Some(mut k) => {
+                match users::get_for_update(&mut tx.as_conn(), &k.org.id, &k.user.id).await? {
+                    Some(fresh) => {
+                        k.user = fresh;
+                        Some(k)
+                    }
+                    None => None,
                 }
-                None => None,
-            },
+            }
             None => {
                 // The statements a known user's refusal runs — lock the row, count the failure
                 // — on a decoy row, so they write as much (R-L4).
-                users::decoy_failure(&mut tx.c(), decoy_pick(&req.username), now_ms).await?;
+                users::decoy_failure(&mut tx.as_conn(), decoy_pick(&req.username), now_ms).await?;
                 None
             }
         };
@@ -313,7 +320,8 @@ impl Services {
         let mut challenge = None;
         if let (Some(k), LoginOutcome::IdentityVerificationRequired) = (&known, decision.outcome) {
             challenge = Some(
-                super::verification::issue_challenge(&mut tx.c(), now, k, req.source_ip).await?,
+                super::verification::issue_challenge(&mut tx.as_conn(), now, k, req.source_ip)
+                    .await?,
             );
         }
         let mut lock_mailed = false;
@@ -324,11 +332,11 @@ impl Services {
                 LockoutEffect::Unchanged
                     if !matches!(decision.outcome, LoginOutcome::Success { .. }) =>
                 {
-                    users::rewrite_unchanged(&mut tx.c(), &k.org.id, &k.user.id).await?;
+                    users::rewrite_unchanged(&mut tx.as_conn(), &k.org.id, &k.user.id).await?;
                 }
                 LockoutEffect::Unchanged => {}
                 LockoutEffect::RecordFailure { .. } => {
-                    let recorded = count_failure(&mut tx.c(), now, &k.org, &k.user).await?;
+                    let recorded = count_failure(&mut tx.as_conn(), now, &k.org, &k.user).await?;
                     lock_mailed = recorded == FailureRecorded::LockEngaged;
                     if recorded == FailureRecorded::AlreadyLocked {
                         // Cannot happen under the row lock (the decision saw the lock); kept
@@ -339,7 +347,9 @@ impl Services {
                 LockoutEffect::Reset => {
                     // The statement re-checks the lock itself (R-L5); under the row lock it
                     // always succeeds.
-                    if !users::record_success(&mut tx.c(), &k.org.id, &k.user.id, now_ms).await? {
+                    if !users::record_success(&mut tx.as_conn(), &k.org.id, &k.user.id, now_ms)
+                        .await?
+                    {
                         decision.outcome = LoginOutcome::InvalidLogin;
                         decision.status = LoginStatus::PasswordLockout;
                     }
@@ -349,7 +359,7 @@ impl Services {
                 (decision.outcome, &req.browser, k.browser_verified)
             {
                 verification::touch_browser(
-                    &mut tx.c(),
+                    &mut tx.as_conn(),
                     &browser.digest_for(&k.user.id),
                     &req.source_ip.to_string(),
                     now_ms,
@@ -359,7 +369,7 @@ impl Services {
             if let LoginOutcome::Success { password_expired } = decision.outcome {
                 session = Some(
                     create_session(
-                        &mut tx.c(),
+                        &mut tx.as_conn(),
                         now,
                         k,
                         req.channel,
@@ -373,14 +383,14 @@ impl Services {
         }
         let attempt = req.attempt(decision.status);
         record_attempt(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             now_ms,
             known.as_ref().map(|k| &k.user),
             &attempt,
         )
         .await?;
         if decision.counts_against_address(&checks) {
-            self.count_address_failure(&mut tx.c(), req.source_ip)
+            self.count_address_failure(&mut tx.as_conn(), req.source_ip)
                 .await?;
         }
         tx.commit().await?;
@@ -483,7 +493,7 @@ impl Services {
         let result: Result<()> = async {
             let new = self.hasher.hash(&secret.password).await?;
             let mut c = self.db.conn().await?;
-            users::rehash_password(&mut c.c(), &user.org_id, &user.id, old, &new).await?;
+            users::rehash_password(&mut c.as_conn(), &user.org_id, &user.id, old, &new).await?;
             Ok(())
         }
         .await;

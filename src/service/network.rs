@@ -112,7 +112,7 @@ impl Services {
         }
         let description = validate::text("description", description, 255, false)?;
         let mut tx = self.db.begin().await?;
-        let org = resolve::org(&mut tx.c(), org_input).await?;
+        let org = resolve::org(&mut tx.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
         let (profile, prefix, section, what) = match owner {
             Owner::Org => (
@@ -122,7 +122,7 @@ impl Services {
                 "trusted IP range".to_string(),
             ),
             Owner::Profile(p) => {
-                let p = resolve::profile(&mut tx.c(), &org, p).await?;
+                let p = resolve::profile(&mut tx.as_conn(), &org, p).await?;
                 let what = format!("login IP range to profile {}", p.name);
                 (Some(p), KeyPrefix::LoginIpRange, audit::PROFILES, what)
             }
@@ -137,9 +137,9 @@ impl Services {
             description,
             created_at: now,
         };
-        ranges::insert(&mut tx.c(), &row).await?;
+        ranges::insert(&mut tx.as_conn(), &row).await?;
         audit::record(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             now,
             actor,
             Entry {
@@ -166,13 +166,13 @@ impl Services {
         owner: Owner<'_>,
     ) -> Result<Vec<IpRangeRow>> {
         let mut c = self.db.conn().await?;
-        let org = resolve::org(&mut c.c(), org_input).await?;
+        let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
         let profile = match owner {
             Owner::Org => None,
-            Owner::Profile(p) => Some(resolve::profile(&mut c.c(), &org, p).await?.id),
+            Owner::Profile(p) => Some(resolve::profile(&mut c.as_conn(), &org, p).await?.id),
         };
-        Ok(ranges::list(&mut c.c(), &org.id, profile.as_deref()).await?)
+        Ok(ranges::list(&mut c.as_conn(), &org.id, profile.as_deref()).await?)
     }
 
     async fn remove_range(
@@ -188,18 +188,18 @@ impl Services {
         };
         let id = SfId::parse_as(id_input.trim(), prefix)?;
         let mut tx = self.db.begin().await?;
-        let org = resolve::org(&mut tx.c(), org_input).await?;
+        let org = resolve::org(&mut tx.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
         let (profile, section, what) = match owner {
             Owner::Org => (None, audit::NETWORK_ACCESS, "trusted IP range".to_string()),
             Owner::Profile(p) => {
-                let p = resolve::profile(&mut tx.c(), &org, p).await?;
+                let p = resolve::profile(&mut tx.as_conn(), &org, p).await?;
                 let what = format!("login IP range of profile {}", p.name);
                 (Some(p), audit::PROFILES, what)
             }
         };
         let existing = ranges::list(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             &org.id,
             profile.as_ref().map(|p| p.id.as_str()),
         )
@@ -208,14 +208,14 @@ impl Services {
         .find(|r| r.id == id.as_15())
         .ok_or_else(|| ServiceError::NotFound(format!("no {what} with id {}", id_input.trim())))?;
         ranges::delete(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             &org.id,
             profile.as_ref().map(|p| p.id.as_str()),
             &existing.id,
         )
         .await?;
         audit::record(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             self.now_ms(),
             actor,
             Entry {
@@ -255,7 +255,7 @@ impl Services {
             ));
         }
         let mut tx = self.db.begin().await?;
-        let org = resolve::org(&mut tx.c(), org_input).await?;
+        let org = resolve::org(&mut tx.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
         let now = self.now_ms();
         let row = ProfileRow {
@@ -269,7 +269,7 @@ impl Services {
             manage_users: permissions.manage_users,
             created_at: now,
         };
-        match profiles::insert(&mut tx.c(), &row).await {
+        match profiles::insert(&mut tx.as_conn(), &row).await {
             Err(StoreError::Conflict(_)) => {
                 return Err(ServiceError::Conflict(format!(
                     "org {} already has a profile named {name:?}",
@@ -295,7 +295,7 @@ impl Services {
             flags.push("manage users");
         }
         audit::record(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             now,
             actor,
             Entry {
@@ -313,8 +313,8 @@ impl Services {
 
     pub async fn list_profiles(&self, actor: &Actor, org_input: &str) -> Result<Vec<ProfileRow>> {
         let mut c = self.db.conn().await?;
-        let org = resolve::org(&mut c.c(), org_input).await?;
+        let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
-        Ok(profiles::list(&mut c.c(), &org.id).await?)
+        Ok(profiles::list(&mut c.as_conn(), &org.id).await?)
     }
 }

@@ -117,9 +117,9 @@ impl Services {
             // that outlives the session and its password: the session alone must not mint it.
             // Checked before the transaction: no write lock is held across the hash.
             let mut c = self.db.conn().await?;
-            let org = resolve::org(&mut c.c(), org_input).await?;
+            let org = resolve::org(&mut c.as_conn(), org_input).await?;
             actor.check_org(&org.id)?;
-            let user = resolve::user_seen(&mut c.c(), actor, input).await?;
+            let user = resolve::user_seen(&mut c.as_conn(), actor, input).await?;
             if actor.is_user(&user.id) {
                 drop(c);
                 self.confirm_own_password(&org, &user, options.current_password)
@@ -127,11 +127,11 @@ impl Services {
             }
         }
         let mut tx = self.db.begin().await?;
-        let org = resolve::org(&mut tx.c(), org_input).await?;
+        let org = resolve::org(&mut tx.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
         let run_as = match options.run_as {
             Some(input) => {
-                let user = resolve::user_seen(&mut tx.c(), actor, input).await?;
+                let user = resolve::user_seen(&mut tx.as_conn(), actor, input).await?;
                 if user.org_id != org.id {
                     return Err(ServiceError::Invalid(format!(
                         "the run-as user {} is not in org {}",
@@ -158,7 +158,7 @@ impl Services {
             created_at: now,
             enabled: true,
         };
-        oauth::insert(&mut tx.c(), &row).await?;
+        oauth::insert(&mut tx.as_conn(), &row).await?;
         let mut display = format!("Created OAuth client {name}");
         if options.refresh_tokens {
             display.push_str(" (issues refresh tokens)");
@@ -167,7 +167,7 @@ impl Services {
             display.push_str(&format!(" (client credentials run as {})", u.username));
         }
         audit::record(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             now,
             actor,
             Entry {
@@ -189,9 +189,9 @@ impl Services {
         org_input: &str,
     ) -> Result<Vec<OAuthClientRow>> {
         let mut c = self.db.conn().await?;
-        let org = resolve::org(&mut c.c(), org_input).await?;
+        let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
-        Ok(oauth::list(&mut c.c(), &org.id).await?)
+        Ok(oauth::list(&mut c.as_conn(), &org.id).await?)
     }
 
     /// Authenticates a client by consumer key and secret. The secret is compared as a digest in
@@ -227,7 +227,7 @@ impl Services {
         }
         let generation = self.client_cache.generation();
         let mut c = self.db.conn().await?;
-        let found = oauth::find_by_client_id(&mut c.c(), client_id).await?;
+        let found = oauth::find_by_client_id(&mut c.as_conn(), client_id).await?;
         if let Some(row) = &found {
             self.client_cache
                 .put(client_id, row.clone(), now, generation);
@@ -242,7 +242,7 @@ impl Services {
         client_input: &str,
     ) -> Result<OAuthClientRow> {
         let mut c = self.db.conn().await?;
-        resolve::oauth_client(&mut c.c(), actor, client_input).await
+        resolve::oauth_client(&mut c.as_conn(), actor, client_input).await
     }
 
     /// A new consumer secret for the client, shown once; the old one is refused from the
@@ -258,30 +258,30 @@ impl Services {
             // A client that acts as the acting user is that user's credential: its new secret
             // takes their password, as creating it did.
             let mut c = self.db.conn().await?;
-            let found = resolve::oauth_client(&mut c.c(), actor, client_input).await?;
+            let found = resolve::oauth_client(&mut c.as_conn(), actor, client_input).await?;
             if let Some(me) = found
                 .run_as_user_id
                 .as_deref()
                 .filter(|id| actor.is_user(id))
             {
-                let user = resolve::user_seen(&mut c.c(), actor, me).await?;
-                let org = resolve::org(&mut c.c(), &found.org_id).await?;
+                let user = resolve::user_seen(&mut c.as_conn(), actor, me).await?;
+                let org = resolve::org(&mut c.as_conn(), &found.org_id).await?;
                 drop(c);
                 self.confirm_own_password(&org, &user, current_password)
                     .await?;
             }
         }
         let mut tx = self.db.begin().await?;
-        let found = resolve::oauth_client(&mut tx.c(), actor, client_input).await?;
+        let found = resolve::oauth_client(&mut tx.as_conn(), actor, client_input).await?;
         // Locked: of two rotations at once, the second waits, and the secret it answers is the
         // one that works.
-        let mut client = oauth::get_for_update(&mut tx.c(), &found.org_id, &found.id)
+        let mut client = oauth::get_for_update(&mut tx.as_conn(), &found.org_id, &found.id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no OAuth client {client_input}")))?;
         let secret = ClientSecret(random_base62(64));
         client.secret_digest = digest(&secret.0);
         oauth::set_secret_digest(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             &client.org_id,
             &client.id,
             &client.secret_digest,
@@ -309,8 +309,8 @@ impl Services {
         enabled: bool,
     ) -> Result<bool> {
         let mut tx = self.db.begin().await?;
-        let client = resolve::oauth_client(&mut tx.c(), actor, client_input).await?;
-        if !oauth::set_enabled(&mut tx.c(), &client.org_id, &client.id, enabled).await? {
+        let client = resolve::oauth_client(&mut tx.as_conn(), actor, client_input).await?;
+        if !oauth::set_enabled(&mut tx.as_conn(), &client.org_id, &client.id, enabled).await? {
             return Ok(false);
         }
         let (action, verb) = if enabled {
@@ -328,8 +328,8 @@ impl Services {
     /// Deletes a client: every access and refresh token issued to it stops working at once.
     pub async fn delete_oauth_client(&self, actor: &Actor, client_input: &str) -> Result<()> {
         let mut tx = self.db.begin().await?;
-        let client = resolve::oauth_client(&mut tx.c(), actor, client_input).await?;
-        oauth::delete(&mut tx.c(), &client.org_id, &client.id).await?;
+        let client = resolve::oauth_client(&mut tx.as_conn(), actor, client_input).await?;
+        oauth::delete(&mut tx.as_conn(), &client.org_id, &client.id).await?;
         let display = format!("Deleted OAuth client {}", client.name);
         self.client_event(&mut tx, actor, &client, "oauth_client.deleted", display)
             .await?;
@@ -345,7 +345,7 @@ impl Services {
         display: String,
     ) -> Result<()> {
         audit::record(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             self.now_ms(),
             actor,
             Entry {
@@ -401,9 +401,9 @@ impl Services {
             login_url: grant.login_url,
         };
         let mut tx = self.db.begin().await?;
-        record_org_attempt(&mut tx.c(), self.now_ms(), org_id, &attempt).await?;
+        record_org_attempt(&mut tx.as_conn(), self.now_ms(), org_id, &attempt).await?;
         if refusal.is_guess() {
-            self.count_address_failure(&mut tx.c(), grant.source_ip)
+            self.count_address_failure(&mut tx.as_conn(), grant.source_ip)
                 .await?;
         }
         tx.commit().await?;
@@ -426,7 +426,8 @@ impl Services {
         };
         if refusal.is_guess() {
             let mut tx = self.db.begin().await?;
-            self.count_address_failure(&mut tx.c(), source_ip).await?;
+            self.count_address_failure(&mut tx.as_conn(), source_ip)
+                .await?;
             tx.commit().await?;
         }
         Ok(None)
@@ -444,29 +445,30 @@ impl Services {
             return Ok(GrantOutcome::InvalidRefreshToken);
         };
         let mut tx = self.db.begin().await?;
-        let row = match sessions::get_refresh(&mut tx.c(), &rt.digest()).await? {
+        let row = match sessions::get_refresh(&mut tx.as_conn(), &rt.digest()).await? {
             Some(r) if r.oauth_client_id == client.id && r.org_id == client.org_id => r,
             _ => return Ok(GrantOutcome::InvalidRefreshToken),
         };
         // The user row first, then the refresh token again, both locked — the order every
         // other writer of these rows follows — so a revocation, password change or deactivation
         // that commits meanwhile is seen here and no access token outlives it.
-        let Some(user) = users::get_for_update(&mut tx.c(), &row.org_id, &row.user_id).await?
+        let Some(user) =
+            users::get_for_update(&mut tx.as_conn(), &row.org_id, &row.user_id).await?
         else {
             return Ok(GrantOutcome::InvalidRefreshToken);
         };
-        if sessions::get_refresh_for_update(&mut tx.c(), &rt.digest())
+        if sessions::get_refresh_for_update(&mut tx.as_conn(), &rt.digest())
             .await?
             .is_none()
         {
             return Ok(GrantOutcome::InvalidRefreshToken);
         }
-        let known = load_user(&mut tx.c(), user).await?;
+        let known = load_user(&mut tx.as_conn(), user).await?;
         let outcome = self
             .grant(&mut tx, &known, client, grant, Some(rt.digest()))
             .await?;
         if matches!(outcome, GrantOutcome::Issued(_)) {
-            sessions::touch_refresh(&mut tx.c(), &rt.digest(), self.now_ms()).await?;
+            sessions::touch_refresh(&mut tx.as_conn(), &rt.digest(), self.now_ms()).await?;
         }
         tx.commit().await?;
         Ok(outcome)
@@ -482,10 +484,11 @@ impl Services {
             return Ok(GrantOutcome::NoRunAsUser);
         };
         let mut tx = self.db.begin().await?;
-        let Some(user) = users::get_for_update(&mut tx.c(), &client.org_id, user_id).await? else {
+        let Some(user) = users::get_for_update(&mut tx.as_conn(), &client.org_id, user_id).await?
+        else {
             return Ok(GrantOutcome::NoRunAsUser);
         };
-        let known = load_user(&mut tx.c(), user).await?;
+        let known = load_user(&mut tx.as_conn(), user).await?;
         let outcome = self.grant(&mut tx, &known, client, grant, None).await?;
         tx.commit().await?;
         Ok(outcome)
@@ -521,7 +524,7 @@ impl Services {
             login_url: grant.login_url,
         };
         record_attempt(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             crate::store::ms(now),
             Some(&known.user),
             &attempt,
@@ -540,7 +543,7 @@ impl Services {
             Some(client.id.clone()),
             refresh_digest,
         );
-        sessions::insert(&mut tx.c(), &row).await?;
+        sessions::insert(&mut tx.as_conn(), &row).await?;
         Ok(GrantOutcome::Issued(Box::new(
             issued.into_session(known.org.clone(), known.user.clone()),
         )))
@@ -563,7 +566,7 @@ impl Services {
                 Some(id) if *id == client.id => Some(client.clone()),
                 Some(id) => {
                     let mut c = self.db.conn().await?;
-                    oauth::get(&mut c.c(), &active.org.id, id).await?
+                    oauth::get(&mut c.as_conn(), &active.org.id, id).await?
                 }
                 None => None,
             };
@@ -573,14 +576,14 @@ impl Services {
             return Ok(Introspection::Inactive);
         };
         let mut c = self.db.conn().await?;
-        let Some(row) = sessions::get_refresh(&mut c.c(), &rt.digest()).await? else {
+        let Some(row) = sessions::get_refresh(&mut c.as_conn(), &rt.digest()).await? else {
             return Ok(Introspection::Inactive);
         };
         if row.org_id != client.org_id {
             return Ok(Introspection::Inactive);
         }
-        let user = users::get(&mut c.c(), &row.org_id, &row.user_id).await?;
-        let issued_by = oauth::get(&mut c.c(), &row.org_id, &row.oauth_client_id).await?;
+        let user = users::get(&mut c.as_conn(), &row.org_id, &row.user_id).await?;
+        let issued_by = oauth::get(&mut c.as_conn(), &row.org_id, &row.oauth_client_id).await?;
         Ok(match (user, issued_by) {
             // A disabled client's refresh tokens are refused, so not active.
             (Some(user), Some(client)) if user.active && client.enabled => Introspection::Refresh {

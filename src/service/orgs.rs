@@ -138,19 +138,19 @@ impl Services {
             ));
         }
         let mut tx = self.db.begin().await?;
-        let (org, _) = insert_org(&mut tx.c(), self.now_ms(), actor, name).await?;
+        let (org, _) = insert_org(&mut tx.as_conn(), self.now_ms(), actor, name).await?;
         tx.commit().await?;
         Ok(org)
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<OrgRow>> {
         let mut c = self.db.conn().await?;
-        Ok(orgs::list(&mut c.c()).await?)
+        Ok(orgs::list(&mut c.as_conn()).await?)
     }
 
     pub async fn get_org(&self, actor: &Actor, input: &str) -> Result<OrgRow> {
         let mut c = self.db.conn().await?;
-        let org = resolve::org(&mut c.c(), input).await?;
+        let org = resolve::org(&mut c.as_conn(), input).await?;
         actor.check_org(&org.id)?;
         Ok(org)
     }
@@ -168,7 +168,7 @@ impl Services {
             ));
         }
         let mut tx = self.db.begin().await?;
-        let mut org = resolve::org_for_update(&mut tx.c(), org_input).await?;
+        let mut org = resolve::org_for_update(&mut tx.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
         let old = policy_of(&org);
         let mut new = old.clone();
@@ -206,9 +206,9 @@ impl Services {
         }
         apply_policy(&mut org, &new);
         let now = self.now_ms();
-        orgs::update_policy(&mut tx.c(), &org, now).await?;
+        orgs::update_policy(&mut tx.as_conn(), &org, now).await?;
         audit::record(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             now,
             actor,
             Entry {
@@ -242,12 +242,12 @@ impl Services {
             })?;
         }
         let mut tx = self.db.begin().await?;
-        let org = resolve::org(&mut tx.c(), org_input).await?;
+        let org = resolve::org(&mut tx.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
         let now = self.now_ms();
-        orgs::set_delegated_auth_url(&mut tx.c(), &org.id, url, now).await?;
+        orgs::set_delegated_auth_url(&mut tx.as_conn(), &org.id, url, now).await?;
         audit::record(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             now,
             actor,
             Entry {

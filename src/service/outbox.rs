@@ -148,7 +148,7 @@ impl Outbox {
             let claimed = {
                 let mut tx = self.db.begin().await?;
                 let claimed =
-                    rows::claim_due(&mut tx.c(), now, lease.as_millis() as i64, 1).await?;
+                    rows::claim_due(&mut tx.as_conn(), now, lease.as_millis() as i64, 1).await?;
                 tx.commit().await?;
                 claimed
             };
@@ -200,7 +200,7 @@ impl Outbox {
         let mut c = self.db.conn().await?;
         match result {
             Ok(()) => {
-                rows::mark_sent(&mut c.c(), &m.id, ms(self.clock.now())).await?;
+                rows::mark_sent(&mut c.as_conn(), &m.id, ms(self.clock.now())).await?;
                 report.sent += 1;
                 tracing::info!(mail_id = %m.id, kind = %m.kind, transport = self.transport.name(), "mail delivered");
             }
@@ -211,7 +211,7 @@ impl Outbox {
                     .and_then(|d| now.checked_add(d))
                     .unwrap_or(now);
                 let dead = rows::mark_failed(
-                    &mut c.c(),
+                    &mut c.as_conn(),
                     &m.id,
                     &e.to_string(),
                     ms(retry_at),
@@ -263,9 +263,14 @@ impl Outbox {
         let result: Result<()> = async {
             let mut c = self.db.conn().await?;
             if alive {
-                meta::set(&mut c.c(), HEARTBEAT_KEY, &ms(self.clock.now()).to_string()).await?;
+                meta::set(
+                    &mut c.as_conn(),
+                    HEARTBEAT_KEY,
+                    &ms(self.clock.now()).to_string(),
+                )
+                .await?;
             } else {
-                meta::delete(&mut c.c(), HEARTBEAT_KEY).await?;
+                meta::delete(&mut c.as_conn(), HEARTBEAT_KEY).await?;
             }
             Ok(())
         }
@@ -278,7 +283,7 @@ impl Outbox {
     /// Is a server's mail worker running (a heartbeat within the last 15 seconds)?
     pub async fn server_worker_alive(&self) -> Result<bool> {
         let mut c = self.db.conn().await?;
-        let beat = meta::get(&mut c.c(), HEARTBEAT_KEY).await?;
+        let beat = meta::get(&mut c.as_conn(), HEARTBEAT_KEY).await?;
         let now = ms(self.clock.now());
         Ok(beat
             .and_then(|b| b.parse::<i64>().ok())
@@ -288,12 +293,12 @@ impl Outbox {
     /// Messages waiting for delivery.
     pub async fn backlog(&self) -> Result<i64> {
         let mut c = self.db.conn().await?;
-        Ok(rows::backlog(&mut c.c()).await?)
+        Ok(rows::backlog(&mut c.as_conn()).await?)
     }
 
     async fn until_next_due(&self) -> Duration {
         let next = match self.db.conn().await {
-            Ok(mut c) => rows::next_due(&mut c.c()).await.ok().flatten(),
+            Ok(mut c) => rows::next_due(&mut c.as_conn()).await.ok().flatten(),
             Err(_) => None,
         };
         match next {

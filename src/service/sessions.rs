@@ -167,13 +167,13 @@ impl Services {
         }
         let generation = self.session_cache.generation();
         let mut c = self.db.conn().await?;
-        let Some(mut active) = load_active(&mut c.c(), &digest, now).await? else {
+        let Some(mut active) = load_active(&mut c.as_conn(), &digest, now).await? else {
             return Ok(None);
         };
         if now - active.session.last_seen_at >= TOUCH_INTERVAL_MS {
             let expires = ms(policy_of(&active.org)
                 .session_ends_at(from_ms(active.session.created_at), self.now()));
-            sessions::touch(&mut c.c(), &digest, now, expires).await?;
+            sessions::touch(&mut c.as_conn(), &digest, now, expires).await?;
             active.session.last_seen_at = now;
             active.session.expires_at = expires;
         }
@@ -214,7 +214,7 @@ impl Services {
             return Ok(false);
         };
         let mut tx = self.db.begin().await?;
-        let ended = sessions::end(&mut tx.c(), &id.digest(), which).await?;
+        let ended = sessions::end(&mut tx.as_conn(), &id.digest(), which).await?;
         self.commit_session_change(tx).await?;
         Ok(ended)
     }
@@ -228,7 +228,7 @@ impl Services {
         }
         if let Some(rt) = RefreshToken::parse(token) {
             let mut tx = self.db.begin().await?;
-            let existed = sessions::delete_refresh(&mut tx.c(), &rt.digest()).await?;
+            let existed = sessions::delete_refresh(&mut tx.as_conn(), &rt.digest()).await?;
             self.commit_session_change(tx).await?;
             return Ok(existed);
         }
@@ -240,8 +240,8 @@ impl Services {
     pub async fn purge_expired_sessions(&self) -> Result<u64> {
         let mut c = self.db.conn().await?;
         let now = self.now_ms();
-        crate::store::verification::delete_expired_challenges(&mut c.c(), now).await?;
-        Ok(sessions::delete_expired(&mut c.c(), now).await?)
+        crate::store::verification::delete_expired_challenges(&mut c.as_conn(), now).await?;
+        Ok(sessions::delete_expired(&mut c.as_conn(), now).await?)
     }
 }
 
@@ -250,9 +250,10 @@ impl Services {
     /// "manage users" (read now, so a profile change takes effect at the next request).
     pub async fn actor_for(&self, s: &ActiveSession) -> Result<super::Actor> {
         let mut c = self.db.conn().await?;
-        let admin = crate::store::profiles::get(&mut c.c(), &s.user.org_id, &s.user.profile_id)
-            .await?
-            .is_some_and(|p| p.manage_users);
+        let admin =
+            crate::store::profiles::get(&mut c.as_conn(), &s.user.org_id, &s.user.profile_id)
+                .await?
+                .is_some_and(|p| p.manage_users);
         Ok(super::Actor::User {
             org_id: s.user.org_id.clone(),
             user_id: s.user.id.clone(),

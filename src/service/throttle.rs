@@ -115,7 +115,7 @@ impl Services {
         let row = match attempt.key() {
             Some(key) => {
                 let mut c = self.db.conn().await?;
-                address_failures::get(&mut c.c(), key).await?
+                address_failures::get(&mut c.as_conn(), key).await?
             }
             None => None,
         };
@@ -197,7 +197,7 @@ impl Services {
         }
         let written = async {
             let mut c = self.db.conn().await?;
-            address_failures::record_refused(&mut c.c(), key, REFUSED_SAMPLE).await?;
+            address_failures::record_refused(&mut c.as_conn(), key, REFUSED_SAMPLE).await?;
             Ok::<_, ServiceError>(())
         }
         .await;
@@ -256,7 +256,7 @@ impl Services {
         };
         let mut c = self.db.conn().await?;
         let rows = address_failures::list(
-            &mut c.c(),
+            &mut c.as_conn(),
             ms(limit.expired_before(now)),
             i64::from(min),
             1000,
@@ -293,7 +293,7 @@ impl Services {
             .map_err(|_| ServiceError::Invalid(format!("{address:?} is not an IP address")))?;
         let key = address_key(ip);
         let mut c = self.db.conn().await?;
-        if !address_failures::clear(&mut c.c(), &key).await? {
+        if !address_failures::clear(&mut c.as_conn(), &key).await? {
             return Err(ServiceError::NotFound(format!(
                 "{key} has no failed logins on record"
             )));
@@ -306,7 +306,7 @@ impl Services {
     pub async fn purge_address_failures(&self) -> Result<u64> {
         let mut c = self.db.conn().await?;
         Ok(address_failures::purge(
-            &mut c.c(),
+            &mut c.as_conn(),
             ms(self.address_limit.expired_before(self.now())),
         )
         .await?)

@@ -132,9 +132,9 @@ impl Services {
     /// their org (recorded in the audit trail); a user may for themselves (R-T5, R-T9).
     pub async fn reset_token(&self, actor: &Actor, user_input: &str) -> Result<UserRow> {
         let mut tx = self.db.begin().await?;
-        let user = resolve::user_seen_for_update(&mut tx.c(), actor, user_input).await?;
+        let user = resolve::user_seen_for_update(&mut tx.as_conn(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
-        if let Some(why) = reset_refusal(&mut tx.c(), &user).await? {
+        if let Some(why) = reset_refusal(&mut tx.as_conn(), &user).await? {
             return Err(ServiceError::Refused(format!(
                 "security token reset refused: {why}"
             )));
@@ -146,9 +146,9 @@ impl Services {
             TokenReason::AdminReset
         };
         let now = self.now_ms();
-        issue(&mut tx.c(), now, &user, reason).await?;
+        issue(&mut tx.as_conn(), now, &user, reason).await?;
         audit::user_event(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             now,
             actor,
             &user,

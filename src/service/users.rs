@@ -61,11 +61,12 @@ impl Services {
         let mut user = new_user_row(new, self.now_ms())?;
         let (org, profile) = {
             let mut c = self.db.conn().await?;
-            let org = resolve::org(&mut c.c(), new.org).await?;
+            let org = resolve::org(&mut c.as_conn(), new.org).await?;
             actor.check_org(&org.id)?;
             let profile =
-                resolve::profile(&mut c.c(), &org, new.profile.unwrap_or(STANDARD_USER)).await?;
-            if users::find_by_username(&mut c.c(), &user.username)
+                resolve::profile(&mut c.as_conn(), &org, new.profile.unwrap_or(STANDARD_USER))
+                    .await?;
+            if users::find_by_username(&mut c.as_conn(), &user.username)
                 .await?
                 .is_some()
             {
@@ -85,7 +86,7 @@ impl Services {
         };
         let mut tx = self.db.begin().await?;
         self.insert_user(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             actor,
             &org,
             &profile.name,
@@ -131,15 +132,16 @@ impl Services {
 
     pub async fn show_user(&self, actor: &Actor, input: &str) -> Result<UserView> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user_seen(&mut c.c(), actor, input).await?;
+        let user = resolve::user_seen(&mut c.as_conn(), actor, input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
-        let org = orgs::get(&mut c.c(), &user.org_id)
+        let org = orgs::get(&mut c.as_conn(), &user.org_id)
             .await?
             .ok_or_else(|| ServiceError::Internal("user without org".into()))?;
-        let profile = self.profile_of(&mut c.c(), &user).await?;
-        let tokens_issued = users::token_count(&mut c.c(), &user.org_id, &user.id).await?;
+        let profile = self.profile_of(&mut c.as_conn(), &user).await?;
+        let tokens_issued = users::token_count(&mut c.as_conn(), &user.org_id, &user.id).await?;
         let now = self.now_ms();
-        let mut live = sessions::list_for_user(&mut c.c(), &user.org_id, &user.id, now).await?;
+        let mut live =
+            sessions::list_for_user(&mut c.as_conn(), &user.org_id, &user.id, now).await?;
         live.retain_mut(|s| super::sessions::still_live(&org, s, now));
         let active_sessions = i64::try_from(live.len()).unwrap_or(i64::MAX);
         Ok(UserView {
@@ -165,11 +167,11 @@ impl Services {
         let query = validate::text("search text", query.unwrap_or(""), 100, false)?;
         let after = validate::text("after", after.unwrap_or(""), 255, false)?.to_lowercase();
         let mut c = self.db.conn().await?;
-        let org = resolve::org(&mut c.c(), org_input).await?;
+        let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
         let nonempty = |s: &String| (!s.is_empty()).then(|| s.clone());
         Ok(users::search(
-            &mut c.c(),
+            &mut c.as_conn(),
             &org.id,
             nonempty(&query).as_deref(),
             nonempty(&after).as_deref(),
@@ -180,9 +182,9 @@ impl Services {
 
     pub async fn list_users(&self, actor: &Actor, org_input: &str) -> Result<Vec<UserRow>> {
         let mut c = self.db.conn().await?;
-        let org = resolve::org(&mut c.c(), org_input).await?;
+        let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
-        Ok(users::list(&mut c.c(), &org.id).await?)
+        Ok(users::list(&mut c.as_conn(), &org.id).await?)
     }
 
     async fn profile_of(&self, c: &mut Conn<'_>, user: &UserRow) -> Result<ProfileRow> {
@@ -205,7 +207,7 @@ impl Services {
             let recent = {
                 let mut c = self.db.conn().await?;
                 users::recent_password_hashes(
-                    &mut c.c(),
+                    &mut c.as_conn(),
                     &user.org_id,
                     &user.id,
                     i64::from(policy.password_history),
@@ -307,7 +309,7 @@ impl Services {
         let hash = self.prepare_password(&org, &user, password).await?;
         let mut tx = self.db.begin().await?;
         // Decided on the row as it is now, under its lock.
-        let user = users::get_for_update(&mut tx.c(), &user.org_id, &user.id)
+        let user = users::get_for_update(&mut tx.as_conn(), &user.org_id, &user.id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no user {}", user.username)))?;
         let how = if user.password_hash.is_none() {
@@ -315,7 +317,7 @@ impl Services {
         } else {
             PasswordSet::AdminReset
         };
-        self.store_password(&mut tx.c(), actor, &org, &user, &hash, how, None)
+        self.store_password(&mut tx.as_conn(), actor, &org, &user, &hash, how, None)
             .await?;
         self.commit_session_change(tx).await?;
         self.outbox.wake();
@@ -356,14 +358,14 @@ impl Services {
         keep: &str,
     ) -> Result<()> {
         let mut tx = self.db.begin().await?;
-        let fresh = users::get_for_update(&mut tx.c(), &user.org_id, &user.id).await?;
+        let fresh = users::get_for_update(&mut tx.as_conn(), &user.org_id, &user.id).await?;
         if fresh.as_ref().map(|u| &u.password_hash) != Some(&user.password_hash) {
             return Err(ServiceError::Conflict(
                 "the password was changed meanwhile; try again".into(),
             ));
         }
         self.store_password(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             actor,
             org,
             user,
@@ -372,7 +374,7 @@ impl Services {
             Some(keep),
         )
         .await?;
-        sessions::clear_password_expired(&mut tx.c(), keep).await?;
+        sessions::clear_password_expired(&mut tx.as_conn(), keep).await?;
         self.commit_session_change(tx).await?;
         self.outbox.wake();
         Ok(())
@@ -447,9 +449,11 @@ impl Services {
             return Ok(());
         }
         let mut tx = self.db.begin().await?;
-        if let Some(fresh) = users::get_for_update(&mut tx.c(), &user.org_id, &user.id).await? {
+        if let Some(fresh) =
+            users::get_for_update(&mut tx.as_conn(), &user.org_id, &user.id).await?
+        {
             let recorded =
-                super::attempt::count_failure(&mut tx.c(), self.now(), org, &fresh).await?;
+                super::attempt::count_failure(&mut tx.as_conn(), self.now(), org, &fresh).await?;
             tx.commit().await?;
             if recorded == users::FailureRecorded::LockEngaged {
                 self.outbox.wake();
@@ -460,9 +464,9 @@ impl Services {
 
     async fn user_and_org(&self, actor: &Actor, user_input: &str) -> Result<(OrgRow, UserRow)> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
+        let user = resolve::user_seen(&mut c.as_conn(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
-        let org = orgs::get(&mut c.c(), &user.org_id)
+        let org = orgs::get(&mut c.as_conn(), &user.org_id)
             .await?
             .ok_or_else(|| ServiceError::Internal("user without org".into()))?;
         Ok((org, user))
@@ -481,7 +485,7 @@ impl Services {
 
     async fn set_active(&self, actor: &Actor, user_input: &str, active: bool) -> Result<bool> {
         let mut tx = self.db.begin().await?;
-        let user = resolve::user_seen_for_update(&mut tx.c(), actor, user_input).await?;
+        let user = resolve::user_seen_for_update(&mut tx.as_conn(), actor, user_input).await?;
         actor.check_org(&user.org_id)?;
         if actor.is_user(&user.id) && !active {
             return Err(ServiceError::Refused(
@@ -492,13 +496,13 @@ impl Services {
             return Ok(false);
         }
         let now = self.now_ms();
-        users::set_active(&mut tx.c(), &user.org_id, &user.id, active, now).await?;
+        users::set_active(&mut tx.as_conn(), &user.org_id, &user.id, active, now).await?;
         if !active {
-            sessions::delete_for_user(&mut tx.c(), &user.org_id, &user.id).await?;
-            verification::delete_challenges_of(&mut tx.c(), &user.org_id, &user.id).await?;
+            sessions::delete_for_user(&mut tx.as_conn(), &user.org_id, &user.id).await?;
+            verification::delete_challenges_of(&mut tx.as_conn(), &user.org_id, &user.id).await?;
         }
         audit::user_event(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             now,
             actor,
             &user,
@@ -521,13 +525,13 @@ impl Services {
     /// Clears a lockout (R-L5). Returns false when the user was not locked.
     pub async fn unlock(&self, actor: &Actor, user_input: &str) -> Result<bool> {
         let mut tx = self.db.begin().await?;
-        let user = resolve::user_seen_for_update(&mut tx.c(), actor, user_input).await?;
+        let user = resolve::user_seen_for_update(&mut tx.as_conn(), actor, user_input).await?;
         actor.check_org(&user.org_id)?;
         let now = self.now_ms();
-        let was_locked = users::unlock(&mut tx.c(), &user.org_id, &user.id, now).await?;
+        let was_locked = users::unlock(&mut tx.as_conn(), &user.org_id, &user.id, now).await?;
         if was_locked {
             audit::user_event(
-                &mut tx.c(),
+                &mut tx.as_conn(),
                 now,
                 actor,
                 &user,

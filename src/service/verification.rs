@@ -202,11 +202,12 @@ pub struct TotpStatus {
 impl Services {
     pub async fn challenge_info(&self, challenge: &ChallengeId) -> Result<Option<ChallengeInfo>> {
         let mut c = self.db.conn().await?;
-        let Some(ch) = store::get_challenge(&mut c.c(), &challenge.digest(), self.now_ms()).await?
+        let Some(ch) =
+            store::get_challenge(&mut c.as_conn(), &challenge.digest(), self.now_ms()).await?
         else {
             return Ok(None);
         };
-        let Some(user) = users::get(&mut c.c(), &ch.org_id, &ch.user_id).await? else {
+        let Some(user) = users::get(&mut c.as_conn(), &ch.org_id, &ch.user_id).await? else {
             return Ok(None);
         };
         Ok(Some(ChallengeInfo {
@@ -248,14 +249,16 @@ impl Services {
         let mut tx = self.db.begin().await?;
         let ch_digest = req.challenge.digest();
         // The user's row first, then the challenge's: the order a login takes them in.
-        let Some(peek) = store::get_challenge(&mut tx.c(), &ch_digest, now_ms).await? else {
+        let Some(peek) = store::get_challenge(&mut tx.as_conn(), &ch_digest, now_ms).await? else {
             return Ok(VerifyOutcome::Expired);
         };
-        let Some(user) = users::get_for_update(&mut tx.c(), &peek.org_id, &peek.user_id).await?
+        let Some(user) =
+            users::get_for_update(&mut tx.as_conn(), &peek.org_id, &peek.user_id).await?
         else {
             return Ok(VerifyOutcome::Expired);
         };
-        let Some(ch) = store::get_challenge_for_update(&mut tx.c(), &ch_digest, now_ms).await?
+        let Some(ch) =
+            store::get_challenge_for_update(&mut tx.as_conn(), &ch_digest, now_ms).await?
         else {
             return Ok(VerifyOutcome::Expired);
         };
@@ -267,7 +270,7 @@ impl Services {
             api_version: "",
             login_url: &req.login_url,
         };
-        let known = load_user(&mut tx.c(), user).await?;
+        let known = load_user(&mut tx.as_conn(), user).await?;
         let policy = policy_of(&known.org);
         let ctx = LoginContext {
             channel: Channel::Ui,
@@ -296,7 +299,9 @@ impl Services {
                             _ => false,
                         }
                     }
-                    Method::Totp => check_totp(&mut tx.c(), now, &known.user, &req.code).await?,
+                    Method::Totp => {
+                        check_totp(&mut tx.as_conn(), now, &known.user, &req.code).await?
+                    }
                 });
         if !right {
             let attempts_left = if elsewhere {
@@ -305,19 +310,19 @@ impl Services {
                 MAX_ATTEMPTS - ch.attempts - 1
             };
             if attempts_left <= 0 {
-                store::delete_challenge(&mut tx.c(), &ch_digest).await?;
+                store::delete_challenge(&mut tx.as_conn(), &ch_digest).await?;
             } else {
-                store::count_challenge_attempt(&mut tx.c(), &ch_digest).await?;
+                store::count_challenge_attempt(&mut tx.as_conn(), &ch_digest).await?;
             }
-            let recorded = count_failure(&mut tx.c(), now, &known.org, &known.user).await?;
+            let recorded = count_failure(&mut tx.as_conn(), now, &known.org, &known.user).await?;
             record_attempt(
-                &mut tx.c(),
+                &mut tx.as_conn(),
                 now_ms,
                 Some(&known.user),
                 &attempt(LoginStatus::VerificationFailed),
             )
             .await?;
-            self.count_address_failure(&mut tx.c(), req.source_ip)
+            self.count_address_failure(&mut tx.as_conn(), req.source_ip)
                 .await?;
             tx.commit().await?;
             if recorded == FailureRecorded::LockEngaged {
@@ -331,9 +336,9 @@ impl Services {
                 VerifyOutcome::WrongCode { attempts_left }
             });
         }
-        store::delete_challenge(&mut tx.c(), &ch_digest).await?;
+        store::delete_challenge(&mut tx.as_conn(), &ch_digest).await?;
         record_attempt(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             now_ms,
             Some(&known.user),
             &attempt(decision.status),
@@ -344,9 +349,9 @@ impl Services {
             tx.commit().await?;
             return Ok(VerifyOutcome::Refused(decision.status));
         };
-        users::record_success(&mut tx.c(), &known.org.id, &known.user.id, now_ms).await?;
+        users::record_success(&mut tx.as_conn(), &known.org.id, &known.user.id, now_ms).await?;
         let issued = create_session(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             now,
             &known,
             Channel::Ui,
@@ -359,7 +364,7 @@ impl Services {
         // sibling site) must not become verified.
         let browser = BrowserId::generate();
         store::insert_browser(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             &VerifiedBrowserRow {
                 digest: browser.digest_for(&known.user.id),
                 org_id: known.org.id.clone(),
@@ -381,27 +386,31 @@ impl Services {
     pub async fn verified_browsers(&self, actor: &Actor) -> Result<Vec<VerifiedBrowserRow>> {
         let (org_id, user_id) = actor.own()?;
         let mut c = self.db.conn().await?;
-        Ok(store::list_browsers(&mut c.c(), org_id, user_id).await?)
+        Ok(store::list_browsers(&mut c.as_conn(), org_id, user_id).await?)
     }
 
     /// Forgets every browser the user verified: the next login from each is challenged again.
     pub async fn forget_browsers(&self, actor: &Actor) -> Result<u64> {
         let (org_id, user_id) = actor.own()?;
         let mut c = self.db.conn().await?;
-        Ok(store::delete_browsers(&mut c.c(), org_id, user_id).await?)
+        Ok(store::delete_browsers(&mut c.as_conn(), org_id, user_id).await?)
     }
 
     pub async fn totp_status(&self, actor: &Actor, user_input: &str) -> Result<TotpStatus> {
         let mut c = self.db.conn().await?;
-        let user = resolve::user_seen(&mut c.c(), actor, user_input).await?;
+        let user = resolve::user_seen(&mut c.as_conn(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
-        let enrolled = store::get_totp(&mut c.c(), &user.org_id, &user.id)
+        let enrolled = store::get_totp(&mut c.as_conn(), &user.org_id, &user.id)
             .await?
             .is_some_and(|t| t.confirmed);
         Ok(TotpStatus {
             enrolled,
-            recovery_codes_left: store::count_recovery_codes(&mut c.c(), &user.org_id, &user.id)
-                .await?,
+            recovery_codes_left: store::count_recovery_codes(
+                &mut c.as_conn(),
+                &user.org_id,
+                &user.id,
+            )
+            .await?,
         })
     }
 
@@ -420,17 +429,17 @@ impl Services {
         let (org_id, user_id) = actor.own()?;
         {
             let mut c = self.db.conn().await?;
-            let user = resolve::user_seen(&mut c.c(), actor, user_id).await?;
-            let org = resolve::org(&mut c.c(), org_id).await?;
+            let user = resolve::user_seen(&mut c.as_conn(), actor, user_id).await?;
+            let org = resolve::org(&mut c.as_conn(), org_id).await?;
             drop(c);
             self.confirm_own_password(&org, &user, password).await?;
         }
         let mut tx = self.db.begin().await?;
         // Locked, so a confirmation running meanwhile sees either the old secret or the new.
-        let user = users::get_for_update(&mut tx.c(), org_id, user_id)
+        let user = users::get_for_update(&mut tx.as_conn(), org_id, user_id)
             .await?
             .ok_or_else(|| ServiceError::NotFound("no such user".into()))?;
-        if store::get_totp(&mut tx.c(), org_id, user_id)
+        if store::get_totp(&mut tx.as_conn(), org_id, user_id)
             .await?
             .is_some_and(|t| t.confirmed)
         {
@@ -440,7 +449,7 @@ impl Services {
         }
         let secret = rules::base32(&rules::totp_secret(&mut rand::rngs::OsRng));
         store::put_totp(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             &TotpRow {
                 org_id: org_id.into(),
                 user_id: user_id.into(),
@@ -469,10 +478,10 @@ impl Services {
     ) -> Result<Option<TotpEnrolment>> {
         let (org_id, user_id) = actor.own()?;
         let mut c = self.db.conn().await?;
-        let Some(user) = users::get(&mut c.c(), org_id, user_id).await? else {
+        let Some(user) = users::get(&mut c.as_conn(), org_id, user_id).await? else {
             return Ok(None);
         };
-        Ok(store::get_totp(&mut c.c(), org_id, user_id)
+        Ok(store::get_totp(&mut c.as_conn(), org_id, user_id)
             .await?
             .filter(|t| !t.confirmed && t.started_by.as_deref() == Some(session))
             .map(|t| TotpEnrolment {
@@ -492,10 +501,10 @@ impl Services {
         let (org_id, user_id) = actor.own()?;
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        let user = users::get_for_update(&mut tx.c(), org_id, user_id)
+        let user = users::get_for_update(&mut tx.as_conn(), org_id, user_id)
             .await?
             .ok_or_else(|| ServiceError::NotFound("no such user".into()))?;
-        let Some(factor) = store::get_totp(&mut tx.c(), org_id, user_id)
+        let Some(factor) = store::get_totp(&mut tx.as_conn(), org_id, user_id)
             .await?
             .filter(|t| !t.confirmed && t.started_by.as_deref() == Some(session))
         else {
@@ -512,14 +521,15 @@ impl Services {
                     .into(),
             ));
         };
-        store::use_totp_step(&mut tx.c(), org_id, user_id, step).await?;
+        store::use_totp_step(&mut tx.as_conn(), org_id, user_id, step).await?;
         let codes: Vec<String> = (0..rules::RECOVERY_CODES)
             .map(|_| rules::recovery_code(&mut rand::rngs::OsRng))
             .collect();
         let digests: Vec<String> = codes.iter().map(|c| recovery_digest(user_id, c)).collect();
-        store::replace_recovery_codes(&mut tx.c(), org_id, user_id, &digests, ms(now)).await?;
+        store::replace_recovery_codes(&mut tx.as_conn(), org_id, user_id, &digests, ms(now))
+            .await?;
         audit::user_event(
-            &mut tx.c(),
+            &mut tx.as_conn(),
             ms(now),
             actor,
             &user,
@@ -541,19 +551,19 @@ impl Services {
     ) -> Result<bool> {
         let user = {
             let mut c = self.db.conn().await?;
-            resolve::user_seen(&mut c.c(), actor, user_input).await?
+            resolve::user_seen(&mut c.as_conn(), actor, user_input).await?
         };
         actor.check_self_or_admin(&user.org_id, &user.id)?;
         let own = actor.is_user(&user.id);
         if own {
-            let org = resolve::org(&mut self.db.conn().await?.c(), &user.org_id).await?;
+            let org = resolve::org(&mut self.db.conn().await?.as_conn(), &user.org_id).await?;
             self.confirm_own_password(&org, &user, password).await?;
         }
         let mut tx = self.db.begin().await?;
-        let removed = store::delete_totp(&mut tx.c(), &user.org_id, &user.id).await?;
+        let removed = store::delete_totp(&mut tx.as_conn(), &user.org_id, &user.id).await?;
         if removed {
             audit::user_event(
-                &mut tx.c(),
+                &mut tx.as_conn(),
                 self.now_ms(),
                 actor,
                 &user,

@@ -1,11 +1,11 @@
 //! Failed logins per source address (see `domain::throttle`): one row per address key holding
 //! its current window, updated by single atomic statements so that every node shares the count.
 
-use super::{Conn, Result, exec, q};
+use super::{Conn, Result, exec, on_backend};
 
 /// The window an address is in: (window start, failures in it).
 pub async fn get(c: &mut Conn<'_>, address: &str) -> Result<Option<(i64, i64)>> {
-    Ok(q!(c, |e| sqlx::query_as::<_, (i64, i64)>(
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, (i64, i64)>(
         "SELECT window_start, failures FROM address_failures WHERE address = $1"
     )
     .bind(address)
@@ -30,7 +30,7 @@ pub async fn record_failure(
           refused = CASE WHEN address_failures.window_start <= $3 THEN 0 \
                          ELSE address_failures.refused END \
         RETURNING failures";
-    Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(sql)
+    Ok(on_backend!(c, |e| sqlx::query_scalar::<_, i64>(sql)
         .bind(address)
         .bind(now)
         .bind(expired_before)
@@ -68,7 +68,7 @@ pub async fn list(
     min_failures: i64,
     limit: i64,
 ) -> Result<Vec<AddressRow>> {
-    Ok(q!(c, |e| sqlx::query_as::<_, AddressRow>(
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, AddressRow>(
         "SELECT address, window_start, failures, refused FROM address_failures \
          WHERE window_start > $1 AND failures >= $2 \
          ORDER BY failures DESC, address LIMIT $3"

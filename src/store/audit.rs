@@ -1,6 +1,6 @@
 //! The setup audit trail (R-M4).
 
-use super::{Conn, Result, exec, q};
+use super::{Conn, Result, exec, on_backend};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {
@@ -36,7 +36,7 @@ pub async fn insert(c: &mut Conn<'_>, r: &AuditRow) -> Result<()> {
 pub async fn list(c: &mut Conn<'_>, org_id: &str, limit: i64) -> Result<Vec<AuditRow>> {
     let sql = "SELECT id, org_id, created_at, actor, action, section, display, target_id \
         FROM audit_trail WHERE org_id = $1 ORDER BY created_at DESC, seq DESC LIMIT $2";
-    Ok(q!(c, |e| sqlx::query_as::<_, AuditRow>(sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, AuditRow>(sql)
         .bind(org_id)
         .bind(limit)
         .fetch_all(e)

@@ -1,6 +1,6 @@
 //! Login history (R-L9): one row per attempt.
 
-use super::{Conn, Result, exec, q};
+use super::{Conn, Result, exec, on_backend};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LoginHistoryRow {
@@ -133,7 +133,7 @@ pub async fn list(c: &mut Conn<'_>, f: &Filter) -> Result<Vec<LoginHistoryView>>
         WHERE {clause} ORDER BY h.login_at DESC, h.seq DESC LIMIT ${}",
         binds.len() + 1
     );
-    Ok(q!(c, |e| bind_all!(
+    Ok(on_backend!(c, |e| bind_all!(
         sqlx::query_as::<_, LoginHistoryView>(&sql),
         &binds
     )
@@ -150,7 +150,7 @@ pub async fn per_hour(c: &mut Conn<'_>, f: &Filter) -> Result<Vec<(i64, bool, i6
         "SELECT (h.login_at / 3600000) * 3600000 AS hour, h.status = 'Success' AS ok, \
          COUNT(*) AS n FROM login_history h WHERE {clause} GROUP BY 1, 2 ORDER BY 1"
     );
-    Ok(q!(c, |e| bind_all!(
+    Ok(on_backend!(c, |e| bind_all!(
         sqlx::query_as::<_, (i64, bool, i64)>(&sql),
         &binds
     )

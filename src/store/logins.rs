@@ -69,7 +69,7 @@ pub async fn record_success_if_unchanged(
     let _turn = db.writer_turn().await;
     let mut pooled = db.conn().await?;
     let mut state_unknown = false;
-    let result = match pooled.c() {
+    let result = match pooled.as_conn() {
         Conn::Postgres(e) => {
             // One statement, so one round trip and atomic by itself: the inserts take their
             // one row from the update, and take none when the guard matched nothing.

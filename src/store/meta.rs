@@ -1,6 +1,6 @@
 //! Deployment-wide flags, such as "this database has been bootstrapped".
 
-use super::{Conn, Result, exec, q};
+use super::{Conn, Result, exec, on_backend};
 
 /// Sets the key if it is not set yet; true when this call set it. Several nodes starting on an
 /// empty database race here, and exactly one wins.
@@ -11,7 +11,7 @@ pub async fn claim(c: &mut Conn<'_>, key: &str, value: &str) -> Result<bool> {
 }
 
 pub async fn get(c: &mut Conn<'_>, key: &str) -> Result<Option<String>> {
-    Ok(q!(c, |e| sqlx::query_scalar::<_, String>(
+    Ok(on_backend!(c, |e| sqlx::query_scalar::<_, String>(
         "SELECT value FROM meta WHERE key = $1"
     )
     .bind(key)

@@ -226,9 +226,30 @@ pub enum Conn<'c> {
     Postgres(&'c mut PgConnection),
 }
 
+impl Conn<'_> {
+    /// The lock a read takes for a transaction that will write the row: PostgreSQL's
+    /// `FOR UPDATE`; nothing on SQLite, whose write transaction already excludes every other
+    /// writer.
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self {
+            Conn::Sqlite(_) => "",
+            Conn::Postgres(_) => "FOR UPDATE",
+        }
+    }
+
+    /// [`Conn::for_update`], passing over rows another transaction holds, so that several
+    /// nodes each claim different rows.
+    pub(crate) fn for_update_skip_locked(&self) -> &'static str {
+        match self {
+            Conn::Sqlite(_) => "",
+            Conn::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
 /// Runs the same query text on whichever backend `$c` (a `&mut Conn`) is; `$e` is the
 /// backend's `&mut Connection` inside `$body`, and both arms must produce the same type.
-macro_rules! q {
+macro_rules! on_backend {
     ($c:expr, |$e:ident| $body:expr) => {
         match $c {
             $crate::store::Conn::Sqlite($e) => {
@@ -242,7 +263,7 @@ macro_rules! q {
         }
     };
 }
-pub(crate) use q;
+pub(crate) use on_backend;
 
 /// A row struct from columns selected with a prefix in a join (`o_id`, `o_name`, …), where
 /// the derived `FromRow`, which reads columns by their own names, cannot tell them apart.
@@ -285,15 +306,6 @@ pub(crate) fn aliased(alias: &str, columns: &str, prefix: &str) -> String {
         .join(", ")
 }
 
-/// The lock a read takes for a transaction that will write the row: PostgreSQL's
-/// `FOR UPDATE`; nothing on SQLite, whose write transaction already excludes every other writer.
-pub(crate) fn for_update(c: &Conn<'_>) -> &'static str {
-    match c {
-        Conn::Sqlite(_) => "",
-        Conn::Postgres(_) => "FOR UPDATE",
-    }
-}
-
 /// An id no row has (`!` is not base62): the key of the statements an attempt without a user
 /// runs, and the org of the decoy rows, so that it makes the same round trips as one with a
 /// user (R-L4).
@@ -302,7 +314,7 @@ pub const NO_ID: &str = "00000000000!!!!";
 /// Executes one statement with its bound values on either backend; the rows it affected.
 macro_rules! exec {
     ($c:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
-        $crate::store::q!($c, |e| sqlx::query($sql)
+        $crate::store::on_backend!($c, |e| sqlx::query($sql)
             $(.bind($bind))*
             .execute(e)
             .await
@@ -317,7 +329,7 @@ pub enum Pooled {
 }
 
 impl Pooled {
-    pub fn c(&mut self) -> Conn<'_> {
+    pub fn as_conn(&mut self) -> Conn<'_> {
         match self {
             Pooled::Sqlite(c) => Conn::Sqlite(&mut *c),
             Pooled::Postgres(c) => Conn::Postgres(&mut *c),
@@ -346,7 +358,7 @@ pub enum Tx {
 }
 
 impl Tx {
-    pub fn c(&mut self) -> Conn<'_> {
+    pub fn as_conn(&mut self) -> Conn<'_> {
         match self {
             Tx::Sqlite(t, _) => Conn::Sqlite(&mut *t),
             Tx::Postgres(t) => Conn::Postgres(&mut *t),
@@ -479,7 +491,10 @@ impl Db {
         if !exists {
             return Ok(None);
         }
-        Ok(q!(&mut c.c(), |e| sqlx::query_scalar::<_, Option<i64>>(
+        Ok(on_backend!(&mut c.as_conn(), |e| sqlx::query_scalar::<
+            _,
+            Option<i64>,
+        >(
             "SELECT MAX(version) FROM _sqlx_migrations WHERE success"
         )
         .fetch_one(e)
@@ -526,7 +541,7 @@ impl Db {
     /// Is the database answering? (`/healthz`)
     pub async fn ping(&self) -> Result<()> {
         let mut c = self.conn().await?;
-        exec!(&mut c.c(), "SELECT 1")?;
+        exec!(&mut c.as_conn(), "SELECT 1")?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! OAuth clients (connected apps). The consumer secret is stored as a digest.
 
-use super::{Conn, Result, exec, q};
+use super::{Conn, Result, exec, on_backend};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OAuthClientRow {
@@ -41,10 +41,12 @@ pub async fn insert(c: &mut Conn<'_>, r: &OAuthClientRow) -> Result<()> {
 
 pub async fn list(c: &mut Conn<'_>, org_id: &str) -> Result<Vec<OAuthClientRow>> {
     let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE org_id = $1 ORDER BY created_at");
-    Ok(q!(c, |e| sqlx::query_as::<_, OAuthClientRow>(&sql)
-        .bind(org_id)
-        .fetch_all(e)
-        .await)?)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, OAuthClientRow>(
+        &sql
+    )
+    .bind(org_id)
+    .fetch_all(e)
+    .await)?)
 }
 
 /// The client with this consumer key (the OAuth `client_id`), in any org: a token request
@@ -54,28 +56,34 @@ pub async fn find_by_client_id(
     client_id: &str,
 ) -> Result<Option<OAuthClientRow>> {
     let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE client_id = $1");
-    Ok(q!(c, |e| sqlx::query_as::<_, OAuthClientRow>(&sql)
-        .bind(client_id)
-        .fetch_optional(e)
-        .await)?)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, OAuthClientRow>(
+        &sql
+    )
+    .bind(client_id)
+    .fetch_optional(e)
+    .await)?)
 }
 
 pub async fn get(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<Option<OAuthClientRow>> {
     let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE org_id = $1 AND id = $2");
-    Ok(q!(c, |e| sqlx::query_as::<_, OAuthClientRow>(&sql)
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(e)
-        .await)?)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, OAuthClientRow>(
+        &sql
+    )
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(e)
+    .await)?)
 }
 
 /// The client with this id, whatever its org (the caller checks who may see it).
 pub async fn get_any_org(c: &mut Conn<'_>, id: &str) -> Result<Option<OAuthClientRow>> {
     let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE id = $1");
-    Ok(q!(c, |e| sqlx::query_as::<_, OAuthClientRow>(&sql)
-        .bind(id)
-        .fetch_optional(e)
-        .await)?)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, OAuthClientRow>(
+        &sql
+    )
+    .bind(id)
+    .fetch_optional(e)
+    .await)?)
 }
 
 /// The client row, locked until the transaction ends (see `users::get_for_update`).
@@ -84,13 +92,15 @@ pub async fn get_for_update(
     org_id: &str,
     id: &str,
 ) -> Result<Option<OAuthClientRow>> {
-    let lock = super::for_update(c);
+    let lock = c.for_update();
     let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE org_id = $1 AND id = $2 {lock}");
-    Ok(q!(c, |e| sqlx::query_as::<_, OAuthClientRow>(&sql)
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(e)
-        .await)?)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, OAuthClientRow>(
+        &sql
+    )
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(e)
+    .await)?)
 }
 
 /// Replaces the client's secret (its digest): the old secret is refused from now on.

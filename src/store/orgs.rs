@@ -1,6 +1,6 @@
 //! Orgs and their policy.
 
-use super::{Conn, Result, exec, prefixed, q, row_decoder};
+use super::{Conn, Result, exec, on_backend, prefixed, row_decoder};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgRow {
@@ -49,7 +49,7 @@ pub async fn insert(c: &mut Conn<'_>, org: &OrgRow) -> Result<()> {
 
 pub async fn get(c: &mut Conn<'_>, id: &str) -> Result<Option<OrgRow>> {
     let sql = format!("SELECT {COLUMNS} FROM orgs WHERE id = $1");
-    Ok(q!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
         .bind(id)
         .fetch_optional(e)
         .await)?)
@@ -57,9 +57,9 @@ pub async fn get(c: &mut Conn<'_>, id: &str) -> Result<Option<OrgRow>> {
 
 /// The org row, locked until the transaction ends (see `users::get_for_update`).
 pub async fn get_for_update(c: &mut Conn<'_>, id: &str) -> Result<Option<OrgRow>> {
-    let lock = super::for_update(c);
+    let lock = c.for_update();
     let sql = format!("SELECT {COLUMNS} FROM orgs WHERE id = $1 {lock}");
-    Ok(q!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
         .bind(id)
         .fetch_optional(e)
         .await)?)
@@ -68,7 +68,7 @@ pub async fn get_for_update(c: &mut Conn<'_>, id: &str) -> Result<Option<OrgRow>
 /// Org names are unique regardless of case.
 pub async fn find_by_name(c: &mut Conn<'_>, name: &str) -> Result<Option<OrgRow>> {
     let sql = format!("SELECT {COLUMNS} FROM orgs WHERE name_key = $1");
-    Ok(q!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
         .bind(name.to_lowercase())
         .fetch_optional(e)
         .await)?)
@@ -76,13 +76,13 @@ pub async fn find_by_name(c: &mut Conn<'_>, name: &str) -> Result<Option<OrgRow>
 
 pub async fn list(c: &mut Conn<'_>) -> Result<Vec<OrgRow>> {
     let sql = format!("SELECT {COLUMNS} FROM orgs ORDER BY created_at, name_key");
-    Ok(q!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, OrgRow>(&sql)
         .fetch_all(e)
         .await)?)
 }
 
 pub async fn count(c: &mut Conn<'_>) -> Result<i64> {
-    Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(
+    Ok(on_backend!(c, |e| sqlx::query_scalar::<_, i64>(
         "SELECT COUNT(*) FROM orgs"
     )
     .fetch_one(e)

@@ -3,7 +3,7 @@
 //! `FOR UPDATE SKIP LOCKED`, so nodes never claim the same row); a crash leaves the lease to
 //! expire and another worker retries. Delivery is at-least-once.
 
-use super::{Conn, Result, exec, q};
+use super::{Conn, Result, exec, on_backend};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxRow {
@@ -59,10 +59,7 @@ pub async fn claim_due(
     lease_ms: i64,
     limit: i64,
 ) -> Result<Vec<OutboxRow>> {
-    let lock = match c {
-        Conn::Sqlite(_) => "",
-        Conn::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-    };
+    let lock = c.for_update_skip_locked();
     let sql = format!(
         "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
          (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
@@ -70,7 +67,7 @@ pub async fn claim_due(
           ORDER BY seq LIMIT $3 {lock}) \
          RETURNING {COLUMNS}"
     );
-    let mut rows = q!(c, |e| sqlx::query_as::<_, OutboxRow>(&sql)
+    let mut rows = on_backend!(c, |e| sqlx::query_as::<_, OutboxRow>(&sql)
         .bind(now + lease_ms)
         .bind(now)
         .bind(limit)
@@ -101,7 +98,7 @@ pub async fn mark_failed(
         status = CASE WHEN attempts >= $4 THEN 'dead' ELSE 'queued' END, \
         secret = CASE WHEN attempts >= $4 THEN NULL ELSE secret END \
         WHERE id = $1 RETURNING status";
-    let status = q!(c, |e| sqlx::query_scalar::<_, String>(sql)
+    let status = on_backend!(c, |e| sqlx::query_scalar::<_, String>(sql)
         .bind(id)
         .bind(error)
         .bind(retry_at)
@@ -113,7 +110,7 @@ pub async fn mark_failed(
 
 pub async fn get(c: &mut Conn<'_>, id: &str) -> Result<Option<OutboxRow>> {
     let sql = format!("SELECT {COLUMNS} FROM outbox WHERE id = $1");
-    Ok(q!(c, |e| sqlx::query_as::<_, OutboxRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, OutboxRow>(&sql)
         .bind(id)
         .fetch_optional(e)
         .await)?)
@@ -125,7 +122,7 @@ pub async fn list(c: &mut Conn<'_>, to: Option<&str>, limit: i64) -> Result<Vec<
         "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR lower(to_addr) = lower($1)) \
          ORDER BY seq DESC LIMIT $2"
     );
-    let mut rows = q!(c, |e| sqlx::query_as::<_, OutboxRow>(&sql)
+    let mut rows = on_backend!(c, |e| sqlx::query_as::<_, OutboxRow>(&sql)
         .bind(to)
         .bind(limit)
         .fetch_all(e)
@@ -136,7 +133,7 @@ pub async fn list(c: &mut Conn<'_>, to: Option<&str>, limit: i64) -> Result<Vec<
 
 /// Messages not yet delivered (queued or leased): the backlog.
 pub async fn backlog(c: &mut Conn<'_>) -> Result<i64> {
-    Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(
+    Ok(on_backend!(c, |e| sqlx::query_scalar::<_, i64>(
         "SELECT COUNT(*) FROM outbox WHERE status = 'queued'"
     )
     .fetch_one(e)
@@ -145,7 +142,7 @@ pub async fn backlog(c: &mut Conn<'_>) -> Result<i64> {
 
 /// The earliest time a queued message becomes due (the worker sleeps until then).
 pub async fn next_due(c: &mut Conn<'_>) -> Result<Option<i64>> {
-    Ok(q!(c, |e| sqlx::query_scalar::<_, Option<i64>>(
+    Ok(on_backend!(c, |e| sqlx::query_scalar::<_, Option<i64>>(
         "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at \
          THEN lease_until ELSE next_attempt_at END) FROM outbox WHERE status = 'queued'"
     )
@@ -164,7 +161,7 @@ pub async fn list_for_org(
         "SELECT {COLUMNS} FROM outbox WHERE org_id = $1 AND ($2 IS NULL OR status = $2) \
          ORDER BY seq DESC LIMIT $3"
     );
-    Ok(q!(c, |e| sqlx::query_as::<_, OutboxRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, OutboxRow>(&sql)
         .bind(org_id)
         .bind(status)
         .bind(limit)

@@ -1,6 +1,6 @@
 //! Profiles and their permissions.
 
-use super::{Conn, Result, exec, prefixed, q, row_decoder};
+use super::{Conn, Result, exec, on_backend, prefixed, row_decoder};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProfileRow {
@@ -41,7 +41,7 @@ pub async fn insert(c: &mut Conn<'_>, p: &ProfileRow) -> Result<()> {
 
 pub async fn get(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<Option<ProfileRow>> {
     let sql = format!("SELECT {COLUMNS} FROM profiles WHERE org_id = $1 AND id = $2");
-    Ok(q!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
         .bind(org_id)
         .bind(id)
         .fetch_optional(e)
@@ -54,9 +54,9 @@ pub async fn get_for_update(
     org_id: &str,
     id: &str,
 ) -> Result<Option<ProfileRow>> {
-    let lock = super::for_update(c);
+    let lock = c.for_update();
     let sql = format!("SELECT {COLUMNS} FROM profiles WHERE org_id = $1 AND id = $2 {lock}");
-    Ok(q!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
         .bind(org_id)
         .bind(id)
         .fetch_optional(e)
@@ -69,7 +69,7 @@ pub async fn find_by_name(
     name: &str,
 ) -> Result<Option<ProfileRow>> {
     let sql = format!("SELECT {COLUMNS} FROM profiles WHERE org_id = $1 AND name_key = $2");
-    Ok(q!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
         .bind(org_id)
         .bind(name.to_lowercase())
         .fetch_optional(e)
@@ -78,7 +78,7 @@ pub async fn find_by_name(
 
 pub async fn list(c: &mut Conn<'_>, org_id: &str) -> Result<Vec<ProfileRow>> {
     let sql = format!("SELECT {COLUMNS} FROM profiles WHERE org_id = $1 ORDER BY name_key");
-    Ok(q!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, ProfileRow>(&sql)
         .bind(org_id)
         .fetch_all(e)
         .await)?)
@@ -106,7 +106,7 @@ pub async fn update_permissions(c: &mut Conn<'_>, p: &ProfileRow) -> Result<()> 
 pub async fn count_active_admins(c: &mut Conn<'_>, org_id: &str) -> Result<i64> {
     let sql = "SELECT COUNT(*) FROM users u JOIN profiles p ON p.org_id = u.org_id AND p.id = u.profile_id \
         WHERE u.org_id = $1 AND u.active AND p.manage_users";
-    Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(sql)
+    Ok(on_backend!(c, |e| sqlx::query_scalar::<_, i64>(sql)
         .bind(org_id)
         .fetch_one(e)
         .await)?)

@@ -1,6 +1,6 @@
 //! IP ranges: an org's trusted ranges (`profile_id` NULL) and a profile's login ranges.
 
-use super::{Conn, Result, exec, q, row_decoder};
+use super::{Conn, Result, exec, on_backend, row_decoder};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IpRangeRow {
@@ -45,7 +45,7 @@ pub async fn list(
                 "SELECT {COLUMNS} FROM ip_ranges WHERE org_id = $1 AND profile_id IS NULL \
                  ORDER BY created_at, id"
             );
-            q!(c, |e| sqlx::query_as::<_, IpRangeRow>(&sql)
+            on_backend!(c, |e| sqlx::query_as::<_, IpRangeRow>(&sql)
                 .bind(org_id)
                 .fetch_all(e)
                 .await)?
@@ -55,7 +55,7 @@ pub async fn list(
                 "SELECT {COLUMNS} FROM ip_ranges WHERE org_id = $1 AND profile_id = $2 \
                  ORDER BY created_at, id"
             );
-            q!(c, |e| sqlx::query_as::<_, IpRangeRow>(&sql)
+            on_backend!(c, |e| sqlx::query_as::<_, IpRangeRow>(&sql)
                 .bind(org_id)
                 .bind(p)
                 .fetch_all(e)
@@ -76,7 +76,7 @@ pub async fn list_for_login(
         "SELECT {COLUMNS} FROM ip_ranges WHERE org_id = $1 \
          AND (profile_id IS NULL OR profile_id = $2) ORDER BY created_at, id"
     );
-    Ok(q!(c, |e| sqlx::query_as::<_, IpRangeRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, IpRangeRow>(&sql)
         .bind(org_id)
         .bind(profile_id)
         .fetch_all(e)

@@ -3,7 +3,7 @@
 
 use super::orgs::{self, OrgRow};
 use super::users::{self, UserRow};
-use super::{Conn, Result, aliased, exec, prefixed, q, row_decoder};
+use super::{Conn, Result, aliased, exec, on_backend, prefixed, row_decoder};
 use sqlx::FromRow;
 use std::sync::LazyLock;
 
@@ -105,7 +105,7 @@ pub async fn get_live_with_user(
             aliased("o", orgs::COLUMNS, "o_"),
         )
     });
-    Ok(q!(c, |e| sqlx::query(&SQL)
+    Ok(on_backend!(c, |e| sqlx::query(&SQL)
         .bind(digest)
         .bind(now)
         .fetch_optional(e)
@@ -195,10 +195,12 @@ pub async fn insert_refresh(c: &mut Conn<'_>, r: &RefreshTokenRow) -> Result<()>
 pub async fn get_refresh(c: &mut Conn<'_>, digest: &str) -> Result<Option<RefreshTokenRow>> {
     let sql = "SELECT digest, org_id, user_id, oauth_client_id, created_at, last_used_at \
         FROM refresh_tokens WHERE digest = $1";
-    Ok(q!(c, |e| sqlx::query_as::<_, RefreshTokenRow>(sql)
-        .bind(digest)
-        .fetch_optional(e)
-        .await)?)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, RefreshTokenRow>(
+        sql
+    )
+    .bind(digest)
+    .fetch_optional(e)
+    .await)?)
 }
 
 /// The refresh token, locked until the transaction ends (PostgreSQL `FOR UPDATE`; SQLite's
@@ -208,15 +210,17 @@ pub async fn get_refresh_for_update(
     c: &mut Conn<'_>,
     digest: &str,
 ) -> Result<Option<RefreshTokenRow>> {
-    let lock = super::for_update(c);
+    let lock = c.for_update();
     let sql = format!(
         "SELECT digest, org_id, user_id, oauth_client_id, created_at, last_used_at \
          FROM refresh_tokens WHERE digest = $1 {lock}"
     );
-    Ok(q!(c, |e| sqlx::query_as::<_, RefreshTokenRow>(&sql)
-        .bind(digest)
-        .fetch_optional(e)
-        .await)?)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, RefreshTokenRow>(
+        &sql
+    )
+    .bind(digest)
+    .fetch_optional(e)
+    .await)?)
 }
 
 pub async fn touch_refresh(c: &mut Conn<'_>, digest: &str, now: i64) -> Result<()> {
@@ -245,7 +249,7 @@ pub async fn list_for_user(
         "SELECT {COLUMNS} FROM sessions WHERE org_id = $1 AND user_id = $2 AND expires_at > $3 \
          ORDER BY created_at DESC"
     );
-    Ok(q!(c, |e| sqlx::query_as::<_, SessionRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, SessionRow>(&sql)
         .bind(org_id)
         .bind(user_id)
         .bind(now)
@@ -273,7 +277,7 @@ pub enum Which<'a> {
 /// sessions, as `delete_refresh` does.
 pub async fn end(c: &mut Conn<'_>, digest: &str, which: Which<'_>) -> Result<bool> {
     let sql = "SELECT org_id, user_id, refresh_digest, login_type FROM sessions WHERE digest = $1";
-    let found = q!(c, |e| {
+    let found = on_backend!(c, |e| {
         sqlx::query_as::<_, (String, String, Option<String>, String)>(sql)
             .bind(digest)
             .fetch_optional(e)
@@ -321,11 +325,13 @@ pub async fn list_refresh_for_user(
         r.created_at, r.last_used_at FROM refresh_tokens r \
         LEFT JOIN oauth_clients c ON c.org_id = r.org_id AND c.id = r.oauth_client_id \
         WHERE r.org_id = $1 AND r.user_id = $2 ORDER BY r.created_at DESC";
-    Ok(q!(c, |e| sqlx::query_as::<_, RefreshTokenEntry>(sql)
-        .bind(org_id)
-        .bind(user_id)
-        .fetch_all(e)
-        .await)?)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, RefreshTokenEntry>(
+        sql
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .fetch_all(e)
+    .await)?)
 }
 
 /// Revokes one refresh token of a user, and every access token issued with it. True when it
@@ -338,7 +344,7 @@ pub async fn delete_refresh_of_user(
 ) -> Result<bool> {
     let sql =
         "SELECT digest FROM refresh_tokens WHERE digest = $1 AND org_id = $2 AND user_id = $3";
-    let found = q!(c, |e| sqlx::query_scalar::<_, String>(sql)
+    let found = on_backend!(c, |e| sqlx::query_scalar::<_, String>(sql)
         .bind(digest)
         .bind(org_id)
         .bind(user_id)

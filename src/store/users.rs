@@ -4,7 +4,7 @@
 use super::orgs::{self, OrgRow};
 use super::profiles::{self, ProfileRow};
 use super::ranges::{self, IpRangeRow};
-use super::{Conn, Result, StoreError, aliased, exec, q, row_decoder};
+use super::{Conn, Result, StoreError, aliased, exec, on_backend, row_decoder};
 use sqlx::FromRow;
 use std::sync::LazyLock;
 
@@ -72,7 +72,7 @@ pub async fn insert(c: &mut Conn<'_>, u: &UserRow) -> Result<()> {
 
 /// Looks a username up across all orgs: the one cross-org query.
 pub async fn find_by_username(c: &mut Conn<'_>, username: &str) -> Result<Option<UserRow>> {
-    let owner = q!(c, |e| sqlx::query_as::<_, (String, String)>(
+    let owner = on_backend!(c, |e| sqlx::query_as::<_, (String, String)>(
         "SELECT org_id, user_id FROM usernames WHERE username = $1"
     )
     .bind(username)
@@ -134,7 +134,7 @@ pub async fn find_for_login(
             aliased("r", ranges::COLUMNS, "r_"),
         )
     });
-    Ok(q!(c, |e| sqlx::query(&SQL)
+    Ok(on_backend!(c, |e| sqlx::query(&SQL)
         .bind(username)
         .bind(address)
         .fetch_all(e)
@@ -175,7 +175,7 @@ fn decode_for_login(rows: &[R]) -> LoginLookup {
 
 pub async fn get(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<Option<UserRow>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE org_id = $1 AND id = $2");
-    Ok(q!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
         .bind(org_id)
         .bind(id)
         .fetch_optional(e)
@@ -195,9 +195,9 @@ async fn get_for_update_in(
     org_id: &str,
     id: &str,
 ) -> Result<Option<UserRow>> {
-    let lock = super::for_update(c);
+    let lock = c.for_update();
     let sql = format!("SELECT {COLUMNS} FROM {table} WHERE org_id = $1 AND id = $2 {lock}");
-    Ok(q!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
         .bind(org_id)
         .bind(id)
         .fetch_optional(e)
@@ -207,7 +207,7 @@ async fn get_for_update_in(
 /// A user by id when the org is not known yet (CLI input); ids are unique across orgs.
 pub async fn get_any_org(c: &mut Conn<'_>, id: &str) -> Result<Option<UserRow>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    Ok(q!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
         .bind(id)
         .fetch_optional(e)
         .await)?)
@@ -215,7 +215,7 @@ pub async fn get_any_org(c: &mut Conn<'_>, id: &str) -> Result<Option<UserRow>> 
 
 pub async fn list(c: &mut Conn<'_>, org_id: &str) -> Result<Vec<UserRow>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE org_id = $1 ORDER BY username");
-    Ok(q!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
         .bind(org_id)
         .fetch_all(e)
         .await)?)
@@ -245,7 +245,7 @@ pub async fn search(
          OR lower(first_name || ' ' || last_name) LIKE $3 ESCAPE '\\') \
          ORDER BY username LIMIT $4"
     );
-    Ok(q!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, UserRow>(&sql)
         .bind(org_id)
         .bind(after)
         .bind(&pattern)
@@ -294,7 +294,7 @@ pub async fn recent_password_hashes(
 ) -> Result<Vec<String>> {
     let sql = "SELECT password_hash FROM password_history WHERE org_id = $1 AND user_id = $2 \
         ORDER BY id DESC LIMIT $3";
-    Ok(q!(c, |e| sqlx::query_scalar::<_, String>(sql)
+    Ok(on_backend!(c, |e| sqlx::query_scalar::<_, String>(sql)
         .bind(org_id)
         .bind(id)
         .bind(n)
@@ -343,7 +343,7 @@ pub async fn set_token(
 
 /// How many tokens a user has been issued (for `user show`).
 pub async fn token_count(c: &mut Conn<'_>, org_id: &str, id: &str) -> Result<i64> {
-    Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(
+    Ok(on_backend!(c, |e| sqlx::query_scalar::<_, i64>(
         "SELECT COUNT(*) FROM token_history WHERE org_id = $1 AND user_id = $2"
     )
     .bind(org_id)
@@ -418,7 +418,7 @@ async fn record_failure_in(
         WHERE org_id = $1 AND id = $2 AND (locked_until IS NULL OR locked_until <= $5) \
         RETURNING failed_logins, locked_until"
     );
-    let row = q!(c, |e| sqlx::query_as::<_, (i64, Option<i64>)>(&sql)
+    let row = on_backend!(c, |e| sqlx::query_as::<_, (i64, Option<i64>)>(&sql)
         .bind(org_id)
         .bind(id)
         .bind(max_attempts)
@@ -460,7 +460,7 @@ pub async fn rewrite_unchanged(c: &mut Conn<'_>, org_id: &str, id: &str) -> Resu
                                ELSE locked_until END \
         WHERE org_id = $1 AND id = $2 \
         RETURNING failed_logins, locked_until";
-    q!(c, |e| sqlx::query_as::<_, (i64, Option<i64>)>(sql)
+    on_backend!(c, |e| sqlx::query_as::<_, (i64, Option<i64>)>(sql)
         .bind(org_id)
         .bind(id)
         .bind(0_i64)

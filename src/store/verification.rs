@@ -1,7 +1,7 @@
 //! Identity verification for the web UI (R-U1, R-U2): verified browsers, pending challenges,
 //! TOTP authenticators and recovery codes. Everything a browser holds is stored as a digest.
 
-use super::{Conn, Result, exec, q};
+use super::{Conn, Result, exec, on_backend};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VerifiedBrowserRow {
@@ -40,7 +40,7 @@ pub async fn browser_verified(
 ) -> Result<bool> {
     let sql = "SELECT COUNT(*) FROM verified_browsers \
         WHERE digest = $1 AND org_id = $2 AND user_id = $3";
-    Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(sql)
+    Ok(on_backend!(c, |e| sqlx::query_scalar::<_, i64>(sql)
         .bind(digest)
         .bind(org_id)
         .bind(user_id)
@@ -56,11 +56,13 @@ pub async fn list_browsers(
 ) -> Result<Vec<VerifiedBrowserRow>> {
     let sql = "SELECT digest, org_id, user_id, source_ip, user_agent, created_at, last_used_at \
         FROM verified_browsers WHERE org_id = $1 AND user_id = $2 ORDER BY last_used_at DESC";
-    Ok(q!(c, |e| sqlx::query_as::<_, VerifiedBrowserRow>(sql)
-        .bind(org_id)
-        .bind(user_id)
-        .fetch_all(e)
-        .await)?)
+    Ok(on_backend!(c, |e| {
+        sqlx::query_as::<_, VerifiedBrowserRow>(sql)
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_all(e)
+            .await
+    })?)
 }
 
 /// Forgets every verified browser of a user (password reset by an admin, "forget my browsers").
@@ -111,11 +113,13 @@ pub async fn get_challenge(
     digest: &str,
     now: i64,
 ) -> Result<Option<ChallengeRow>> {
-    Ok(q!(c, |e| sqlx::query_as::<_, ChallengeRow>(CHALLENGE)
-        .bind(digest)
-        .bind(now)
-        .fetch_optional(e)
-        .await)?)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, ChallengeRow>(
+        CHALLENGE
+    )
+    .bind(digest)
+    .bind(now)
+    .fetch_optional(e)
+    .await)?)
 }
 
 /// The live challenge with this digest, locked for the attempt (PostgreSQL; SQLite's write
@@ -126,11 +130,8 @@ pub async fn get_challenge_for_update(
     digest: &str,
     now: i64,
 ) -> Result<Option<ChallengeRow>> {
-    let sql = match c {
-        Conn::Postgres(_) => format!("{CHALLENGE} FOR UPDATE"),
-        Conn::Sqlite(_) => CHALLENGE.to_string(),
-    };
-    Ok(q!(c, |e| sqlx::query_as::<_, ChallengeRow>(&sql)
+    let sql = format!("{CHALLENGE} {}", c.for_update());
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, ChallengeRow>(&sql)
         .bind(digest)
         .bind(now)
         .fetch_optional(e)
@@ -180,7 +181,7 @@ pub struct TotpRow {
 pub async fn get_totp(c: &mut Conn<'_>, org_id: &str, user_id: &str) -> Result<Option<TotpRow>> {
     let base = "SELECT org_id, user_id, secret, confirmed, last_step, created_at, started_by \
         FROM totp_factors WHERE org_id = $1 AND user_id = $2";
-    Ok(q!(c, |e| sqlx::query_as::<_, TotpRow>(base)
+    Ok(on_backend!(c, |e| sqlx::query_as::<_, TotpRow>(base)
         .bind(org_id)
         .bind(user_id)
         .fetch_optional(e)
@@ -257,7 +258,7 @@ pub async fn use_recovery_code(
 
 pub async fn count_recovery_codes(c: &mut Conn<'_>, org_id: &str, user_id: &str) -> Result<i64> {
     let sql = "SELECT COUNT(*) FROM recovery_codes WHERE org_id = $1 AND user_id = $2";
-    Ok(q!(c, |e| sqlx::query_scalar::<_, i64>(sql)
+    Ok(on_backend!(c, |e| sqlx::query_scalar::<_, i64>(sql)
         .bind(org_id)
         .bind(user_id)
         .fetch_one(e)

@@ -64,13 +64,13 @@ pub async fn seed(a: SeedHistoryArgs) -> anyhow::Result<()> {
     let services = a.store.store.open().await?;
     let (org_id, user_id, others) = {
         let mut c = services.db.conn().await?;
-        let org = keyward::store::orgs::find_by_name(&mut c.c(), &a.store.store.org)
+        let org = keyward::store::orgs::find_by_name(&mut c.as_conn(), &a.store.store.org)
             .await?
             .context("no such org: run keyward-bench seed first")?;
-        let user = keyward::store::users::find_by_username(&mut c.c(), &a.store.user)
+        let user = keyward::store::users::find_by_username(&mut c.as_conn(), &a.store.user)
             .await?
             .context("no such user")?;
-        let others = user_ids(&mut c.c(), &org.id).await?;
+        let others = user_ids(&mut c.as_conn(), &org.id).await?;
         (org.id, user.id, others)
     };
     let now = keyward::store::ms(services.now());
@@ -81,19 +81,19 @@ pub async fn seed(a: SeedHistoryArgs) -> anyhow::Result<()> {
     let mut rebuild = Vec::new();
     if a.shape == Shape::Elsewhere {
         let mut c = services.db.conn().await?;
-        elsewhere_users(&mut c.c(), &others).await?;
+        elsewhere_users(&mut c.as_conn(), &others).await?;
         // A bulk load's way: the secondary indexes go, and are built again after the load
         // from the rows in one sort each, instead of taking ten million inserts at random
         // places (login_at is random): 10M rows on SQLite took 10 minutes that way, slowing as
         // the indexes outgrew the page cache. The schema afterwards is the migrations' own.
-        rebuild = secondary_indexes(&mut c.c(), "login_history").await?;
+        rebuild = secondary_indexes(&mut c.as_conn(), "login_history").await?;
         for (name, _) in &rebuild {
-            exec(&mut c.c(), &format!("DROP INDEX {name}")).await?;
+            exec(&mut c.as_conn(), &format!("DROP INDEX {name}")).await?;
         }
     }
     while done < a.rows {
         let mut tx = services.db.begin().await?;
-        crate::sqlite_cache(&mut tx.c(), a.sqlite_cache_mib).await?;
+        crate::sqlite_cache(&mut tx.as_conn(), a.sqlite_cache_mib).await?;
         if a.shape == Shape::Elsewhere {
             // Generated in the database, 100,000 rows a statement: ten million rows in
             // minutes, not the hour that binding every value would take.
@@ -107,7 +107,7 @@ pub async fn seed(a: SeedHistoryArgs) -> anyhow::Result<()> {
                 users: others.len(),
                 now,
             };
-            ctx.insert(&mut tx.c()).await?;
+            ctx.insert(&mut tx.as_conn()).await?;
             done += n;
         }
         for _ in 0..STATEMENTS_PER_TX {
@@ -134,7 +134,7 @@ pub async fn seed(a: SeedHistoryArgs) -> anyhow::Result<()> {
                     }
                 })
                 .collect();
-            insert(&mut tx.c(), &rows).await?;
+            insert(&mut tx.as_conn(), &rows).await?;
             done += n as u64;
         }
         tx.commit().await?;
@@ -150,20 +150,20 @@ pub async fn seed(a: SeedHistoryArgs) -> anyhow::Result<()> {
     eprintln!();
     if !rebuild.is_empty() {
         let mut c = services.db.conn().await?;
-        crate::sqlite_cache(&mut c.c(), a.sqlite_cache_mib).await?;
-        if let Conn::Postgres(_) = c.c() {
-            exec(&mut c.c(), "SET maintenance_work_mem = '1GB'").await?;
+        crate::sqlite_cache(&mut c.as_conn(), a.sqlite_cache_mib).await?;
+        if let Conn::Postgres(_) = c.as_conn() {
+            exec(&mut c.as_conn(), "SET maintenance_work_mem = '1GB'").await?;
         }
         for (name, definition) in &rebuild {
             let t = Instant::now();
             eprint!("building index {name} ... ");
-            exec(&mut c.c(), definition).await?;
+            exec(&mut c.as_conn(), definition).await?;
             eprintln!("{:.0} s", t.elapsed().as_secs_f64());
         }
     }
     // What the database's statistics daemon would do soon after a bulk load; without it,
     // PostgreSQL plans the queries for the table as it was.
-    exec(&mut services.db.conn().await?.c(), "ANALYZE").await?;
+    exec(&mut services.db.conn().await?.as_conn(), "ANALYZE").await?;
     services.db.close().await;
     println!(
         "{}",

@@ -56,7 +56,7 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
     let actor = Actor::Cli("bench".into());
     let org = {
         let mut c = services.db.conn().await?;
-        keyward::store::orgs::find_by_name(&mut c.c(), &a.store.org).await?
+        keyward::store::orgs::find_by_name(&mut c.as_conn(), &a.store.org).await?
     };
     let org = match org {
         Some(o) => o,
@@ -64,7 +64,7 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
     };
     let profile = {
         let mut c = services.db.conn().await?;
-        profiles::find_by_name(&mut c.c(), &org.id, "Standard User")
+        profiles::find_by_name(&mut c.as_conn(), &org.id, "Standard User")
             .await?
             .context("the org has no Standard User profile")?
     };
@@ -112,7 +112,7 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
             });
         }
         let mut tx = services.db.begin().await?;
-        crate::sqlite_cache(&mut tx.c(), a.sqlite_cache_mib).await?;
+        crate::sqlite_cache(&mut tx.as_conn(), a.sqlite_cache_mib).await?;
         for chunk in rows.chunks(USERS_PER_STATEMENT) {
             let batch = Batch {
                 org_id: &org.id,
@@ -121,7 +121,7 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
                 now,
                 rows: chunk,
             };
-            batch.insert(&mut tx.c()).await?;
+            batch.insert(&mut tx.as_conn()).await?;
         }
         tx.commit().await?;
         done += n;
