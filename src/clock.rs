@@ -39,3 +39,14 @@ impl Clock for FixedClock {
             .unwrap_or_else(|e| *e.into_inner())
     }
 }
+
+/// Milliseconds since the epoch, the stored form of every instant.
+pub fn ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The instant stored as milliseconds since the epoch.
+pub fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

@@ -557,7 +557,7 @@ impl Config {
             return bad("server.tls_cert and server.tls_key must be set together".into());
         }
         if !self.server.public_url.is_empty()
-            && crate::service::orgs::validate_http_url(&self.server.public_url).is_err()
+            && crate::domain::validate::http_url(&self.server.public_url).is_err()
         {
             return bad(format!(
                 "server.public_url {:?} is not an http:// or https:// URL",

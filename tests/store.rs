@@ -1348,7 +1348,7 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
     let s = env.services.clone();
     let o = org(&s, "Acme").await;
     user(&s, &o, "ada@example.com", Some(PW)).await;
-    let now = keyward::store::ms(s.now());
+    let now = keyward::clock::ms(s.now());
     let attempt = |n: u32, seen: &user_rows::UserRow| {
         let session = SessionRow {
             digest: digest(&format!("session {n}")),

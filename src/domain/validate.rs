@@ -12,6 +12,13 @@ pub enum FieldError {
     TooLong { field: &'static str, max: usize },
     #[error("{field} must not contain control characters")]
     Control { field: &'static str },
+    #[error("invalid URL {0:?}: expected http://host[:port]/path or https://…")]
+    Url(String),
+    #[error(
+        "invalid URL {0:?}: no query string or fragment (they could carry credentials, and the \
+         URL is shown in the audit trail)"
+    )]
+    UrlWithQuery(String),
 }
 
 fn email_shaped(s: &str) -> bool {
@@ -66,6 +73,31 @@ pub fn text(
     Ok(t.to_string())
 }
 
+/// An `http://` or `https://` URL with a host and no spaces or credentials.
+pub fn http_url(u: &str) -> Result<(), FieldError> {
+    let bad = || FieldError::Url(u.to_string());
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty()
+        || host.contains('@')
+        || u.len() > 2000
+        || u.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(bad());
+    }
+    // The URL is shown in the audit trail and `org list`: it must not carry credentials, so
+    // no user info (above), query string or fragment.
+    if rest.contains(['?', '#']) {
+        return Err(FieldError::UrlWithQuery(
+            u.split(['?', '#']).next().unwrap_or(u).to_string(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +129,22 @@ mod tests {
         assert!(text("first name", "Ada\nSecurity token", 40, false).is_err());
         assert!(text("name", "", 40, true).is_err());
         assert!(text("name", &"x".repeat(41), 40, true).is_err());
+    }
+
+    #[test]
+    fn r_l7_delegated_auth_urls() {
+        assert!(http_url("https://sso.example.com/auth").is_ok());
+        assert!(http_url("http://127.0.0.1:9000/").is_ok());
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://user:pw@host/",
+            "http://a b/",
+            "sso.example.com",
+            "https://sso.example.com/auth?apikey=s3cret",
+            "https://sso.example.com/auth#s3cret",
+        ] {
+            assert!(http_url(bad).is_err(), "{bad}");
+        }
     }
 }

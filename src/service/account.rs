@@ -85,7 +85,7 @@ impl Services {
             return Ok(user);
         }
         let now = self.now();
-        let now_ms = crate::store::ms(now);
+        let now_ms = crate::clock::ms(now);
         users::update_details(&mut tx.as_conn(), &new, now_ms).await?;
         if new.email != user.email {
             let notice = mail::email_changed(

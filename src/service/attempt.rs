@@ -9,6 +9,7 @@ use super::outbox::enqueue;
 use super::sessions::{RefreshToken, SessionId};
 use super::tokens::recipient;
 use super::{Result, ServiceError, fmt_time, new_id};
+use crate::clock::{from_ms, ms};
 use crate::domain::ids::KeyPrefix;
 use crate::domain::login::{self, Channel, LOCKED_FOREVER, Lockout, LoginStatus, LoginSubject};
 use crate::mail;
@@ -16,7 +17,7 @@ use crate::store::login_history::{self, LoginHistoryRow};
 use crate::store::orgs::{self, OrgRow};
 use crate::store::sessions::{self, RefreshTokenRow, SessionRow};
 use crate::store::users::{self, FailureRecorded, UserRow};
-use crate::store::{Conn, from_ms, ms, profiles, ranges};
+use crate::store::{Conn, profiles, ranges};
 use std::net::IpAddr;
 use time::Duration;
 

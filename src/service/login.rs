@@ -13,6 +13,7 @@ use super::attempt::{
 pub use super::attempt::{LoginSession, OAuthIssue};
 use super::orgs::policy_of;
 use super::{Result, ServiceError, Services};
+use crate::clock::ms;
 use crate::crypto::{ct_eq, token_digest};
 use crate::domain::login::{
     self, Channel, CheckResults, CredentialCheck, DelegatedCheck, LockoutEffect, LoginContext,
@@ -21,7 +22,7 @@ use crate::domain::login::{
 use crate::domain::token::SuppliedSecret;
 use crate::domain::validate;
 use crate::store::users::{self, FailureRecorded, UserRow};
-use crate::store::{Db, NO_ID, ms, verification};
+use crate::store::{Db, NO_ID, verification};
 use std::net::IpAddr;
 use std::sync::Arc;
 

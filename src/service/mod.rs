@@ -266,7 +266,7 @@ impl Services {
     }
 
     pub fn now_ms(&self) -> i64 {
-        crate::store::ms(self.clock.now())
+        crate::clock::ms(self.clock.now())
     }
 }
 
@@ -291,7 +291,7 @@ pub fn fmt_time(t: OffsetDateTime) -> String {
 }
 
 pub fn fmt_ms(ms: i64) -> String {
-    fmt_time(crate::store::from_ms(ms))
+    fmt_time(crate::clock::from_ms(ms))
 }
 
 /// "2026-11-24T10:00:00.000+0000", how Salesforce's APIs write instants.
@@ -299,7 +299,7 @@ pub fn fmt_api_ms(ms: i64) -> String {
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
     );
-    crate::store::from_ms(ms)
+    crate::clock::from_ms(ms)
         .format(&fmt)
         .unwrap_or_else(|_| ms.to_string())
 }

@@ -525,7 +525,7 @@ impl Services {
         };
         record_attempt(
             &mut tx.as_conn(),
-            crate::store::ms(now),
+            crate::clock::ms(now),
             Some(&known.user),
             &attempt,
         )

@@ -233,7 +233,7 @@ impl Services {
     ) -> Result<()> {
         let url = url.map(str::trim).filter(|u| !u.is_empty());
         if let Some(u) = url {
-            validate_http_url(u)?;
+            validate::http_url(u)?;
             // Where it points, now: the call checks again (delegated.rs, SSRF).
             self.delegated.check_url(u).await.map_err(|why| {
                 ServiceError::Invalid(format!(
@@ -264,58 +264,5 @@ impl Services {
         .await?;
         self.commit_session_change(tx).await?;
         Ok(())
-    }
-}
-
-/// An `http://` or `https://` URL with a host and no spaces or credentials.
-pub fn validate_http_url(u: &str) -> Result<()> {
-    let bad = || {
-        ServiceError::Invalid(format!(
-            "invalid URL {u:?}: expected http://host[:port]/path or https://…"
-        ))
-    };
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"))
-        .ok_or_else(bad)?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty()
-        || host.contains('@')
-        || u.len() > 2000
-        || u.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(bad());
-    }
-    // The URL is shown in the audit trail and `org list`: it must not carry credentials, so
-    // no user info (above), query string or fragment.
-    if rest.contains(['?', '#']) {
-        return Err(ServiceError::Invalid(format!(
-            "invalid URL {:?}: no query string or fragment (they could carry credentials, and \
-             the URL is shown in the audit trail)",
-            u.split(['?', '#']).next().unwrap_or(u)
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn r_l7_delegated_auth_urls() {
-        assert!(validate_http_url("https://sso.example.com/auth").is_ok());
-        assert!(validate_http_url("http://127.0.0.1:9000/").is_ok());
-        for bad in [
-            "ftp://x",
-            "https://",
-            "https://user:pw@host/",
-            "http://a b/",
-            "sso.example.com",
-            "https://sso.example.com/auth?apikey=s3cret",
-            "https://sso.example.com/auth#s3cret",
-        ] {
-            assert!(validate_http_url(bad).is_err(), "{bad}");
-        }
     }
 }

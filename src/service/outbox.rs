@@ -6,11 +6,12 @@
 
 use super::{Result, new_id};
 use crate::clock::Clock;
+use crate::clock::{from_ms, ms};
 use crate::domain::ids::KeyPrefix;
 use crate::mail::transport::{Outgoing, Transport};
 use crate::mail::{Email, reveal};
 use crate::store::outbox::{self as rows, OutboxRow};
-use crate::store::{Conn, Db, from_ms, meta, ms};
+use crate::store::{Conn, Db, meta};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};

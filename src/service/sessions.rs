@@ -13,13 +13,14 @@
 
 use super::orgs::policy_of;
 use super::{Result, Services};
+use crate::clock::{from_ms, ms};
 use crate::crypto::{digest, random_base62};
 use crate::domain::ids::{KeyPrefix, SfId};
 use crate::domain::login::Channel;
+use crate::store::Conn;
 use crate::store::orgs::OrgRow;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::UserRow;
-use crate::store::{Conn, from_ms, ms};
 use std::sync::Arc;
 
 const SESSION_RANDOM_LEN: usize = 32;

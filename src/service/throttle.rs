@@ -4,8 +4,9 @@
 //! a failure in the attempt's transaction, and the operator's view (`keyward address-limit`).
 
 use super::{Actor, Result, ServiceError, Services, fmt_ms};
+use crate::clock::{from_ms, ms};
 use crate::domain::throttle::{AddressWindow, address_key};
-use crate::store::{Conn, address_failures, from_ms, ms};
+use crate::store::{Conn, address_failures};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;

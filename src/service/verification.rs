@@ -15,6 +15,7 @@ use super::orgs::policy_of;
 use super::outbox::enqueue;
 use super::tokens::recipient;
 use super::{Actor, Result, ServiceError, Services, audit, fmt_time, resolve};
+use crate::clock::ms;
 use crate::crypto::{ct_eq, digest, random_base62};
 use crate::domain::login::{self, Channel, LoginContext, LoginOutcome, LoginStatus};
 use crate::domain::secret::Password;
@@ -22,7 +23,7 @@ use crate::domain::verification::{self as rules, MAX_ATTEMPTS, Method};
 use crate::mail;
 use crate::store::users::FailureRecorded;
 use crate::store::verification::{self as store, ChallengeRow, TotpRow, VerifiedBrowserRow};
-use crate::store::{Conn, ms, users};
+use crate::store::{Conn, users};
 use std::net::IpAddr;
 
 const COOKIE_RANDOM_LEN: usize = 32;

@@ -20,7 +20,6 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 pub mod address_failures;
@@ -567,11 +566,6 @@ impl Db {
     }
 }
 
-/// Milliseconds since the epoch, the stored form of every instant.
-pub fn ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 fn newest(migrator: &sqlx::migrate::Migrator) -> i64 {
     migrator.iter().map(|m| m.version).max().unwrap_or(0)
 }
@@ -605,11 +599,6 @@ async fn migration_lock(db: &Path) -> Result<std::fs::File> {
         .await
         .map_err(|e| StoreError::Other(e.to_string()))?
         .map_err(unavailable)
-}
-
-pub fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]

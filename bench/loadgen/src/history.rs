@@ -73,7 +73,7 @@ pub async fn seed(a: SeedHistoryArgs) -> anyhow::Result<()> {
         let others = user_ids(&mut c.as_conn(), &org.id).await?;
         (org.id, user.id, others)
     };
-    let now = keyward::store::ms(services.now());
+    let now = keyward::clock::ms(services.now());
     let mut rng = rand::rngs::StdRng::from_entropy();
     let started = Instant::now();
     let mut done = 0u64;
@@ -390,7 +390,7 @@ async fn exec(c: &mut Conn<'_>, sql: &str) -> anyhow::Result<()> {
 pub async fn query(a: QueryHistoryArgs) -> anyhow::Result<()> {
     let services = a.store.store.open().await?;
     let actor = Actor::Cli("bench".into());
-    let now = keyward::store::ms(services.now());
+    let now = keyward::clock::ms(services.now());
     let last_100 = HistoryQuery {
         user: Some(a.store.user.clone()),
         limit: 100,

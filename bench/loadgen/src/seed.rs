@@ -1,13 +1,14 @@
 //! `keyward-bench seed`: an org with N users for the benchmarks, in batches.
 
 use anyhow::Context;
+use keyward::clock::ms;
 use keyward::crypto::token_digest;
 use keyward::domain::ids::KeyPrefix;
 use keyward::domain::secret::Password;
 use keyward::domain::token::SecurityToken;
 use keyward::service::{Actor, new_id};
 use keyward::store::Conn;
-use keyward::store::{ms, profiles};
+use keyward::store::profiles;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 /// `2026-11-25T10:00:00Z`.
 pub fn rfc3339(ms: i64) -> String {
-    crate::store::from_ms(ms)
+    crate::clock::from_ms(ms)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

@@ -703,7 +703,7 @@ fn instant(field: &str, v: Option<&str>) -> Result<Option<i64>, ServiceError> {
     match v.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map(|t| Some(crate::store::ms(t)))
+            .map(|t| Some(crate::clock::ms(t)))
             .map_err(|_| {
                 ServiceError::Invalid(format!(
                     "{field} must be an RFC 3339 instant like 2026-11-25T10:00:00Z (got {s:?})"

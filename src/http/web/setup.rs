@@ -1193,13 +1193,13 @@ fn local_datetime(field: &str, s: &str) -> Result<i64, String> {
     let fmt_s = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
     time::PrimitiveDateTime::parse(s, &fmt)
         .or_else(|_| time::PrimitiveDateTime::parse(s, &fmt_s))
-        .map(|t| crate::store::ms(t.assume_utc()))
+        .map(|t| crate::clock::ms(t.assume_utc()))
         .map_err(|_| format!("{field} is not a date and time like 2026-11-25T10:00 (got {s:?})"))
 }
 
 fn datetime_local(ms: i64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
-    crate::store::from_ms(ms).format(&fmt).unwrap_or_default()
+    crate::clock::from_ms(ms).format(&fmt).unwrap_or_default()
 }
 
 fn history_query(
@@ -1464,7 +1464,7 @@ fn chart_svg(hours: &[HourCount]) -> String {
         .filter(|(i, _)| i % every == 0)
         .map(|(i, h)| Tick {
             x: LEFT + i as f64 * slot,
-            text: crate::store::from_ms(h.hour)
+            text: crate::clock::from_ms(h.hour)
                 .format(&fmt)
                 .unwrap_or_default(),
         })
