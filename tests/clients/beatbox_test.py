@@ -16,7 +16,7 @@ StringIO, so building any request with the default beatbox.gzipRequest = True ra
 `Content-Encoding: gzip`) and repairs that one line — the buffer becomes a BytesIO — so keyward
 is tested against the gzip bodies beatbox means to send. (The Beatbox repository's own code, not
 on PyPI, also sends absolute-form request lines, `POST http://host/... HTTP/1.1`; beatbox3 sends
-the path only. tests/http.rs sends that request line over a raw socket.)
+the path only. tests/http/soap.rs sends that request line over a raw socket.)
 
 Run by hand (tests/clients/README.md):
     KEYWARD_TEST_URL=... KEYWARD_TEST_BIN=... KEYWARD_DATA_DIR=... python tests/clients/beatbox_test.py
