@@ -5,10 +5,19 @@
 //!
 //! Every key has an environment variable: `KEYWARD_` followed by its dotted path in upper case
 //! with `_` for `.` (`mail.smtp.host` → `KEYWARD_MAIL_SMTP_HOST`). docs/configuration.md lists
-//! them all; a test keeps that page and this file in step.
+//! them all; a test (sample.rs) keeps that page and these settings in step.
+
+mod env;
+mod sample;
+mod validate;
+
+pub use env::env_name;
+
+pub use sample::sample;
 
 use crate::crypto::HashParams;
 use crate::mail::transport::SmtpSecurity;
+use env::{NOT_SETTINGS, RESERVED_PREFIXES, env_value, set_path};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -298,11 +307,6 @@ impl Default for LogConfig {
     }
 }
 
-/// Environment variables with the prefix that are not settings.
-const NOT_SETTINGS: &[&str] = &["KEYWARD_CONFIG"];
-/// Prefixes reserved for the test suite and tools around keyward.
-const RESERVED_PREFIXES: &[&str] = &["KEYWARD_TEST_", "KEYWARD_BENCH_"];
-
 /// Every setting as (dotted path, default value), in file order.
 pub fn keys() -> Vec<(String, toml::Value)> {
     let mut out = Vec::new();
@@ -324,115 +328,6 @@ fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>)
             other => out.push((path, other.clone())),
         }
     }
-}
-
-/// The sample configuration file (`keyward config sample`, packaging/keyward.toml): every key
-/// with its default, under the first sentence of its meaning in docs/configuration.md, so the
-/// two cannot drift apart.
-pub fn sample() -> String {
-    const DOC: &str = include_str!("../docs/configuration.md");
-    let meaning = |path: &str| -> String {
-        let row = DOC
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{path}` |")))
-            .unwrap_or_default();
-        let cell = row.split(" | ").nth(3).unwrap_or_default();
-        let cell = cell.trim_end_matches(" |").trim();
-        match cell.find(". ") {
-            Some(end) => cell[..=end].to_string(),
-            None => cell.to_string(),
-        }
-    };
-    let mut out = String::from(
-        "# keyward's configuration: every key with its default value, under what it means\n\
-         # (docs/configuration.md explains each). Use it with `keyward --config FILE` or\n\
-         # KEYWARD_CONFIG=FILE; every key also has an environment variable, KEYWARD_ and the\n\
-         # dotted path in capitals (mail.smtp.host: KEYWARD_MAIL_SMTP_HOST), which wins over the\n\
-         # file. Printed by `keyward config sample`.\n",
-    );
-    // In the documentation's order, which puts the top-level key before every table.
-    let mut keys = keys();
-    let place = |path: &str| DOC.find(&format!("| `{path}` |")).unwrap_or(usize::MAX);
-    keys.sort_by_key(|(path, _)| place(path));
-    let mut table = String::new();
-    for (path, value) in keys {
-        let (section, key) = path.rsplit_once('.').unwrap_or(("", &path));
-        if section != table {
-            out.push_str(&format!("\n[{section}]\n"));
-            table = section.to_string();
-        }
-        out.push('\n');
-        out.push_str(&wrap_comment(&meaning(&path)));
-        out.push_str(&format!("{key} = {value}\n"));
-    }
-    out
-}
-
-/// `# text` in lines of at most 96 characters.
-fn wrap_comment(text: &str) -> String {
-    let mut out = String::new();
-    let mut line = String::from("#");
-    for word in text.split_whitespace() {
-        if line.len() + 1 + word.len() > 96 && line.len() > 1 {
-            out.push_str(&line);
-            out.push('\n');
-            line = String::from("#");
-        }
-        line.push(' ');
-        line.push_str(word);
-    }
-    out.push_str(&line);
-    out.push('\n');
-    out
-}
-
-pub fn env_name(path: &str) -> String {
-    format!("KEYWARD_{}", path.replace('.', "_").to_uppercase())
-}
-
-fn set_path(root: &mut toml::Table, path: &str, value: toml::Value) {
-    let mut parts: Vec<&str> = path.split('.').collect();
-    let Some(last) = parts.pop() else { return };
-    let mut table = root;
-    for p in parts {
-        let entry = table
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if !entry.is_table() {
-            *entry = toml::Value::Table(toml::Table::new());
-        }
-        let toml::Value::Table(t) = entry else { return };
-        table = t;
-    }
-    table.insert(last.to_string(), value);
-}
-
-/// Parses an environment value as the type the setting has.
-fn env_value(var: &str, raw: &str, like: &toml::Value) -> Result<toml::Value, ConfigError> {
-    let bad = |m: &str| ConfigError::EnvValue {
-        var: var.to_string(),
-        message: m.to_string(),
-    };
-    Ok(match like {
-        toml::Value::Integer(_) => toml::Value::Integer(
-            raw.trim()
-                .parse()
-                .map_err(|_| bad(&format!("expected a whole number, got {raw:?}")))?,
-        ),
-        toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
-            "true" | "1" | "yes" => true,
-            "false" | "0" | "no" => false,
-            _ => return Err(bad(&format!("expected true or false, got {raw:?}"))),
-        }),
-        toml::Value::Array(_) => toml::Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| toml::Value::String(s.to_string()))
-                .collect(),
-        ),
-        _ => toml::Value::String(raw.to_string()),
-    })
 }
 
 impl Config {
@@ -478,123 +373,6 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(e.message().to_string()))?;
         config.validate()?;
         Ok(config)
-    }
-
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |m: String| Err(ConfigError::Invalid(m));
-        if !matches!(self.mail.transport.as_str(), "file" | "smtp") {
-            return bad(format!(
-                "mail.transport must be \"file\" or \"smtp\", not {:?}",
-                self.mail.transport
-            ));
-        }
-        if self.mail.transport == "smtp" && self.mail.smtp.host.is_empty() {
-            return bad("mail.transport is \"smtp\" but mail.smtp.host is empty".into());
-        }
-        self.smtp_security()?;
-        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
-            return bad(format!(
-                "mail.from {:?} is not an email address",
-                self.mail.from
-            ));
-        }
-        if !(1..=1000).contains(&self.mail.max_attempts) {
-            return bad("mail.max_attempts must be between 1 and 1000".into());
-        }
-        const DAY_MS: u64 = 86_400_000;
-        if !(1..=DAY_MS).contains(&self.mail.retry_base_ms)
-            || !(self.mail.retry_base_ms..=DAY_MS).contains(&self.mail.retry_max_ms)
-        {
-            return bad(format!(
-                "mail.retry_base_ms must be between 1 and {DAY_MS} and mail.retry_max_ms between \
-                 it and {DAY_MS} (got {} and {})",
-                self.mail.retry_base_ms, self.mail.retry_max_ms
-            ));
-        }
-        if !(50..=60_000).contains(&self.mail.poll_ms) {
-            return bad("mail.poll_ms must be between 50 and 60000".into());
-        }
-        if !(1..=600).contains(&self.mail.smtp.timeout_seconds) {
-            return bad("mail.smtp.timeout_seconds must be between 1 and 600".into());
-        }
-        if self.session_cache.ttl_ms > 1000 {
-            return bad(format!(
-                "session_cache.ttl_ms must be at most 1000 (a logout or deactivation on another \
-                 node must take effect within one second), not {}",
-                self.session_cache.ttl_ms
-            ));
-        }
-        if !(1..=10_000_000).contains(&self.session_cache.entries) {
-            return bad("session_cache.entries must be between 1 and 10000000".into());
-        }
-        if !(1..=1000).contains(&self.database.max_connections) {
-            return bad("database.max_connections must be between 1 and 1000".into());
-        }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return bad(format!(
-                "log.format must be \"text\" or \"json\", not {:?}",
-                self.log.format
-            ));
-        }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return bad(format!(
-                "log.level {:?} is not a valid filter",
-                self.log.level
-            ));
-        }
-        self.hash_params()
-            .validate()
-            .map_err(|e| ConfigError::Invalid(format!("password_hash: {e}")))?;
-        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            return bad(format!(
-                "server.listen {:?} is not an address such as 127.0.0.1:8080",
-                self.server.listen
-            ));
-        }
-        self.trusted_proxies()?;
-        self.address_limit()?;
-        if self.server.tls_cert.is_empty() != self.server.tls_key.is_empty() {
-            return bad("server.tls_cert and server.tls_key must be set together".into());
-        }
-        if !self.server.public_url.is_empty()
-            && crate::domain::validate::http_url(&self.server.public_url).is_err()
-        {
-            return bad(format!(
-                "server.public_url {:?} is not an http:// or https:// URL",
-                self.server.public_url
-            ));
-        }
-        if !(1024..=100 * 1024 * 1024).contains(&self.server.max_body_bytes) {
-            return bad("server.max_body_bytes must be between 1024 and 104857600".into());
-        }
-        if !(1..=600).contains(&self.server.header_timeout_seconds)
-            || !(1..=3600).contains(&self.server.request_timeout_seconds)
-        {
-            return bad(
-                "server.header_timeout_seconds must be between 1 and 600 and \
-                 server.request_timeout_seconds between 1 and 3600"
-                    .into(),
-            );
-        }
-        if !(1..=100_000).contains(&self.server.max_connections) {
-            return bad("server.max_connections must be between 1 and 100000".into());
-        }
-        let t = &self.server.metrics_token.0;
-        if !t.is_empty() && (t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            return bad(
-                "server.metrics_token must be at least 16 characters, without spaces".into(),
-            );
-        }
-        if !(1..=300).contains(&self.delegated_auth.timeout_seconds) {
-            return bad("delegated_auth.timeout_seconds must be between 1 and 300".into());
-        }
-        if !self.database.url.is_empty() && !crate::store::is_postgres_url(&self.database.url) {
-            return bad(
-                "database.url must be empty (SQLite in the data dir) or a postgres:// URL".into(),
-            );
-        }
-        Ok(())
     }
 
     pub fn hash_params(&self) -> HashParams {
@@ -778,48 +556,6 @@ mod tests {
         }
         // smtp without a host
         assert!(Config::load(None, &env(&[("KEYWARD_MAIL_TRANSPORT", "smtp")])).is_err());
-    }
-
-    #[test]
-    fn every_key_is_documented() {
-        let doc = include_str!("../docs/configuration.md");
-        for (path, _) in keys() {
-            assert!(
-                doc.contains(&format!("`{path}`")),
-                "docs/configuration.md lacks `{path}`"
-            );
-            assert!(
-                doc.contains(&env_name(&path)),
-                "docs/configuration.md lacks {}",
-                env_name(&path)
-            );
-        }
-    }
-
-    #[test]
-    fn the_packaged_sample_is_the_generated_one_and_holds_the_defaults() {
-        let packaged = include_str!("../packaging/keyward.toml");
-        assert!(
-            packaged == sample(),
-            "packaging/keyward.toml is stale: `cargo run -q -- config sample > packaging/keyward.toml`"
-        );
-        for (path, _) in keys() {
-            let line = sample()
-                .lines()
-                .skip_while(|l| !l.starts_with(&format!("{} = ", path.rsplit('.').next().unwrap())))
-                .count();
-            assert!(line > 0, "the sample lacks {path}");
-        }
-        // Every key has its one-line meaning, and the file as it stands is the defaults.
-        assert!(!sample().contains("\n#\n"), "a key without a meaning");
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("keyward.toml");
-        std::fs::write(&file, packaged).unwrap();
-        let loaded = Config::load(Some(&file), &BTreeMap::new()).unwrap();
-        assert_eq!(
-            toml::Value::try_from(&loaded).unwrap(),
-            toml::Value::try_from(Config::default()).unwrap()
-        );
     }
 
     #[test]
