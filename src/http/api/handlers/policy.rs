@@ -1,0 +1,101 @@
+//! `/api/v1/policy` and `/api/v1/delegated-auth`: the org-wide login settings, both read and
+//! changed through the org's record.
+
+use super::{Answer, svc};
+use crate::http::api::dto::*;
+use crate::http::api::{ApiAdmin, ApiError, ApiJson};
+use crate::http::{AppState, RequestId};
+use crate::service::{ServiceError, orgs};
+use axum::Json;
+use axum::extract::State;
+
+#[utoipa::path(get, path = "/api/v1/policy", tag = "policy",
+    responses((status = 200, body = Policy)))]
+pub(super) async fn get_policy(
+    State(state): State<AppState>,
+    a: ApiAdmin,
+    rid: RequestId,
+) -> Answer<Policy> {
+    let org = state
+        .services
+        .get_org(&a.actor, a.org())
+        .await
+        .map_err(svc(&rid))?;
+    Ok(Json(orgs::policy_of(&org).into()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/policy", tag = "policy", request_body = PolicyChange,
+    responses((status = 200, body = Policy), (status = 400, body = ErrorBody)))]
+pub(super) async fn update_policy(
+    State(state): State<AppState>,
+    a: ApiAdmin,
+    rid: RequestId,
+    ApiJson(p): ApiJson<PolicyChange>,
+) -> Answer<Policy> {
+    let complexity = match p.complexity.as_deref() {
+        None => None,
+        Some(c) => Some(crate::domain::policy::Complexity::parse(c).ok_or_else(|| {
+            ApiError::service(
+                ServiceError::Invalid(format!(
+                    "unknown complexity {c:?}: use none, alpha_numeric, \
+                         alpha_numeric_special, upper_lower_numeric or \
+                         upper_lower_numeric_special"
+                )),
+                &rid,
+            )
+        })?),
+    };
+    let change = orgs::PolicyChange {
+        lockout_attempts: p.lockout_attempts,
+        lockout_minutes: p.lockout_minutes,
+        password_expiry_days: p.password_expiry_days,
+        session_seconds: p.session_seconds,
+        session_max_seconds: p.session_max_seconds,
+        min_password_length: p.min_password_length,
+        password_history: p.password_history,
+        complexity,
+    };
+    if change.is_empty() {
+        // An empty merge patch changes nothing (RFC 7396): the policy as it is.
+        return get_policy(State(state), a, rid).await;
+    }
+    let policy = state
+        .services
+        .set_policy(&a.actor, a.org(), &change)
+        .await
+        .map_err(svc(&rid))?;
+    Ok(Json(policy.into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/delegated-auth", tag = "policy",
+    responses((status = 200, body = DelegatedAuth)))]
+pub(super) async fn get_delegated_auth(
+    State(state): State<AppState>,
+    a: ApiAdmin,
+    rid: RequestId,
+) -> Answer<DelegatedAuth> {
+    let org = state
+        .services
+        .get_org(&a.actor, a.org())
+        .await
+        .map_err(svc(&rid))?;
+    Ok(Json(DelegatedAuth {
+        url: org.delegated_auth_url,
+    }))
+}
+
+#[utoipa::path(put, path = "/api/v1/delegated-auth", tag = "policy", request_body = DelegatedAuth,
+    responses((status = 200, body = DelegatedAuth), (status = 400, body = ErrorBody)))]
+pub(super) async fn set_delegated_auth(
+    State(state): State<AppState>,
+    a: ApiAdmin,
+    rid: RequestId,
+    ApiJson(d): ApiJson<DelegatedAuth>,
+) -> Answer<DelegatedAuth> {
+    state
+        .services
+        .set_delegated_auth(&a.actor, a.org(), d.url.as_deref())
+        .await
+        .map_err(svc(&rid))?;
+    get_delegated_auth(State(state), a, rid).await
+}
