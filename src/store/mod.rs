@@ -429,7 +429,7 @@ impl Db {
             .await?;
         // No ping before each use (a round trip per acquire, on every request): a connection
         // that broke (a database restart) fails its next statement, which answers 503 and is
-        // closed by the pool (tests/recovery.rs).
+        // closed by the pool (tests/recovery/postgres.rs).
         let pool = PgPoolOptions::new()
             .test_before_acquire(false)
             .max_connections(opts.max_connections.max(1))
