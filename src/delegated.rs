@@ -1,21 +1,9 @@
-//! Delegated authentication (R-L7): for SSO-enabled users, the org's endpoint decides whether
-//! the password is right. keyward speaks Salesforce's delegated-authentication protocol, so a
-//! service written for Salesforce works unchanged: a SOAP `Authenticate` request with
-//! `username`, `password` and `sourceIp` in the namespace `urn:authentication.soap.sforce.com`,
-//! answered by an element `Authenticated` holding `true` or `false`.
-//!
-//! Anything else — no endpoint configured, a connection error, a timeout, an HTTP error, a SOAP
-//! fault, a body that does not say true or false — counts as "the service is down", which fails
-//! closed (`INVALID_LOGIN` to the client, `Your company's authentication service is down` in
-//! login history).
-//!
-//! The URL is an org admin's, and the call carries users' passwords from inside the server's
-//! network, so it is not allowed to reach that network (SSRF): an address that is loopback,
-//! private, link-local, unique-local, multicast or otherwise internal (`ip::internal_class`) is
-//! refused when the URL is set and again at every call — names are resolved by keyward itself
-//! and only public addresses are connected to, so a name that resolves elsewhere later (DNS
-//! rebinding) reaches nothing — and plain http is refused, unless the operator allows either
-//! (`delegated_auth.allow_private_addresses`, `delegated_auth.allow_http`).
+//! Delegated authentication (R-L7): Salesforce's SOAP `Authenticate` call to the org's
+//! endpoint, which decides whether an SSO user's password is right; anything but a clear
+//! true or false counts as the service being down, which fails closed. The URL is an org
+//! admin's and the call carries passwords, so it may reach only public addresses over https,
+//! checked when set and at each call by keyward's own resolver (no SSRF, no DNS rebinding),
+//! unless the operator allows otherwise (`delegated_auth.allow_private_addresses`, `allow_http`).
 
 use crate::domain::ip::internal_class;
 use crate::domain::login::DelegatedCheck;

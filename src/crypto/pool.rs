@@ -1,21 +1,9 @@
-//! The hash pool: `size` threads that run password hashes, and the waiting room in front of
-//! them. Waiting hashes queue in lanes — one per source address. When a thread is free it takes
-//! the next hash itself (no hand-off through the async runtime, so the threads do not idle
-//! between hashes) from the waiting address that has had the least hash work lately (a count
-//! of the hashes it was given, halving every 10 seconds), the first to arrive among equals. A
-//! hash that proves a password (a right password) is given back, with as much again as credit
-//! (up to 8, decaying the same way): only failed work counts, so an office NAT whose people log
-//! in all day stays at the front, ahead even of addresses not seen before (addresses in credit
-//! take their turns in arrival order among themselves), and an address that
-//! guesses goes behind every address that does not, however many addresses the guessing is
-//! spread over. A login from such an address waits for the hashes already running, not for the
-//! flood. The waiting room is bounded too: when it is full, the address asking the most of the
-//! pool (recent work plus waiters) is turned away ([`CryptoError::Busy`]) — its newest waiter,
-//! or the newcomer itself when the newcomer's address would rank highest.
-//!
-//! The threads are the process's only hashing threads, for the pool's life: each keeps its
-//! Argon2 memory from one hash to the next (`super::with_blocks`), so hashing memory stays at
-//! `size × memory_kib`.
+//! The hash pool: `size` threads that run password hashes, and a bounded waiting room in front
+//! of them with one lane per source address. A free thread takes the next hash from the
+//! address with the least recent failed hash work (right passwords earn credit), so a
+//! guessing address goes behind every address that does not guess; when the room is full, the
+//! address asking the most is turned away ([`CryptoError::Busy`]). Each thread keeps its
+//! Argon2 memory from one hash to the next, so hashing memory stays at `size × memory_kib`.
 
 use super::CryptoError;
 use std::collections::{HashMap, VecDeque};

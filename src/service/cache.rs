@@ -1,22 +1,9 @@
 //! A node's short memory of the reads every API call after login repeats: the session check
-//! (session, user and org) and the OAuth client lookup of introspection (BENCHMARKS.md, item 3).
-//!
-//! What it may cost: an answer up to `ttl` old. A change made on *another* node — a logout,
-//! revocation, deactivation, password reset — is therefore seen here within `ttl`, which the
-//! configuration holds to at most one second, as docs/rules.md, Interfaces asks of every change. A change made on
-//! *this* node is seen at once: the service that makes it calls [`ReadCache::forget_all`] after
-//! its commit, and every entry filled before that is discarded. Such changes are rare next to
-//! the checks (a logout, an edit of a user), so forgetting everything is cheaper than knowing
-//! which entries a change touches, and it cannot miss one.
-//!
-//! The race that ordering closes: a check reads the generation, then the database; a logout
-//! commits and then bumps the generation. Whatever the interleaving, an entry filled from a read
-//! made before the commit carries a generation older than the bump, so it is never served after
-//! the logout returned. Time comes from the caller (the services' `Clock`), so tests move it.
-//!
-//! Only hits are remembered: an unknown session id costs a read every time, so junk cannot fill
-//! the memory. The memory is bounded: a shard that reaches its share of `capacity` drops what is
-//! stale, and if that is not enough, everything it holds.
+//! and introspection's client lookup. An answer may be up to `ttl` old (at most a second, as
+//! docs/rules.md, Interfaces allows) for changes made on another node; a change made on this
+//! node is seen at once, because its service calls [`ReadCache::forget_all`] after the commit
+//! and entries carry the generation they were read in, so none read before the commit is
+//! served after it. Only hits are remembered, and the memory is bounded.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;

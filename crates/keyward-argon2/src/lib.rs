@@ -1,16 +1,11 @@
-//! Argon2 (RFC 9106) computed by the reference C implementation — phc-winner-argon2 20190702,
-//! vendored under `c/` — with its SIMD code path: AVX2 where the CPU has it, SSE2 otherwise,
-//! chosen at run time. keyward's password hashes spend nearly all their time here; on keyward's
-//! benchmark machine this path computes ~40 % more hashes per second than the portable Rust
-//! implementation it replaces (BENCHMARKS.md), with the same results (the tests compare them).
+//! Argon2 (RFC 9106) computed by the reference C implementation (phc-winner-argon2 20190702,
+//! vendored under `c/`) with its SIMD code: AVX2 where the CPU has it, SSE2 otherwise, chosen
+//! at run time; BENCHMARKS.md has what it gains over the portable Rust implementation.
 //!
-//! The only unsafe code of keyward lives in this crate: the calls into C. What makes them sound:
-//! every pointer passed is a live Rust slice whose length goes with it; the library is told
-//! never to write to the password, salt or secret (no clearing flags) and writes only `out`
-//! and the memory lent to it; the memory is lent through a thread-local for exactly the
-//! duration of one call, on the calling thread (the library runs without threads of its own,
-//! `ARGON2_NO_THREADS`), and the library only ever asks for the size the parameters imply,
-//! which the call checks against what it lends.
+//! The only unsafe code of keyward is here, the calls into C. They are sound because every
+//! pointer passed is a live slice with its length; the library writes only `out` and the
+//! memory lent to it, for one call on the calling thread (`ARGON2_NO_THREADS`), and asks for
+//! exactly the size the parameters imply, which the call checks.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
@@ -191,8 +186,8 @@ pub fn use_sse2_path() -> bool {
 
 /// Once per process, before the first hash: choose the code path, and keep the library from
 /// wiping its working memory after each hash — the memory is the caller's, kept for the next
-/// hash, which overwrites it (the Rust implementation this replaces did not wipe either);
-/// wiping 19 MiB cost ~3.5 ms a hash here, a fifth of its time.
+/// hash, which overwrites it (the Rust implementation this replaces did not wipe either;
+/// docs/security.md says what wiping would cost).
 fn init() {
     INIT.call_once(init_once);
 }
