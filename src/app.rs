@@ -292,7 +292,7 @@ pub async fn serve(services: Arc<Services>, config: &Config, bound: Bound) -> an
     let Bound { listener, tls } = bound;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::debug!(%addr, database = services.db.backend_name(), mail = services.outbox.transport_name(), "keyward listening");
+    tracing::debug!(%addr, database = services.database_name(), mail = services.outbox.transport_name(), "keyward listening");
     eprintln!("keyward listening on {scheme}://{addr}");
     run(services, config, listener, tls, shutdown_signal()).await;
     tracing::info!("keyward stopped");

@@ -40,6 +40,13 @@ impl Clock for FixedClock {
     }
 }
 
+/// `2026-11-25T10:00:00Z`: how the admin API and every listing write an instant.
+pub fn rfc3339(ms: i64) -> String {
+    from_ms(ms)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// Milliseconds since the epoch, the stored form of every instant.
 pub fn ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)

@@ -15,5 +15,20 @@ pub mod listing;
 pub mod mail;
 pub mod private_fs;
 pub mod service;
-pub mod store;
+mod store;
 pub mod xml;
+
+/// The storage layer, for the integration tests and the benchmark tools only: the CLI, the web
+/// pages and the APIs reach the database through [`service::Services`] and nothing else. Not an
+/// API: it changes without notice.
+#[doc(hidden)]
+pub mod test_support {
+    pub mod store {
+        pub use crate::store::*;
+    }
+
+    /// The database behind the services.
+    pub fn db(s: &crate::service::Services) -> &crate::store::Db {
+        s.db_for_test_support()
+    }
+}

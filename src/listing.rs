@@ -29,6 +29,22 @@ impl Listing {
         }
     }
 
+    /// Items that serialise as JSON objects, one row each, the named fields as columns: the
+    /// same view feeds a listing and the admin API's JSON.
+    pub fn of<T: serde::Serialize>(columns: &[&'static str], items: &[T]) -> Listing {
+        let mut l = Listing::new(columns);
+        for item in items {
+            let object = serde_json::to_value(item).unwrap_or_default();
+            l.push(
+                columns
+                    .iter()
+                    .map(|c| object.get(c).cloned().unwrap_or_default())
+                    .collect(),
+            );
+        }
+        l
+    }
+
     pub fn push(&mut self, row: Vec<Value>) {
         self.rows.push(row);
     }

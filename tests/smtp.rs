@@ -170,7 +170,7 @@ async fn r_e1_undeliverable_mail_goes_dead_and_drops_its_secret(b: Backend) {
         "{:?}",
         rows[0].last_error
     );
-    services.db.close().await;
+    services.close().await;
     db.drop_db().await;
 }
 
@@ -237,8 +237,8 @@ async fn r_e1_smtp_delivery_survives_an_outage(b: Backend) {
     assert_eq!(delivered.len(), 5);
     // The current token is one of those delivered, and no outbox row keeps a secret.
     let current = {
-        let mut c = services.db.conn().await.unwrap();
-        keyward::store::users::find_by_username(&mut c.as_conn(), "ada@acme.test")
+        let mut c = keyward::test_support::db(&services).conn().await.unwrap();
+        keyward::test_support::store::users::find_by_username(&mut c.as_conn(), "ada@acme.test")
             .await
             .unwrap()
             .unwrap()
@@ -270,14 +270,14 @@ async fn r_e1_smtp_delivery_survives_an_outage(b: Backend) {
     stop_tx.send(true).unwrap();
     worker.await.unwrap();
     server.stop();
-    services.db.close().await;
+    services.close().await;
     db.drop_db().await;
 }
 
 /// The outbox rows as stored, the secret column included.
-async fn outbox_rows(services: &Services) -> Vec<keyward::store::outbox::OutboxRow> {
-    let mut c = services.db.conn().await.unwrap();
-    keyward::store::outbox::list(&mut c.as_conn(), None, 100)
+async fn outbox_rows(services: &Services) -> Vec<keyward::test_support::store::outbox::OutboxRow> {
+    let mut c = keyward::test_support::db(services).conn().await.unwrap();
+    keyward::test_support::store::outbox::list(&mut c.as_conn(), None, 100)
         .await
         .unwrap()
 }

@@ -4,7 +4,7 @@ use super::{CliError, note};
 use crate::app;
 use crate::config::Config;
 use crate::service::Services;
-use crate::store::StoreError;
+use crate::service::backup::{RestoreError, remove_database_files};
 use std::path::Path;
 
 /// `keyward backup --to FILE`: a consistent copy of the SQLite database, servers running or not.
@@ -36,16 +36,15 @@ pub async fn restore(config: &Config, from: &Path) -> Result<(), CliError> {
             dir.display()
         ))
     })?;
-    let version = match crate::store::backup::restore(from, &config.sqlite_path()).await {
+    let version = match crate::service::backup::restore(from, &config.sqlite_path()).await {
         Ok(v) => v,
         Err(e) => {
             if made {
                 let _ = std::fs::remove_dir(dir);
             }
             return Err(match e {
-                StoreError::Conflict(_) => CliError::Service(e.into()),
-                StoreError::Other(m) => CliError::Setup(m),
-                e => CliError::Setup(e.to_string()),
+                RestoreError::Conflict(e) => CliError::Service(e),
+                RestoreError::Unusable(m) => CliError::Setup(m),
             });
         }
     };
@@ -53,17 +52,14 @@ pub async fn restore(config: &Config, from: &Path) -> Result<(), CliError> {
         Ok(s) => s,
         Err(e) => {
             // It did not become a working database: take back what this command put there.
-            let db = config.sqlite_path();
-            for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
-                let _ = std::fs::remove_file(crate::store::beside(&db, suffix));
-            }
+            remove_database_files(&config.sqlite_path());
             if made {
                 let _ = std::fs::remove_dir_all(dir);
             }
             return Err(CliError::setup(e));
         }
     };
-    services.db.close().await;
+    services.close().await;
     note(&format!(
         "Restored {} into {} (schema {version}, now up to date). Start keyward serve on it.",
         from.display(),

@@ -25,6 +25,8 @@ use crate::config::Config;
 use crate::domain::secret::Password;
 use crate::listing::{Format, Listing};
 use crate::service::bootstrap::InitRequest;
+use crate::service::history::HistoryQuery;
+use crate::service::views::LOGIN_ATTEMPT_COLUMNS;
 use crate::service::{Actor, ServiceError, Services, fmt_ms, id18};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -135,7 +137,7 @@ pub fn run(cli: Cli) -> ExitCode {
             let result = app::serve(services.clone(), &config, bound)
                 .await
                 .map_err(CliError::setup);
-            services.db.close().await;
+            services.close().await;
             return result;
         }
         if let Command::Restore { from } = &cli.command {
@@ -149,7 +151,7 @@ pub fn run(cli: Cli) -> ExitCode {
         let services = app::open(&config, create).await.map_err(CliError::setup)?;
         let result = dispatch(&services, &config, cli.command).await;
         deliver_unless_served(&services).await;
-        services.db.close().await;
+        services.close().await;
         result
     });
     match result {
@@ -245,36 +247,13 @@ async fn dispatch(
         Command::Policy(c) => policy::policy(s, &actor, c).await,
         Command::Oauth(OauthCommand::Client(c)) => oauth::oauth(s, &actor, c).await,
         Command::LoginHistory(a) => {
-            let rows = s
-                .login_history(&actor, a.org.as_deref(), a.user.as_deref(), a.limit)
-                .await?;
-            let mut l = Listing::new(&[
-                "time",
-                "username",
-                "source_ip",
-                "login_type",
-                "status",
-                "client",
-                "api_version",
-                "login_url",
-                "user_id",
-                "org_id",
-            ]);
-            for r in rows {
-                l.push(vec![
-                    json!(fmt_ms(r.login_at)),
-                    json!(r.username),
-                    json!(r.source_ip),
-                    json!(r.login_type),
-                    json!(r.status),
-                    json!(r.client),
-                    json!(r.api_version),
-                    json!(r.login_url),
-                    json!(r.user_id.as_deref().map(id18)),
-                    json!(r.org_id.as_deref().map(id18)),
-                ]);
-            }
-            print(&l.render(a.format.format));
+            let query = HistoryQuery {
+                user: a.user,
+                limit: a.limit,
+                ..HistoryQuery::default()
+            };
+            let rows = s.login_history(&actor, a.org.as_deref(), &query).await?;
+            print(&Listing::of(&LOGIN_ATTEMPT_COLUMNS, &rows).render(a.format.format));
             Ok(())
         }
         Command::AuditTrail(a) => {

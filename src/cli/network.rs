@@ -4,10 +4,11 @@
 use super::{CliError, LoginIpCommand, NetworkCommand, ProfileCommand, print};
 use crate::domain::profile::Permissions;
 use crate::listing::Listing;
+use crate::service::views::IpRange;
 use crate::service::{Actor, Services, fmt_ms, id18};
 use serde_json::json;
 
-fn ranges_listing(rows: Vec<crate::store::ranges::IpRangeRow>) -> Listing {
+fn ranges_listing(rows: Vec<IpRange>) -> Listing {
     let mut l = Listing::new(&["id", "start", "end", "description", "created"]);
     for r in rows {
         l.push(vec![
@@ -94,11 +95,11 @@ pub(super) async fn profile(
                 l.push(vec![
                     json!(id18(&p.id)),
                     json!(p.name),
-                    json!(p.api_enabled),
-                    json!(p.api_only),
-                    json!(p.password_never_expires),
-                    json!(p.sso_enabled),
-                    json!(p.manage_users),
+                    json!(p.permissions.api_enabled),
+                    json!(p.permissions.api_only),
+                    json!(p.permissions.password_never_expires),
+                    json!(p.permissions.sso_enabled),
+                    json!(p.permissions.manage_users),
                 ]);
             }
             print(&l.render(format.format));

@@ -47,7 +47,7 @@ pub(super) async fn policy(s: &Services, actor: &Actor, c: PolicyCommand) -> Res
         }
         PolicyCommand::Show { org, format } => {
             let o = s.get_org(actor, &org).await?;
-            let p = crate::service::orgs::policy_of(&o);
+            let p = o.policy;
             let fields: Vec<(&'static str, Value)> = vec![
                 ("org", json!(o.name)),
                 ("min_password_length", json!(p.min_password_length)),

@@ -95,7 +95,7 @@ pub(super) async fn user(s: &Services, actor: &Actor, c: UserCommand) -> Result<
                     },
                 ),
                 ("failed_logins", json!(u.failed_logins)),
-                ("password_set", json!(u.password_hash.is_some())),
+                ("password_set", json!(u.has_password)),
                 ("password_changed", ms_json(u.password_changed_at)),
                 ("token_issued", ms_json(u.token_issued_at)),
                 ("tokens_issued", json!(v.tokens_issued)),

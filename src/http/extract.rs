@@ -5,7 +5,7 @@
 use super::{AppState, RequestId};
 use crate::domain::ip::{any_contains, client_ip};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
@@ -99,6 +99,34 @@ fn valid_authority(h: &str) -> bool {
         && h.len() <= 255
         && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+}
+
+/// What the login endpoints — SOAP and the OAuth token endpoint — read besides their body's
+/// content: the client's address, the base URL, the URL logged in at (login history), the
+/// headers, and the body, still unread.
+pub struct LoginCall {
+    pub ip: IpAddr,
+    pub base: String,
+    pub login_url: String,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+impl FromRequest<AppState> for LoginCall {
+    type Rejection = Infallible;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Infallible> {
+        let (mut parts, body) = req.into_parts();
+        let ClientIp(ip) = ClientIp::from_request_parts(&mut parts, state).await?;
+        let BaseUrl(base) = BaseUrl::from_request_parts(&mut parts, state).await?;
+        Ok(LoginCall {
+            login_url: format!("{base}{}", parts.uri.path()),
+            ip,
+            base,
+            headers: parts.headers,
+            body,
+        })
+    }
 }
 
 impl RequestId {

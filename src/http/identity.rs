@@ -114,11 +114,11 @@ async fn identity(
         return bad_token();
     };
     let session = match app.services.check_api_session(&token).await {
-        Ok(Some(s)) if !s.session.password_expired => s,
+        Ok(Some(s)) if !s.password_expired() => s,
         Ok(_) => return bad_token(),
         Err(e) => return unavailable(&e, &request_id.0),
     };
-    let (org, user) = (&session.org, &session.user);
+    let (org, user) = (session.org(), session.user());
     // The ids in the path must be the token's own (either length, any case of the 18-form).
     let same = |input: &str, prefix: KeyPrefix, id15: &str| {
         SfId::parse_as(input, prefix).is_ok_and(|id| id.as_15() == id15)

@@ -97,6 +97,26 @@ pub(crate) fn wait_text(wait: time::Duration) -> String {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The body of an answer that quotes its request id — the server's own trouble, which the
+/// client is asked to report with the id. The request-id layer writes it, so every surface turns
+/// a service error into its own error with `?` alone, and the error was logged in the request's
+/// span, which carries the id.
+#[derive(Clone)]
+pub struct BodyWithRequestId(Arc<dyn Fn(&str) -> String + Send + Sync>);
+
+impl BodyWithRequestId {
+    /// `response`, whose body becomes `body(request id)`.
+    pub fn attach(
+        mut response: Response,
+        body: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Response {
+        response
+            .extensions_mut()
+            .insert(BodyWithRequestId(Arc::new(body)));
+        response
+    }
+}
+
 /// The routes. Paths are matched after [`normalize_path`], so each is listed once.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -183,6 +203,10 @@ async fn request_id_and_log(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = next.run(req).instrument(span).await;
+    if let Some(body) = response.extensions_mut().remove::<BodyWithRequestId>() {
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+        *response.body_mut() = axum::body::Body::from((body.0)(&id));
+    }
     let status = response.status();
     tracing::info!(
         request_id = %id,

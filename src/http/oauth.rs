@@ -4,8 +4,8 @@
 //! `{"error", "error_description"}` with Salesforce's codes and texts.
 
 use super::AppState;
-use super::RequestId;
-use super::extract::{BaseUrl, ClientIp, read_body, user_agent};
+use super::BodyWithRequestId;
+use super::extract::{BaseUrl, ClientIp, LoginCall, read_body, user_agent};
 use super::identity::{self, bearer};
 use crate::domain::login::{LoginOutcome, LoginStatus};
 use crate::domain::secret::Password;
@@ -16,12 +16,12 @@ use crate::service::login::{LoginRequest, LoginSession};
 use crate::service::oauth::{
     ClientRefusal, GrantOutcome, GrantRequest, Introspection, RefusalRecorded, issue_to,
 };
-use crate::store::oauth::OAuthClientRow;
+use crate::service::views::OAuthClient;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -48,6 +48,8 @@ pub struct OAuthError {
     code: Option<&'static str>,
     /// `Retry-After`, for the per-address failed-login limit.
     retry_after: Option<time::Duration>,
+    /// The description ends with `(request id …)`.
+    quote_request_id: bool,
 }
 
 impl OAuthError {
@@ -58,6 +60,7 @@ impl OAuthError {
             description: description.into(),
             code: None,
             retry_after: None,
+            quote_request_id: false,
         }
     }
 
@@ -68,29 +71,34 @@ impl OAuthError {
     fn authentication_failure() -> OAuthError {
         OAuthError::new("invalid_grant", "authentication failure")
     }
+}
 
-    fn service(e: &ServiceError, request_id: &str) -> OAuthError {
-        match e {
+/// The server's own trouble: logged (in the request's span, which names the request id), and
+/// answered with the request id to quote.
+impl From<ServiceError> for OAuthError {
+    fn from(e: ServiceError) -> OAuthError {
+        let (status, error, description) = match e {
             ServiceError::Unavailable(_) => {
-                tracing::warn!(%request_id, error = %e, "OAuth request: temporarily unavailable");
-                OAuthError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    ..OAuthError::new(
-                        "temporarily_unavailable",
-                        format!("the server is temporarily unavailable (request id {request_id})"),
-                    )
-                }
+                tracing::warn!(error = %e, "OAuth request: temporarily unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the server is temporarily unavailable",
+                )
             }
             _ => {
-                tracing::error!(%request_id, error = %e, "OAuth request failed");
-                OAuthError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    ..OAuthError::new(
-                        "server_error",
-                        format!("unexpected error (request id {request_id})"),
-                    )
-                }
+                tracing::error!(error = %e, "OAuth request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "unexpected error",
+                )
             }
+        };
+        OAuthError {
+            status,
+            quote_request_id: true,
+            ..OAuthError::new(error, description)
         }
     }
 }
@@ -101,7 +109,18 @@ impl IntoResponse for OAuthError {
         if let Some(code) = self.code {
             body["error_code"] = json!(code);
         }
-        crate::http::with_retry_after((self.status, Json(body)).into_response(), self.retry_after)
+        let response = (self.status, Json(&body)).into_response();
+        let response = if self.quote_request_id {
+            BodyWithRequestId::attach(response, move |id| {
+                let mut body = body.clone();
+                body["error_description"] =
+                    json!(format!("{} (request id {id})", self.description));
+                body.to_string()
+            })
+        } else {
+            response
+        };
+        crate::http::with_retry_after(response, self.retry_after)
     }
 }
 
@@ -206,30 +225,19 @@ pub(crate) fn client_credentials(
 struct TokenCtx<'a> {
     app: &'a AppState,
     base: &'a str,
-    request_id: &'a str,
 }
 
-async fn token(
-    State(app): State<AppState>,
-    ClientIp(ip): ClientIp,
-    BaseUrl(base): BaseUrl,
-    request_id: RequestId,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn token(State(app): State<AppState>, call: LoginCall) -> Response {
     let ctx = TokenCtx {
         app: &app,
-        base: &base,
-        request_id: &request_id.0,
+        base: &call.base,
     };
-    let login_url = format!("{base}{}", uri.path());
     let grant = GrantRequest {
-        source_ip: ip,
-        user_agent: user_agent(&headers),
-        login_url: &login_url,
+        source_ip: call.ip,
+        user_agent: user_agent(&call.headers),
+        login_url: &call.login_url,
     };
-    match ctx.token(&headers, body, &grant).await {
+    match ctx.token(&call.headers, call.body, &grant).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -256,12 +264,11 @@ impl TokenCtx<'_> {
         let username = form.get("username");
         let (client_id, secret) = client_credentials(headers, &form)?;
         let s = &self.app.services;
-        let err = |e: ServiceError| OAuthError::service(&e, self.request_id);
         // A grant that proves no password must not tell a refused address that its guessed
         // client secret is right: the limit first. (A password grant's login checks it before
         // anything, and answers a refused address the same whatever the secret.)
         if grant_type != "password"
-            && let Some(until) = s.address_refused(grant.source_ip).await.map_err(err)?
+            && let Some(until) = s.address_refused(grant.source_ip).await?
         {
             return Err(rate_limited(Some(until - s.now())));
         }
@@ -290,7 +297,7 @@ impl TokenCtx<'_> {
                 // to it, at the cost of a wrong password (R-L4).
                 req.org_scope = Some(client.org_id.clone());
                 req.oauth_client = Some(issue_to(&client));
-                let response = s.login_detached(req).await.map_err(err)?;
+                let response = s.login_detached(req).await?;
                 match (response.outcome, response.session) {
                     (LoginOutcome::Success { .. }, Some(session)) => {
                         Ok(self.issued(&session, &secret))
@@ -306,14 +313,11 @@ impl TokenCtx<'_> {
                         "the refresh_token grant needs refresh_token",
                     ));
                 };
-                let outcome = s.oauth_refresh(&client, rt, grant).await.map_err(err)?;
+                let outcome = s.oauth_refresh(&client, rt, grant).await?;
                 self.grant_outcome(outcome, &secret)
             }
             _ => {
-                let outcome = s
-                    .oauth_client_credentials(&client, grant)
-                    .await
-                    .map_err(err)?;
+                let outcome = s.oauth_client_credentials(&client, grant).await?;
                 self.grant_outcome(outcome, &secret)
             }
         }
@@ -326,21 +330,14 @@ impl TokenCtx<'_> {
         client_id: &str,
         secret: &str,
         grant: &GrantRequest<'_>,
-    ) -> Result<OAuthClientRow, OAuthError> {
+    ) -> Result<OAuthClient, OAuthError> {
         let s = &self.app.services;
-        let err = |e: ServiceError| OAuthError::service(&e, self.request_id);
-        let refusal = match s
-            .authenticate_client(client_id, secret)
-            .await
-            .map_err(err)?
-        {
+        let refusal = match s.authenticate_client(client_id, secret).await? {
             Ok(c) => return Ok(c),
             Err(refusal) => refusal,
         };
-        if let RefusalRecorded::AddressLimited(until) = s
-            .record_client_refusal(&refusal, client_id, grant)
-            .await
-            .map_err(err)?
+        if let RefusalRecorded::AddressLimited(until) =
+            s.record_client_refusal(&refusal, client_id, grant).await?
         {
             return Err(rate_limited(Some(until - s.now())));
         }
@@ -443,7 +440,6 @@ fn refused(outcome: LoginOutcome, status: Option<LoginStatus>) -> OAuthError {
 
 async fn revoke(
     State(app): State<AppState>,
-    request_id: RequestId,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -459,30 +455,26 @@ async fn revoke(
         .get("token")
         .map(str::to_string)
         .or_else(|| from_query.and_then(|q| q.get("token").map(str::to_string)));
-    do_revoke(&app, &request_id.0, token.as_deref()).await
+    do_revoke(&app, token.as_deref()).await
 }
 
 /// `GET /services/oauth2/revoke?token=…`, as Salesforce also accepts.
-async fn revoke_get(
-    State(app): State<AppState>,
-    request_id: RequestId,
-    RawQuery(query): RawQuery,
-) -> Response {
+async fn revoke_get(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let form = match parse_pairs(query.unwrap_or_default().as_bytes()) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    do_revoke(&app, &request_id.0, form.get("token")).await
+    do_revoke(&app, form.get("token")).await
 }
 
-async fn do_revoke(app: &AppState, request_id: &str, token: Option<&str>) -> Response {
+async fn do_revoke(app: &AppState, token: Option<&str>) -> Response {
     let Some(token) = token else {
         return OAuthError::new("unsupported_token_type", "token is required").into_response();
     };
     match app.services.revoke_token(token).await {
         Ok(true) => StatusCode::OK.into_response(),
         Ok(false) => OAuthError::new("invalid_token", "invalid token").into_response(),
-        Err(e) => OAuthError::service(&e, request_id).into_response(),
+        Err(e) => OAuthError::from(e).into_response(),
     }
 }
 
@@ -492,7 +484,6 @@ async fn introspect(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
     BaseUrl(base): BaseUrl,
-    request_id: RequestId,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -500,22 +491,13 @@ async fn introspect(
         let form = read_form(&app, &headers, body).await?;
         let (client_id, secret) = client_credentials(&headers, &form)?;
         let s = &app.services;
-        let err = |e: ServiceError| OAuthError::service(&e, &request_id.0);
         // A wrong client secret counts against the address, and a refused address is told so.
         // (No check before a right secret: introspection is a resource server's hot path, and
         // a 381-bit secret is not guessed; the token endpoint's grants do check first.)
-        let client = match s
-            .authenticate_client(&client_id, &secret)
-            .await
-            .map_err(err)?
-        {
+        let client = match s.authenticate_client(&client_id, &secret).await? {
             Ok(c) => c,
             Err(refusal) => {
-                if let Some(until) = s
-                    .count_introspection_refusal(&refusal, ip)
-                    .await
-                    .map_err(err)?
-                {
+                if let Some(until) = s.count_introspection_refusal(&refusal, ip).await? {
                     return Err(rate_limited(Some(until - s.now())));
                 }
                 return Err(OAuthError {
@@ -527,18 +509,18 @@ async fn introspect(
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        Ok(match s.introspect(&client, token).await.map_err(err)? {
+        Ok(match s.introspect(&client, token).await? {
             Introspection::Inactive => json!({"active": false}),
             Introspection::Access(a, issued_to) => json!({
                 "active": true,
                 "scope": "api",
                 "client_id": issued_to.map(|c| c.client_id),
-                "username": a.user.username,
-                "sub": identity::identity_url(&base, &a.org.id, &a.user.id),
+                "username": a.user().username,
+                "sub": identity::identity_url(&base, a.org_id(), a.user_id()),
                 "token_type": "access_token",
                 "exp": a.expires_at() / 1000,
-                "iat": a.session.created_at / 1000,
-                "nbf": a.session.created_at / 1000,
+                "iat": a.created_at() / 1000,
+                "nbf": a.created_at() / 1000,
             }),
             Introspection::Refresh {
                 user,
@@ -567,7 +549,6 @@ async fn introspect(
 async fn userinfo(
     State(app): State<AppState>,
     BaseUrl(base): BaseUrl,
-    request_id: RequestId,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -577,12 +558,12 @@ async fn userinfo(
     let session = match app.services.check_api_session(&token).await {
         Ok(Some(s)) => s,
         Ok(None) => return identity::bad_token(),
-        Err(e) => return OAuthError::service(&e, &request_id.0).into_response(),
+        Err(e) => return OAuthError::from(e).into_response(),
     };
-    if session.session.password_expired {
+    if session.password_expired() {
         return identity::bad_token();
     }
-    let (org, user) = (&session.org, &session.user);
+    let (org, user) = (session.org(), session.user());
     Json(json!({
         "sub": identity::identity_url(&base, &org.id, &user.id),
         "user_id": id18(&user.id),

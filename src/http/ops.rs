@@ -21,16 +21,16 @@ pub fn routes() -> Router<AppState> {
 /// 200 when the database answers, 503 when it does not (a load balancer takes the node out).
 async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
     let s = &app.services;
-    match s.db.ping().await {
+    match s.health().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "ok", "database": s.db.backend_name()})),
+            Json(json!({"status": "ok", "database": s.database_name()})),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "health check: database unavailable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "database": s.db.backend_name()})),
+                Json(json!({"status": "unavailable", "database": s.database_name()})),
             )
         }
     }

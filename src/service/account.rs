@@ -2,12 +2,13 @@
 //! address), whether the token may be reset (R-T9), a user's own login history and sessions.
 
 use super::tokens::{recipient, reset_refusal};
+use super::views::{LoginAttempt, Session, User, all};
 use super::{Actor, Result, ServiceError, Services, audit, fmt_time, resolve};
 use crate::domain::validate;
 use crate::mail;
-use crate::store::login_history::{self, Filter, LoginHistoryView};
-use crate::store::sessions::{self, SessionRow};
-use crate::store::users::{self, UserRow};
+use crate::store::login_history::{self, Filter};
+use crate::store::sessions::{self};
+use crate::store::users::{self};
 
 /// A change to a user's details. `None` leaves a field as it is.
 #[derive(Debug, Default, Clone)]
@@ -31,7 +32,7 @@ impl Services {
         actor: &Actor,
         user_input: &str,
         change: &UserChange,
-    ) -> Result<UserRow> {
+    ) -> Result<User> {
         if let Some(email) = &change.email {
             // Your own email receives your tokens and verification codes: changing it takes the
             // password, not just a session (which might be stolen). Checked before the
@@ -82,7 +83,7 @@ impl Services {
             what.push(format!("email {}", new.email));
         }
         if what.is_empty() {
-            return Ok(user);
+            return Ok(user.into());
         }
         let now = self.now();
         let now_ms = crate::clock::ms(now);
@@ -109,7 +110,7 @@ impl Services {
         if new.email != user.email {
             self.outbox.wake();
         }
-        Ok(new)
+        Ok(new.into())
     }
 
     /// R-T9: why this user may not reset their token (the page hides the option then).
@@ -125,14 +126,10 @@ impl Services {
     }
 
     /// A user's own login history, newest first.
-    pub async fn my_login_history(
-        &self,
-        actor: &Actor,
-        limit: i64,
-    ) -> Result<Vec<LoginHistoryView>> {
+    pub async fn my_login_history(&self, actor: &Actor, limit: i64) -> Result<Vec<LoginAttempt>> {
         let (org_id, user_id) = actor.own()?;
         let mut c = self.db.conn().await?;
-        Ok(login_history::list(
+        Ok(all(login_history::list(
             &mut c.as_conn(),
             &Filter {
                 org_id: Some(org_id.into()),
@@ -141,11 +138,11 @@ impl Services {
                 ..Filter::default()
             },
         )
-        .await?)
+        .await?))
     }
 
     /// The user's live sessions (web, SOAP and OAuth), newest first.
-    pub async fn sessions_of(&self, actor: &Actor, user_input: &str) -> Result<Vec<SessionRow>> {
+    pub async fn sessions_of(&self, actor: &Actor, user_input: &str) -> Result<Vec<Session>> {
         let mut c = self.db.conn().await?;
         let user = resolve::user_seen(&mut c.as_conn(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
@@ -155,7 +152,7 @@ impl Services {
             sessions::list_for_user(&mut c.as_conn(), &user.org_id, &user.id, now).await?;
         // As the checks see them: by the org's timeout and lifetime as they are now.
         rows.retain_mut(|s| super::sessions::still_live(&org, s, now));
-        Ok(rows)
+        Ok(all(rows))
     }
 
     /// Ends one session of a user, named by its digest (what the sessions page lists), with

@@ -3,11 +3,13 @@
 //! the OAuth grants, identity verification and user administration use them without depending
 //! on each other.
 
-use super::network::{parse_ranges, permissions_of};
-use super::orgs::policy_of;
+use super::network::parse_ranges;
 use super::outbox::enqueue;
 use super::sessions::{RefreshToken, SessionId};
 use super::tokens::recipient;
+use super::views::permissions_of;
+use super::views::policy_of;
+use super::views::{Org, User};
 use super::{Result, ServiceError, fmt_time, new_id};
 use crate::clock::{from_ms, ms};
 use crate::domain::ids::KeyPrefix;
@@ -32,8 +34,8 @@ pub struct OAuthIssue {
 
 pub struct LoginSession {
     pub id: SessionId,
-    pub org: OrgRow,
-    pub user: UserRow,
+    pub org: Org,
+    pub user: User,
     pub seconds_valid: u32,
     pub password_expired: bool,
     pub refresh_token: Option<RefreshToken>,
@@ -119,8 +121,8 @@ impl Issued {
     pub(crate) fn into_session(self, org: OrgRow, user: UserRow) -> LoginSession {
         LoginSession {
             id: self.id,
-            org,
-            user,
+            org: org.into(),
+            user: user.into(),
             seconds_valid: self.seconds_valid,
             password_expired: self.password_expired,
             refresh_token: self.refresh_token,

@@ -1,4 +1,5 @@
-//! `keyward backup`: a consistent copy of a SQLite database while servers use it.
+//! `keyward backup` and `keyward restore`: a consistent copy of a SQLite database while servers
+//! use it, and a backup made the database of a data dir.
 
 use super::{Result, ServiceError, Services};
 use crate::store::{Db, StoreError, backup};
@@ -21,5 +22,31 @@ impl Services {
                 StoreError::Other(m) => ServiceError::Invalid(m),
                 e => e.into(),
             })
+    }
+}
+
+/// Why a restore did not happen.
+#[derive(Debug)]
+pub enum RestoreError {
+    /// The target already has a database.
+    Conflict(ServiceError),
+    /// The backup could not be read or copied.
+    Unusable(String),
+}
+
+/// Copies the SQLite backup `from` to the new database file `to`, after checking a copy of it;
+/// returns its schema version.
+pub async fn restore(from: &Path, to: &Path) -> std::result::Result<i64, RestoreError> {
+    backup::restore(from, to).await.map_err(|e| match e {
+        StoreError::Conflict(_) => RestoreError::Conflict(e.into()),
+        StoreError::Other(m) => RestoreError::Unusable(m),
+        e => RestoreError::Unusable(e.to_string()),
+    })
+}
+
+/// Removes a SQLite database and the files SQLite and keyward keep beside it.
+pub fn remove_database_files(db: &Path) {
+    for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
+        let _ = std::fs::remove_file(crate::store::beside(db, suffix));
     }
 }

@@ -11,7 +11,7 @@ use super::attempt::{
     record_attempt, subject_of,
 };
 pub use super::attempt::{LoginSession, OAuthIssue};
-use super::orgs::policy_of;
+use super::views::policy_of;
 use super::{Result, ServiceError, Services};
 use crate::clock::ms;
 use crate::crypto::{ct_eq, token_digest};
@@ -123,8 +123,8 @@ async fn load(
     let mut known = found.map(|f| known_from(f.user, f.org, &f.profile, f.ranges));
     if let (Channel::Ui, Some(browser)) = (req.channel, &req.browser) {
         // With no user, the same statement on the same index, finding nothing: without it an
-        // unknown username answered measurably faster than a wrong password — 0.39 ms on
-        // SQLite, more against a PostgreSQL across a network (docs/security.md, R-L4).
+        // unknown username answered measurably faster than a wrong password (docs/security.md,
+        // R-L4).
         let (org_id, user_id) = match &known {
             Some(k) => (k.org.id.as_str(), k.user.id.as_str()),
             None => (NO_ID, NO_ID),

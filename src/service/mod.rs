@@ -27,12 +27,13 @@ pub mod network;
 pub mod oauth;
 pub mod orgs;
 pub mod outbox;
-pub mod resolve;
+pub(crate) mod resolve;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod verification;
+pub mod views;
 
 pub use metrics::Metrics;
 pub use outbox::Outbox;
@@ -187,7 +188,7 @@ impl Actor {
 
 /// Everything the use cases need, built once by `app`.
 pub struct Services {
-    pub db: Db,
+    db: Db,
     pub hasher: Arc<Hasher>,
     pub clock: Arc<dyn Clock>,
     pub outbox: Arc<Outbox>,
@@ -259,6 +260,26 @@ impl Services {
     pub fn with_delegated_auth(mut self, settings: crate::delegated::DelegatedSettings) -> Self {
         self.delegated = DelegatedAuth::new(settings);
         self
+    }
+
+    /// Whether the database answers (`/healthz`).
+    pub async fn health(&self) -> Result<()> {
+        Ok(self.db.ping().await?)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn database_name(&self) -> &'static str {
+        self.db.backend_name()
+    }
+
+    /// Closes the database's connections: a command's last step, so its writes are on disk.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+
+    /// The database, for [`crate::test_support`] only: nothing else reaches past the services.
+    pub(crate) fn db_for_test_support(&self) -> &Db {
+        &self.db
     }
 
     pub fn now(&self) -> OffsetDateTime {

@@ -1,6 +1,7 @@
 //! Network access: an org's trusted IP ranges (R-L2), profiles and their login IP ranges (R-L1).
 
 use super::audit::{self, Entry};
+use super::views::{self, Profile, all};
 use super::{Actor, Result, ServiceError, Services, new_id, resolve};
 use crate::domain::ids::{KeyPrefix, SfId, looks_like_id};
 use crate::domain::ip::IpRange;
@@ -24,16 +25,6 @@ pub fn parse_ranges(rows: &[IpRangeRow]) -> Vec<IpRange> {
         .collect()
 }
 
-pub fn permissions_of(p: &ProfileRow) -> Permissions {
-    Permissions {
-        api_enabled: p.api_enabled,
-        api_only: p.api_only,
-        password_never_expires: p.password_never_expires,
-        sso_enabled: p.sso_enabled,
-        manage_users: p.manage_users,
-    }
-}
-
 /// Where a range belongs.
 enum Owner<'a> {
     /// The org's trusted ranges (Network Access).
@@ -51,12 +42,16 @@ impl Services {
         start: &str,
         end: Option<&str>,
         description: &str,
-    ) -> Result<IpRangeRow> {
+    ) -> Result<views::IpRange> {
         self.add_range(actor, org, Owner::Org, start, end, description)
             .await
     }
 
-    pub async fn list_trusted_ranges(&self, actor: &Actor, org: &str) -> Result<Vec<IpRangeRow>> {
+    pub async fn list_trusted_ranges(
+        &self,
+        actor: &Actor,
+        org: &str,
+    ) -> Result<Vec<views::IpRange>> {
         self.list_ranges(actor, org, Owner::Org).await
     }
 
@@ -72,7 +67,7 @@ impl Services {
         start: &str,
         end: Option<&str>,
         description: &str,
-    ) -> Result<IpRangeRow> {
+    ) -> Result<views::IpRange> {
         self.add_range(actor, org, Owner::Profile(profile), start, end, description)
             .await
     }
@@ -82,7 +77,7 @@ impl Services {
         actor: &Actor,
         org: &str,
         profile: &str,
-    ) -> Result<Vec<IpRangeRow>> {
+    ) -> Result<Vec<views::IpRange>> {
         self.list_ranges(actor, org, Owner::Profile(profile)).await
     }
 
@@ -105,7 +100,7 @@ impl Services {
         start: &str,
         end: Option<&str>,
         description: &str,
-    ) -> Result<IpRangeRow> {
+    ) -> Result<views::IpRange> {
         let range = IpRange::parse(start, end)?;
         if matches!(owner, Owner::Org) {
             range.check_trusted_size()?;
@@ -156,7 +151,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        Ok(row)
+        Ok(row.into())
     }
 
     async fn list_ranges(
@@ -164,7 +159,7 @@ impl Services {
         actor: &Actor,
         org_input: &str,
         owner: Owner<'_>,
-    ) -> Result<Vec<IpRangeRow>> {
+    ) -> Result<Vec<views::IpRange>> {
         let mut c = self.db.conn().await?;
         let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
@@ -172,7 +167,12 @@ impl Services {
             Owner::Org => None,
             Owner::Profile(p) => Some(resolve::profile(&mut c.as_conn(), &org, p).await?.id),
         };
-        Ok(ranges::list(&mut c.as_conn(), &org.id, profile.as_deref()).await?)
+        Ok(all(ranges::list(
+            &mut c.as_conn(),
+            &org.id,
+            profile.as_deref(),
+        )
+        .await?))
     }
 
     async fn remove_range(
@@ -241,7 +241,7 @@ impl Services {
         org_input: &str,
         name: &str,
         permissions: Permissions,
-    ) -> Result<ProfileRow> {
+    ) -> Result<Profile> {
         let name = validate::text("profile name", name, 80, true)?;
         if looks_like_id(&name, KeyPrefix::Profile) {
             return Err(ServiceError::Invalid(format!(
@@ -308,13 +308,13 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        Ok(row)
+        Ok(row.into())
     }
 
-    pub async fn list_profiles(&self, actor: &Actor, org_input: &str) -> Result<Vec<ProfileRow>> {
+    pub async fn list_profiles(&self, actor: &Actor, org_input: &str) -> Result<Vec<Profile>> {
         let mut c = self.db.conn().await?;
         let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
-        Ok(profiles::list(&mut c.as_conn(), &org.id).await?)
+        Ok(all(profiles::list(&mut c.as_conn(), &org.id).await?))
     }
 }

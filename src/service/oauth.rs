@@ -12,8 +12,9 @@ use super::attempt::{
     record_org_attempt, subject_of,
 };
 use super::audit::{self, Entry};
-use super::orgs::policy_of;
 use super::sessions::{ActiveSession, RefreshToken, SessionId};
+use super::views::policy_of;
+use super::views::{OAuthClient, User, all};
 use super::{Actor, Result, ServiceError, Services, new_id, resolve};
 use crate::crypto::{ct_eq, digest, random_base62};
 use crate::domain::ids::KeyPrefix;
@@ -95,10 +96,10 @@ pub enum GrantOutcome {
 /// RFC 7662: what a token is, for a resource server.
 pub enum Introspection {
     Inactive,
-    Access(Arc<ActiveSession>, Option<Box<OAuthClientRow>>),
+    Access(Arc<ActiveSession>, Option<Box<OAuthClient>>),
     Refresh {
-        user: Box<users::UserRow>,
-        client: Box<OAuthClientRow>,
+        user: Box<User>,
+        client: Box<OAuthClient>,
         issued_at: i64,
     },
 }
@@ -110,7 +111,7 @@ impl Services {
         org_input: &str,
         name: &str,
         options: &ClientOptions<'_>,
-    ) -> Result<(OAuthClientRow, ClientSecret)> {
+    ) -> Result<(OAuthClient, ClientSecret)> {
         let name = validate::text("client name", name, 80, true)?;
         if let Some(input) = options.run_as {
             // A client acting as the acting user is a credential for the session's own account
@@ -180,18 +181,18 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        Ok((row, secret))
+        Ok((row.into(), secret))
     }
 
     pub async fn list_oauth_clients(
         &self,
         actor: &Actor,
         org_input: &str,
-    ) -> Result<Vec<OAuthClientRow>> {
+    ) -> Result<Vec<OAuthClient>> {
         let mut c = self.db.conn().await?;
         let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
-        Ok(oauth::list(&mut c.as_conn(), &org.id).await?)
+        Ok(all(oauth::list(&mut c.as_conn(), &org.id).await?))
     }
 
     /// Authenticates a client by consumer key and secret. The secret is compared as a digest in
@@ -200,7 +201,7 @@ impl Services {
         &self,
         client_id: &str,
         secret: &str,
-    ) -> Result<std::result::Result<OAuthClientRow, ClientRefusal>> {
+    ) -> Result<std::result::Result<OAuthClient, ClientRefusal>> {
         let found = if client_id.is_empty() || client_id.len() > 255 {
             None
         } else {
@@ -213,7 +214,7 @@ impl Services {
                 Err(ClientRefusal::BadSecret { org_id: row.org_id })
             }
             Some(row) if !row.enabled => Err(ClientRefusal::Disabled { org_id: row.org_id }),
-            Some(row) => Ok(row),
+            Some(row) => Ok(row.into()),
         })
     }
 
@@ -236,13 +237,11 @@ impl Services {
     }
 
     /// One client, by consumer key or id, as the actor may see it.
-    pub async fn get_oauth_client(
-        &self,
-        actor: &Actor,
-        client_input: &str,
-    ) -> Result<OAuthClientRow> {
+    pub async fn get_oauth_client(&self, actor: &Actor, client_input: &str) -> Result<OAuthClient> {
         let mut c = self.db.conn().await?;
-        resolve::oauth_client(&mut c.as_conn(), actor, client_input).await
+        Ok(resolve::oauth_client(&mut c.as_conn(), actor, client_input)
+            .await?
+            .into())
     }
 
     /// A new consumer secret for the client, shown once; the old one is refused from the
@@ -253,7 +252,7 @@ impl Services {
         actor: &Actor,
         client_input: &str,
         current_password: Option<&crate::domain::secret::Password>,
-    ) -> Result<(OAuthClientRow, ClientSecret)> {
+    ) -> Result<(OAuthClient, ClientSecret)> {
         {
             // A client that acts as the acting user is that user's credential: its new secret
             // takes their password, as creating it did.
@@ -297,7 +296,7 @@ impl Services {
         )
         .await?;
         self.commit_client_change(tx).await?;
-        Ok((client, secret))
+        Ok((client.into(), secret))
     }
 
     /// Disables a client (its access tokens end; its refresh tokens and every grant are
@@ -437,7 +436,7 @@ impl Services {
     /// to, if the user may still log in.
     pub async fn oauth_refresh(
         &self,
-        client: &OAuthClientRow,
+        client: &OAuthClient,
         refresh_token: &str,
         grant: &GrantRequest<'_>,
     ) -> Result<GrantOutcome> {
@@ -477,7 +476,7 @@ impl Services {
     /// The `client_credentials` grant: an access token for the client's run-as user.
     pub async fn oauth_client_credentials(
         &self,
-        client: &OAuthClientRow,
+        client: &OAuthClient,
         grant: &GrantRequest<'_>,
     ) -> Result<GrantOutcome> {
         let Some(user_id) = &client.run_as_user_id else {
@@ -500,7 +499,7 @@ impl Services {
         &self,
         tx: &mut crate::store::Tx,
         known: &Known,
-        client: &OAuthClientRow,
+        client: &OAuthClient,
         grant: &GrantRequest<'_>,
         refresh_digest: Option<String>,
     ) -> Result<GrantOutcome> {
@@ -551,7 +550,7 @@ impl Services {
 
     /// RFC 7662 introspection by an authenticated client: tokens of other orgs are inactive
     /// to it (R-M1).
-    pub async fn introspect(&self, client: &OAuthClientRow, token: &str) -> Result<Introspection> {
+    pub async fn introspect(&self, client: &OAuthClient, token: &str) -> Result<Introspection> {
         if SessionId::parse(token).is_some() {
             let Some(active) = self.check_api_session(token).await? else {
                 return Ok(Introspection::Inactive);
@@ -566,7 +565,9 @@ impl Services {
                 Some(id) if *id == client.id => Some(client.clone()),
                 Some(id) => {
                     let mut c = self.db.conn().await?;
-                    oauth::get(&mut c.as_conn(), &active.org.id, id).await?
+                    oauth::get(&mut c.as_conn(), &active.org.id, id)
+                        .await?
+                        .map(OAuthClient::from)
                 }
                 None => None,
             };
@@ -587,8 +588,8 @@ impl Services {
         Ok(match (user, issued_by) {
             // A disabled client's refresh tokens are refused, so not active.
             (Some(user), Some(client)) if user.active && client.enabled => Introspection::Refresh {
-                user: Box::new(user),
-                client: Box::new(client),
+                user: Box::new(user.into()),
+                client: Box::new(client.into()),
                 issued_at: row.created_at,
             },
             _ => Introspection::Inactive,
@@ -597,7 +598,7 @@ impl Services {
 }
 
 /// An OAuth client as the password grant hands it to the login service.
-pub fn issue_to(client: &OAuthClientRow) -> OAuthIssue {
+pub fn issue_to(client: &OAuthClient) -> OAuthIssue {
     OAuthIssue {
         id: client.id.clone(),
         refresh_tokens: client.issue_refresh_tokens,

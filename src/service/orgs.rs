@@ -1,6 +1,7 @@
 //! Orgs: creation with the default profiles and policy (R-M3), the policy, delegated auth.
 
 use super::audit::{self, Entry};
+use super::views::{Org, all, policy_of};
 use super::{Actor, Result, ServiceError, Services, new_id, resolve};
 use crate::domain::ids::{KeyPrefix, looks_like_id};
 use crate::domain::policy::{Complexity, OrgPolicy};
@@ -9,20 +10,6 @@ use crate::domain::validate;
 use crate::store::orgs::{self, OrgRow};
 use crate::store::profiles::{self, ProfileRow};
 use crate::store::{Conn, StoreError};
-
-pub fn policy_of(org: &OrgRow) -> OrgPolicy {
-    let u = |v: i64| u32::try_from(v).unwrap_or(0);
-    OrgPolicy {
-        min_password_length: u(org.min_password_length),
-        complexity: Complexity::parse(&org.complexity).unwrap_or(Complexity::AlphaNumeric),
-        password_history: u(org.password_history),
-        password_expiry_days: u(org.password_expiry_days),
-        lockout_attempts: u(org.lockout_attempts),
-        lockout_minutes: u(org.lockout_minutes),
-        session_seconds: u(org.session_seconds),
-        session_max_seconds: u(org.session_max_seconds),
-    }
-}
 
 fn apply_policy(org: &mut OrgRow, p: &OrgPolicy) {
     org.min_password_length = i64::from(p.min_password_length);
@@ -131,7 +118,7 @@ pub(crate) async fn insert_org(
 }
 
 impl Services {
-    pub async fn create_org(&self, actor: &Actor, name: &str) -> Result<OrgRow> {
+    pub async fn create_org(&self, actor: &Actor, name: &str) -> Result<Org> {
         if matches!(actor, Actor::User { .. }) {
             return Err(ServiceError::Refused(
                 "only the command line can create orgs".into(),
@@ -140,19 +127,19 @@ impl Services {
         let mut tx = self.db.begin().await?;
         let (org, _) = insert_org(&mut tx.as_conn(), self.now_ms(), actor, name).await?;
         tx.commit().await?;
-        Ok(org)
+        Ok(org.into())
     }
 
-    pub async fn list_orgs(&self) -> Result<Vec<OrgRow>> {
+    pub async fn list_orgs(&self) -> Result<Vec<Org>> {
         let mut c = self.db.conn().await?;
-        Ok(orgs::list(&mut c.as_conn()).await?)
+        Ok(all(orgs::list(&mut c.as_conn()).await?))
     }
 
-    pub async fn get_org(&self, actor: &Actor, input: &str) -> Result<OrgRow> {
+    pub async fn get_org(&self, actor: &Actor, input: &str) -> Result<Org> {
         let mut c = self.db.conn().await?;
         let org = resolve::org(&mut c.as_conn(), input).await?;
         actor.check_org(&org.id)?;
-        Ok(org)
+        Ok(org.into())
     }
 
     /// Changes the password policy and session settings; returns the new policy.

@@ -11,7 +11,8 @@
 //! sessions already open; an OAuth refresh token is not bound by the lifetime (each access token
 //! it mints is).
 
-use super::orgs::policy_of;
+use super::views::policy_of;
+use super::views::{Org, User};
 use super::{Result, Services};
 use crate::clock::{from_ms, ms};
 use crate::crypto::{digest, random_base62};
@@ -102,14 +103,52 @@ impl std::fmt::Debug for RefreshToken {
 /// its org shows at once (`Services::sessions_changed`), but the counters a login attempt
 /// updates (`failed_logins`, `locked_until`, `last_login_at`) and the password hash may be that
 /// old. Code that decides on those reads the user row itself.
-#[derive(Debug, Clone)]
+/// No `Debug`: it holds a secret or a digest that must not reach a log.
+#[derive(Clone)]
 pub struct ActiveSession {
-    pub session: SessionRow,
-    pub user: UserRow,
-    pub org: OrgRow,
+    pub(super) session: SessionRow,
+    pub(super) user: UserRow,
+    pub(super) org: OrgRow,
 }
 
 impl ActiveSession {
+    /// Names the session where a page or the API lists or ends sessions (its id's digest: it
+    /// cannot be used to log in).
+    pub fn handle(&self) -> &str {
+        &self.session.digest
+    }
+
+    /// The password expired (R-L6): the session may do nothing but change it.
+    pub fn password_expired(&self) -> bool {
+        self.session.password_expired
+    }
+
+    /// `Application` for a web session; the API kinds otherwise (`Channel::login_type`).
+    pub fn login_type(&self) -> &str {
+        &self.session.login_type
+    }
+
+    /// When the session began (epoch milliseconds).
+    pub fn created_at(&self) -> i64 {
+        self.session.created_at
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.user.id
+    }
+
+    pub fn org_id(&self) -> &str {
+        &self.org.id
+    }
+
+    pub fn user(&self) -> User {
+        User::from(&self.user)
+    }
+
+    pub fn org(&self) -> Org {
+        Org::from(&self.org)
+    }
+
     /// When the session ends if it is not used again.
     pub fn expires_at(&self) -> i64 {
         self.session.expires_at

@@ -4,6 +4,7 @@
 
 use super::audit;
 use super::outbox::enqueue;
+use super::views::User;
 use super::{Actor, Result, ServiceError, Services, resolve};
 use crate::crypto::token_digest;
 use crate::domain::token::SecurityToken;
@@ -130,7 +131,7 @@ impl Services {
     /// Resets a user's security token: the old one stops working at once and the new one is
     /// emailed to the user (never shown to the actor). An admin may trigger it for a user of
     /// their org (recorded in the audit trail); a user may for themselves (R-T5, R-T9).
-    pub async fn reset_token(&self, actor: &Actor, user_input: &str) -> Result<UserRow> {
+    pub async fn reset_token(&self, actor: &Actor, user_input: &str) -> Result<User> {
         let mut tx = self.db.begin().await?;
         let user = resolve::user_seen_for_update(&mut tx.as_conn(), actor, user_input).await?;
         actor.check_self_or_admin(&user.org_id, &user.id)?;
@@ -162,6 +163,6 @@ impl Services {
         .await?;
         self.commit_session_change(tx).await?;
         self.outbox.wake();
-        Ok(user)
+        Ok(user.into())
     }
 }

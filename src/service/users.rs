@@ -3,10 +3,11 @@
 
 use super::attempt::lockout_of;
 use super::audit;
-use super::orgs::policy_of;
 use super::outbox::enqueue;
 use super::sessions::ActiveSession;
 use super::tokens::{TokenReason, issue, recipient};
+use super::views::policy_of;
+use super::views::{User, all};
 use super::{Actor, Result, ServiceError, Services, fmt_time, new_id, resolve};
 use crate::domain::ids::{KeyPrefix, SfId};
 use crate::domain::policy::PasswordRejected;
@@ -32,7 +33,7 @@ pub struct NewUser<'a> {
 /// A user as `user show` and the admin pages present them: no secret, not even a digest.
 #[derive(Debug, Clone)]
 pub struct UserView {
-    pub user: UserRow,
+    pub user: User,
     pub org_name: String,
     pub profile_name: String,
     pub locked: bool,
@@ -57,7 +58,7 @@ impl Services {
         actor: &Actor,
         new: &NewUser<'_>,
         password: Option<&Password>,
-    ) -> Result<UserRow> {
+    ) -> Result<User> {
         let mut user = new_user_row(new, self.now_ms())?;
         let (org, profile) = {
             let mut c = self.db.conn().await?;
@@ -96,7 +97,7 @@ impl Services {
         .await?;
         tx.commit().await?;
         self.outbox.wake();
-        Ok(user)
+        Ok(user.into())
     }
 
     /// Inserts a validated user, with the audit row and, given a password hash, the first
@@ -150,7 +151,7 @@ impl Services {
             profile_name: profile.name,
             tokens_issued,
             active_sessions,
-            user,
+            user: user.into(),
         })
     }
 
@@ -163,28 +164,28 @@ impl Services {
         query: Option<&str>,
         after: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<UserRow>> {
+    ) -> Result<Vec<User>> {
         let query = validate::text("search text", query.unwrap_or(""), 100, false)?;
         let after = validate::text("after", after.unwrap_or(""), 255, false)?.to_lowercase();
         let mut c = self.db.conn().await?;
         let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
         let nonempty = |s: &String| (!s.is_empty()).then(|| s.clone());
-        Ok(users::search(
+        Ok(all(users::search(
             &mut c.as_conn(),
             &org.id,
             nonempty(&query).as_deref(),
             nonempty(&after).as_deref(),
             limit.clamp(1, 1000),
         )
-        .await?)
+        .await?))
     }
 
-    pub async fn list_users(&self, actor: &Actor, org_input: &str) -> Result<Vec<UserRow>> {
+    pub async fn list_users(&self, actor: &Actor, org_input: &str) -> Result<Vec<User>> {
         let mut c = self.db.conn().await?;
         let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
-        Ok(users::list(&mut c.as_conn(), &org.id).await?)
+        Ok(all(users::list(&mut c.as_conn(), &org.id).await?))
     }
 
     async fn profile_of(&self, c: &mut Conn<'_>, user: &UserRow) -> Result<ProfileRow> {
@@ -294,7 +295,7 @@ impl Services {
         actor: &Actor,
         user_input: &str,
         password: &Password,
-    ) -> Result<UserRow> {
+    ) -> Result<User> {
         let (org, user) = self.user_and_org(actor, user_input).await?;
         actor.check_org(&org.id)?;
         if actor.is_user(&user.id) {
@@ -321,7 +322,7 @@ impl Services {
             .await?;
         self.commit_session_change(tx).await?;
         self.outbox.wake();
-        Ok(user)
+        Ok(user.into())
     }
 
     /// A user changes their own password: the current one is required; sessions other than

@@ -11,9 +11,10 @@ use super::attempt::{
     Attempt, Known, LoginSession, count_failure, create_session, load_user, record_attempt,
     subject_of,
 };
-use super::orgs::policy_of;
 use super::outbox::enqueue;
 use super::tokens::recipient;
+use super::views::policy_of;
+use super::views::{VerifiedBrowser, all};
 use super::{Actor, Result, ServiceError, Services, audit, fmt_time, resolve};
 use crate::clock::ms;
 use crate::crypto::{ct_eq, digest, random_base62};
@@ -384,10 +385,12 @@ impl Services {
         })
     }
 
-    pub async fn verified_browsers(&self, actor: &Actor) -> Result<Vec<VerifiedBrowserRow>> {
+    pub async fn verified_browsers(&self, actor: &Actor) -> Result<Vec<VerifiedBrowser>> {
         let (org_id, user_id) = actor.own()?;
         let mut c = self.db.conn().await?;
-        Ok(store::list_browsers(&mut c.as_conn(), org_id, user_id).await?)
+        Ok(all(
+            store::list_browsers(&mut c.as_conn(), org_id, user_id).await?
+        ))
     }
 
     /// Forgets every browser the user verified: the next login from each is challenged again.

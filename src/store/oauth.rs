@@ -2,7 +2,8 @@
 
 use super::{Conn, Result, exec, on_backend};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// No `Debug`: it holds a secret or a digest that must not reach a log.
+#[derive(Clone, sqlx::FromRow)]
 pub struct OAuthClientRow {
     pub id: String,
     pub org_id: String,

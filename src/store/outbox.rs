@@ -5,7 +5,8 @@
 
 use super::{Conn, Result, exec, on_backend};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// No `Debug`: it holds a secret or a digest that must not reach a log.
+#[derive(Clone, sqlx::FromRow)]
 pub struct OutboxRow {
     /// Insertion order (assigned by the database; ignored on insert).
     pub seq: i64,

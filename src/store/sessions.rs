@@ -74,7 +74,7 @@ pub async fn insert(c: &mut Conn<'_>, s: &SessionRow) -> Result<()> {
 }
 
 /// A live session with its user and org, read in one statement.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LiveSession {
     pub session: SessionRow,
     pub user: UserRow,

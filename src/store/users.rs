@@ -8,7 +8,8 @@ use super::{Conn, Result, StoreError, aliased, exec, on_backend, row_decoder};
 use sqlx::FromRow;
 use std::sync::LazyLock;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// No `Debug`: it holds a secret or a digest that must not reach a log.
+#[derive(Clone, sqlx::FromRow)]
 pub struct UserRow {
     pub id: String,
     pub org_id: String,
@@ -85,7 +86,7 @@ pub async fn find_by_username(c: &mut Conn<'_>, username: &str) -> Result<Option
 }
 
 /// A user with the org, profile and IP ranges a login decision needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UserForLogin {
     pub user: UserRow,
     pub org: OrgRow,
@@ -96,7 +97,7 @@ pub struct UserForLogin {
 
 /// What a login reads before its hash, in one statement: its source address's failed-login
 /// window and the user with the username.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoginLookup {
     /// The address's `(window_start, failures)`, if it has a row.
     pub address_window: Option<(i64, i64)>,

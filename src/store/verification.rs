@@ -71,7 +71,8 @@ pub async fn delete_browsers(c: &mut Conn<'_>, org_id: &str, user_id: &str) -> R
     Ok(exec!(c, sql, org_id, user_id)?)
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// No `Debug`: it holds a secret or a digest that must not reach a log.
+#[derive(Clone, sqlx::FromRow)]
 pub struct ChallengeRow {
     pub digest: String,
     pub org_id: String,
@@ -165,7 +166,8 @@ pub async fn delete_expired_challenges(c: &mut Conn<'_>, now: i64) -> Result<u64
     Ok(exec!(c, sql, now)?)
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// No `Debug`: it holds a secret or a digest that must not reach a log.
+#[derive(Clone, sqlx::FromRow)]
 pub struct TotpRow {
     pub org_id: String,
     pub user_id: String,

@@ -30,7 +30,7 @@ async fn token_digest_of(db: &TestDb, username: &str) -> Option<String> {
     let store = db.open().await;
     let digest = {
         let mut c = store.conn().await.unwrap();
-        keyward::store::users::find_by_username(&mut c.as_conn(), username)
+        keyward::test_support::store::users::find_by_username(&mut c.as_conn(), username)
             .await
             .unwrap()
             .unwrap()
@@ -209,7 +209,7 @@ async fn cli_runs_the_whole_token_lifecycle_and_leaks_no_secret(b: Backend) {
                 .await
                 .unwrap();
         }
-        services.db.close().await;
+        services.close().await;
     }
     let history = kw.json(&["login-history", "--org", "Acme"]);
     let statuses: Vec<&str> = history
@@ -318,7 +318,7 @@ async fn cli_rotates_disables_enables_and_deletes_oauth_clients(b: Backend) {
         async move {
             let s = services_for(db).await;
             let r = s.authenticate_client(&key, &secret).await.unwrap();
-            s.db.close().await;
+            s.close().await;
             r.map(|_| ())
         }
     };

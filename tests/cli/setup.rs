@@ -323,8 +323,10 @@ async fn cli_migrations_run_once_from_many_processes_and_a_newer_schema_is_refus
         let sql = "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
                    execution_time) VALUES (9999, 'from the future', TRUE, $1, 0)";
         match c.as_conn() {
-            keyward::store::Conn::Sqlite(e) => sqlx::query(sql).bind(vec![0u8]).execute(e).await,
-            keyward::store::Conn::Postgres(e) => sqlx::query(sql)
+            keyward::test_support::store::Conn::Sqlite(e) => {
+                sqlx::query(sql).bind(vec![0u8]).execute(e).await
+            }
+            keyward::test_support::store::Conn::Postgres(e) => sqlx::query(sql)
                 .bind(vec![0u8])
                 .execute(e)
                 .await

@@ -16,7 +16,7 @@ use keyward::crypto::{HashParams, Hasher};
 use keyward::mail::transport::Transport;
 use keyward::service::outbox::RetryPolicy;
 use keyward::service::{Actor, Outbox, Services};
-use keyward::store::{Db, DbOptions};
+use keyward::test_support::store::{Db, DbOptions};
 use sqlx::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -211,7 +211,7 @@ impl Env {
 
     pub async fn finish(self) {
         // A connection still checked out would make `close` wait forever: fail instead.
-        tokio::time::timeout(Duration::from_secs(20), self.services.db.close())
+        tokio::time::timeout(Duration::from_secs(20), self.services.close())
             .await
             .expect("the test left a database connection checked out");
         self.db.drop_db().await;
@@ -443,4 +443,13 @@ pub fn latest_token(mails: &[Mail], to: &str) -> String {
         .filter(|m| m.to == to)
         .find_map(Mail::token)
         .unwrap_or_else(|| panic!("no token mail to {to}"))
+}
+
+/// A login-history search for `user` (every user when None), at most `limit` rows.
+pub fn history_query(user: Option<&str>, limit: i64) -> keyward::service::history::HistoryQuery {
+    keyward::service::history::HistoryQuery {
+        user: user.map(str::to_string),
+        limit,
+        ..Default::default()
+    }
 }

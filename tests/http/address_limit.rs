@@ -229,7 +229,7 @@ async fn address_limit_refuses_a_guessing_address_before_any_hash_on_every_node(
     // Housekeeping removes the ended windows; the cleared address had no row left.
     assert_eq!(s.purge_address_failures().await.unwrap(), 2);
     assert!(s.limited_addresses(&cli(), 1).await.unwrap().is_empty());
-    node_b.db.close().await;
+    node_b.close().await;
     srv.finish().await;
 }
 

@@ -208,7 +208,10 @@ async fn r_l11_forwarded_for_only_from_trusted_proxies(b: Backend) {
         "LOGIN_MUST_USE_SECURITY_TOKEN",
         "spoofed header ignored"
     );
-    let row = &s.login_history(&cli(), None, Some(USER), 1).await.unwrap()[0];
+    let row = &s
+        .login_history(&cli(), None, &crate::common::history_query(Some(USER), 1))
+        .await
+        .unwrap()[0];
     assert_eq!(row.source_ip, "127.0.0.1");
     let env = f.srv.stop().await;
     // 127.0.0.1 is now a trusted proxy: the right-most untrusted entry is the client.
@@ -221,7 +224,10 @@ async fn r_l11_forwarded_for_only_from_trusted_proxies(b: Backend) {
         a.text
     );
     assert_eq!(
-        s.login_history(&cli(), None, Some(USER), 1).await.unwrap()[0].source_ip,
+        s.login_history(&cli(), None, &crate::common::history_query(Some(USER), 1))
+            .await
+            .unwrap()[0]
+            .source_ip,
         "10.9.1.1"
     );
     let a = spoof(&srv, "10.9.1.1, 203.0.113.5").await;
@@ -230,7 +236,10 @@ async fn r_l11_forwarded_for_only_from_trusted_proxies(b: Backend) {
         "LOGIN_MUST_USE_SECURITY_TOKEN"
     );
     assert_eq!(
-        s.login_history(&cli(), None, Some(USER), 1).await.unwrap()[0].source_ip,
+        s.login_history(&cli(), None, &crate::common::history_query(Some(USER), 1))
+            .await
+            .unwrap()[0]
+            .source_ip,
         "203.0.113.5"
     );
     // A byte that is not UTF-8 in the client's part of the header does not hide the address
@@ -248,7 +257,10 @@ async fn r_l11_forwarded_for_only_from_trusted_proxies(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 500);
-    let row = &s.login_history(&cli(), None, Some(USER), 1).await.unwrap()[0];
+    let row = &s
+        .login_history(&cli(), None, &crate::common::history_query(Some(USER), 1))
+        .await
+        .unwrap()[0];
     assert_eq!(row.source_ip, "198.51.100.9");
     srv.finish().await;
 }

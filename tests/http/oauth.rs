@@ -49,7 +49,10 @@ async fn oauth_password_grant_success_and_errors(b: Backend) {
         j.get("refresh_token").is_none(),
         "this client issues no refresh tokens"
     );
-    let row = &s.login_history(&cli(), None, Some(USER), 1).await.unwrap()[0];
+    let row = &s
+        .login_history(&cli(), None, &crate::common::history_query(Some(USER), 1))
+        .await
+        .unwrap()[0];
     assert_eq!(
         (row.login_type.as_str(), row.status.as_str()),
         ("Remote Access 2.0", "Success")
@@ -136,7 +139,7 @@ async fn oauth_password_grant_success_and_errors(b: Backend) {
     assert_eq!(a.json()["error"], "invalid_client_id");
     assert_eq!(history_statuses(s, USER).await.len(), user_rows);
     let newest = s
-        .login_history(&cli(), None, None, 1)
+        .login_history(&cli(), None, &crate::common::history_query(None, 1))
         .await
         .unwrap()
         .remove(0);
@@ -182,7 +185,7 @@ async fn oauth_password_grant_success_and_errors(b: Backend) {
     );
     // In the client's org's history, on no user.
     let newest = s
-        .login_history(&cli(), Some("Acme"), None, 1)
+        .login_history(&cli(), Some("Acme"), &crate::common::history_query(None, 1))
         .await
         .unwrap()
         .remove(0);
@@ -334,7 +337,11 @@ async fn oauth_refresh_token_and_client_credentials(b: Backend) {
         ))
     );
     let row = &s
-        .login_history(&cli(), None, Some("integration@acme.test"), 1)
+        .login_history(
+            &cli(),
+            None,
+            &crate::common::history_query(Some("integration@acme.test"), 1),
+        )
         .await
         .unwrap()[0];
     assert_eq!(

@@ -205,7 +205,7 @@ async fn r_l10_logout_on_one_node_is_seen_by_another(b: Backend) {
     assert_eq!(r.status(), 500, "deactivation on node A is seen on node B");
     let _ = stop_b.send(());
     task_b.await.unwrap();
-    node_b_services.db.close().await;
+    node_b_services.close().await;
     f.srv.finish().await;
 }
 

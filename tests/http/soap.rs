@@ -98,7 +98,10 @@ async fn r_l3_soap_login_success_has_the_exact_shape_clients_parse(b: Backend) {
     );
     // R-L9
     let s = f.srv.services();
-    let rows = s.login_history(&cli(), None, Some(USER), 1).await.unwrap();
+    let rows = s
+        .login_history(&cli(), None, &crate::common::history_query(Some(USER), 1))
+        .await
+        .unwrap();
     assert_eq!(rows[0].status, "Success");
     assert_eq!(rows[0].login_type, "SOAP Partner");
     assert_eq!(rows[0].source_ip, "127.0.0.1");
@@ -123,7 +126,10 @@ async fn r_l3_soap_login_success_has_the_exact_shape_clients_parse(b: Backend) {
         let a = f.srv.soap(SOAP, &ssf(&org)).await;
         assert_eq!(a.status, 200, "{}", a.text);
     }
-    let rows = s.login_history(&cli(), None, Some(USER), 1).await.unwrap();
+    let rows = s
+        .login_history(&cli(), None, &crate::common::history_query(Some(USER), 1))
+        .await
+        .unwrap();
     assert_eq!(rows[0].client, "simple-salesforce");
     let other = s.create_org(&cli(), "Other").await.unwrap().id;
     for org in [other.as_str(), "not-an-org-id"] {
@@ -271,7 +277,7 @@ async fn soap_enterprise_endpoint_uses_the_enterprise_namespaces(b: Backend) {
     );
     let rows = srv
         .services()
-        .login_history(&cli(), None, Some(USER), 1)
+        .login_history(&cli(), None, &crate::common::history_query(Some(USER), 1))
         .await
         .unwrap();
     assert_eq!(rows[0].login_type, "SOAP Enterprise");

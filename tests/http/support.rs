@@ -76,12 +76,16 @@ pub async fn login(srv: &TestServer, username: &str, secret: &str) -> Answer {
 }
 
 pub async fn history_statuses(s: &Services, username: &str) -> Vec<String> {
-    s.login_history(&cli(), None, Some(username), 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.status)
-        .collect()
+    s.login_history(
+        &cli(),
+        None,
+        &crate::common::history_query(Some(username), 1000),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.status)
+    .collect()
 }
 
 pub async fn last_status(s: &Services, username: &str) -> String {
@@ -105,7 +109,7 @@ pub async fn raw_request(host: &str, head: &[u8], body: &[u8]) -> String {
 
 /// Row counts of the tables a request could write.
 pub async fn counts(s: &Services) -> Vec<i64> {
-    let mut c = s.db.conn().await.unwrap();
+    let mut c = keyward::test_support::db(s).conn().await.unwrap();
     let mut out = Vec::new();
     for t in [
         "login_history",
@@ -117,10 +121,10 @@ pub async fn counts(s: &Services) -> Vec<i64> {
     ] {
         let sql = format!("SELECT COUNT(*) FROM {t}");
         let n: i64 = match &mut c {
-            keyward::store::Pooled::Sqlite(c) => {
+            keyward::test_support::store::Pooled::Sqlite(c) => {
                 sqlx::query_scalar(&sql).fetch_one(&mut **c).await.unwrap()
             }
-            keyward::store::Pooled::Postgres(c) => {
+            keyward::test_support::store::Pooled::Postgres(c) => {
                 sqlx::query_scalar(&sql).fetch_one(&mut **c).await.unwrap()
             }
         };

@@ -111,12 +111,16 @@ async fn unknown_clients_and_tokenless_passwords_count_against_the_address(b: Ba
         .await;
     assert_eq!(a.status, 429, "{}", a.text);
     let mine = s
-        .login_history(&cli(), None, Some(user), 100)
+        .login_history(&cli(), None, &crate::common::history_query(Some(user), 100))
         .await
         .unwrap();
     assert!(mine.is_empty(), "rows on the named user: {mine:?}");
     let org_rows = s
-        .login_history(&cli(), Some("Acme"), None, 100)
+        .login_history(
+            &cli(),
+            Some("Acme"),
+            &crate::common::history_query(None, 100),
+        )
         .await
         .unwrap();
     assert_eq!(org_rows.len(), 3, "the wrong secrets, in the client's org");
@@ -125,7 +129,10 @@ async fn unknown_clients_and_tokenless_passwords_count_against_the_address(b: Ba
             .iter()
             .all(|r| r.user_id.is_none() && r.source_ip == other)
     );
-    let all = s.login_history(&cli(), None, None, 100).await.unwrap();
+    let all = s
+        .login_history(&cli(), None, &crate::common::history_query(None, 100))
+        .await
+        .unwrap();
     assert_eq!(
         all.iter().filter(|r| r.source_ip == guesser).count(),
         3,
@@ -210,7 +217,11 @@ async fn a_proxy_that_names_no_client_makes_an_unknown_client(b: Backend) {
             a.text
         );
         let row = &s
-            .login_history(&cli(), None, Some(&acme.user), 1)
+            .login_history(
+                &cli(),
+                None,
+                &crate::common::history_query(Some(&acme.user), 1),
+            )
             .await
             .unwrap()[0];
         assert_eq!(row.source_ip, "::", "{xff:?}");
@@ -244,7 +255,11 @@ async fn a_proxy_that_names_no_client_makes_an_unknown_client(b: Backend) {
         a.text
     );
     let row = &s
-        .login_history(&cli(), None, Some(&acme.user), 1)
+        .login_history(
+            &cli(),
+            None,
+            &crate::common::history_query(Some(&acme.user), 1),
+        )
         .await
         .unwrap()[0];
     assert_eq!(row.status, "Restricted IP");

@@ -145,7 +145,11 @@ async fn delegated_auth_urls_cannot_reach_the_servers_network(b: Backend) {
             "{url}"
         );
         let row = &s
-            .login_history(&cli(), None, Some("sso@acme.test"), 1)
+            .login_history(
+                &cli(),
+                None,
+                &crate::common::history_query(Some("sso@acme.test"), 1),
+            )
             .await
             .unwrap()[0];
         assert_eq!(
@@ -175,6 +179,6 @@ async fn delegated_auth_urls_cannot_reach_the_servers_network(b: Backend) {
     );
     lenient.login(req).await.unwrap();
     assert!(contacted.load(std::sync::atomic::Ordering::SeqCst) >= 1);
-    lenient.db.close().await;
+    lenient.close().await;
     srv.finish().await;
 }

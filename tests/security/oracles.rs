@@ -138,9 +138,9 @@ async fn other_orgs_ids_answer_like_missing_ones(b: Backend) {
 
 /// The decoy rows' failure counts, in key order.
 async fn decoy_counts(s: &keyward::service::Services) -> Vec<i64> {
-    use keyward::store::Conn;
+    use keyward::test_support::store::Conn;
     let sql = "SELECT failed_logins FROM login_decoys ORDER BY id";
-    let mut c = s.db.conn().await.unwrap();
+    let mut c = keyward::test_support::db(s).conn().await.unwrap();
     match c.as_conn() {
         Conn::Sqlite(x) => sqlx::query_scalar(sql).fetch_all(&mut *x).await.unwrap(),
         Conn::Postgres(x) => sqlx::query_scalar(sql).fetch_all(&mut *x).await.unwrap(),

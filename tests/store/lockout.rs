@@ -127,7 +127,11 @@ async fn r_l5_parallel_failures_lock_at_exactly_the_limit(b: Backend) {
         .count();
     assert_eq!(locks, 1);
     let history = s
-        .login_history(&cli(), Some("Acme"), None, 100)
+        .login_history(
+            &cli(),
+            Some("Acme"),
+            &crate::common::history_query(None, 100),
+        )
         .await
         .unwrap();
     assert_eq!(history.len(), 50);
@@ -160,7 +164,11 @@ async fn r_l5_logins_in_flight_meet_a_lock_that_engaged_meanwhile(b: Backend) {
     }
     // History is written in the order the decisions were taken, under the user's lock.
     let mut history = s
-        .login_history(&cli(), Some("Acme"), None, 1000)
+        .login_history(
+            &cli(),
+            Some("Acme"),
+            &crate::common::history_query(None, 1000),
+        )
         .await
         .unwrap();
     history.reverse();

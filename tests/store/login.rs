@@ -234,7 +234,10 @@ async fn r_l9_every_attempt_is_in_login_history(b: Backend) {
     login_on(s, Channel::SoapEnterprise, "ada@example.com", PW, UNTRUSTED).await;
     login(s, "ada@example.com", "wrong1234", UNTRUSTED).await;
     login(s, "nobody@example.com", "x", UNTRUSTED).await;
-    let h = s.login_history(&cli(), None, None, 10).await.unwrap();
+    let h = s
+        .login_history(&cli(), None, &crate::common::history_query(None, 10))
+        .await
+        .unwrap();
     let rows: Vec<_> = h
         .iter()
         .map(|r| {
@@ -264,16 +267,27 @@ async fn r_l9_every_attempt_is_in_login_history(b: Backend) {
     );
     // Filters: by user, and an org's history excludes unknown usernames.
     let ada = s
-        .login_history(&cli(), None, Some("ada@example.com"), 10)
+        .login_history(
+            &cli(),
+            None,
+            &crate::common::history_query(Some("ada@example.com"), 10),
+        )
         .await
         .unwrap();
     assert_eq!(ada.len(), 3);
     let acme = s
-        .login_history(&cli(), Some("Acme"), None, 10)
+        .login_history(
+            &cli(),
+            Some("Acme"),
+            &crate::common::history_query(None, 10),
+        )
         .await
         .unwrap();
     assert_eq!(acme.len(), 3);
-    let one = s.login_history(&cli(), None, None, 1).await.unwrap();
+    let one = s
+        .login_history(&cli(), None, &crate::common::history_query(None, 1))
+        .await
+        .unwrap();
     assert_eq!(one.len(), 1);
     env.finish().await;
 }
@@ -391,6 +405,6 @@ async fn password_hashes_are_upgraded_on_the_next_login(b: Backend) {
     assert!(success(
         &login(s, "ada@example.com", &format!("{PW}{t}"), UNTRUSTED).await
     ));
-    stronger.db.close().await;
+    stronger.close().await;
     env.finish().await;
 }

@@ -32,9 +32,9 @@ async fn r_m3_new_org_has_default_profiles_and_policy(b: Backend) {
         ]
     );
     let api_only = &profiles[0];
-    assert!(api_only.api_only && api_only.password_never_expires);
+    assert!(api_only.permissions.api_only && api_only.permissions.password_never_expires);
     let o = s.get_org(&cli(), "acme").await.unwrap();
-    let p = keyward::service::orgs::policy_of(&o);
+    let p = o.policy;
     assert_eq!(p, keyward::domain::policy::OrgPolicy::default());
     assert!(
         s.list_trusted_ranges(&cli(), "Acme")
@@ -175,7 +175,7 @@ async fn policy_changes_are_validated(b: Backend) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("nothing to change"));
-    let p = keyward::service::orgs::policy_of(&s.get_org(&cli(), &o).await.unwrap());
+    let p = s.get_org(&cli(), &o).await.unwrap().policy;
     assert_eq!(p.session_seconds, 7200);
     assert_eq!(s.audit_trail(&cli(), &o, 10).await.unwrap().len(), 1);
     env.finish().await;
@@ -222,7 +222,7 @@ async fn concurrent_policy_changes_are_all_kept(b: Backend) {
     for t in tasks {
         t.await.unwrap();
     }
-    let p = keyward::service::orgs::policy_of(&s.get_org(&cli(), &o).await.unwrap());
+    let p = s.get_org(&cli(), &o).await.unwrap().policy;
     assert_eq!(
         (
             p.lockout_attempts,

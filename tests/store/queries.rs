@@ -7,7 +7,7 @@ use crate::on_both;
 use keyward::crypto::digest;
 use keyward::domain::profile::Permissions;
 use keyward::domain::secret::Password;
-use keyward::store::users as user_rows;
+use keyward::test_support::store::users as user_rows;
 
 on_both!(
     a_success_is_written_in_one_step_only_on_the_row_the_decision_saw,
@@ -32,7 +32,7 @@ fn migrations_have_the_same_versions_on_both_backends() {
 /// `users::find_for_login`: the source address's failed-login row and the user with its org,
 /// profile and both kinds of range, in one statement — whether or not either exists.
 async fn a_login_reads_its_address_row_and_its_user_in_one_statement(b: Backend) {
-    use keyward::store::address_failures;
+    use keyward::test_support::store::address_failures;
     let env = Env::new(b).await;
     let s = env.services.clone();
     let o = org(&s, "Acme").await;
@@ -53,7 +53,7 @@ async fn a_login_reads_its_address_row_and_its_user_in_one_statement(b: Backend)
         .unwrap();
     user_with_profile(&s, &o, "office@example.com", Some(PW), Some("Office")).await;
     user(&s, &other, "plain@example.com", Some(PW)).await;
-    let mut c = s.db.conn().await.unwrap();
+    let mut c = keyward::test_support::db(&s).conn().await.unwrap();
     for _ in 0..3 {
         address_failures::record_failure(&mut c.as_conn(), "203.0.113.9", 5_000, 0)
             .await
@@ -62,7 +62,7 @@ async fn a_login_reads_its_address_row_and_its_user_in_one_statement(b: Backend)
     // Given back now: `finish` waits for every connection to come back to the pool.
     drop(c);
     let find = |user: &'static str, address: Option<&'static str>| {
-        let db = s.db.clone();
+        let db = keyward::test_support::db(&s).clone();
         async move {
             let mut c = db.conn().await.unwrap();
             user_rows::find_for_login(&mut c.as_conn(), user, address)
@@ -111,9 +111,9 @@ async fn a_login_reads_its_address_row_and_its_user_in_one_statement(b: Backend)
 /// step only while the user's row is as the decision read it; after any change that matters,
 /// nothing is written and the caller decides again under the lock (R-L5, R-T5, R-T8).
 async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Backend) {
-    use keyward::store::login_history::LoginHistoryRow;
-    use keyward::store::logins::record_success_if_unchanged;
-    use keyward::store::sessions::{SessionRow, get_live_with_user};
+    use keyward::test_support::store::login_history::LoginHistoryRow;
+    use keyward::test_support::store::logins::record_success_if_unchanged;
+    use keyward::test_support::store::sessions::{SessionRow, get_live_with_user};
     let env = Env::new(b).await;
     let s = env.services.clone();
     let o = org(&s, "Acme").await;
@@ -150,10 +150,16 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
     let written = |digest: String| {
         let s = s.clone();
         async move {
-            let mut c = s.db.conn().await.unwrap();
-            let live = get_live_with_user(&mut c.as_conn(), &digest, now).await.unwrap();
+            let mut c = keyward::test_support::db(&s).conn().await.unwrap();
+            let live = get_live_with_user(&mut c.as_conn(), &digest, now)
+                .await
+                .unwrap();
             let history = s
-                .login_history(&cli(), Some("Acme"), None, 100)
+                .login_history(
+                    &cli(),
+                    Some("Acme"),
+                    &crate::common::history_query(None, 100),
+                )
                 .await
                 .unwrap();
             (live.is_some(), history.len())
@@ -191,9 +197,15 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
     assert!(row_before.failed_logins >= 1);
     for (n, (what, seen)) in changes.iter().enumerate() {
         let (session, history) = attempt(n as u32, seen);
-        let ok = record_success_if_unchanged(&s.db, seen, now, &session, &history)
-            .await
-            .unwrap();
+        let ok = record_success_if_unchanged(
+            keyward::test_support::db(&s),
+            seen,
+            now,
+            &session,
+            &history,
+        )
+        .await
+        .unwrap();
         assert!(!ok, "after {what}");
         assert_eq!(
             written(session.digest.clone()).await,
@@ -212,16 +224,33 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
     let seen = user_row(&s, "ada@example.com").await;
     let (mut taken, _) = attempt(7, &seen);
     taken.digest = digest("taken");
-    keyward::store::sessions::insert(&mut s.db.conn().await.unwrap().as_conn(), &taken)
-        .await
-        .unwrap();
+    keyward::test_support::store::sessions::insert(
+        &mut keyward::test_support::db(&s)
+            .conn()
+            .await
+            .unwrap()
+            .as_conn(),
+        &taken,
+    )
+    .await
+    .unwrap();
     let (mut session, history) = attempt(8, &seen);
     session.digest = taken.digest.clone();
     for _ in 0..3 {
         // Each time the same refusal: no call meets a transaction left open by the one before.
-        let refused = record_success_if_unchanged(&s.db, &seen, now, &session, &history).await;
+        let refused = record_success_if_unchanged(
+            keyward::test_support::db(&s),
+            &seen,
+            now,
+            &session,
+            &history,
+        )
+        .await;
         assert!(
-            matches!(refused, Err(keyward::store::StoreError::Conflict(_))),
+            matches!(
+                refused,
+                Err(keyward::test_support::store::StoreError::Conflict(_))
+            ),
             "{refused:?}"
         );
     }
@@ -232,9 +261,15 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
     let seen = user_row(&s, "ada@example.com").await;
     let (session, history) = attempt(9, &seen);
     assert!(
-        record_success_if_unchanged(&s.db, &seen, now, &session, &history)
-            .await
-            .unwrap()
+        record_success_if_unchanged(
+            keyward::test_support::db(&s),
+            &seen,
+            now,
+            &session,
+            &history
+        )
+        .await
+        .unwrap()
     );
     assert_eq!(
         written(session.digest.clone()).await,

@@ -7,7 +7,7 @@ use keyward::domain::secret::Password;
 use keyward::domain::token::SuppliedSecret;
 use keyward::service::login::{LoginRequest, LoginResponse};
 use keyward::service::{Actor, Services};
-use keyward::store::users as user_rows;
+use keyward::test_support::store::users as user_rows;
 use std::net::IpAddr;
 
 pub const PW: &str = "Passw0rd!one";
@@ -63,7 +63,7 @@ pub fn success(r: &LoginResponse) -> bool {
 }
 
 pub async fn user_row(s: &Services, username: &str) -> user_rows::UserRow {
-    let mut c = s.db.conn().await.unwrap();
+    let mut c = keyward::test_support::db(s).conn().await.unwrap();
     user_rows::find_by_username(&mut c.as_conn(), username)
         .await
         .unwrap()

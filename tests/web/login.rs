@@ -123,7 +123,7 @@ async fn code_for(srv: &TestServer, to: &str) -> (String, usize) {
 
 async fn statuses(s: &Services, user: &str) -> Vec<String> {
     let mut rows: Vec<String> = s
-        .login_history(&cli(), None, Some(user), 100)
+        .login_history(&cli(), None, &crate::common::history_query(Some(user), 100))
         .await
         .unwrap()
         .into_iter()
@@ -219,7 +219,10 @@ async fn r_u1_codes_are_limited_expire_and_stay_with_their_address(b: Backend) {
         "Success",
     ];
     assert_eq!(statuses(s, ada).await, want);
-    let rows = s.login_history(&cli(), None, Some(ada), 100).await.unwrap();
+    let rows = s
+        .login_history(&cli(), None, &crate::common::history_query(Some(ada), 100))
+        .await
+        .unwrap();
     assert!(rows.iter().all(|r| r.login_type == "Application"));
     assert_eq!(rows[0].source_ip, "203.0.113.5");
     // The verified browser logs in without a code from anywhere; a new one is challenged.

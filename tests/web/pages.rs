@@ -111,7 +111,11 @@ async fn forms_without_the_csrf_token_change_nothing(b: Backend) {
     // A login form posted without its cookie is refused too, and is not a login attempt.
     let history = srv
         .services()
-        .login_history(&cli(), None, Some(&acme.user), 100)
+        .login_history(
+            &cli(),
+            None,
+            &crate::common::history_query(Some(&acme.user), 100),
+        )
         .await
         .unwrap()
         .len();
@@ -124,7 +128,11 @@ async fn forms_without_the_csrf_token_change_nothing(b: Backend) {
     assert_eq!(r.status, 403);
     let after = srv
         .services()
-        .login_history(&cli(), None, Some(&acme.user), 100)
+        .login_history(
+            &cli(),
+            None,
+            &crate::common::history_query(Some(&acme.user), 100),
+        )
         .await
         .unwrap()
         .len();

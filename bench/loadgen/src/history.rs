@@ -10,8 +10,8 @@
 
 use anyhow::Context;
 use keyward::service::Actor;
-use keyward::service::admin::HistoryQuery;
-use keyward::store::Conn;
+use keyward::service::history::HistoryQuery;
+use keyward::test_support::store::Conn;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
@@ -63,13 +63,15 @@ pub struct QueryHistoryArgs {
 pub async fn seed(a: SeedHistoryArgs) -> anyhow::Result<()> {
     let services = a.store.store.open().await?;
     let (org_id, user_id, others) = {
-        let mut c = services.db.conn().await?;
-        let org = keyward::store::orgs::find_by_name(&mut c.as_conn(), &a.store.store.org)
-            .await?
-            .context("no such org: run keyward-bench seed first")?;
-        let user = keyward::store::users::find_by_username(&mut c.as_conn(), &a.store.user)
-            .await?
-            .context("no such user")?;
+        let mut c = keyward::test_support::db(&services).conn().await?;
+        let org =
+            keyward::test_support::store::orgs::find_by_name(&mut c.as_conn(), &a.store.store.org)
+                .await?
+                .context("no such org: run keyward-bench seed first")?;
+        let user =
+            keyward::test_support::store::users::find_by_username(&mut c.as_conn(), &a.store.user)
+                .await?
+                .context("no such user")?;
         let others = user_ids(&mut c.as_conn(), &org.id).await?;
         (org.id, user.id, others)
     };
@@ -80,7 +82,7 @@ pub async fn seed(a: SeedHistoryArgs) -> anyhow::Result<()> {
     let tag = format!("{:08x}", rng.r#gen::<u32>());
     let mut rebuild = Vec::new();
     if a.shape == Shape::Elsewhere {
-        let mut c = services.db.conn().await?;
+        let mut c = keyward::test_support::db(&services).conn().await?;
         elsewhere_users(&mut c.as_conn(), &others).await?;
         // A bulk load's way: the secondary indexes go, and are built again after the load
         // from the rows in one sort each, instead of taking ten million inserts at random
@@ -92,7 +94,7 @@ pub async fn seed(a: SeedHistoryArgs) -> anyhow::Result<()> {
         }
     }
     while done < a.rows {
-        let mut tx = services.db.begin().await?;
+        let mut tx = keyward::test_support::db(&services).begin().await?;
         crate::sqlite_cache(&mut tx.as_conn(), a.sqlite_cache_mib).await?;
         if a.shape == Shape::Elsewhere {
             // Generated in the database, 100,000 rows a statement: ten million rows in
@@ -149,7 +151,7 @@ pub async fn seed(a: SeedHistoryArgs) -> anyhow::Result<()> {
     }
     eprintln!();
     if !rebuild.is_empty() {
-        let mut c = services.db.conn().await?;
+        let mut c = keyward::test_support::db(&services).conn().await?;
         crate::sqlite_cache(&mut c.as_conn(), a.sqlite_cache_mib).await?;
         if let Conn::Postgres(_) = c.as_conn() {
             exec(&mut c.as_conn(), "SET maintenance_work_mem = '1GB'").await?;
@@ -163,8 +165,12 @@ pub async fn seed(a: SeedHistoryArgs) -> anyhow::Result<()> {
     }
     // What the database's statistics daemon would do soon after a bulk load; without it,
     // PostgreSQL plans the queries for the table as it was.
-    exec(&mut services.db.conn().await?.as_conn(), "ANALYZE").await?;
-    services.db.close().await;
+    exec(
+        &mut keyward::test_support::db(&services).conn().await?.as_conn(),
+        "ANALYZE",
+    )
+    .await?;
+    services.close().await;
     println!(
         "{}",
         serde_json::json!({
@@ -408,7 +414,7 @@ pub async fn query(a: QueryHistoryArgs) -> anyhow::Result<()> {
     for _ in 0..a.repeat {
         let t = Instant::now();
         rows = services
-            .search_login_history(&actor, &a.store.store.org, &last_100)
+            .login_history(&actor, Some(&a.store.store.org), &last_100)
             .await?
             .len();
         user_ms.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -419,7 +425,7 @@ pub async fn query(a: QueryHistoryArgs) -> anyhow::Result<()> {
         chart_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         attempts = hours.iter().map(|h| h.success + h.failure).sum::<i64>();
     }
-    services.db.close().await;
+    services.close().await;
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({

@@ -1,20 +1,8 @@
-//! keyward's benchmark tools (BENCHMARKS.md; `bench/run` drives them):
-//!
-//! - `hash`: the raw Argon2id verification rate in-process on all cores (H), through the same
-//!   `Hasher` the server uses, with the server's parameters;
-//! - `seed`: an org with N users sharing one password (one hash computed, stored N times), each
-//!   with its own security token, inserted in batches with progress on stderr; the usernames and
-//!   tokens are written to a CSV for `login`;
-//! - `login`: an HTTP load generator for SOAP and OAuth logins (and plain GETs) at a fixed
-//!   concurrency, cycling through the seeded users, from several source addresses of
-//!   127.0.0.0/8; it reports throughput and latency percentiles as JSON;
-//! - `seed-history` and `query-history`: login-history rows in bulk, and the cost of the Setup
-//!   login-history queries over them.
-//!
-//! `seed` writes the rows the services would leave after creating a user, setting a password
-//! and issuing a first token (username claim, user, password and token history), in multi-row
-//! statements, without the audit rows and token mails a million users would otherwise queue:
-//! it is a benchmark fixture, not an import.
+//! keyward's benchmark tools (BENCHMARKS.md; `bench/run` drives them): `hash` (the raw
+//! Argon2id rate, H), `seed` (an org of N users with tokens, as the services would leave them
+//! but without audit rows or mails: a fixture, not an import), `login` (an HTTP load generator
+//! for SOAP and OAuth logins from several loopback addresses), and `seed-history` and
+//! `query-history` (login history in bulk, and the cost of Setup's queries over it).
 
 mod history;
 mod load;
@@ -96,8 +84,11 @@ pub(crate) fn values(sqlite: bool, rows: usize, per_row: usize, literal: &str) -
 
 /// On SQLite, a page cache of `mib` MiB for this connection (it stays with the connection);
 /// bulk loads insert into indexes keyed by random values, which outgrow the default cache.
-pub(crate) async fn sqlite_cache(c: &mut keyward::store::Conn<'_>, mib: u32) -> anyhow::Result<()> {
-    if let keyward::store::Conn::Sqlite(e) = c {
+pub(crate) async fn sqlite_cache(
+    c: &mut keyward::test_support::store::Conn<'_>,
+    mib: u32,
+) -> anyhow::Result<()> {
+    if let keyward::test_support::store::Conn::Sqlite(e) = c {
         let kib = i64::from(mib) * 1024;
         sqlx::query(&format!("PRAGMA cache_size = -{kib}"))
             .execute(&mut **e)

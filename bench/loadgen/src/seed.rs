@@ -7,8 +7,8 @@ use keyward::domain::ids::KeyPrefix;
 use keyward::domain::secret::Password;
 use keyward::domain::token::SecurityToken;
 use keyward::service::{Actor, new_id};
-use keyward::store::Conn;
-use keyward::store::profiles;
+use keyward::test_support::store::Conn;
+use keyward::test_support::store::profiles;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -56,16 +56,16 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
     let services = a.store.open().await?;
     let actor = Actor::Cli("bench".into());
     let org = {
-        let mut c = services.db.conn().await?;
-        keyward::store::orgs::find_by_name(&mut c.as_conn(), &a.store.org).await?
+        let mut c = keyward::test_support::db(&services).conn().await?;
+        keyward::test_support::store::orgs::find_by_name(&mut c.as_conn(), &a.store.org).await?
     };
-    let org = match org {
-        Some(o) => o,
-        None => services.create_org(&actor, &a.store.org).await?,
+    let org_id = match org {
+        Some(o) => o.id,
+        None => services.create_org(&actor, &a.store.org).await?.id,
     };
     let profile = {
-        let mut c = services.db.conn().await?;
-        profiles::find_by_name(&mut c.as_conn(), &org.id, "Standard User")
+        let mut c = keyward::test_support::db(&services).conn().await?;
+        profiles::find_by_name(&mut c.as_conn(), &org_id, "Standard User")
             .await?
             .context("the org has no Standard User profile")?
     };
@@ -112,11 +112,11 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
                 token_digest: token_digest(&token),
             });
         }
-        let mut tx = services.db.begin().await?;
+        let mut tx = keyward::test_support::db(&services).begin().await?;
         crate::sqlite_cache(&mut tx.as_conn(), a.sqlite_cache_mib).await?;
         for chunk in rows.chunks(USERS_PER_STATEMENT) {
             let batch = Batch {
-                org_id: &org.id,
+                org_id: &org_id,
                 profile_id: &profile.id,
                 hash: &hash,
                 now,
@@ -138,12 +138,12 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
     if let Some(mut out) = credentials {
         out.flush()?;
     }
-    services.db.close().await;
+    services.close().await;
     println!(
         "{}",
         serde_json::json!({
-            "org": org.name,
-            "org_id": keyward::service::id18(&org.id),
+            "org": a.store.org,
+            "org_id": keyward::service::id18(&org_id),
             "users": total,
             "seconds": started.elapsed().as_secs_f64(),
         })

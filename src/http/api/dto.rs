@@ -1,24 +1,13 @@
 //! What the admin API reads and writes. Ids are the 18-character form; instants are RFC 3339
 //! in UTC; nothing secret is ever in an answer but a new OAuth client's secret, once.
 
+pub use crate::clock::rfc3339;
 use crate::domain::profile::Permissions;
-use crate::service::{admin::HourCount, id18};
-use crate::store::audit::AuditRow;
-use crate::store::login_history::LoginHistoryView;
-use crate::store::oauth::OAuthClientRow;
-use crate::store::outbox::OutboxRow;
-use crate::store::profiles::ProfileRow;
-use crate::store::ranges::IpRangeRow;
-use crate::store::sessions::SessionRow;
+use crate::service::history::HourCount;
+use crate::service::id18;
+use crate::service::views;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-
-/// `2026-11-25T10:00:00Z`.
-pub fn rfc3339(ms: i64) -> String {
-    crate::clock::from_ms(ms)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
 
 fn opt_time(ms: Option<i64>) -> Option<String> {
     ms.map(rfc3339)
@@ -87,7 +76,7 @@ pub struct User {
 }
 
 impl User {
-    pub fn of(u: &crate::store::users::UserRow, profile: &str, now_ms: i64) -> User {
+    pub fn of(u: &views::User, profile: &str, now_ms: i64) -> User {
         User {
             id: id18(&u.id),
             username: u.username.clone(),
@@ -97,7 +86,7 @@ impl User {
             profile_id: id18(&u.profile_id),
             profile: profile.to_string(),
             active: u.active,
-            locked: u.locked_until.is_some_and(|t| t > now_ms),
+            locked: u.locked_at(now_ms),
             last_login: opt_time(u.last_login_at),
             password_changed_at: opt_time(u.password_changed_at),
             token_issued_at: opt_time(u.token_issued_at),
@@ -195,10 +184,10 @@ pub struct Session {
     pub expires_at: String,
 }
 
-impl From<SessionRow> for Session {
-    fn from(r: SessionRow) -> Session {
+impl From<views::Session> for Session {
+    fn from(r: views::Session) -> Session {
         Session {
-            handle: r.digest,
+            handle: r.handle,
             login_type: r.login_type,
             source_ip: r.source_ip,
             created_at: rfc3339(r.created_at),
@@ -269,17 +258,23 @@ pub struct Profile {
     pub created_at: String,
 }
 
-impl From<ProfileRow> for Profile {
-    fn from(p: ProfileRow) -> Profile {
+impl From<Permissions> for ProfilePermissions {
+    fn from(p: Permissions) -> ProfilePermissions {
+        ProfilePermissions {
+            api_enabled: p.api_enabled,
+            api_only: p.api_only,
+            password_never_expires: p.password_never_expires,
+            sso_enabled: p.sso_enabled,
+            manage_users: p.manage_users,
+        }
+    }
+}
+
+impl From<views::Profile> for Profile {
+    fn from(p: views::Profile) -> Profile {
         Profile {
             id: id18(&p.id),
-            permissions: ProfilePermissions {
-                api_enabled: p.api_enabled,
-                api_only: p.api_only,
-                password_never_expires: p.password_never_expires,
-                sso_enabled: p.sso_enabled,
-                manage_users: p.manage_users,
-            },
+            permissions: p.permissions.into(),
             name: p.name,
             created_at: rfc3339(p.created_at),
         }
@@ -303,8 +298,8 @@ pub struct IpRange {
     pub created_at: String,
 }
 
-impl From<IpRangeRow> for IpRange {
-    fn from(r: IpRangeRow) -> IpRange {
+impl From<views::IpRange> for IpRange {
+    fn from(r: views::IpRange) -> IpRange {
         IpRange {
             id: id18(&r.id),
             start: r.start_ip,
@@ -402,8 +397,8 @@ pub struct OAuthClient {
     pub enabled: bool,
 }
 
-impl From<OAuthClientRow> for OAuthClient {
-    fn from(c: OAuthClientRow) -> OAuthClient {
+impl From<views::OAuthClient> for OAuthClient {
+    fn from(c: views::OAuthClient) -> OAuthClient {
         OAuthClient {
             id: id18(&c.id),
             name: c.name,
@@ -445,7 +440,7 @@ pub struct RotateSecret {
     pub current_password: Option<String>,
 }
 
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     /// Username or user id.
@@ -453,6 +448,7 @@ pub struct HistoryParams {
     /// Exact status text, e.g. `Success`, `Invalid password`.
     pub status: Option<String>,
     /// `Application`, `SOAP Partner`, `SOAP Enterprise` or `Remote Access 2.0`.
+    #[serde(alias = "type")]
     pub login_type: Option<String>,
     /// RFC 3339, inclusive.
     pub from: Option<String>,
@@ -462,36 +458,8 @@ pub struct HistoryParams {
     pub limit: Option<i64>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct LoginAttempt {
-    pub id: String,
-    pub login_time: String,
-    pub user_id: Option<String>,
-    pub username: Option<String>,
-    pub source_ip: String,
-    pub login_type: String,
-    pub status: String,
-    pub client: String,
-    pub api_version: String,
-    pub login_url: String,
-}
-
-impl From<LoginHistoryView> for LoginAttempt {
-    fn from(r: LoginHistoryView) -> LoginAttempt {
-        LoginAttempt {
-            id: id18(&r.id),
-            login_time: rfc3339(r.login_at),
-            user_id: r.user_id.as_deref().map(id18),
-            username: r.username,
-            source_ip: r.source_ip,
-            login_type: r.login_type,
-            status: r.status,
-            client: r.client,
-            api_version: r.api_version,
-            login_url: r.login_url,
-        }
-    }
-}
+/// One login attempt: the service's own listing view, which the CLI and Setup's CSV share.
+pub use crate::service::views::LoginAttempt;
 
 #[derive(Serialize, ToSchema)]
 pub struct HourBucket {
@@ -540,8 +508,8 @@ pub struct AuditEntry {
     pub target_id: Option<String>,
 }
 
-impl From<AuditRow> for AuditEntry {
-    fn from(r: AuditRow) -> AuditEntry {
+impl From<views::AuditEntry> for AuditEntry {
+    fn from(r: views::AuditEntry) -> AuditEntry {
         AuditEntry {
             id: id18(&r.id),
             created_at: rfc3339(r.created_at),
@@ -578,8 +546,8 @@ pub struct Mail {
     pub sent_at: Option<String>,
 }
 
-impl From<OutboxRow> for Mail {
-    fn from(m: OutboxRow) -> Mail {
+impl From<views::Mail> for Mail {
+    fn from(m: views::Mail) -> Mail {
         Mail {
             id: id18(&m.id),
             created_at: rfc3339(m.created_at),

@@ -8,7 +8,7 @@
 mod dto;
 mod handlers;
 
-use super::{AppState, RequestId};
+use super::{AppState, BodyWithRequestId};
 use crate::service::sessions::ActiveSession;
 use crate::service::{Actor, ServiceError};
 use axum::Json;
@@ -32,15 +32,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/{*rest}", axum::routing::any(no_endpoint))
 }
 
-async fn no_endpoint(rid: RequestId) -> ApiError {
-    ApiError {
-        request_id: rid.0,
-        ..ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such endpoint: see /api/v1/openapi.json",
-        )
-    }
+async fn no_endpoint() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint: see /api/v1/openapi.json",
+    )
 }
 
 /// The one error shape for every answer under `/api/v1/`, also those no handler wrote — the
@@ -53,20 +50,13 @@ pub async fn json_errors(req: Request, next: axum::middleware::Next) -> Response
     if path != "/api/v1" && !path.starts_with("/api/v1/") {
         return next.run(req).await;
     }
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map_or_else(|| "-".to_string(), |r| r.0.clone());
     // An id with a control character (`%0A`) names nothing: 404 before any handler runs.
     if super::extract::path_has_control(req.uri()) {
-        return ApiError {
-            request_id,
-            ..ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such record: the path holds a control character",
-            )
-        }
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such record: the path holds a control character",
+        )
         .into_response();
     }
     let r = next.run(req).await;
@@ -76,6 +66,7 @@ pub async fn json_errors(req: Request, next: axum::middleware::Next) -> Response
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
+    // A JSON answer is the API's own (its request id is written in on the way out).
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return r;
     }
@@ -113,11 +104,7 @@ pub async fn json_errors(req: Request, next: axum::middleware::Next) -> Response
         (_, false) => text,
         (s, true) => s.canonical_reason().unwrap_or("refused").to_lowercase(),
     };
-    let mut answer = ApiError {
-        request_id,
-        ..ApiError::new(status, code, message)
-    }
-    .into_response();
+    let mut answer = ApiError::new(status, code, message).into_response();
     if let Some(allow) = allow {
         answer.headers_mut().insert(header::ALLOW, allow);
     }
@@ -190,13 +177,13 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The one error type of the API: `{"error": code, "message": text, "request_id": id}`.
+/// The one error type of the API: `{"error": code, "message": text, "request_id": id}`, the
+/// id written in by the request-id layer.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub request_id: String,
 }
 
 impl ApiError {
@@ -205,11 +192,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            request_id: String::new(),
         }
     }
+}
 
-    pub fn service(e: ServiceError, rid: &RequestId) -> ApiError {
+/// The one conversion of a service error in the API: handlers use `?`; the server's own
+/// trouble is logged in the request's span, which names the request id.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
         let (status, code) = match &e {
             ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ServiceError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
@@ -220,35 +210,32 @@ impl ApiError {
         };
         let message = match &e {
             ServiceError::Internal(m) | ServiceError::Unavailable(m) => {
-                tracing::error!(request_id = %rid.0, error = %m, "admin API call failed");
+                tracing::error!(error = %m, "admin API call failed");
                 "the server could not complete the request; nothing was changed".to_string()
             }
             other => other.to_string(),
         };
-        ApiError {
-            status,
-            code,
-            message,
-            request_id: rid.0.clone(),
-        }
+        ApiError::new(status, code, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
+        let body = move |request_id: &str| ErrorBody {
             error: self.code.to_string(),
-            message: self.message,
-            request_id: self.request_id,
+            message: self.message.clone(),
+            request_id: request_id.to_string(),
         };
-        let mut r = (self.status, Json(body)).into_response();
+        let mut r = (self.status, Json(body("-"))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"keyward\""),
             );
         }
-        r
+        BodyWithRequestId::attach(r, move |id| {
+            serde_json::to_string(&body(id)).unwrap_or_default()
+        })
     }
 }
 
@@ -260,7 +247,7 @@ pub struct ApiAdmin {
 
 impl ApiAdmin {
     pub fn org(&self) -> &str {
-        &self.session.org.id
+        self.session.org_id()
     }
 }
 
@@ -268,11 +255,7 @@ impl FromRequestParts<AppState> for ApiAdmin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let rid = RequestId::of(parts);
-        let unauthorized = |m: &str| ApiError {
-            request_id: rid.0.clone(),
-            ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
-        };
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
         let Some(token) = super::identity::bearer(&parts.headers, None) else {
             return Err(unauthorized(
                 "send the session id of an administrator as Authorization: Bearer <session id>",
@@ -281,33 +264,22 @@ impl FromRequestParts<AppState> for ApiAdmin {
         let session = state
             .services
             .check_api_session(&token)
-            .await
-            .map_err(|e| ApiError::service(e, &rid))?
+            .await?
             .ok_or_else(|| unauthorized("the session is invalid, expired or logged out"))?;
-        if session.session.password_expired {
-            return Err(ApiError {
-                request_id: rid.0.clone(),
-                ..ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "password_expired",
-                    "the password of this session's user has expired: set a new one first",
-                )
-            });
+        if session.password_expired() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "password_expired",
+                "the password of this session's user has expired: set a new one first",
+            ));
         }
-        let actor = state
-            .services
-            .actor_for(&session)
-            .await
-            .map_err(|e| ApiError::service(e, &rid))?;
+        let actor = state.services.actor_for(&session).await?;
         if !matches!(actor, Actor::User { admin: true, .. }) {
-            return Err(ApiError {
-                request_id: rid.0.clone(),
-                ..ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "not_admin",
-                    "only a user whose profile has \"manage users\" can use the admin API",
-                )
-            });
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_admin",
+                "only a user whose profile has \"manage users\" can use the admin API",
+            ));
         }
         Ok(ApiAdmin { session, actor })
     }
@@ -321,11 +293,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let rid = RequestId::of(&parts);
-        let bad = |status, code, m: String| ApiError {
-            request_id: rid.0.clone(),
-            ..ApiError::new(status, code, m)
-        };
+        let bad = |status, code, m: String| ApiError::new(status, code, m);
         let json = parts
             .headers
             .get(header::CONTENT_TYPE)

@@ -7,8 +7,7 @@ pub mod envelope;
 pub mod render;
 
 use super::AppState;
-use super::RequestId;
-use super::extract::{BaseUrl, ClientIp, read_body, user_agent};
+use super::extract::{LoginCall, read_body, user_agent};
 use crate::domain::ids::{KeyPrefix, SfId};
 use crate::domain::login::{Channel, LoginOutcome};
 use crate::domain::secret::Password;
@@ -16,9 +15,8 @@ use crate::domain::token::SuppliedSecret;
 use crate::service::ServiceError;
 use crate::service::login::LoginRequest;
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use envelope::{Api, Operation};
@@ -38,18 +36,18 @@ fn valid_version(v: &str) -> bool {
             && major.bytes().chain(minor.bytes()).all(|b| b.is_ascii_digit()))
 }
 
-// Each argument is an axum extractor: the handler's signature lists what it reads.
-#[allow(clippy::too_many_arguments)]
 async fn soap(
     State(app): State<AppState>,
     Path(params): Path<Vec<(String, String)>>,
-    ClientIp(ip): ClientIp,
-    BaseUrl(base): BaseUrl,
-    request_id: RequestId,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    call: LoginCall,
 ) -> Response {
+    let LoginCall {
+        ip,
+        base,
+        login_url,
+        headers,
+        body,
+    } = call;
     let param = |name: &str| {
         params
             .iter()
@@ -86,7 +84,6 @@ async fn soap(
         app: &app,
         api,
         version,
-        request_id: &request_id.0,
     };
     let result = match request.operation {
         Operation::Login { username, password } => {
@@ -108,7 +105,7 @@ async fn soap(
             );
             req.client = client;
             req.api_version = version.to_string();
-            req.login_url = format!("{base}{}", uri.path());
+            req.login_url = login_url;
             req.org_scope = request.org_scope.clone();
             ctx.login(req, &base).await
         }
@@ -131,7 +128,6 @@ struct Ctx<'a> {
     app: &'a AppState,
     api: Api,
     version: &'a str,
-    request_id: &'a str,
 }
 
 impl Ctx<'_> {
@@ -141,7 +137,7 @@ impl Ctx<'_> {
             .services
             .login_detached(req)
             .await
-            .map_err(|e| self.service_fault(&e))?;
+            .map_err(|e| Fault::service(self.api, &e))?;
         let api = self.api;
         match (response.outcome, response.session) {
             (LoginOutcome::Success { .. }, Some(s)) => {
@@ -174,13 +170,13 @@ impl Ctx<'_> {
             // an error worth a fault: the session is gone either way.
             s.logout_api(sid)
                 .await
-                .map_err(|e| self.service_fault(&e))?;
+                .map_err(|e| Fault::service(self.api, &e))?;
             return Ok(render::empty(api, "logoutResponse", false));
         }
         let session = s
             .check_api_session(sid)
             .await
-            .map_err(|e| self.service_fault(&e))?
+            .map_err(|e| Fault::service(self.api, &e))?
             .ok_or_else(|| Fault::invalid_session(api))?;
         // R-L6: an expired password's session may only replace the password (setPassword then
         // explains that one's own password takes changeOwnPassword).
@@ -188,7 +184,7 @@ impl Ctx<'_> {
             op,
             Operation::SetPassword { .. } | Operation::ChangeOwnPassword { .. }
         );
-        if session.session.password_expired && !password_call {
+        if session.password_expired() && !password_call {
             return Err(Fault::unexpected(
                 api,
                 "INVALID_OPERATION_WITH_EXPIRED_PASSWORD",
@@ -197,8 +193,9 @@ impl Ctx<'_> {
         }
         match op {
             Operation::GetUserInfo => {
-                let seconds = session.org.session_seconds;
-                let info = UserInfo::of(&session.org, &session.user, seconds);
+                let org = session.org();
+                let seconds = i64::from(org.policy.session_seconds);
+                let info = UserInfo::of(&org, &session.user(), seconds);
                 Ok(render::get_user_info(api, &info))
             }
             Operation::SetPassword { user_id, password } => {
@@ -217,12 +214,12 @@ impl Ctx<'_> {
                 let actor = s
                     .actor_for(&session)
                     .await
-                    .map_err(|e| self.service_fault(&e))?;
+                    .map_err(|e| Fault::service(self.api, &e))?;
                 s.change_own_password(
                     &actor,
                     &Password::new(old_password.0),
                     &Password::new(new_password.0),
-                    Some(&session.session.digest),
+                    Some(session.handle()),
                 )
                 .await
                 .map_err(|e| match e {
@@ -246,37 +243,7 @@ impl Ctx<'_> {
                 Fault::unexpected(self.api, "INVALID_ID_FIELD", "invalid user id")
             }
             ServiceError::Refused(m) => Fault::unexpected(self.api, "INSUFFICIENT_ACCESS", m),
-            other => self.service_fault(other),
-        }
-    }
-
-    /// The server's own trouble: logged with the request id, never shown in detail.
-    fn service_fault(&self, e: &ServiceError) -> Fault {
-        match e {
-            ServiceError::Unavailable(_) => {
-                tracing::warn!(request_id = %self.request_id, error = %e, "SOAP request: temporarily unavailable");
-                Fault::unexpected(
-                    self.api,
-                    "SERVER_UNAVAILABLE",
-                    &format!(
-                        "The server is temporarily unavailable; try again shortly (request id {})",
-                        self.request_id
-                    ),
-                )
-                .with_status(StatusCode::SERVICE_UNAVAILABLE)
-            }
-            _ => {
-                tracing::error!(request_id = %self.request_id, error = %e, "SOAP request failed");
-                Fault::unexpected(
-                    self.api,
-                    "UNKNOWN_EXCEPTION",
-                    &format!(
-                        "An unexpected error occurred. Please include this ErrorId if you contact \
-                         support: {}",
-                        self.request_id
-                    ),
-                )
-            }
+            other => Fault::service(self.api, other),
         }
     }
 }

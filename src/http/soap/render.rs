@@ -3,10 +3,11 @@
 //! faults with the `sf` prefix, HTTP 500 and a typed `detail`.
 
 use super::envelope::Api;
+use crate::http::BodyWithRequestId;
+use crate::service::ServiceError;
 use crate::service::id18;
 use crate::service::login::LoginSession;
-use crate::store::orgs::OrgRow;
-use crate::store::users::UserRow;
+use crate::service::views::{Org, User};
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +27,7 @@ pub struct UserInfo {
 }
 
 impl UserInfo {
-    pub fn of(org: &OrgRow, user: &UserRow, session_seconds_valid: i64) -> UserInfo {
+    pub fn of(org: &Org, user: &User, session_seconds_valid: i64) -> UserInfo {
         UserInfo {
             organization_id: id18(&org.id),
             organization_name: org.name.clone(),
@@ -143,6 +144,8 @@ pub struct Fault {
     faultcode: String,
     faultstring: String,
     detail: Option<(&'static str, &'static str, String)>,
+    /// The message quotes the request id: `message(id)`.
+    quoting_request_id: Option<fn(&str) -> String>,
 }
 
 pub const INVALID_LOGIN: &str = "Invalid username, password, security token; or user locked out.";
@@ -201,6 +204,7 @@ impl Fault {
             faultcode: format!("sf:{code}"),
             faultstring: format!("{code}: {message}"),
             detail: Some((kind, code, message.to_string())),
+            quoting_request_id: None,
         }
     }
 
@@ -212,6 +216,7 @@ impl Fault {
             faultcode: "soapenv:Client".into(),
             faultstring: message.to_string(),
             detail: None,
+            quoting_request_id: None,
         }
     }
 
@@ -220,25 +225,78 @@ impl Fault {
         self
     }
 
+    /// The server's own trouble, which a service error is unless the caller maps it to a fault
+    /// of its own: logged (in the request's span, which names the request id), and answered with
+    /// the request id to quote. The one conversion of a service error to a fault; it takes the
+    /// endpoint's API because the fault's namespace depends on it.
+    pub fn service(api: Api, e: &ServiceError) -> Fault {
+        let (code, message): (&'static str, fn(&str) -> String) = match e {
+            ServiceError::Unavailable(_) => {
+                tracing::warn!(error = %e, "SOAP request: temporarily unavailable");
+                ("SERVER_UNAVAILABLE", |id| {
+                    format!(
+                        "The server is temporarily unavailable; try again shortly (request id {id})"
+                    )
+                })
+            }
+            _ => {
+                tracing::error!(error = %e, "SOAP request failed");
+                ("UNKNOWN_EXCEPTION", |id| {
+                    format!(
+                        "An unexpected error occurred. Please include this ErrorId if you contact \
+                         support: {id}"
+                    )
+                })
+            }
+        };
+        let status = match e {
+            ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Fault {
+            quoting_request_id: Some(message),
+            ..Fault::unexpected(api, code, &message("-")).with_status(status)
+        }
+    }
+
     pub fn invalid_session(api: Api) -> Fault {
         Fault::unexpected(api, "INVALID_SESSION_ID", INVALID_SESSION)
     }
 }
 
-impl IntoResponse for Fault {
-    fn into_response(self) -> Response {
-        let detail = self.detail.map(|(kind, code, message)| Detail {
+impl Fault {
+    fn xml(&self) -> Result<String, askama::Error> {
+        let detail = self.detail.as_ref().map(|(kind, code, message)| Detail {
             kind,
             code,
-            message,
+            message: message.clone(),
         });
-        let body = FaultXml {
+        FaultXml {
             fault_ns: self.api.fault_namespace(),
             faultcode: &self.faultcode,
             faultstring: &self.faultstring,
             detail: detail.as_ref(),
         }
-        .render();
-        xml(self.status, body)
+        .render()
+    }
+}
+
+impl IntoResponse for Fault {
+    fn into_response(self) -> Response {
+        let response = xml(self.status, self.xml());
+        match self.quoting_request_id {
+            None => response,
+            Some(message) => BodyWithRequestId::attach(response, move |id| {
+                let (kind, code) = self
+                    .detail
+                    .as_ref()
+                    .map_or(("UnexpectedErrorFault", "UNKNOWN_EXCEPTION"), |d| {
+                        (d.0, d.1)
+                    });
+                Fault::typed(self.api, kind, code, &message(id))
+                    .xml()
+                    .unwrap_or_default()
+            }),
+        }
     }
 }

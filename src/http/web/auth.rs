@@ -9,7 +9,8 @@ use crate::domain::secret::Password;
 use crate::domain::token::SuppliedSecret;
 use crate::domain::verification::Method;
 use crate::http::extract::{BaseUrl, ClientIp, user_agent};
-use crate::http::{AppState, RequestId, wait_text, with_retry_after};
+use crate::http::web::Nothing;
+use crate::http::{AppState, wait_text, with_retry_after};
 use crate::service::Actor;
 use crate::service::login::LoginRequest;
 use crate::service::sessions::ActiveSession;
@@ -53,14 +54,14 @@ impl Signed {
             title: title.into(),
             user: Some(Who {
                 name: {
-                    let n = self.session.user.full_name();
+                    let n = self.session.user().full_name();
                     if n.is_empty() {
-                        self.session.user.username.clone()
+                        self.session.user().username.clone()
                     } else {
                         n
                     }
                 },
-                org: self.session.org.name.clone(),
+                org: self.session.org().name.clone(),
                 admin: self.admin,
             }),
             area,
@@ -82,7 +83,7 @@ impl Signed {
     }
 
     pub fn user_id(&self) -> &str {
-        &self.session.user.id
+        self.session.user_id()
     }
 }
 
@@ -107,21 +108,16 @@ impl FromRequestParts<AppState> for Signed {
         let Some(sid) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(WebError::LoggedOut);
         };
-        let rid = RequestId::of(parts);
         let services = &state.services;
         let session = services
             .check_session(sid)
-            .await
-            .map_err(|e| WebError::service(e, &rid))?
-            .filter(|s| s.session.login_type == Channel::Ui.login_type())
+            .await?
+            .filter(|s| s.login_type() == Channel::Ui.login_type())
             .ok_or(WebError::LoggedOut)?;
-        if session.session.password_expired && !open_when_expired(parts.uri.path()) {
+        if session.password_expired() && !open_when_expired(parts.uri.path()) {
             return Err(WebError::PasswordExpired);
         }
-        let actor = services
-            .actor_for(&session)
-            .await
-            .map_err(|e| WebError::service(e, &rid))?;
+        let actor = services.actor_for(&session).await?;
         let admin = matches!(actor, Actor::User { admin: true, .. });
         Ok(Signed {
             csrf: csrf_for(sid),
@@ -201,7 +197,7 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
     // Already logged in: straight to the settings.
     if let Some(sid) = cookie(&headers, SESSION_COOKIE)
         && let Ok(Some(s)) = state.services.check_session(sid).await
-        && s.session.login_type == Channel::Ui.login_type()
+        && s.login_type() == Channel::Ui.login_type()
     {
         return Redirect::to("/settings").into_response();
     }
@@ -236,7 +232,6 @@ async fn login(
     ClientIp(ip): ClientIp,
     BaseUrl(base): BaseUrl,
     headers: HeaderMap,
-    rid: RequestId,
     form: WebForm<LoginForm>,
 ) -> Result<Response, WebError> {
     check_login_csrf(&headers, &form)?;
@@ -249,11 +244,7 @@ async fn login(
     req.client = user_agent(&headers).to_string();
     req.login_url = format!("{base}/");
     req.browser = cookie(&headers, BROWSER_COOKIE).and_then(BrowserId::parse);
-    let response = state
-        .services
-        .login_detached(req)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
+    let response = state.services.login_detached(req).await?;
     let tls = state.http.tls;
     match (response.outcome, response.session, response.challenge) {
         (LoginOutcome::Success { password_expired }, Some(s), _) => {
@@ -328,17 +319,11 @@ fn signed_in(session_id: &str, to: &str, tls: bool) -> Response {
 async fn verify_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    rid: RequestId,
 ) -> Result<Response, WebError> {
     let Some(challenge) = cookie(&headers, CHALLENGE_COOKIE).and_then(ChallengeId::parse) else {
         return Ok(Redirect::to("/").into_response());
     };
-    let Some(info) = state
-        .services
-        .challenge_info(&challenge)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?
-    else {
+    let Some(info) = state.services.challenge_info(&challenge).await? else {
         return Ok(expired(&state, &headers));
     };
     Ok(verify_form(
@@ -400,18 +385,13 @@ async fn verify(
     ClientIp(ip): ClientIp,
     BaseUrl(base): BaseUrl,
     headers: HeaderMap,
-    rid: RequestId,
     form: WebForm<VerifyForm>,
 ) -> Result<Response, WebError> {
     check_login_csrf(&headers, &form)?;
     let Some(challenge) = cookie(&headers, CHALLENGE_COOKIE).and_then(ChallengeId::parse) else {
         return Ok(Redirect::to("/").into_response());
     };
-    let info = state
-        .services
-        .challenge_info(&challenge)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
+    let info = state.services.challenge_info(&challenge).await?;
     let outcome = state
         .services
         .verify_identity_detached(VerifyRequest {
@@ -421,8 +401,7 @@ async fn verify(
             user_agent: user_agent(&headers).to_string(),
             login_url: format!("{base}/"),
         })
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
+        .await?;
     let tls = state.http.tls;
     Ok(match outcome {
         VerifyOutcome::Verified { session, browser } => {
@@ -476,24 +455,16 @@ async fn verify(
     })
 }
 
-#[derive(Deserialize)]
-struct Nothing {}
-
 /// Ends the session and forgets its cookie.
 async fn logout(
     State(state): State<AppState>,
     signed: Signed,
     headers: HeaderMap,
-    rid: RequestId,
     form: WebForm<Nothing>,
 ) -> Result<Response, WebError> {
     signed.check(&form)?;
     if let Some(sid) = cookie(&headers, SESSION_COOKIE) {
-        state
-            .services
-            .logout(sid)
-            .await
-            .map_err(|e| WebError::service(e, &rid))?;
+        state.services.logout(sid).await?;
     }
     let mut r = Redirect::to("/").into_response();
     r.headers_mut().append(

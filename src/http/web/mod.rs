@@ -14,7 +14,7 @@ pub mod auth;
 pub mod settings;
 pub mod setup;
 
-use super::{AppState, RequestId};
+use super::AppState;
 use crate::service::ServiceError;
 use askama::Template;
 use axum::Router;
@@ -50,14 +50,9 @@ async fn refuse_control_paths(
     next: axum::middleware::Next,
 ) -> Response {
     if crate::http::extract::path_has_control(req.uri()) {
-        let rid = req
-            .extensions()
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(|| RequestId("-".into()));
         let missing =
             ServiceError::NotFound("no such page: the address holds a control character".into());
-        return WebError::service(missing, &rid).into_response();
+        return WebError::from(missing).into_response();
     }
     next.run(req).await
 }
@@ -180,6 +175,35 @@ struct MessagePage<'a> {
     back_label: &'a str,
 }
 
+/// A form with no fields but its CSRF token (a button).
+#[derive(serde::Deserialize)]
+pub struct Nothing {}
+
+/// One login attempt in a page's table (My Login History, Setup → Login History).
+pub struct HistoryLine {
+    pub time: String,
+    pub username: String,
+    pub source_ip: String,
+    pub login_type: String,
+    pub status: String,
+    pub client: String,
+    pub api_version: String,
+}
+
+impl From<crate::service::views::LoginAttempt> for HistoryLine {
+    fn from(r: crate::service::views::LoginAttempt) -> HistoryLine {
+        HistoryLine {
+            time: crate::service::fmt_ms(r.login_at),
+            username: r.username.unwrap_or_default(),
+            source_ip: r.source_ip,
+            login_type: r.login_type,
+            status: r.status,
+            client: r.client,
+            api_version: r.api_version,
+        }
+    }
+}
+
 /// The one error type of the pages. Service errors keep their text (written for the person
 /// who made the request, never secret); internal ones show only the request id.
 #[derive(Debug)]
@@ -193,12 +217,15 @@ pub enum WebError {
     /// A page of Setup for a user who is not an admin of the org.
     NotAdmin,
     BadForm(String),
-    Service(ServiceError, String),
+    Service(ServiceError),
 }
 
-impl WebError {
-    pub fn service(e: ServiceError, request_id: &RequestId) -> WebError {
-        WebError::Service(e, request_id.0.clone())
+/// The one conversion of a service error on the pages: handlers use `?`; the page quotes the
+/// request id (written in by the request-id layer) and the server's own trouble is logged in
+/// the request's span, which names it.
+impl From<ServiceError> for WebError {
+    fn from(e: ServiceError) -> WebError {
+        WebError::Service(e)
     }
 }
 
@@ -228,7 +255,7 @@ impl IntoResponse for WebError {
                 m,
                 String::new(),
             ),
-            WebError::Service(e, rid) => {
+            WebError::Service(e) => {
                 let status = match &e {
                     ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
                     ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -239,7 +266,7 @@ impl IntoResponse for WebError {
                 };
                 let text = match &e {
                     ServiceError::Internal(m) | ServiceError::Unavailable(m) => {
-                        tracing::error!(request_id = %rid, error = %m, "page failed");
+                        tracing::error!(error = %m, "page failed");
                         "Something went wrong on our side; nothing was changed. Try again in a \
                          moment, and give your administrator the request id if it happens again."
                             .to_string()
@@ -254,7 +281,20 @@ impl IntoResponse for WebError {
                     }
                     _ => "That did not work",
                 };
-                (status, heading, text, rid)
+                let page = move |id: &str| {
+                    MessagePage {
+                        chrome: Chrome::public(heading),
+                        heading,
+                        text: &text,
+                        request_id: id,
+                        back: "/",
+                        back_label: "Back to keyward",
+                    }
+                    .render()
+                    .unwrap_or_default()
+                };
+                let response = (status, page_headers(), page("-")).into_response();
+                return crate::http::BodyWithRequestId::attach(response, page);
             }
         };
         page_with(
@@ -273,12 +313,12 @@ impl IntoResponse for WebError {
 
 /// Service errors the person can fix (bad input, a conflict, a refusal) are shown on the page
 /// they came from; the others become the error page.
-pub fn user_error(e: ServiceError, rid: &RequestId) -> Result<String, WebError> {
+pub fn user_error(e: ServiceError) -> Result<String, WebError> {
     match e {
         ServiceError::Invalid(_) | ServiceError::Conflict(_) | ServiceError::Refused(_) => {
             Ok(capitalise(&e.to_string()))
         }
-        other => Err(WebError::service(other, rid)),
+        other => Err(other.into()),
     }
 }
 

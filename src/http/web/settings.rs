@@ -5,7 +5,9 @@
 use super::auth::{SESSION_COOKIE, Signed, done};
 use super::{Chrome, Done, NavItem, WebError, WebForm, cookie, page};
 use crate::domain::secret::Password;
-use crate::http::{AppState, RequestId};
+use crate::http::AppState;
+use crate::http::web::HistoryLine;
+use crate::http::web::Nothing;
 use crate::service::account::{RefreshTokenView, UserChange};
 use crate::service::{ServiceError, fmt_ms, id18};
 use askama::Template;
@@ -46,13 +48,11 @@ async fn chrome(
     s: &Signed,
     title: &str,
     current: &str,
-    rid: &RequestId,
 ) -> Result<Chrome, WebError> {
     let refusal = state
         .services
         .token_reset_refusal(&s.actor, s.user_id())
-        .await
-        .map_err(|e| WebError::service(e, rid))?;
+        .await?;
     let mut nav = vec![
         ("/settings", "My Personal Information"),
         ("/settings/password", "Change My Password"),
@@ -87,7 +87,7 @@ fn notice(done: &Done, messages: &[(&str, &'static str)]) -> Option<&'static str
 #[template(path = "web/settings_info.html")]
 struct InfoPage {
     chrome: Chrome,
-    user: crate::store::users::UserRow,
+    user: crate::service::views::User,
     user_id: String,
     org: String,
     org_id: String,
@@ -97,17 +97,9 @@ struct InfoPage {
     totp: bool,
 }
 
-async fn render_info(state: &AppState, s: &Signed, rid: &RequestId, c: Chrome) -> Page {
-    let view = state
-        .services
-        .show_user(&s.actor, s.user_id())
-        .await
-        .map_err(|e| WebError::service(e, rid))?;
-    let totp = state
-        .services
-        .totp_status(&s.actor, s.user_id())
-        .await
-        .map_err(|e| WebError::service(e, rid))?;
+async fn render_info(state: &AppState, s: &Signed, c: Chrome) -> Page {
+    let view = state.services.show_user(&s.actor, s.user_id()).await?;
+    let totp = state.services.totp_status(&s.actor, s.user_id()).await?;
     let never = || "never".to_string();
     Ok(page(&InfoPage {
         chrome: c,
@@ -122,16 +114,11 @@ async fn render_info(state: &AppState, s: &Signed, rid: &RequestId, c: Chrome) -
     }))
 }
 
-async fn info_page(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    Query(d): Query<Done>,
-) -> Page {
-    let c = chrome(&state, &s, "My Personal Information", "/settings", &rid)
+async fn info_page(State(state): State<AppState>, s: Signed, Query(d): Query<Done>) -> Page {
+    let c = chrome(&state, &s, "My Personal Information", "/settings")
         .await?
         .with_notice(notice(&d, &[("saved", "Your information was saved.")]));
-    render_info(&state, &s, &rid, c).await
+    render_info(&state, &s, c).await
 }
 
 #[derive(Deserialize)]
@@ -142,12 +129,7 @@ struct InfoForm {
     current_password: Option<String>,
 }
 
-async fn save_info(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    form: WebForm<InfoForm>,
-) -> Page {
+async fn save_info(State(state): State<AppState>, s: Signed, form: WebForm<InfoForm>) -> Page {
     s.check(&form)?;
     let change = UserChange {
         first_name: form.data.first_name.clone(),
@@ -163,11 +145,11 @@ async fn save_info(
     {
         Ok(_) => Ok(done("/settings", "saved")),
         Err(e) => {
-            let msg = super::user_error(e, &rid)?;
-            let c = chrome(&state, &s, "My Personal Information", "/settings", &rid)
+            let msg = super::user_error(e)?;
+            let c = chrome(&state, &s, "My Personal Information", "/settings")
                 .await?
                 .with_error(msg);
-            render_info(&state, &s, &rid, c).await
+            render_info(&state, &s, c).await
         }
     }
 }
@@ -182,22 +164,17 @@ struct PasswordPage {
 }
 
 fn password_form(s: &Signed, c: Chrome) -> Response {
-    let policy = crate::service::orgs::policy_of(&s.session.org);
+    let policy = s.session.org().policy;
     page(&PasswordPage {
         chrome: c,
-        expired: s.session.session.password_expired,
+        expired: s.session.password_expired(),
         min_length: policy.min_password_length,
         rules: policy.rules_text(),
     })
 }
 
-async fn password_page(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    Query(d): Query<Done>,
-) -> Page {
-    let c = chrome(&state, &s, "Change My Password", "/settings/password", &rid)
+async fn password_page(State(state): State<AppState>, s: Signed, Query(d): Query<Done>) -> Page {
+    let c = chrome(&state, &s, "Change My Password", "/settings/password")
         .await?
         .with_notice(notice(
             &d,
@@ -223,13 +200,12 @@ struct PasswordForm {
 async fn change_password(
     State(state): State<AppState>,
     s: Signed,
-    rid: RequestId,
     headers: HeaderMap,
     form: WebForm<PasswordForm>,
 ) -> Page {
     s.check(&form)?;
     let fail = |msg: String| async {
-        let c = chrome(&state, &s, "Change My Password", "/settings/password", &rid)
+        let c = chrome(&state, &s, "Change My Password", "/settings/password")
             .await?
             .with_error(msg);
         Ok(password_form(&s, c))
@@ -251,7 +227,7 @@ async fn change_password(
         .await
     {
         Ok(()) => Ok(done("/settings/password", "changed")),
-        Err(e) => fail(super::user_error(e, &rid)?).await,
+        Err(e) => fail(super::user_error(e)?).await,
     }
 }
 
@@ -266,26 +242,13 @@ struct TokenPage {
     issued: Option<String>,
 }
 
-async fn token_page(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    Query(d): Query<Done>,
-) -> Page {
+async fn token_page(State(state): State<AppState>, s: Signed, Query(d): Query<Done>) -> Page {
     let refusal = state
         .services
         .token_reset_refusal(&s.actor, s.user_id())
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
-    let c = chrome(
-        &state,
-        &s,
-        "Reset My Security Token",
-        "/settings/token",
-        &rid,
-    )
-    .await?;
-    let user = &s.session.user;
+        .await?;
+    let c = chrome(&state, &s, "Reset My Security Token", "/settings/token").await?;
+    let user = s.session.user();
     let status = if refusal.is_some() {
         axum::http::StatusCode::FORBIDDEN
     } else {
@@ -304,21 +267,9 @@ async fn token_page(
     ))
 }
 
-#[derive(Deserialize)]
-struct Nothing {}
-
-async fn reset_token(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    form: WebForm<Nothing>,
-) -> Page {
+async fn reset_token(State(state): State<AppState>, s: Signed, form: WebForm<Nothing>) -> Page {
     s.check(&form)?;
-    state
-        .services
-        .reset_token(&s.actor, s.user_id())
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
+    state.services.reset_token(&s.actor, s.user_id()).await?;
     Ok(done("/settings/token", "sent"))
 }
 
@@ -349,11 +300,11 @@ fn qr_svg(uri: &str) -> String {
 }
 
 fn issuer(s: &Signed) -> String {
-    format!("keyward {}", s.session.org.name)
+    format!("keyward {}", s.session.org().name)
 }
 
-async fn render_mfa(state: &AppState, s: &Signed, rid: &RequestId, c: Chrome) -> Page {
-    let e = |e| WebError::service(e, rid);
+async fn render_mfa(state: &AppState, s: &Signed, c: Chrome) -> Page {
+    let e = WebError::from;
     let status = state
         .services
         .totp_status(&s.actor, s.user_id())
@@ -364,9 +315,8 @@ async fn render_mfa(state: &AppState, s: &Signed, rid: &RequestId, c: Chrome) ->
     } else {
         state
             .services
-            .pending_totp(&s.actor, &issuer(s), &s.session.session.digest)
-            .await
-            .map_err(|e| WebError::service(e, rid))?
+            .pending_totp(&s.actor, &issuer(s), s.session.handle())
+            .await?
     };
     let qr = pending
         .as_ref()
@@ -381,47 +331,32 @@ async fn render_mfa(state: &AppState, s: &Signed, rid: &RequestId, c: Chrome) ->
     }))
 }
 
-async fn mfa_page(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    Query(d): Query<Done>,
-) -> Page {
-    let c = chrome(&state, &s, "Authenticator App", "/settings/mfa", &rid)
+async fn mfa_page(State(state): State<AppState>, s: Signed, Query(d): Query<Done>) -> Page {
+    let c = chrome(&state, &s, "Authenticator App", "/settings/mfa")
         .await?
         .with_notice(notice(
             &d,
             &[("removed", "Your authenticator app was removed.")],
         ));
-    render_mfa(&state, &s, &rid, c).await
+    render_mfa(&state, &s, c).await
 }
 
-async fn mfa_start(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    form: WebForm<PasswordOnly>,
-) -> Page {
+async fn mfa_start(State(state): State<AppState>, s: Signed, form: WebForm<PasswordOnly>) -> Page {
     s.check(&form)?;
     let password = Password::new(form.data.password.clone());
     match state
         .services
-        .start_totp(
-            &s.actor,
-            &issuer(&s),
-            Some(&password),
-            &s.session.session.digest,
-        )
+        .start_totp(&s.actor, &issuer(&s), Some(&password), s.session.handle())
         .await
     {
         Ok(_) => Ok(done("/settings/mfa", "started")),
         Err(e @ (ServiceError::Refused(_) | ServiceError::Conflict(_))) => {
-            let c = chrome(&state, &s, "Authenticator App", "/settings/mfa", &rid)
+            let c = chrome(&state, &s, "Authenticator App", "/settings/mfa")
                 .await?
                 .with_error(super::capitalise(&e.to_string()));
-            render_mfa(&state, &s, &rid, c).await
+            render_mfa(&state, &s, c).await
         }
-        Err(e) => Err(WebError::service(e, &rid)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -438,30 +373,25 @@ struct CodeForm {
     code: String,
 }
 
-async fn mfa_confirm(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    form: WebForm<CodeForm>,
-) -> Page {
+async fn mfa_confirm(State(state): State<AppState>, s: Signed, form: WebForm<CodeForm>) -> Page {
     s.check(&form)?;
-    let session = &s.session.session.digest;
+    let session = s.session.handle();
     match state
         .services
         .confirm_totp(&s.actor, &form.data.code, session)
         .await
     {
         Ok(codes) => {
-            let c = chrome(&state, &s, "Your recovery codes", "/settings/mfa", &rid).await?;
+            let c = chrome(&state, &s, "Your recovery codes", "/settings/mfa").await?;
             Ok(page(&CodesPage { chrome: c, codes }))
         }
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => {
-            let c = chrome(&state, &s, "Authenticator App", "/settings/mfa", &rid)
+            let c = chrome(&state, &s, "Authenticator App", "/settings/mfa")
                 .await?
                 .with_error(super::capitalise(&e.to_string()));
-            render_mfa(&state, &s, &rid, c).await
+            render_mfa(&state, &s, c).await
         }
-        Err(e) => Err(WebError::service(e, &rid)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -471,12 +401,7 @@ struct PasswordOnly {
     password: String,
 }
 
-async fn mfa_remove(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    form: WebForm<PasswordOnly>,
-) -> Page {
+async fn mfa_remove(State(state): State<AppState>, s: Signed, form: WebForm<PasswordOnly>) -> Page {
     s.check(&form)?;
     match state
         .services
@@ -489,21 +414,13 @@ async fn mfa_remove(
     {
         Ok(_) => Ok(done("/settings/mfa", "removed")),
         Err(e @ ServiceError::Refused(_)) => {
-            let c = chrome(&state, &s, "Authenticator App", "/settings/mfa", &rid)
+            let c = chrome(&state, &s, "Authenticator App", "/settings/mfa")
                 .await?
                 .with_error(super::capitalise(&e.to_string()));
-            render_mfa(&state, &s, &rid, c).await
+            render_mfa(&state, &s, c).await
         }
-        Err(e) => Err(WebError::service(e, &rid)),
+        Err(e) => Err(e.into()),
     }
-}
-
-pub struct HistoryLine {
-    pub time: String,
-    pub source_ip: String,
-    pub login_type: String,
-    pub status: String,
-    pub client: String,
 }
 
 #[derive(Template)]
@@ -514,26 +431,13 @@ struct HistoryPage {
     rows: Vec<HistoryLine>,
 }
 
-async fn history_page(State(state): State<AppState>, s: Signed, rid: RequestId) -> Page {
-    let rows = state
-        .services
-        .my_login_history(&s.actor, 100)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
-    let c = chrome(&state, &s, "My Login History", "/settings/history", &rid).await?;
+async fn history_page(State(state): State<AppState>, s: Signed) -> Page {
+    let rows = state.services.my_login_history(&s.actor, 100).await?;
+    let c = chrome(&state, &s, "My Login History", "/settings/history").await?;
     Ok(page(&HistoryPage {
         chrome: c,
-        username: s.session.user.username.clone(),
-        rows: rows
-            .into_iter()
-            .map(|r| HistoryLine {
-                time: fmt_ms(r.login_at),
-                source_ip: r.source_ip,
-                login_type: r.login_type,
-                status: r.status,
-                client: r.client,
-            })
-            .collect(),
+        username: s.session.user().username,
+        rows: rows.into_iter().map(HistoryLine::from).collect(),
     }))
 }
 
@@ -585,14 +489,11 @@ pub struct SessionsPage {
     pub browsers: Vec<BrowserLine>,
 }
 
-pub fn session_lines(
-    rows: Vec<crate::store::sessions::SessionRow>,
-    current: &str,
-) -> Vec<SessionLine> {
+pub fn session_lines(rows: Vec<crate::service::views::Session>, current: &str) -> Vec<SessionLine> {
     rows.into_iter()
         .map(|r| SessionLine {
-            current: r.digest == current,
-            handle: r.digest,
+            current: r.handle == current,
+            handle: r.handle,
             created: fmt_ms(r.created_at),
             login_type: r.login_type,
             source_ip: r.source_ip,
@@ -602,13 +503,8 @@ pub fn session_lines(
         .collect()
 }
 
-async fn sessions_page(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    Query(d): Query<Done>,
-) -> Page {
-    let e = |e| WebError::service(e, &rid);
+async fn sessions_page(State(state): State<AppState>, s: Signed, Query(d): Query<Done>) -> Page {
+    let e = WebError::from;
     let sessions = state
         .services
         .sessions_of(&s.actor, s.user_id())
@@ -617,36 +513,25 @@ async fn sessions_page(
     let refresh_tokens = state
         .services
         .refresh_tokens_of(&s.actor, s.user_id())
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
-    let browsers = state
-        .services
-        .verified_browsers(&s.actor)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
-    let c = chrome(
-        &state,
-        &s,
-        "Sessions and Browsers",
-        "/settings/sessions",
-        &rid,
-    )
-    .await?
-    .with_notice(notice(
-        &d,
-        &[
-            ("ended", "The session was ended."),
-            ("revoked", "The refresh token was revoked."),
-            (
-                "forgotten",
-                "Your verified browsers were forgotten: the next login from each needs a \
+        .await?;
+    let browsers = state.services.verified_browsers(&s.actor).await?;
+    let c = chrome(&state, &s, "Sessions and Browsers", "/settings/sessions")
+        .await?
+        .with_notice(notice(
+            &d,
+            &[
+                ("ended", "The session was ended."),
+                ("revoked", "The refresh token was revoked."),
+                (
+                    "forgotten",
+                    "Your verified browsers were forgotten: the next login from each needs a \
                      verification code.",
-            ),
-        ],
-    ));
+                ),
+            ],
+        ));
     Ok(page(&SessionsPage {
         chrome: c,
-        sessions: session_lines(sessions, &s.session.session.digest),
+        sessions: session_lines(sessions, s.session.handle()),
         end_action: "/settings/sessions/end".into(),
         refresh_tokens: refresh_lines(refresh_tokens),
         revoke_action: "/settings/refresh-tokens/revoke".into(),
@@ -669,18 +554,12 @@ struct EndForm {
     session: String,
 }
 
-async fn end_session(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    form: WebForm<EndForm>,
-) -> Page {
+async fn end_session(State(state): State<AppState>, s: Signed, form: WebForm<EndForm>) -> Page {
     s.check(&form)?;
     state
         .services
         .end_session(&s.actor, s.user_id(), &form.data.session)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
+        .await?;
     Ok(done("/settings/sessions", "ended"))
 }
 
@@ -693,29 +572,18 @@ struct RevokeForm {
 async fn revoke_refresh_token(
     State(state): State<AppState>,
     s: Signed,
-    rid: RequestId,
     form: WebForm<RevokeForm>,
 ) -> Page {
     s.check(&form)?;
     state
         .services
         .revoke_refresh_token(&s.actor, s.user_id(), &form.data.refresh_token)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
+        .await?;
     Ok(done("/settings/sessions", "revoked"))
 }
 
-async fn forget_browsers(
-    State(state): State<AppState>,
-    s: Signed,
-    rid: RequestId,
-    form: WebForm<Nothing>,
-) -> Page {
+async fn forget_browsers(State(state): State<AppState>, s: Signed, form: WebForm<Nothing>) -> Page {
     s.check(&form)?;
-    state
-        .services
-        .forget_browsers(&s.actor)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
+    state.services.forget_browsers(&s.actor).await?;
     Ok(done("/settings/sessions", "forgotten"))
 }

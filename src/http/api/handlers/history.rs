@@ -1,24 +1,24 @@
 //! What happened: login history (rows and per-hour counts), the setup audit trail and the
 //! email log: read-only but for a mail's retry, and all bounded by the same row limit.
 
-use super::{Answer, svc};
+use super::Answer;
+use crate::http::AppState;
 use crate::http::api::dto::*;
 use crate::http::api::{ApiAdmin, ApiError};
-use crate::http::{AppState, RequestId};
 use crate::service::ServiceError;
-use crate::service::admin::HistoryQuery;
+use crate::service::history::HistoryQuery;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 
 fn limit(l: Option<i64>) -> Result<i64, ServiceError> {
     let l = l.unwrap_or(100);
-    if (1..=crate::service::admin::MAX_ROWS).contains(&l) {
+    if (1..=crate::service::history::MAX_LIMIT).contains(&l) {
         Ok(l)
     } else {
         Err(ServiceError::Invalid(format!(
             "limit must be between 1 and {} (got {l})",
-            crate::service::admin::MAX_ROWS
+            crate::service::history::MAX_LIMIT
         )))
     }
 }
@@ -55,16 +55,14 @@ fn history_query(
 pub(super) async fn login_history(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Query(p): Query<HistoryParams>,
 ) -> Answer<Vec<LoginAttempt>> {
-    let q = history_query(&p, None).map_err(svc(&rid))?;
+    let q = history_query(&p, None)?;
     let rows = state
         .services
-        .search_login_history(&a.actor, a.org(), &q)
-        .await
-        .map_err(svc(&rid))?;
-    Ok(Json(rows.into_iter().map(LoginAttempt::from).collect()))
+        .login_history(&a.actor, Some(a.org()), &q)
+        .await?;
+    Ok(Json(rows))
 }
 
 #[utoipa::path(get, path = "/api/v1/login-history/per-hour", tag = "history", params(HistoryParams),
@@ -72,18 +70,16 @@ pub(super) async fn login_history(
 pub(super) async fn login_history_per_hour(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Query(p): Query<HistoryParams>,
 ) -> Answer<Vec<HourBucket>> {
-    let mut q = history_query(&p, Some(crate::service::admin::MAX_ROWS)).map_err(svc(&rid))?;
+    let mut q = history_query(&p, Some(crate::service::history::MAX_LIMIT))?;
     if q.from.is_none() {
         q.from = Some(state.services.now_ms() - 24 * 3_600_000);
     }
     let rows = state
         .services
         .login_history_per_hour(&a.actor, a.org(), &q)
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok(Json(rows.into_iter().map(HourBucket::from).collect()))
 }
 
@@ -92,15 +88,10 @@ pub(super) async fn login_history_per_hour(
 pub(super) async fn audit_trail(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Query(p): Query<LimitParams>,
 ) -> Answer<Vec<AuditEntry>> {
-    let l = limit(p.limit).map_err(svc(&rid))?;
-    let rows = state
-        .services
-        .audit_trail(&a.actor, a.org(), l)
-        .await
-        .map_err(svc(&rid))?;
+    let l = limit(p.limit)?;
+    let rows = state.services.audit_trail(&a.actor, a.org(), l).await?;
     Ok(Json(rows.into_iter().map(AuditEntry::from).collect()))
 }
 
@@ -109,24 +100,21 @@ pub(super) async fn audit_trail(
 pub(super) async fn list_mail(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Query(p): Query<MailParams>,
 ) -> Answer<Vec<Mail>> {
-    let l = limit(p.limit).map_err(svc(&rid))?;
+    let l = limit(p.limit)?;
     let status = p.status.as_deref().filter(|s| !s.is_empty());
     if let Some(s) = status
         && !["queued", "sent", "dead"].contains(&s)
     {
-        return Err(ApiError::service(
-            ServiceError::Invalid(format!("status must be queued, sent or dead (got {s:?})")),
-            &rid,
-        ));
+        return Err(ApiError::from(ServiceError::Invalid(format!(
+            "status must be queued, sent or dead (got {s:?})"
+        ))));
     }
     let rows = state
         .services
         .org_mail(&a.actor, a.org(), status, l)
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok(Json(rows.into_iter().map(Mail::from).collect()))
 }
 
@@ -136,13 +124,8 @@ pub(super) async fn list_mail(
 pub(super) async fn retry_mail(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .services
-        .retry_mail(&a.actor, a.org(), &id)
-        .await
-        .map_err(svc(&rid))?;
+    state.services.retry_mail(&a.actor, a.org(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,8 +10,7 @@ pub(super) mod profiles;
 pub(super) mod users;
 
 use super::ApiError;
-use crate::http::{AppState, RequestId};
-use crate::service::ServiceError;
+use crate::http::AppState;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use history::{audit_trail, list_mail, login_history, login_history_per_hour, retry_mail};
@@ -107,7 +106,3 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 type Answer<T> = Result<Json<T>, ApiError>;
-
-fn svc(rid: &RequestId) -> impl Fn(ServiceError) -> ApiError + '_ {
-    move |e| ApiError::service(e, rid)
-}

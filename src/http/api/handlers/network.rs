@@ -1,10 +1,10 @@
 //! Network access: a profile's login IP ranges and the org's trusted IP ranges, the two range
 //! lists the OpenAPI document tags `network`.
 
-use super::{Answer, svc};
+use super::Answer;
+use crate::http::AppState;
 use crate::http::api::dto::*;
 use crate::http::api::{ApiAdmin, ApiError, ApiJson};
-use crate::http::{AppState, RequestId};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,14 +16,12 @@ use axum::response::{IntoResponse, Response};
 pub(super) async fn list_login_ranges(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
 ) -> Answer<Vec<IpRange>> {
     let rows = state
         .services
         .list_login_ranges(&a.actor, a.org(), &id)
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok(Json(rows.into_iter().map(IpRange::from).collect()))
 }
 
@@ -33,7 +31,6 @@ pub(super) async fn list_login_ranges(
 pub(super) async fn add_login_range(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
     ApiJson(r): ApiJson<NewIpRange>,
 ) -> Result<Response, ApiError> {
@@ -47,8 +44,7 @@ pub(super) async fn add_login_range(
             r.end.as_deref(),
             &r.description,
         )
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok((StatusCode::CREATED, Json(IpRange::from(row))).into_response())
 }
 
@@ -58,14 +54,12 @@ pub(super) async fn add_login_range(
 pub(super) async fn remove_login_range(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path((id, range)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     state
         .services
         .remove_login_range(&a.actor, a.org(), &id, &range)
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -74,13 +68,11 @@ pub(super) async fn remove_login_range(
 pub(super) async fn list_trusted_ranges(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
 ) -> Answer<Vec<IpRange>> {
     let rows = state
         .services
         .list_trusted_ranges(&a.actor, a.org())
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok(Json(rows.into_iter().map(IpRange::from).collect()))
 }
 
@@ -89,7 +81,6 @@ pub(super) async fn list_trusted_ranges(
 pub(super) async fn add_trusted_range(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     ApiJson(r): ApiJson<NewIpRange>,
 ) -> Result<Response, ApiError> {
     let row = state
@@ -101,8 +92,7 @@ pub(super) async fn add_trusted_range(
             r.end.as_deref(),
             &r.description,
         )
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok((StatusCode::CREATED, Json(IpRange::from(row))).into_response())
 }
 
@@ -112,13 +102,11 @@ pub(super) async fn add_trusted_range(
 pub(super) async fn remove_trusted_range(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(range): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state
         .services
         .remove_trusted_range(&a.actor, a.org(), &range)
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

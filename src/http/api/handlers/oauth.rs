@@ -1,10 +1,10 @@
 //! `/api/v1/oauth-clients/…`: OAuth clients (connected apps); a client secret appears only in
 //! the answer that made it.
 
-use super::{Answer, svc};
+use super::Answer;
+use crate::http::AppState;
 use crate::http::api::dto::*;
 use crate::http::api::{ApiAdmin, ApiError, ApiJson, MaybeApiJson};
-use crate::http::{AppState, RequestId};
 use crate::service::ServiceError;
 use crate::service::oauth::ClientOptions;
 use axum::Json;
@@ -17,13 +17,8 @@ use axum::response::{IntoResponse, Response};
 pub(super) async fn list_oauth_clients(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
 ) -> Answer<Vec<OAuthClient>> {
-    let rows = state
-        .services
-        .list_oauth_clients(&a.actor, a.org())
-        .await
-        .map_err(svc(&rid))?;
+    let rows = state.services.list_oauth_clients(&a.actor, a.org()).await?;
     Ok(Json(rows.into_iter().map(OAuthClient::from).collect()))
 }
 
@@ -32,7 +27,6 @@ pub(super) async fn list_oauth_clients(
 pub(super) async fn create_oauth_client(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     ApiJson(n): ApiJson<NewOAuthClient>,
 ) -> Result<Response, ApiError> {
     let password = n.current_password.map(crate::domain::secret::Password::new);
@@ -48,8 +42,7 @@ pub(super) async fn create_oauth_client(
                 current_password: password.as_ref(),
             },
         )
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedOAuthClient {
@@ -66,14 +59,9 @@ pub(super) async fn create_oauth_client(
 pub(super) async fn get_oauth_client(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
 ) -> Answer<OAuthClient> {
-    let c = state
-        .services
-        .get_oauth_client(&a.actor, &id)
-        .await
-        .map_err(svc(&rid))?;
+    let c = state.services.get_oauth_client(&a.actor, &id).await?;
     Ok(Json(c.into()))
 }
 
@@ -84,14 +72,9 @@ pub(super) async fn get_oauth_client(
 pub(super) async fn delete_oauth_client(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .services
-        .delete_oauth_client(&a.actor, &id)
-        .await
-        .map_err(svc(&rid))?;
+    state.services.delete_oauth_client(&a.actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -103,7 +86,6 @@ pub(super) async fn delete_oauth_client(
 pub(super) async fn rotate_client_secret(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
     MaybeApiJson(body): MaybeApiJson<RotateSecret>,
 ) -> Answer<CreatedOAuthClient> {
@@ -113,8 +95,7 @@ pub(super) async fn rotate_client_secret(
     let (row, secret) = state
         .services
         .rotate_client_secret(&a.actor, &id, password.as_ref())
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok(Json(CreatedOAuthClient {
         client: row.into(),
         client_secret: secret.0,
@@ -128,26 +109,19 @@ pub(super) async fn rotate_client_secret(
 pub(super) async fn oauth_client_action(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path((id, action)): Path<(String, String)>,
 ) -> Answer<OAuthClient> {
     let enabled = match action.as_str() {
         "disable" => false,
         "enable" => true,
         other => {
-            return Err(ApiError::service(
-                ServiceError::NotFound(format!("no action {other:?}: use disable or enable")),
-                &rid,
-            ));
+            return Err(ApiError::from(ServiceError::NotFound(format!(
+                "no action {other:?}: use disable or enable"
+            ))));
         }
     };
     let sv = &state.services;
-    sv.set_client_enabled(&a.actor, &id, enabled)
-        .await
-        .map_err(svc(&rid))?;
-    let c = sv
-        .get_oauth_client(&a.actor, &id)
-        .await
-        .map_err(svc(&rid))?;
+    sv.set_client_enabled(&a.actor, &id, enabled).await?;
+    let c = sv.get_oauth_client(&a.actor, &id).await?;
     Ok(Json(c.into()))
 }

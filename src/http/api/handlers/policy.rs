@@ -1,27 +1,19 @@
 //! `/api/v1/policy` and `/api/v1/delegated-auth`: the org-wide login settings, both read and
 //! changed through the org's record.
 
-use super::{Answer, svc};
+use super::Answer;
+use crate::http::AppState;
 use crate::http::api::dto::*;
 use crate::http::api::{ApiAdmin, ApiError, ApiJson};
-use crate::http::{AppState, RequestId};
 use crate::service::{ServiceError, orgs};
 use axum::Json;
 use axum::extract::State;
 
 #[utoipa::path(get, path = "/api/v1/policy", tag = "policy",
     responses((status = 200, body = Policy)))]
-pub(super) async fn get_policy(
-    State(state): State<AppState>,
-    a: ApiAdmin,
-    rid: RequestId,
-) -> Answer<Policy> {
-    let org = state
-        .services
-        .get_org(&a.actor, a.org())
-        .await
-        .map_err(svc(&rid))?;
-    Ok(Json(orgs::policy_of(&org).into()))
+pub(super) async fn get_policy(State(state): State<AppState>, a: ApiAdmin) -> Answer<Policy> {
+    let org = state.services.get_org(&a.actor, a.org()).await?;
+    Ok(Json(org.policy.into()))
 }
 
 #[utoipa::path(patch, path = "/api/v1/policy", tag = "policy", request_body = PolicyChange,
@@ -29,20 +21,16 @@ pub(super) async fn get_policy(
 pub(super) async fn update_policy(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     ApiJson(p): ApiJson<PolicyChange>,
 ) -> Answer<Policy> {
     let complexity = match p.complexity.as_deref() {
         None => None,
         Some(c) => Some(crate::domain::policy::Complexity::parse(c).ok_or_else(|| {
-            ApiError::service(
-                ServiceError::Invalid(format!(
-                    "unknown complexity {c:?}: use none, alpha_numeric, \
+            ApiError::from(ServiceError::Invalid(format!(
+                "unknown complexity {c:?}: use none, alpha_numeric, \
                          alpha_numeric_special, upper_lower_numeric or \
                          upper_lower_numeric_special"
-                )),
-                &rid,
-            )
+            )))
         })?),
     };
     let change = orgs::PolicyChange {
@@ -57,13 +45,12 @@ pub(super) async fn update_policy(
     };
     if change.is_empty() {
         // An empty merge patch changes nothing (RFC 7396): the policy as it is.
-        return get_policy(State(state), a, rid).await;
+        return get_policy(State(state), a).await;
     }
     let policy = state
         .services
         .set_policy(&a.actor, a.org(), &change)
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok(Json(policy.into()))
 }
 
@@ -72,13 +59,8 @@ pub(super) async fn update_policy(
 pub(super) async fn get_delegated_auth(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
 ) -> Answer<DelegatedAuth> {
-    let org = state
-        .services
-        .get_org(&a.actor, a.org())
-        .await
-        .map_err(svc(&rid))?;
+    let org = state.services.get_org(&a.actor, a.org()).await?;
     Ok(Json(DelegatedAuth {
         url: org.delegated_auth_url,
     }))
@@ -89,13 +71,11 @@ pub(super) async fn get_delegated_auth(
 pub(super) async fn set_delegated_auth(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     ApiJson(d): ApiJson<DelegatedAuth>,
 ) -> Answer<DelegatedAuth> {
     state
         .services
         .set_delegated_auth(&a.actor, a.org(), d.url.as_deref())
-        .await
-        .map_err(svc(&rid))?;
-    get_delegated_auth(State(state), a, rid).await
+        .await?;
+    get_delegated_auth(State(state), a).await
 }

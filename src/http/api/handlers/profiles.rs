@@ -1,10 +1,10 @@
 //! `/api/v1/profiles`: profiles and their permissions. A profile's login IP ranges are in
 //! network.rs, with the org's trusted ranges.
 
-use super::{Answer, svc};
+use super::Answer;
+use crate::http::AppState;
 use crate::http::api::dto::*;
 use crate::http::api::{ApiAdmin, ApiError, ApiJson};
-use crate::http::{AppState, RequestId};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,13 +15,8 @@ use axum::response::{IntoResponse, Response};
 pub(super) async fn list_profiles(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
 ) -> Answer<Vec<Profile>> {
-    let rows = state
-        .services
-        .list_profiles(&a.actor, a.org())
-        .await
-        .map_err(svc(&rid))?;
+    let rows = state.services.list_profiles(&a.actor, a.org()).await?;
     Ok(Json(rows.into_iter().map(Profile::from).collect()))
 }
 
@@ -30,14 +25,12 @@ pub(super) async fn list_profiles(
 pub(super) async fn create_profile(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     ApiJson(p): ApiJson<NewProfile>,
 ) -> Result<Response, ApiError> {
     let row = state
         .services
         .create_profile(&a.actor, a.org(), &p.name, p.permissions.into())
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok((StatusCode::CREATED, Json(Profile::from(row))).into_response())
 }
 
@@ -47,14 +40,9 @@ pub(super) async fn create_profile(
 pub(super) async fn get_profile(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
 ) -> Answer<Profile> {
-    let row = state
-        .services
-        .get_profile(&a.actor, a.org(), &id)
-        .await
-        .map_err(svc(&rid))?;
+    let row = state.services.get_profile(&a.actor, a.org(), &id).await?;
     Ok(Json(row.into()))
 }
 
@@ -64,7 +52,6 @@ pub(super) async fn get_profile(
 pub(super) async fn update_profile(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
     ApiJson(p): ApiJson<ProfilePatch>,
 ) -> Answer<Profile> {
@@ -72,7 +59,6 @@ pub(super) async fn update_profile(
     let row = state
         .services
         .update_profile(&a.actor, a.org(), &id, change)
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     Ok(Json(row.into()))
 }

@@ -1,10 +1,10 @@
 //! `/api/v1/users/…`: users, their passwords, authenticators, sessions and refresh tokens,
 //! each answered as the user's JSON after the change.
 
-use super::{Answer, svc};
+use super::Answer;
+use crate::http::AppState;
 use crate::http::api::dto::*;
 use crate::http::api::{ApiAdmin, ApiError, ApiJson};
-use crate::http::{AppState, RequestId};
 use crate::service::{ServiceError, account, users};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -12,12 +12,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 
-async fn user_json(state: &AppState, a: &ApiAdmin, id: &str, rid: &RequestId) -> Answer<User> {
-    let v = state
-        .services
-        .show_user(&a.actor, id)
-        .await
-        .map_err(svc(rid))?;
+async fn user_json(state: &AppState, a: &ApiAdmin, id: &str) -> Answer<User> {
+    let v = state.services.show_user(&a.actor, id).await?;
     Ok(Json(User::of(
         &v.user,
         &v.profile_name,
@@ -31,25 +27,19 @@ async fn user_json(state: &AppState, a: &ApiAdmin, id: &str, rid: &RequestId) ->
 pub(super) async fn list_users(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Query(p): Query<UserListParams>,
 ) -> Answer<Vec<User>> {
     let sv = &state.services;
     let l = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&l) {
-        return Err(ApiError::service(
-            ServiceError::Invalid(format!("limit must be between 1 and 1000 (got {l})")),
-            &rid,
-        ));
+        return Err(ApiError::from(ServiceError::Invalid(format!(
+            "limit must be between 1 and 1000 (got {l})"
+        ))));
     }
     let users = sv
         .search_users(&a.actor, a.org(), p.q.as_deref(), p.after.as_deref(), l)
-        .await
-        .map_err(svc(&rid))?;
-    let profiles = sv
-        .list_profiles(&a.actor, a.org())
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
+    let profiles = sv.list_profiles(&a.actor, a.org()).await?;
     let names: HashMap<&str, &str> = profiles
         .iter()
         .map(|p| (p.id.as_str(), p.name.as_str()))
@@ -68,7 +58,6 @@ pub(super) async fn list_users(
 pub(super) async fn create_user(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     ApiJson(n): ApiJson<NewUser>,
 ) -> Result<Response, ApiError> {
     let password = n.password.map(crate::domain::secret::Password::new);
@@ -86,9 +75,8 @@ pub(super) async fn create_user(
             },
             password.as_ref(),
         )
-        .await
-        .map_err(svc(&rid))?;
-    let Json(user) = user_json(&state, &a, &u.id, &rid).await?;
+        .await?;
+    let Json(user) = user_json(&state, &a, &u.id).await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
@@ -98,10 +86,9 @@ pub(super) async fn create_user(
 pub(super) async fn get_user(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
 ) -> Answer<User> {
-    user_json(&state, &a, &id, &rid).await
+    user_json(&state, &a, &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserChange,
@@ -110,7 +97,6 @@ pub(super) async fn get_user(
 pub(super) async fn update_user(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
     ApiJson(c): ApiJson<UserChange>,
 ) -> Answer<User> {
@@ -127,9 +113,8 @@ pub(super) async fn update_user(
                 current_password: c.current_password.map(crate::domain::secret::Password::new),
             },
         )
-        .await
-        .map_err(svc(&rid))?;
-    user_json(&state, &a, &u.id, &rid).await
+        .await?;
+    user_json(&state, &a, &u.id).await
 }
 
 #[utoipa::path(post, path = "/api/v1/users/{id}/{action}", tag = "users",
@@ -139,7 +124,6 @@ pub(super) async fn update_user(
 pub(super) async fn user_action(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path((id, action)): Path<(String, String)>,
 ) -> Answer<User> {
     let sv = &state.services;
@@ -152,8 +136,8 @@ pub(super) async fn user_action(
             "no action {other:?}: use deactivate, reactivate, unlock or reset-token"
         ))),
     };
-    r.map_err(svc(&rid))?;
-    user_json(&state, &a, &id, &rid).await
+    r?;
+    user_json(&state, &a, &id).await
 }
 
 #[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", request_body = NewPassword,
@@ -162,7 +146,6 @@ pub(super) async fn user_action(
 pub(super) async fn set_user_password(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
     ApiJson(p): ApiJson<NewPassword>,
 ) -> Answer<User> {
@@ -173,9 +156,8 @@ pub(super) async fn set_user_password(
             &id,
             &crate::domain::secret::Password::new(p.password),
         )
-        .await
-        .map_err(svc(&rid))?;
-    user_json(&state, &a, &id, &rid).await
+        .await?;
+    user_json(&state, &a, &id).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/users/{id}/authenticator", tag = "users",
@@ -184,14 +166,9 @@ pub(super) async fn set_user_password(
 pub(super) async fn remove_authenticator(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .services
-        .remove_totp(&a.actor, &id, None)
-        .await
-        .map_err(svc(&rid))?;
+    state.services.remove_totp(&a.actor, &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -201,14 +178,9 @@ pub(super) async fn remove_authenticator(
 pub(super) async fn user_sessions(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
 ) -> Answer<Vec<Session>> {
-    let rows = state
-        .services
-        .sessions_of(&a.actor, &id)
-        .await
-        .map_err(svc(&rid))?;
+    let rows = state.services.sessions_of(&a.actor, &id).await?;
     Ok(Json(rows.into_iter().map(Session::from).collect()))
 }
 
@@ -218,29 +190,20 @@ pub(super) async fn user_sessions(
 pub(super) async fn end_user_session(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path((id, handle)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if handle == a.session.session.digest {
-        return Err(ApiError::service(
-            ServiceError::Conflict(
-                "that is the session making this request: log out with it instead".into(),
-            ),
-            &rid,
-        ));
+    if handle == a.session.handle() {
+        return Err(ApiError::from(ServiceError::Conflict(
+            "that is the session making this request: log out with it instead".into(),
+        )));
     }
-    let ended = state
-        .services
-        .end_session(&a.actor, &id, &handle)
-        .await
-        .map_err(svc(&rid))?;
+    let ended = state.services.end_session(&a.actor, &id, &handle).await?;
     if ended {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::service(
-            ServiceError::NotFound("no such live session".into()),
-            &rid,
-        ))
+        Err(ApiError::from(ServiceError::NotFound(
+            "no such live session".into(),
+        )))
     }
 }
 
@@ -250,14 +213,9 @@ pub(super) async fn end_user_session(
 pub(super) async fn user_refresh_tokens(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path(id): Path<String>,
 ) -> Answer<Vec<RefreshToken>> {
-    let rows = state
-        .services
-        .refresh_tokens_of(&a.actor, &id)
-        .await
-        .map_err(svc(&rid))?;
+    let rows = state.services.refresh_tokens_of(&a.actor, &id).await?;
     Ok(Json(rows.into_iter().map(RefreshToken::from).collect()))
 }
 
@@ -267,20 +225,17 @@ pub(super) async fn user_refresh_tokens(
 pub(super) async fn revoke_user_refresh_token(
     State(state): State<AppState>,
     a: ApiAdmin,
-    rid: RequestId,
     Path((id, handle)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let revoked = state
         .services
         .revoke_refresh_token(&a.actor, &id, &handle)
-        .await
-        .map_err(svc(&rid))?;
+        .await?;
     if revoked {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::service(
-            ServiceError::NotFound("no such refresh token".into()),
-            &rid,
-        ))
+        Err(ApiError::from(ServiceError::NotFound(
+            "no such refresh token".into(),
+        )))
     }
 }

@@ -1,9 +1,10 @@
 //! The Setup audit trail and the email log.
 
-use super::{Nothing, Page, chrome, org};
+use super::{Page, chrome, org};
+use crate::http::AppState;
+use crate::http::web::Nothing;
 use crate::http::web::auth::{Admin, Signed, done};
-use crate::http::web::{Chrome, WebError, WebForm, given, page, user_error};
-use crate::http::{AppState, RequestId};
+use crate::http::web::{Chrome, WebForm, given, page, user_error};
 use crate::service::{fmt_ms, id18};
 use askama::Template;
 use axum::extract::{Path, Query, RawQuery, State};
@@ -23,16 +24,8 @@ struct AuditPage {
     rows: Vec<AuditLine>,
 }
 
-pub(super) async fn audit_page(
-    State(state): State<AppState>,
-    Admin(s): Admin,
-    rid: RequestId,
-) -> Page {
-    let rows = state
-        .services
-        .audit_trail(&s.actor, org(&s), 500)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
+pub(super) async fn audit_page(State(state): State<AppState>, Admin(s): Admin) -> Page {
+    let rows = state.services.audit_trail(&s.actor, org(&s), 500).await?;
     Ok(page(&AuditPage {
         chrome: chrome(&s, "Setup Audit Trail", "/setup/audit"),
         rows: rows
@@ -70,18 +63,11 @@ pub(super) struct MailParams {
     status: Option<String>,
 }
 
-async fn render_mail(
-    state: &AppState,
-    s: &Signed,
-    rid: &RequestId,
-    c: Chrome,
-    status: Option<&str>,
-) -> Page {
+async fn render_mail(state: &AppState, s: &Signed, c: Chrome, status: Option<&str>) -> Page {
     let mails = state
         .services
         .org_mail(&s.actor, org(s), status, 500)
-        .await
-        .map_err(|e| WebError::service(e, rid))?;
+        .await?;
     Ok(page(&MailPage {
         chrome: c,
         status: status.unwrap_or("").to_string(),
@@ -103,7 +89,6 @@ async fn render_mail(
 pub(super) async fn mail_page(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Query(p): Query<MailParams>,
     RawQuery(raw): RawQuery,
 ) -> Page {
@@ -112,13 +97,12 @@ pub(super) async fn mail_page(
             .filter(|q| q.contains("done=retried"))
             .map(|_| "The mail was queued for delivery again."),
     );
-    render_mail(&state, &s, &rid, c, given(&p.status)).await
+    render_mail(&state, &s, c, given(&p.status)).await
 }
 
 pub(super) async fn retry_mail(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Path(id): Path<String>,
     form: WebForm<Nothing>,
 ) -> Page {
@@ -126,9 +110,9 @@ pub(super) async fn retry_mail(
     match state.services.retry_mail(&s.actor, org(&s), &id).await {
         Ok(()) => Ok(done("/setup/mail", "retried")),
         Err(e) => {
-            let msg = user_error(e, &rid)?;
+            let msg = user_error(e)?;
             let c = chrome(&s, "Email Log", "/setup/mail").with_error(msg);
-            render_mail(&state, &s, &rid, c, None).await
+            render_mail(&state, &s, c, None).await
         }
     }
 }

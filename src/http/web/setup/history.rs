@@ -2,28 +2,20 @@
 
 use super::{Page, chrome, org};
 use crate::domain::login::{Channel, LoginStatus};
+use crate::http::AppState;
+use crate::http::web::HistoryLine;
+// The admin API's filter parameters: the form sends the same ones (its `type` is an alias).
+use crate::http::api::HistoryParams;
 use crate::http::web::auth::Admin;
 use crate::http::web::{Chrome, WebError, capitalise, given, page, user_error};
-use crate::http::{AppState, RequestId};
 use crate::listing::{Format, Listing};
-use crate::service::admin::{HistoryQuery, HourCount};
-use crate::service::{ServiceError, fmt_ms, id18};
+use crate::service::history::{HistoryQuery, HourCount};
+use crate::service::views::LOGIN_ATTEMPT_COLUMNS;
+use crate::service::{ServiceError, fmt_ms};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-
-/// The filters as typed; absent `from`/`to` mean the last 24 hours, empty ones no bound.
-#[derive(Deserialize, Default)]
-pub(super) struct HistoryParams {
-    user: Option<String>,
-    status: Option<String>,
-    #[serde(rename = "type")]
-    login_type: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-}
 
 /// The filter values as the form shows them again.
 pub struct ShownQuery {
@@ -50,6 +42,9 @@ fn datetime_local(ms: i64) -> String {
     crate::clock::from_ms(ms).format(&fmt).unwrap_or_default()
 }
 
+/// The search the filters ask for, and the filters as the form shows them again: absent
+/// `from`/`to` mean the last 24 hours, empty ones no bound; times as the form's
+/// `datetime-local` fields write them.
 fn history_query(
     p: &HistoryParams,
     now: i64,
@@ -82,16 +77,6 @@ fn history_query(
     Ok((q, shown))
 }
 
-pub struct HistoryLine {
-    pub time: String,
-    pub username: String,
-    pub source_ip: String,
-    pub login_type: String,
-    pub status: String,
-    pub client: String,
-    pub api_version: String,
-}
-
 #[derive(Template)]
 #[template(path = "web/setup_history.html")]
 struct HistoryPage {
@@ -109,7 +94,6 @@ struct HistoryPage {
 pub(super) async fn history_page(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Query(p): Query<HistoryParams>,
 ) -> Page {
     let sv = &state.services;
@@ -123,12 +107,12 @@ pub(super) async fn history_page(
         }
     };
     let (rows, hours) = match (
-        sv.search_login_history(&s.actor, org(&s), &q).await,
+        sv.login_history(&s.actor, Some(org(&s)), &q).await,
         sv.login_history_per_hour(&s.actor, org(&s), &q).await,
     ) {
         (Ok(r), Ok(h)) => (r, h),
         (Err(e), _) | (_, Err(e)) => {
-            c.error = Some(user_error_or_missing(e, &rid)?);
+            c.error = Some(user_error_or_missing(e)?);
             (Vec::new(), Vec::new())
         }
     };
@@ -158,18 +142,7 @@ pub(super) async fn history_page(
         .iter()
         .map(|c| c.login_type())
         .collect(),
-        rows: rows
-            .into_iter()
-            .map(|r| HistoryLine {
-                time: fmt_ms(r.login_at),
-                username: r.username.unwrap_or_default(),
-                source_ip: r.source_ip,
-                login_type: r.login_type,
-                status: r.status,
-                client: r.client,
-                api_version: r.api_version,
-            })
-            .collect(),
+        rows: rows.into_iter().map(HistoryLine::from).collect(),
         limit: PAGE_ROWS,
         chart: chart_svg(&hours),
         chart_range,
@@ -178,50 +151,23 @@ pub(super) async fn history_page(
 
 /// A filter naming a user who does not exist (or is in another org) shows an empty result with
 /// the reason, like a bad value; anything else is an error page.
-fn user_error_or_missing(e: ServiceError, rid: &RequestId) -> Result<String, WebError> {
+fn user_error_or_missing(e: ServiceError) -> Result<String, WebError> {
     match e {
         ServiceError::NotFound(m) => Ok(capitalise(&m)),
-        other => user_error(other, rid),
+        other => user_error(other),
     }
 }
 
 pub(super) async fn history_csv(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Query(p): Query<HistoryParams>,
 ) -> Page {
     let sv = &state.services;
-    let (q, _) = history_query(&p, sv.now_ms(), crate::service::admin::MAX_ROWS)
+    let (q, _) = history_query(&p, sv.now_ms(), crate::service::history::MAX_LIMIT)
         .map_err(WebError::BadForm)?;
-    let rows = sv
-        .search_login_history(&s.actor, org(&s), &q)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
-    let mut listing = Listing::new(&[
-        "login_time",
-        "username",
-        "user_id",
-        "source_ip",
-        "login_type",
-        "status",
-        "client",
-        "api_version",
-        "login_url",
-    ]);
-    for r in rows {
-        listing.push(vec![
-            crate::service::fmt_api_ms(r.login_at).into(),
-            r.username.unwrap_or_default().into(),
-            r.user_id.as_deref().map(id18).unwrap_or_default().into(),
-            r.source_ip.into(),
-            r.login_type.into(),
-            r.status.into(),
-            r.client.into(),
-            r.api_version.into(),
-            r.login_url.into(),
-        ]);
-    }
+    let rows = sv.login_history(&s.actor, Some(org(&s)), &q).await?;
+    let listing = Listing::of(&LOGIN_ATTEMPT_COLUMNS, &rows);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

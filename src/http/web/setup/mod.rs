@@ -26,7 +26,7 @@ use super::auth::Signed;
 use super::{Chrome, Done, NavItem, WebError};
 use crate::http::AppState;
 use crate::service::id18;
-use crate::store::ranges::IpRangeRow;
+use crate::service::views::IpRange;
 use axum::Router;
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
@@ -95,7 +95,7 @@ fn chrome(s: &Signed, title: &str, current: &str) -> Chrome {
 }
 
 fn org(s: &Signed) -> &str {
-    &s.session.org.id
+    s.session.org_id()
 }
 
 fn messages(d: &Done) -> Option<&'static str> {
@@ -126,9 +126,9 @@ fn messages(d: &Done) -> Option<&'static str> {
     })
 }
 
-fn ranges18(rows: Vec<IpRangeRow>) -> Vec<IpRangeRow> {
+fn ranges18(rows: Vec<IpRange>) -> Vec<IpRange> {
     rows.into_iter()
-        .map(|r| IpRangeRow {
+        .map(|r| IpRange {
             id: id18(&r.id),
             ..r
         })
@@ -143,6 +143,3 @@ struct RangeForm {
     #[serde(default)]
     description: String,
 }
-
-#[derive(Deserialize)]
-struct Nothing {}

@@ -1,10 +1,11 @@
 //! Network Access: the org's trusted IP ranges.
 
-use super::{Nothing, Page, RangeForm, chrome, messages, org, ranges18};
+use super::{Page, RangeForm, chrome, messages, org, ranges18};
+use crate::http::AppState;
+use crate::http::web::Nothing;
 use crate::http::web::auth::{Admin, Signed, done};
-use crate::http::web::{Chrome, Done, WebError, WebForm, given, page, user_error};
-use crate::http::{AppState, RequestId};
-use crate::store::ranges::IpRangeRow;
+use crate::http::web::{Chrome, Done, WebForm, given, page, user_error};
+use crate::service::views::IpRange;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 
@@ -13,15 +14,11 @@ use axum::extract::{Path, Query, State};
 struct NetworkPage {
     chrome: Chrome,
     ranges_action: String,
-    ranges: Vec<IpRangeRow>,
+    ranges: Vec<IpRange>,
 }
 
-async fn render_network(state: &AppState, s: &Signed, rid: &RequestId, c: Chrome) -> Page {
-    let ranges = state
-        .services
-        .list_trusted_ranges(&s.actor, org(s))
-        .await
-        .map_err(|e| WebError::service(e, rid))?;
+async fn render_network(state: &AppState, s: &Signed, c: Chrome) -> Page {
+    let ranges = state.services.list_trusted_ranges(&s.actor, org(s)).await?;
     Ok(page(&NetworkPage {
         chrome: c,
         ranges_action: "/setup/network".into(),
@@ -32,17 +29,15 @@ async fn render_network(state: &AppState, s: &Signed, rid: &RequestId, c: Chrome
 pub(super) async fn network_page(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Query(d): Query<Done>,
 ) -> Page {
     let c = chrome(&s, "Network Access", "/setup/network").with_notice(messages(&d));
-    render_network(&state, &s, &rid, c).await
+    render_network(&state, &s, c).await
 }
 
 pub(super) async fn add_trusted_range(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     form: WebForm<RangeForm>,
 ) -> Page {
     s.check(&form)?;
@@ -54,9 +49,9 @@ pub(super) async fn add_trusted_range(
     match result {
         Ok(_) => Ok(done("/setup/network", "added")),
         Err(e) => {
-            let msg = user_error(e, &rid)?;
+            let msg = user_error(e)?;
             let c = chrome(&s, "Network Access", "/setup/network").with_error(msg);
-            render_network(&state, &s, &rid, c).await
+            render_network(&state, &s, c).await
         }
     }
 }
@@ -64,7 +59,6 @@ pub(super) async fn add_trusted_range(
 pub(super) async fn remove_trusted_range(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Path(range): Path<String>,
     form: WebForm<Nothing>,
 ) -> Page {
@@ -72,7 +66,6 @@ pub(super) async fn remove_trusted_range(
     state
         .services
         .remove_trusted_range(&s.actor, org(&s), &range)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
+        .await?;
     Ok(done("/setup/network", "removed"))
 }

@@ -2,9 +2,9 @@
 
 use super::{Page, chrome, messages, org};
 use crate::domain::secret::Password;
+use crate::http::AppState;
 use crate::http::web::auth::{Admin, Signed, done};
-use crate::http::web::{Chrome, Done, WebError, WebForm, checked, given, page, user_error};
-use crate::http::{AppState, RequestId};
+use crate::http::web::{Chrome, Done, WebForm, checked, given, page, user_error};
 use crate::service::oauth::ClientOptions;
 use crate::service::{ServiceError, fmt_ms, id18};
 use askama::Template;
@@ -44,15 +44,11 @@ struct OAuthPage {
 async fn render_oauth(
     state: &AppState,
     s: &Signed,
-    rid: &RequestId,
     c: Chrome,
     created: Option<CreatedClient>,
 ) -> Page {
     let sv = &state.services;
-    let clients = sv
-        .list_oauth_clients(&s.actor, org(s))
-        .await
-        .map_err(|e| WebError::service(e, rid))?;
+    let clients = sv.list_oauth_clients(&s.actor, org(s)).await?;
     // Only the few run-as users, not the whole org.
     let mut name_of: HashMap<String, String> = HashMap::new();
     for id in clients.iter().filter_map(|c| c.run_as_user_id.as_deref()) {
@@ -66,7 +62,7 @@ async fn render_oauth(
             .iter()
             .map(|c| ClientLine {
                 id: id18(&c.id),
-                runs_as_you: c.run_as_user_id.as_deref() == Some(s.session.user.id.as_str()),
+                runs_as_you: c.run_as_user_id.as_deref() == Some(s.session.user_id()),
                 name: c.name.clone(),
                 client_id: c.client_id.clone(),
                 enabled: c.enabled,
@@ -86,11 +82,10 @@ async fn render_oauth(
 pub(super) async fn oauth_page(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Query(d): Query<Done>,
 ) -> Page {
     let c = chrome(&s, "OAuth Clients", "/setup/oauth").with_notice(messages(&d));
-    render_oauth(&state, &s, &rid, c, None).await
+    render_oauth(&state, &s, c, None).await
 }
 
 /// Rotate a client's secret (the new one is shown on the answer itself, once), disable,
@@ -98,7 +93,6 @@ pub(super) async fn oauth_page(
 pub(super) async fn oauth_client_action(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Path((id, action)): Path<(String, String)>,
     form: WebForm<PasswordField>,
 ) -> Page {
@@ -118,7 +112,7 @@ pub(super) async fn oauth_client_action(
                     secret: secret.0,
                     rotated: true,
                 };
-                return render_oauth(&state, &s, &rid, c, Some(rotated)).await;
+                return render_oauth(&state, &s, c, Some(rotated)).await;
             }
             Err(e) => Err(e),
         },
@@ -133,9 +127,9 @@ pub(super) async fn oauth_client_action(
     match result {
         Ok(()) => Ok(done("/setup/oauth", &format!("client-{action}"))),
         Err(e) => {
-            let msg = user_error(e, &rid)?;
+            let msg = user_error(e)?;
             let c = chrome(&s, "OAuth Clients", "/setup/oauth").with_error(msg);
-            render_oauth(&state, &s, &rid, c, None).await
+            render_oauth(&state, &s, c, None).await
         }
     }
 }
@@ -161,7 +155,6 @@ pub(super) struct PasswordField {
 pub(super) async fn create_oauth_client(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     form: WebForm<ClientForm>,
 ) -> Page {
     s.check(&form)?;
@@ -185,12 +178,12 @@ pub(super) async fn create_oauth_client(
                 secret: secret.0,
                 rotated: false,
             };
-            render_oauth(&state, &s, &rid, c, Some(created)).await
+            render_oauth(&state, &s, c, Some(created)).await
         }
         Err(e) => {
-            let msg = user_error(e, &rid)?;
+            let msg = user_error(e)?;
             let c = chrome(&s, "OAuth Clients", "/setup/oauth").with_error(msg);
-            render_oauth(&state, &s, &rid, c, None).await
+            render_oauth(&state, &s, c, None).await
         }
     }
 }

@@ -2,10 +2,10 @@
 
 use super::{Page, chrome, messages, org};
 use crate::domain::policy::{Complexity, OrgPolicy};
+use crate::http::AppState;
 use crate::http::web::auth::{Admin, Signed, done};
 use crate::http::web::{Chrome, Done, WebError, WebForm, given, page, user_error};
-use crate::http::{AppState, RequestId};
-use crate::service::orgs::{PolicyChange, policy_of};
+use crate::service::orgs::PolicyChange;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -44,7 +44,7 @@ fn policies(c: Chrome, p: OrgPolicy) -> Response {
 
 pub(super) async fn policies_page(Admin(s): Admin, Query(d): Query<Done>) -> Page {
     let c = chrome(&s, "Password Policies", "/setup/password-policies").with_notice(messages(&d));
-    let p = policy_of(&s.session.org);
+    let p = s.session.org().policy;
     Ok(policies(c, p))
 }
 
@@ -93,7 +93,6 @@ impl PolicyForm {
 async fn save_policy(
     state: &AppState,
     s: &Signed,
-    rid: &RequestId,
     form: &PolicyForm,
 ) -> Result<Result<(), String>, WebError> {
     let change = match form.change() {
@@ -102,14 +101,13 @@ async fn save_policy(
     };
     match state.services.set_policy(&s.actor, org(s), &change).await {
         Ok(_) => Ok(Ok(())),
-        Err(e) => user_error(e, rid).map(Err),
+        Err(e) => user_error(e).map(Err),
     }
 }
 
 pub(super) async fn save_policies(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     form: WebForm<PolicyForm>,
 ) -> Page {
     s.check(&form)?;
@@ -118,11 +116,11 @@ pub(super) async fn save_policies(
         session_max_seconds: None,
         ..form.data
     };
-    match save_policy(&state, &s, &rid, &f).await? {
+    match save_policy(&state, &s, &f).await? {
         Ok(()) => Ok(done("/setup/password-policies", "saved")),
         Err(m) => {
             let c = chrome(&s, "Password Policies", "/setup/password-policies").with_error(m);
-            Ok(policies(c, policy_of(&s.session.org)))
+            Ok(policies(c, s.session.org().policy))
         }
     }
 }
@@ -145,13 +143,12 @@ fn session_settings(chrome: Chrome, p: &OrgPolicy) -> Response {
 
 pub(super) async fn session_settings_page(Admin(s): Admin, Query(d): Query<Done>) -> Page {
     let c = chrome(&s, "Session Settings", "/setup/session-settings").with_notice(messages(&d));
-    Ok(session_settings(c, &policy_of(&s.session.org)))
+    Ok(session_settings(c, &s.session.org().policy))
 }
 
 pub(super) async fn save_session_settings(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     form: WebForm<PolicyForm>,
 ) -> Page {
     s.check(&form)?;
@@ -165,11 +162,11 @@ pub(super) async fn save_session_settings(
         lockout_attempts: None,
         lockout_minutes: None,
     };
-    match save_policy(&state, &s, &rid, &f).await? {
+    match save_policy(&state, &s, &f).await? {
         Ok(()) => Ok(done("/setup/session-settings", "saved")),
         Err(m) => {
             let c = chrome(&s, "Session Settings", "/setup/session-settings").with_error(m);
-            Ok(session_settings(c, &policy_of(&s.session.org)))
+            Ok(session_settings(c, &s.session.org().policy))
         }
     }
 }
@@ -185,7 +182,12 @@ pub(super) async fn sso_page(Admin(s): Admin, Query(d): Query<Done>) -> Page {
     let c = chrome(&s, "Single Sign-On", "/setup/sso").with_notice(messages(&d));
     Ok(page(&SsoPage {
         chrome: c,
-        url: s.session.org.delegated_auth_url.clone().unwrap_or_default(),
+        url: s
+            .session
+            .org()
+            .delegated_auth_url
+            .clone()
+            .unwrap_or_default(),
     }))
 }
 
@@ -197,7 +199,6 @@ pub(super) struct SsoForm {
 pub(super) async fn save_sso(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     form: WebForm<SsoForm>,
 ) -> Page {
     s.check(&form)?;
@@ -209,7 +210,7 @@ pub(super) async fn save_sso(
     {
         Ok(()) => Ok(done("/setup/sso", "saved")),
         Err(e) => {
-            let msg = user_error(e, &rid)?;
+            let msg = user_error(e)?;
             let c = chrome(&s, "Single Sign-On", "/setup/sso").with_error(msg);
             Ok(page(&SsoPage {
                 chrome: c,

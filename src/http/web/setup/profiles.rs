@@ -1,13 +1,14 @@
 //! Profiles: the list, creating one, a profile's permissions and its login IP ranges.
 
-use super::{Nothing, Page, RangeForm, chrome, messages, org, ranges18};
+use super::{Page, RangeForm, chrome, messages, org, ranges18};
 use crate::domain::profile::{Permissions, PermissionsChange};
+use crate::http::AppState;
+use crate::http::web::Nothing;
 use crate::http::web::auth::{Admin, Signed, done};
 use crate::http::web::{Chrome, Done, WebError, WebForm, checked, given, page, user_error};
-use crate::http::{AppState, RequestId};
 use crate::service::id18;
-use crate::store::profiles::ProfileRow;
-use crate::store::ranges::IpRangeRow;
+use crate::service::views::IpRange;
+use crate::service::views::Profile;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
@@ -16,21 +17,17 @@ use serde::Deserialize;
 #[template(path = "web/setup_profiles.html")]
 struct ProfilesPage {
     chrome: Chrome,
-    profiles: Vec<ProfileRow>,
+    profiles: Vec<Profile>,
     perms: Permissions,
 }
 
-async fn render_profiles(state: &AppState, s: &Signed, rid: &RequestId, c: Chrome) -> Page {
-    let profiles = state
-        .services
-        .list_profiles(&s.actor, org(s))
-        .await
-        .map_err(|e| WebError::service(e, rid))?;
+async fn render_profiles(state: &AppState, s: &Signed, c: Chrome) -> Page {
+    let profiles = state.services.list_profiles(&s.actor, org(s)).await?;
     Ok(page(&ProfilesPage {
         chrome: c,
         profiles: profiles
             .into_iter()
-            .map(|p| ProfileRow {
+            .map(|p| Profile {
                 id: id18(&p.id),
                 ..p
             })
@@ -45,11 +42,10 @@ async fn render_profiles(state: &AppState, s: &Signed, rid: &RequestId, c: Chrom
 pub(super) async fn profiles_page(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Query(d): Query<Done>,
 ) -> Page {
     let c = chrome(&s, "Profiles", "/setup/profiles").with_notice(messages(&d));
-    render_profiles(&state, &s, &rid, c).await
+    render_profiles(&state, &s, c).await
 }
 
 #[derive(Deserialize)]
@@ -78,7 +74,6 @@ impl ProfileForm {
 pub(super) async fn create_profile(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     form: WebForm<ProfileForm>,
 ) -> Page {
     s.check(&form)?;
@@ -89,9 +84,9 @@ pub(super) async fn create_profile(
     match result {
         Ok(p) => Ok(done(&format!("/setup/profiles/{}", id18(&p.id)), "created")),
         Err(e) => {
-            let msg = user_error(e, &rid)?;
+            let msg = user_error(e)?;
             let c = chrome(&s, "Profiles", "/setup/profiles").with_error(msg);
-            render_profiles(&state, &s, &rid, c).await
+            render_profiles(&state, &s, c).await
         }
     }
 }
@@ -104,18 +99,12 @@ struct ProfilePage {
     id: String,
     name: String,
     perms: Permissions,
-    ranges: Vec<IpRangeRow>,
+    ranges: Vec<IpRange>,
 }
 
-async fn render_profile(
-    state: &AppState,
-    s: &Signed,
-    rid: &RequestId,
-    id: &str,
-    c: Chrome,
-) -> Page {
+async fn render_profile(state: &AppState, s: &Signed, id: &str, c: Chrome) -> Page {
     let sv = &state.services;
-    let err = |e| WebError::service(e, rid);
+    let err = WebError::from;
     let p = sv.get_profile(&s.actor, org(s), id).await.map_err(err)?;
     let ranges = sv
         .list_login_ranges(&s.actor, org(s), &p.id)
@@ -129,7 +118,7 @@ async fn render_profile(
         ranges_action: format!("/setup/profiles/{}/ranges", id18(&p.id)),
         id: id18(&p.id),
         name: p.name.clone(),
-        perms: crate::service::network::permissions_of(&p),
+        perms: p.permissions,
         ranges: ranges18(ranges),
     }))
 }
@@ -137,18 +126,16 @@ async fn render_profile(
 pub(super) async fn profile_page(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Path(id): Path<String>,
     Query(d): Query<Done>,
 ) -> Page {
     let c = chrome(&s, "Profile", "/setup/profiles").with_notice(messages(&d));
-    render_profile(&state, &s, &rid, &id, c).await
+    render_profile(&state, &s, &id, c).await
 }
 
 pub(super) async fn edit_profile(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Path(id): Path<String>,
     form: WebForm<ProfileForm>,
 ) -> Page {
@@ -165,9 +152,9 @@ pub(super) async fn edit_profile(
     match result {
         Ok(_) => Ok(done(&format!("/setup/profiles/{id}"), "saved")),
         Err(e) => {
-            let msg = user_error(e, &rid)?;
+            let msg = user_error(e)?;
             let c = chrome(&s, "Profile", "/setup/profiles").with_error(msg);
-            render_profile(&state, &s, &rid, &id, c).await
+            render_profile(&state, &s, &id, c).await
         }
     }
 }
@@ -175,7 +162,6 @@ pub(super) async fn edit_profile(
 pub(super) async fn add_login_range(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Path(id): Path<String>,
     form: WebForm<RangeForm>,
 ) -> Page {
@@ -195,9 +181,9 @@ pub(super) async fn add_login_range(
     match result {
         Ok(_) => Ok(done(&format!("/setup/profiles/{id}"), "added")),
         Err(e) => {
-            let msg = user_error(e, &rid)?;
+            let msg = user_error(e)?;
             let c = chrome(&s, "Profile", "/setup/profiles").with_error(msg);
-            render_profile(&state, &s, &rid, &id, c).await
+            render_profile(&state, &s, &id, c).await
         }
     }
 }
@@ -205,7 +191,6 @@ pub(super) async fn add_login_range(
 pub(super) async fn remove_login_range(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Path((id, range)): Path<(String, String)>,
     form: WebForm<Nothing>,
 ) -> Page {
@@ -213,7 +198,6 @@ pub(super) async fn remove_login_range(
     state
         .services
         .remove_login_range(&s.actor, org(&s), &id, &range)
-        .await
-        .map_err(|e| WebError::service(e, &rid))?;
+        .await?;
     Ok(done(&format!("/setup/profiles/{id}"), "removed"))
 }

@@ -2,15 +2,14 @@
 
 use super::{Page, chrome, messages, org};
 use crate::domain::secret::Password;
+use crate::http::AppState;
 use crate::http::web::auth::{Admin, Signed, done};
 use crate::http::web::settings::{RefreshLine, SessionLine, refresh_lines, session_lines};
 use crate::http::web::{Chrome, Done, WebError, WebForm, given, page, user_error};
-use crate::http::{AppState, RequestId};
 use crate::service::account::UserChange;
-use crate::service::orgs::policy_of;
 use crate::service::users::{NewUser, UserView};
+use crate::service::views::Profile;
 use crate::service::{ServiceError, fmt_ms, id18};
-use crate::store::profiles::ProfileRow;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
@@ -50,7 +49,7 @@ struct UsersPage {
     /// The query string of the next page, when there may be one.
     next: Option<String>,
     users: Vec<UserLine>,
-    profiles: Vec<ProfileRow>,
+    profiles: Vec<Profile>,
     form: NewUserForm,
     rules: String,
 }
@@ -68,13 +67,12 @@ pub(super) struct UsersParams {
 async fn render_users(
     state: &AppState,
     s: &Signed,
-    rid: &RequestId,
     c: Chrome,
     form: NewUserForm,
     params: &UsersParams,
 ) -> Page {
     let sv = &state.services;
-    let e = |e| WebError::service(e, rid);
+    let e = WebError::from;
     let users = sv
         .search_users(
             &s.actor,
@@ -93,10 +91,7 @@ async fn render_users(
         ])
         .unwrap_or_default()
     });
-    let profiles = sv
-        .list_profiles(&s.actor, org(s))
-        .await
-        .map_err(|e| WebError::service(e, rid))?;
+    let profiles = sv.list_profiles(&s.actor, org(s)).await?;
     let names: HashMap<&str, &str> = profiles
         .iter()
         .map(|p| (p.id.as_str(), p.name.as_str()))
@@ -132,27 +127,25 @@ async fn render_users(
         users,
         profiles,
         form,
-        rules: policy_of(&s.session.org).rules_text(),
+        rules: s.session.org().policy.rules_text(),
     }))
 }
 
 pub(super) async fn users_page(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Query(p): Query<UsersParams>,
 ) -> Page {
     let d = Done {
         done: p.done.clone(),
     };
     let c = chrome(&s, "Users", "/setup/users").with_notice(messages(&d));
-    render_users(&state, &s, &rid, c, NewUserForm::default(), &p).await
+    render_users(&state, &s, c, NewUserForm::default(), &p).await
 }
 
 pub(super) async fn create_user(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     form: WebForm<NewUserForm>,
 ) -> Page {
     s.check(&form)?;
@@ -176,12 +169,11 @@ pub(super) async fn create_user(
     match result {
         Ok(u) => Ok(done(&format!("/setup/users/{}", id18(&u.id)), "created")),
         Err(e) => {
-            let msg = user_error(e, &rid)?;
+            let msg = user_error(e)?;
             let c = chrome(&s, "Users", "/setup/users").with_error(msg);
             render_users(
                 &state,
                 &s,
-                &rid,
                 c,
                 NewUserForm {
                     password: String::new(),
@@ -201,7 +193,7 @@ struct UserPage {
     id: String,
     name: String,
     v: UserView,
-    profiles: Vec<ProfileRow>,
+    profiles: Vec<Profile>,
     last_login: String,
     password_changed: String,
     token_issued: String,
@@ -215,9 +207,9 @@ struct UserPage {
     is_self: bool,
 }
 
-async fn render_user(state: &AppState, s: &Signed, rid: &RequestId, id: &str, c: Chrome) -> Page {
+async fn render_user(state: &AppState, s: &Signed, id: &str, c: Chrome) -> Page {
     let sv = &state.services;
-    let err = |e| WebError::service(e, rid);
+    let err = WebError::from;
     let v = sv.show_user(&s.actor, id).await.map_err(err)?;
     // Past this point the user is known to be in the admin's org.
     let profiles = sv.list_profiles(&s.actor, org(s)).await.map_err(err)?;
@@ -253,11 +245,11 @@ async fn render_user(state: &AppState, s: &Signed, rid: &RequestId, id: &str, c:
         token_issued: v.user.token_issued_at.map_or_else(never, fmt_ms),
         token_refusal,
         totp: totp.enrolled,
-        sessions: session_lines(sessions, &s.session.session.digest),
+        sessions: session_lines(sessions, s.session.handle()),
         refresh_tokens: refresh_lines(refresh_tokens),
         revoke_action: format!("/setup/users/{}/revoke-refresh-token", id18(&v.user.id)),
-        rules: policy_of(&s.session.org).rules_text(),
-        is_self: v.user.id == s.session.user.id,
+        rules: s.session.org().policy.rules_text(),
+        is_self: v.user.id == s.session.user_id(),
         v,
     }))
 }
@@ -265,12 +257,11 @@ async fn render_user(state: &AppState, s: &Signed, rid: &RequestId, id: &str, c:
 pub(super) async fn user_page(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Path(id): Path<String>,
     Query(d): Query<Done>,
 ) -> Page {
     let c = chrome(&s, "User", "/setup/users").with_notice(messages(&d));
-    render_user(&state, &s, &rid, &id, c).await
+    render_user(&state, &s, &id, c).await
 }
 
 #[derive(Deserialize)]
@@ -285,7 +276,6 @@ pub(super) struct EditUserForm {
 pub(super) async fn edit_user(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Path(id): Path<String>,
     form: WebForm<EditUserForm>,
 ) -> Page {
@@ -301,9 +291,9 @@ pub(super) async fn edit_user(
     match state.services.update_user(&s.actor, &id, &change).await {
         Ok(_) => Ok(done(&format!("/setup/users/{id}"), "saved")),
         Err(e) => {
-            let msg = user_error(e, &rid)?;
+            let msg = user_error(e)?;
             let c = chrome(&s, "User", "/setup/users").with_error(msg);
-            render_user(&state, &s, &rid, &id, c).await
+            render_user(&state, &s, &id, c).await
         }
     }
 }
@@ -321,7 +311,6 @@ pub(super) struct ActionForm {
 pub(super) async fn user_action(
     State(state): State<AppState>,
     Admin(s): Admin,
-    rid: RequestId,
     Path((id, action)): Path<(String, String)>,
     form: WebForm<ActionForm>,
 ) -> Page {
@@ -348,9 +337,9 @@ pub(super) async fn user_action(
     match result {
         Ok(()) => Ok(done(&format!("/setup/users/{id}"), &action)),
         Err(e) => {
-            let msg = user_error(e, &rid)?;
+            let msg = user_error(e)?;
             let c = chrome(&s, "User", "/setup/users").with_error(msg);
-            render_user(&state, &s, &rid, &id, c).await
+            render_user(&state, &s, &id, c).await
         }
     }
 }
