@@ -85,6 +85,64 @@ fn the_interfaces_never_name_the_store() {
     );
 }
 
+/// What a public item of a public service module says: its signature, or a field or variant.
+fn public_surface(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_public_type = false;
+    let mut signature: Option<String> = None;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if let Some(sig) = &mut signature {
+            sig.push_str(t);
+            if t.contains('{') || t.ends_with(';') {
+                out.push(signature.take().unwrap_or_default());
+            }
+            continue;
+        }
+        if t.starts_with("pub fn ") || t.starts_with("pub async fn ") {
+            if t.contains('{') || t.ends_with(';') {
+                out.push(t.to_string());
+            } else {
+                signature = Some(t.to_string());
+            }
+        } else if line.starts_with("pub struct ") || line.starts_with("pub enum ") {
+            in_public_type = !t.ends_with(';') && !t.ends_with("{}");
+        } else if line.starts_with('}') {
+            in_public_type = false;
+        } else if in_public_type && !t.starts_with("//") && !t.starts_with("pub(") {
+            out.push(t.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_services_hand_out_no_storage_rows() {
+    let root = Path::new(ROOT).join("src/service");
+    let declared = std::fs::read_to_string(root.join("mod.rs")).unwrap();
+    let mut offenders = Vec::new();
+    for f in files_under("src/service") {
+        let name = f.file_stem().unwrap().to_string_lossy().to_string();
+        let public = name == "mod" || declared.contains(&format!("pub mod {name};"));
+        if !public || name == "views" {
+            continue;
+        }
+        for item in public_surface(&code(&f)) {
+            let row = item
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .any(|w| w.ends_with("Row") && w.len() > 3);
+            if row {
+                offenders.push(format!("{}: {item}", relative(&f)));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "public service items name storage rows; hand out a view (service::views):\n{}",
+        offenders.join("\n")
+    );
+}
+
 #[test]
 fn only_the_tests_and_the_benchmark_use_the_test_support_path() {
     let mut offenders = Vec::new();

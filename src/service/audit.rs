@@ -16,7 +16,7 @@ pub const CONNECTED_APPS: &str = "Connected Apps";
 pub const SINGLE_SIGN_ON: &str = "Single Sign-On Settings";
 
 /// One audit entry, written in the caller's transaction.
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     pub org_id: &'a str,
     pub action: &'a str,
     pub section: &'a str,
@@ -24,7 +24,12 @@ pub struct Entry<'a> {
     pub target_id: Option<&'a str>,
 }
 
-pub async fn record(c: &mut Conn<'_>, now_ms: i64, actor: &Actor, e: Entry<'_>) -> Result<()> {
+pub(crate) async fn record(
+    c: &mut Conn<'_>,
+    now_ms: i64,
+    actor: &Actor,
+    e: Entry<'_>,
+) -> Result<()> {
     rows::insert(
         c,
         &AuditRow {
@@ -43,7 +48,7 @@ pub async fn record(c: &mut Conn<'_>, now_ms: i64, actor: &Actor, e: Entry<'_>) 
 }
 
 /// An entry about a user, in Setup's "Manage Users" section.
-pub async fn user_event(
+pub(crate) async fn user_event(
     c: &mut Conn<'_>,
     now_ms: i64,
     actor: &Actor,

@@ -2,13 +2,12 @@
 
 use super::orgs::insert_org;
 use super::users::{NewUser, new_user_row};
+use super::views::{Org, User};
 use super::{Actor, Result, ServiceError, Services};
 use crate::crypto::random_password;
 use crate::domain::policy::OrgPolicy;
 use crate::domain::profile::SYSTEM_ADMINISTRATOR;
 use crate::domain::secret::Password;
-use crate::store::orgs::OrgRow;
-use crate::store::users::UserRow;
 use crate::store::{meta, orgs};
 
 pub const DEFAULT_ORG: &str = "Default";
@@ -34,8 +33,8 @@ impl Default for InitRequest {
 }
 
 pub struct Initialised {
-    pub org: OrgRow,
-    pub admin: UserRow,
+    pub org: Org,
+    pub admin: User,
     /// The generated password, when none was given: shown once, stored nowhere.
     pub generated_password: Option<Password>,
 }
@@ -106,8 +105,8 @@ impl Services {
         tx.commit().await?;
         self.outbox.wake();
         Ok(Initialised {
-            org,
-            admin,
+            org: org.into(),
+            admin: admin.into(),
             generated_password: generated.then_some(password),
         })
     }

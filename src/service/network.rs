@@ -13,7 +13,7 @@ use crate::store::ranges::{self, IpRangeRow};
 
 /// The ranges stored for an org or profile, as domain values. A row that no longer parses
 /// (it cannot happen through keyward) is skipped with a warning rather than failing logins.
-pub fn parse_ranges(rows: &[IpRangeRow]) -> Vec<IpRange> {
+pub(crate) fn parse_ranges(rows: &[IpRangeRow]) -> Vec<IpRange> {
     rows.iter()
         .filter_map(|r| match IpRange::parse(&r.start_ip, Some(&r.end_ip)) {
             Ok(range) => Some(range),

@@ -49,7 +49,7 @@ impl TokenReason {
     }
 }
 
-pub fn recipient(u: &UserRow) -> Recipient<'_> {
+pub(crate) fn recipient(u: &UserRow) -> Recipient<'_> {
     Recipient {
         username: &u.username,
         email: &u.email,
