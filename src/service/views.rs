@@ -47,6 +47,16 @@ impl User {
             .to_string()
     }
 
+    /// How pages name the user: the full name, or the username when there is none.
+    pub fn display_name(&self) -> String {
+        let n = self.full_name();
+        if n.is_empty() {
+            self.username.clone()
+        } else {
+            n
+        }
+    }
+
     /// Locked out after too many failed logins (R-L5), at `now_ms`.
     pub fn locked_at(&self, now_ms: i64) -> bool {
         self.locked_until.is_some_and(|t| t > now_ms)

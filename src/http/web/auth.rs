@@ -53,14 +53,7 @@ impl Signed {
         Chrome {
             title: title.into(),
             user: Some(Who {
-                name: {
-                    let n = self.session.user().full_name();
-                    if n.is_empty() {
-                        self.session.user().username.clone()
-                    } else {
-                        n
-                    }
-                },
+                name: self.session.user().display_name(),
                 org: self.session.org().name.clone(),
                 admin: self.admin,
             }),

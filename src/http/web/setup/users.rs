@@ -101,10 +101,7 @@ async fn render_users(
         .iter()
         .map(|u| UserLine {
             id: id18(&u.id),
-            name: {
-                let n = u.full_name();
-                if n.is_empty() { u.username.clone() } else { n }
-            },
+            name: u.display_name(),
             username: u.username.clone(),
             profile: names.get(u.profile_id.as_str()).unwrap_or(&"").to_string(),
             active: u.active,
@@ -224,14 +221,7 @@ async fn render_user(state: &AppState, s: &Signed, id: &str, c: Chrome) -> Page 
         .await
         .map_err(err)?;
     let never = || "never".to_string();
-    let name = {
-        let n = v.user.full_name();
-        if n.is_empty() {
-            v.user.username.clone()
-        } else {
-            n
-        }
-    };
+    let name = v.user.display_name();
     Ok(page(&UserPage {
         chrome: Chrome {
             title: name.clone(),
