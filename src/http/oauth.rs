@@ -77,6 +77,10 @@ impl OAuthError {
 /// answered with the request id to quote.
 impl From<ServiceError> for OAuthError {
     fn from(e: ServiceError) -> OAuthError {
+        // Input the services refuse (a value the database cannot store, say) is the client's.
+        if let ServiceError::Invalid(m) = e {
+            return OAuthError::invalid_request(m);
+        }
         let (status, error, description) = match e {
             ServiceError::Unavailable(_) => {
                 tracing::warn!(error = %e, "OAuth request: temporarily unavailable");

@@ -202,7 +202,12 @@ impl Services {
         client_id: &str,
         secret: &str,
     ) -> Result<std::result::Result<OAuthClient, ClientRefusal>> {
-        let found = if client_id.is_empty() || client_id.len() > 255 {
+        // A consumer key is base62: anything else (a NUL, which PostgreSQL cannot even compare)
+        // names no client, and is not looked up.
+        let found = if client_id.is_empty()
+            || client_id.len() > 255
+            || !client_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
             None
         } else {
             self.find_client(client_id).await?

@@ -184,6 +184,10 @@ async fn hostile_fields_headers_and_forms_get_specific_errors(b: Backend) {
         assert_eq!(a.json()["error"], error, "{pairs:?}: {}", a.text);
     }
     assert_eq!(counts(s).await, before, "nothing was written");
+    // A consumer key with a NUL names no client, on PostgreSQL (which cannot store one) too.
+    let a = password_grant(&f.srv, "3MVG9a\0b", &secret, USER, "Passw0rd!").await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(a.json()["error"], "invalid_client_id", "{}", a.text);
     let a = password_grant(&f.srv, &id, &secret, USER, "Passw0rd\0!").await;
     assert_eq!(a.status, 400);
     assert_eq!(a.json()["error"], "invalid_grant");

@@ -108,6 +108,18 @@ async fn patches_change_only_the_fields_sent(b: Backend) {
     );
     let a = api(&srv, M::PATCH, &user, &admin, Some(json!({"email": null}))).await;
     assert_eq!(a.status, 400, "{}", a.text);
+    // A JSON array is no merge patch: serde would read it by position, past the check for
+    // unknown fields.
+    let array = json!(["Eve", "Array", "eve@acme.test", "Standard User", null]);
+    let a = api(&srv, M::PATCH, &user, &admin, Some(array)).await;
+    assert_eq!(
+        (a.status, a.json()["error"].as_str()),
+        (400, Some("invalid")),
+        "{}",
+        a.text
+    );
+    let a = api(&srv, M::GET, &user, &admin, None).await;
+    assert_eq!(a.json()["first_name"], "Grace", "nothing changed");
     assert_eq!(
         s.show_user(&cli(), &acme.user).await.unwrap().user.email,
         acme.user

@@ -315,6 +315,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         let bytes = super::extract::read_body(body, &parts.headers, state.http.max_body_bytes)
             .await
             .map_err(|e| bad(e.status(), "invalid_body", e.to_string()))?;
+        // serde would also read a struct from a JSON array, by position, past the unknown-field
+        // check: every body of this API is an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(bad(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "invalid JSON body: expected an object of named fields".into(),
+            ));
+        }
         serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
             bad(
                 StatusCode::BAD_REQUEST,
