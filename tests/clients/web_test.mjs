@@ -533,7 +533,7 @@ scenario('Setup: login history filters, CSV export and the per-hour chart', asyn
   // CSV: the same rows, as a download.
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download CSV' }).click()]);
   const csv = readFileSync(await download.path(), 'utf8').trim().split(/\r?\n/);
-  check(csv[0] === 'login_time,username,user_id,source_ip,login_type,status,client,api_version,login_url', `CSV header ${csv[0]}`);
+  check(csv[0] === 'id,login_time,username,user_id,org_id,source_ip,login_type,status,client,api_version,login_url', `CSV header ${csv[0]}`);
   check(csv.length === 5, `CSV has ${csv.length - 1} rows, expected 4`);
   check(csv.slice(1).every((l) => l.includes(erin.username)), 'CSV rows of other users');
   check(csv.filter((l) => l.includes(',Invalid password,')).length === 3, 'CSV lacks the failures');
