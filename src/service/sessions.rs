@@ -21,7 +21,6 @@ use crate::domain::login::Channel;
 use crate::store::Conn;
 use crate::store::orgs::OrgRow;
 use crate::store::sessions::{self, SessionRow};
-use crate::store::users::UserRow;
 use std::sync::Arc;
 
 const SESSION_RANDOM_LEN: usize = 32;
@@ -103,12 +102,13 @@ impl std::fmt::Debug for RefreshToken {
 /// its org shows at once (`Services::sessions_changed`), but the counters a login attempt
 /// updates (`failed_logins`, `locked_until`, `last_login_at`) and the password hash may be that
 /// old. Code that decides on those reads the user row itself.
-/// No `Debug`: it holds a secret or a digest that must not reach a log.
+/// The user and org are views, made once when the session is read (the check is on every
+/// request). No `Debug`: the session row holds a digest that must not reach a log.
 #[derive(Clone)]
 pub struct ActiveSession {
     pub(super) session: SessionRow,
-    pub(super) user: UserRow,
-    pub(super) org: OrgRow,
+    pub(super) user: User,
+    pub(super) org: Org,
 }
 
 impl ActiveSession {
@@ -141,12 +141,12 @@ impl ActiveSession {
         &self.org.id
     }
 
-    pub fn user(&self) -> User {
-        User::from(&self.user)
+    pub fn user(&self) -> &User {
+        &self.user
     }
 
-    pub fn org(&self) -> Org {
-        Org::from(&self.org)
+    pub fn org(&self) -> &Org {
+        &self.org
     }
 
     /// When the session ends if it is not used again.
@@ -188,7 +188,11 @@ pub(crate) async fn load_active(
     if !still_live(&org, &mut session, now) {
         return Ok(None);
     }
-    Ok(Some(ActiveSession { session, user, org }))
+    Ok(Some(ActiveSession {
+        session,
+        user: user.into(),
+        org: org.into(),
+    }))
 }
 
 impl Services {
@@ -211,7 +215,9 @@ impl Services {
             return Ok(None);
         };
         if now - active.session.last_seen_at >= TOUCH_INTERVAL_MS {
-            let expires = ms(policy_of(&active.org)
+            let expires = ms(active
+                .org
+                .policy
                 .session_ends_at(from_ms(active.session.created_at), self.now()));
             sessions::touch(&mut c.as_conn(), &digest, now, expires).await?;
             active.session.last_seen_at = now;

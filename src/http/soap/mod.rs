@@ -195,7 +195,7 @@ impl Ctx<'_> {
             Operation::GetUserInfo => {
                 let org = session.org();
                 let seconds = i64::from(org.policy.session_seconds);
-                let info = UserInfo::of(&org, &session.user(), seconds);
+                let info = UserInfo::of(org, session.user(), seconds);
                 Ok(render::get_user_info(api, &info))
             }
             Operation::SetPassword { user_id, password } => {

@@ -164,7 +164,7 @@ struct PasswordPage {
 }
 
 fn password_form(s: &Signed, c: Chrome) -> Response {
-    let policy = s.session.org().policy;
+    let policy = s.session.org().policy.clone();
     page(&PasswordPage {
         chrome: c,
         expired: s.session.password_expired(),
@@ -436,7 +436,7 @@ async fn history_page(State(state): State<AppState>, s: Signed) -> Page {
     let c = chrome(&state, &s, "My Login History", "/settings/history").await?;
     Ok(page(&HistoryPage {
         chrome: c,
-        username: s.session.user().username,
+        username: s.session.user().username.clone(),
         rows: rows.into_iter().map(HistoryLine::from).collect(),
     }))
 }

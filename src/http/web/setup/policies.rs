@@ -44,7 +44,7 @@ fn policies(c: Chrome, p: OrgPolicy) -> Response {
 
 pub(super) async fn policies_page(Admin(s): Admin, Query(d): Query<Done>) -> Page {
     let c = chrome(&s, "Password Policies", "/setup/password-policies").with_notice(messages(&d));
-    let p = s.session.org().policy;
+    let p = s.session.org().policy.clone();
     Ok(policies(c, p))
 }
 
@@ -120,7 +120,7 @@ pub(super) async fn save_policies(
         Ok(()) => Ok(done("/setup/password-policies", "saved")),
         Err(m) => {
             let c = chrome(&s, "Password Policies", "/setup/password-policies").with_error(m);
-            Ok(policies(c, s.session.org().policy))
+            Ok(policies(c, s.session.org().policy.clone()))
         }
     }
 }
@@ -143,7 +143,7 @@ fn session_settings(chrome: Chrome, p: &OrgPolicy) -> Response {
 
 pub(super) async fn session_settings_page(Admin(s): Admin, Query(d): Query<Done>) -> Page {
     let c = chrome(&s, "Session Settings", "/setup/session-settings").with_notice(messages(&d));
-    Ok(session_settings(c, &s.session.org().policy))
+    Ok(session_settings(c, &s.session.org().policy.clone()))
 }
 
 pub(super) async fn save_session_settings(
@@ -166,7 +166,7 @@ pub(super) async fn save_session_settings(
         Ok(()) => Ok(done("/setup/session-settings", "saved")),
         Err(m) => {
             let c = chrome(&s, "Session Settings", "/setup/session-settings").with_error(m);
-            Ok(session_settings(c, &s.session.org().policy))
+            Ok(session_settings(c, &s.session.org().policy.clone()))
         }
     }
 }
