@@ -2,6 +2,7 @@
 //! arguments, so every rule can be tested by a table.
 
 pub mod ids;
+pub mod integration;
 pub mod ip;
 pub mod login;
 pub mod policy;

@@ -51,8 +51,9 @@ impl std::fmt::Display for SecurityToken {
     }
 }
 
-/// CRC-32 (IEEE, as zlib's `crc32`) of the bytes, as 6 base62 digits, most significant first.
-fn checksum(random: &[u8]) -> String {
+/// CRC-32 (IEEE, as zlib's `crc32`) of the bytes, as 6 base62 digits, most significant first:
+/// the check characters of the security token and of the integration token.
+pub(super) fn checksum(random: &[u8]) -> String {
     let mut n = u64::from(crc32fast::hash(random));
     let mut digits = [b'0'; CHECK_LEN];
     for d in digits.iter_mut().rev() {
