@@ -133,7 +133,8 @@ pub async fn open(config: &Config, create: Create) -> anyhow::Result<Arc<Service
             .with_session_cache(
                 config.session_cache.ttl_ms,
                 config.session_cache.entries as usize,
-            ),
+            )
+            .with_integration_tokens_per_user(config.integration_tokens.per_user),
     ))
 }
 
@@ -311,6 +312,7 @@ pub async fn run(
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = tokio::spawn(services.outbox.clone().run(stop_rx.clone()));
+    let reminders = tokio::spawn(reminders(services.clone(), stop_rx.clone()));
     let housekeeping = tokio::spawn(housekeeping(services.clone(), stop_rx));
     let local = listener
         .local_addr()
@@ -328,6 +330,21 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = worker.await;
     let _ = housekeeping.await;
+    let _ = reminders.await;
+}
+
+/// Sends the integration-token expiry reminders that fell due, every 20 seconds, so each goes
+/// out within a minute of its time; every node may run it, each reminder is claimed once.
+async fn reminders(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = services.send_integration_reminders().await {
+            tracing::warn!(error = %e, "could not send integration-token reminders");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(20)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Removes expired sessions and ended failed-login windows every ten minutes. Nothing depends

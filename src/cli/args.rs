@@ -411,6 +411,19 @@ pub enum PolicyCommand {
         /// upper_lower_numeric_special
         #[arg(long)]
         complexity: Option<String>,
+        /// The longest lifetime an integration token may get, in days (1-3650)
+        #[arg(long)]
+        integration_max_days: Option<u32>,
+        /// How long a rotated integration token keeps working beside its successor (0-720)
+        #[arg(long)]
+        integration_grace_hours: Option<u32>,
+        /// How long a reset security token keeps working beside the new one (0-720); a
+        /// password change ends it at once
+        #[arg(long)]
+        token_grace_hours: Option<u32>,
+        /// Days before expiry that integration-token reminders go out, e.g. 14,3,1; "" = none
+        #[arg(long)]
+        integration_reminder_days: Option<String>,
     },
     /// Show the settings
     Show {

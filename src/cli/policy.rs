@@ -2,6 +2,7 @@
 //! setting at a time (the others keep their values) and shown as one record.
 
 use super::{CliError, PolicyCommand, print, show};
+use crate::domain::integration::ReminderDays;
 use crate::domain::policy::Complexity;
 use crate::service::orgs::PolicyChange;
 use crate::service::{Actor, Services};
@@ -19,7 +20,14 @@ pub(super) async fn policy(s: &Services, actor: &Actor, c: PolicyCommand) -> Res
             min_password_length,
             password_history,
             complexity,
+            integration_max_days,
+            integration_grace_hours,
+            token_grace_hours,
+            integration_reminder_days,
         } => {
+            let integration_reminder_days = integration_reminder_days
+                .map(|d| ReminderDays::parse(&d).map_err(CliError::Usage))
+                .transpose()?;
             let complexity = match complexity {
                 None => None,
                 Some(c) => Some(Complexity::parse(&c).ok_or_else(|| {
@@ -41,6 +49,10 @@ pub(super) async fn policy(s: &Services, actor: &Actor, c: PolicyCommand) -> Res
                     min_password_length,
                     password_history,
                     complexity,
+                    integration_max_days,
+                    integration_grace_hours,
+                    integration_reminder_days,
+                    token_grace_hours,
                 },
             )
             .await?;
@@ -58,6 +70,13 @@ pub(super) async fn policy(s: &Services, actor: &Actor, c: PolicyCommand) -> Res
                 ("lockout_minutes", json!(p.lockout_minutes)),
                 ("session_seconds", json!(p.session_seconds)),
                 ("session_max_seconds", json!(p.session_max_seconds)),
+                ("integration_max_days", json!(p.integration_max_days)),
+                ("integration_grace_hours", json!(p.integration_grace_hours)),
+                (
+                    "integration_reminder_days",
+                    json!(p.integration_reminder_days.to_string()),
+                ),
+                ("token_grace_hours", json!(p.token_grace_hours)),
             ];
             print(&show(&fields, format.format));
         }

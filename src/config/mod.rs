@@ -62,7 +62,24 @@ pub struct Config {
     pub delegated_auth: DelegatedAuthConfig,
     pub address_limit: AddressLimitConfig,
     pub session_cache: SessionCacheConfig,
+    pub integration_tokens: IntegrationTokensConfig,
     pub log: LogConfig,
+}
+
+/// Integration tokens (docs/integration-tokens.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrationTokensConfig {
+    /// Live integration tokens one user may hold.
+    pub per_user: u32,
+}
+
+impl Default for IntegrationTokensConfig {
+    fn default() -> Self {
+        IntegrationTokensConfig {
+            per_user: crate::service::integration::DEFAULT_PER_USER,
+        }
+    }
 }
 
 /// How long a node may answer a session check from memory (`service::cache`).
@@ -216,6 +233,7 @@ impl Default for Config {
             delegated_auth: DelegatedAuthConfig::default(),
             address_limit: AddressLimitConfig::default(),
             session_cache: SessionCacheConfig::default(),
+            integration_tokens: IntegrationTokensConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -48,6 +48,12 @@ impl Config {
                 self.session_cache.ttl_ms
             ));
         }
+        if !(1..=1000).contains(&self.integration_tokens.per_user) {
+            return bad(format!(
+                "integration_tokens.per_user must be between 1 and 1000 (got {})",
+                self.integration_tokens.per_user
+            ));
+        }
         if !(1..=10_000_000).contains(&self.session_cache.entries) {
             return bad("session_cache.entries must be between 1 and 10000000".into());
         }

@@ -22,6 +22,7 @@ pub enum KeyPrefix {
     AuditTrail,
     Email,
     OAuthClient,
+    IntegrationToken,
 }
 
 impl KeyPrefix {
@@ -36,6 +37,7 @@ impl KeyPrefix {
             KeyPrefix::AuditTrail => "0Ym",
             KeyPrefix::Email => "02s",
             KeyPrefix::OAuthClient => "0H4",
+            KeyPrefix::IntegrationToken => "0Ik",
         }
     }
 
@@ -50,6 +52,7 @@ impl KeyPrefix {
             KeyPrefix::AuditTrail => "audit trail entry",
             KeyPrefix::Email => "email",
             KeyPrefix::OAuthClient => "OAuth client",
+            KeyPrefix::IntegrationToken => "integration token",
         }
     }
 }

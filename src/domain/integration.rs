@@ -4,8 +4,13 @@
 //! writes its check characters — a typo or a truncation is told from a token without a lookup.
 
 use super::ids::BASE62;
+use super::ip::any_contains;
+use super::login::{
+    LockoutEffect, LoginContext, LoginDecision, LoginOutcome, LoginStatus, LoginSubject,
+};
 use super::token::checksum;
 use rand::{CryptoRng, Rng};
+use serde::{Deserialize, Serialize};
 
 pub const PREFIX: &str = "kwi_";
 /// `kwi_` + 30 random + 6 check characters.
@@ -111,6 +116,150 @@ impl Lifecycle {
             Standing::Active | Standing::InGrace
         )
     }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The days before expiry that a token's user is reminded: distinct, 1 to 365, at most five,
+/// largest first. Written `14,3,1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<u32>", into = "Vec<u32>")]
+pub struct ReminderDays(Vec<u32>);
+
+impl Default for ReminderDays {
+    fn default() -> Self {
+        ReminderDays(vec![14, 3, 1])
+    }
+}
+
+impl ReminderDays {
+    /// No reminders at all.
+    pub fn none() -> ReminderDays {
+        ReminderDays(Vec::new())
+    }
+
+    /// `14,3,1` (any order, spaces allowed); an empty string is no reminders.
+    pub fn parse(s: &str) -> Result<ReminderDays, String> {
+        let days = s
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| {
+                d.parse::<u32>()
+                    .map_err(|_| format!("reminder days must be whole numbers of days (got {d:?})"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        ReminderDays::try_from(days)
+    }
+
+    pub fn days(&self) -> &[u32] {
+        &self.0
+    }
+
+    /// When the next reminder after `after` falls due for a token expiring at `expires_at`
+    /// (epoch milliseconds); None when no reminder is left. Reminders whose time passed before
+    /// `after` are skipped: a token made with 10 days to live gets no 14-day reminder, and a
+    /// node that was down sends only the most urgent one it missed.
+    pub fn next_after(&self, expires_at: i64, after: i64) -> Option<i64> {
+        self.0
+            .iter()
+            .map(|d| expires_at - i64::from(*d) * DAY_MS)
+            .filter(|t| *t > after && *t < expires_at)
+            .min()
+    }
+}
+
+impl TryFrom<Vec<u32>> for ReminderDays {
+    type Error = String;
+
+    fn try_from(mut days: Vec<u32>) -> Result<ReminderDays, String> {
+        if let Some(d) = days.iter().find(|d| !(1..=365).contains(*d)) {
+            return Err(format!("reminder days must be between 1 and 365 (got {d})"));
+        }
+        days.sort_unstable_by(|a, b| b.cmp(a));
+        days.dedup();
+        if days.len() > 5 {
+            return Err("at most five reminder days".into());
+        }
+        Ok(ReminderDays(days))
+    }
+}
+
+impl From<ReminderDays> for Vec<u32> {
+    fn from(r: ReminderDays) -> Vec<u32> {
+        r.0
+    }
+}
+
+impl std::fmt::Display for ReminderDays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s: Vec<String> = self.0.iter().map(u32::to_string).collect();
+        f.write_str(&s.join(","))
+    }
+}
+
+/// What the digest lookup found for the integration token a login sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntegrationCheck {
+    /// No token of this user has that digest, or it is revoked or past its grace window.
+    NoMatch,
+    Expired,
+    /// It logs in: the current token, or a rotated one within its grace window.
+    Valid,
+}
+
+/// The decision on a login whose password field held an integration token. The token is a
+/// high-entropy secret, so trusted ranges and the security token (R-L2, R-L3) do not apply and
+/// the password lockout neither stops it nor counts it: a guessed password cannot lock an
+/// integration out, and a wrong token is refused on the source address's limit alone. What
+/// stops the user stops the token: deactivation (R-T8), the profile's login IP ranges (R-L1),
+/// no API access (R-L8). The web UI refuses integration tokens.
+pub fn decide(
+    subject: Option<&LoginSubject>,
+    ctx: &LoginContext,
+    check: IntegrationCheck,
+) -> LoginDecision {
+    use {LoginOutcome as O, LoginStatus as S};
+    let fail = |outcome, status| LoginDecision {
+        outcome,
+        status,
+        lockout: LockoutEffect::Unchanged,
+    };
+    if !ctx.channel.is_api() {
+        return fail(O::InvalidLogin, S::IntegrationTokenNotForUi);
+    }
+    let Some(user) = subject else {
+        return fail(O::InvalidLogin, S::InvalidLogin);
+    };
+    match check {
+        IntegrationCheck::NoMatch => return fail(O::InvalidLogin, S::IntegrationTokenInvalid),
+        IntegrationCheck::Expired => return fail(O::InvalidLogin, S::IntegrationTokenExpired),
+        IntegrationCheck::Valid => {}
+    }
+    if !user.active {
+        return fail(O::InvalidLogin, S::UserInactive);
+    }
+    if !user.login_ranges.is_empty() && !any_contains(user.login_ranges, ctx.source_ip) {
+        return fail(O::InvalidLogin, S::RestrictedIp);
+    }
+    if !user.permissions.api_enabled {
+        return fail(O::ApiDisabled, S::ApiDisabled);
+    }
+    LoginDecision {
+        outcome: O::Success {
+            password_expired: false,
+        },
+        status: S::Success,
+        lockout: LockoutEffect::Unchanged,
+    }
+}
+
+/// Whether a refused integration-token login counts against its source address: one that
+/// proved no token does; an expired token, once real, does not.
+pub fn counts_against_address(check: IntegrationCheck, decision: &LoginDecision) -> bool {
+    check == IntegrationCheck::NoMatch
+        || decision.status == LoginStatus::IntegrationTokenNotForUi
+        || decision.status == LoginStatus::InvalidLogin
 }
 
 #[cfg(test)]

@@ -212,6 +212,12 @@ pub enum LoginStatus {
     InvalidClient,
     /// R-U1: the identity-verification code was wrong, expired or used up.
     VerificationFailed,
+    /// An integration token that is no token of this user's, revoked, or past its grace window.
+    IntegrationTokenInvalid,
+    /// An integration token past its expiry.
+    IntegrationTokenExpired,
+    /// An integration token typed into the web UI's login page: they are API credentials.
+    IntegrationTokenNotForUi,
     /// The source address is over its failed-login limit. Counted in `/metrics`, never written
     /// to login history (see docs/security.md), so it is not in [`LoginStatus::ALL`].
     LoginRateExceeded,
@@ -219,7 +225,7 @@ pub enum LoginStatus {
 
 impl LoginStatus {
     /// The statuses login history records.
-    pub const ALL: [LoginStatus; 14] = [
+    pub const ALL: [LoginStatus; 17] = [
         LoginStatus::Success,
         LoginStatus::InvalidLogin,
         LoginStatus::InvalidPassword,
@@ -234,6 +240,9 @@ impl LoginStatus {
         LoginStatus::PasswordExpired,
         LoginStatus::InvalidClient,
         LoginStatus::VerificationFailed,
+        LoginStatus::IntegrationTokenInvalid,
+        LoginStatus::IntegrationTokenExpired,
+        LoginStatus::IntegrationTokenNotForUi,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -252,6 +261,9 @@ impl LoginStatus {
             LoginStatus::PasswordExpired => "Failed: Password expired",
             LoginStatus::InvalidClient => "Failed: Invalid OAuth client credentials",
             LoginStatus::VerificationFailed => "Failed: Verification code invalid",
+            LoginStatus::IntegrationTokenInvalid => "Failed: integration token invalid",
+            LoginStatus::IntegrationTokenExpired => "Failed: integration token expired",
+            LoginStatus::IntegrationTokenNotForUi => "Failed: integration token in the web UI",
             LoginStatus::LoginRateExceeded => "Login rate exceeded",
         }
     }

@@ -1,6 +1,7 @@
 //! An org's password policy and session settings (R-M3 defaults, Salesforce's
 //! Setup › Password Policies), and the password rules a new password must pass.
 
+use super::integration::{PREFIX as INTEGRATION_PREFIX, ReminderDays};
 use super::secret::Password;
 use super::token::{TOKEN_LEN, looks_like_keyward_token};
 use serde::{Deserialize, Serialize};
@@ -97,6 +98,15 @@ pub struct OrgPolicy {
     /// Absolute lifetime: a session ends this long after it began, however much it is used
     /// (ASVS 7.3.2).
     pub session_max_seconds: u32,
+    /// The longest lifetime an integration token may be given, in days.
+    pub integration_max_days: u32,
+    /// How long a rotated integration token keeps working beside its successor.
+    pub integration_grace_hours: u32,
+    /// Days before an integration token expires that its user is reminded.
+    pub integration_reminder_days: ReminderDays,
+    /// How long a reset security token keeps working beside the new one (0 = not at all,
+    /// Salesforce's behaviour); a password change ends it at once.
+    pub token_grace_hours: u32,
 }
 
 impl OrgPolicy {
@@ -131,6 +141,10 @@ impl Default for OrgPolicy {
             lockout_minutes: 15,
             session_seconds: 7200,
             session_max_seconds: 86_400,
+            integration_max_days: 90,
+            integration_grace_hours: 24,
+            integration_reminder_days: ReminderDays::default(),
+            token_grace_hours: 0,
         }
     }
 }
@@ -174,6 +188,14 @@ impl OrgPolicy {
             self.session_seconds,
             30 * 86_400,
         )?;
+        in_range("integration-max-days", self.integration_max_days, 1, 3650)?;
+        in_range(
+            "integration-grace-hours",
+            self.integration_grace_hours,
+            0,
+            720,
+        )?;
+        in_range("token-grace-hours", self.token_grace_hours, 0, 720)?;
         Ok(())
     }
 
@@ -223,6 +245,11 @@ impl OrgPolicy {
         {
             return Err(PasswordRejected::EndsWithToken);
         }
+        // A login whose password field holds an integration token is an integration-token
+        // login: a password that starts like one is kept out of that namespace altogether.
+        if pw.starts_with(INTEGRATION_PREFIX) {
+            return Err(PasswordRejected::IntegrationTokenPrefix);
+        }
         Ok(())
     }
 }
@@ -241,6 +268,8 @@ pub enum PasswordRejected {
     Guessable,
     #[error("password must not end with a security token")]
     EndsWithToken,
+    #[error("password must not start with \"kwi_\", the integration-token prefix")]
+    IntegrationTokenPrefix,
     #[error("password was used recently: choose one not among the last {0}")]
     Reused(u32),
 }

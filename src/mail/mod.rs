@@ -11,6 +11,8 @@ pub mod transport;
 
 /// The token line of R-T5, before the token.
 pub const TOKEN_LINE_PREFIX: &str = "Security token (case-sensitive): ";
+/// The token line of an integration token's mail, before the token.
+pub const INTEGRATION_LINE_PREFIX: &str = "Integration token (case-sensitive): ";
 /// The code line of R-U1's verification mail, before the code.
 pub const CODE_LINE_PREFIX: &str = "Verification code: ";
 /// What stands in place of the token everywhere but the delivered mail.
@@ -23,6 +25,8 @@ pub enum MailKind {
     AccountLocked,
     IdentityVerification,
     EmailChanged,
+    IntegrationToken,
+    IntegrationExpiring,
 }
 
 impl MailKind {
@@ -33,6 +37,8 @@ impl MailKind {
             MailKind::AccountLocked => "account_locked",
             MailKind::IdentityVerification => "identity_verification",
             MailKind::EmailChanged => "email_changed",
+            MailKind::IntegrationToken => "integration_token",
+            MailKind::IntegrationExpiring => "integration_expiring",
         }
     }
 }
@@ -127,6 +133,80 @@ struct EmailChangedMail<'a> {
     by: &'a str,
     old_email: &'a str,
     new_email: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/integration_token.txt")]
+struct IntegrationTokenMail<'a> {
+    greeting: &'a str,
+    username: &'a str,
+    name: &'a str,
+    reason: &'a str,
+    token_line: &'a str,
+    expires: &'a str,
+    rotated: bool,
+    grace_until: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/integration_expiring.txt")]
+struct IntegrationExpiringMail<'a> {
+    greeting: &'a str,
+    username: &'a str,
+    name: &'a str,
+    expires: &'a str,
+    left: &'a str,
+}
+
+/// What an integration token's mail says besides the token.
+pub struct IntegrationIssued<'a> {
+    pub name: &'a str,
+    /// Why it was issued: "you created it", "it replaces …".
+    pub reason: &'a str,
+    pub expires: &'a str,
+    /// Set for a rotation: until when the token it replaces keeps working.
+    pub grace_until: Option<&'a str>,
+}
+
+/// An integration token's mail: subject `Your new integration token: NAME`, the token alone on
+/// its line, like the security token's (R-T2, R-T3).
+pub fn integration_token(to: &Recipient, token: &str, issued: &IntegrationIssued) -> Email {
+    let greeting = to.greeting();
+    let token_line = format!("{INTEGRATION_LINE_PREFIX}{REDACTED}");
+    Email {
+        kind: MailKind::IntegrationToken,
+        to: to.email.to_string(),
+        subject: format!("Your new integration token: {}", issued.name),
+        body: render(&IntegrationTokenMail {
+            greeting: &greeting,
+            username: to.username,
+            name: issued.name,
+            reason: issued.reason,
+            token_line: &token_line,
+            expires: issued.expires,
+            rotated: issued.grace_until.is_some(),
+            grace_until: issued.grace_until.unwrap_or(""),
+        }),
+        secret: Some(Secret(token.to_string())),
+    }
+}
+
+/// A reminder that an integration token expires soon; `left` is "in 3 days".
+pub fn integration_expiring(to: &Recipient, name: &str, expires: &str, left: &str) -> Email {
+    let greeting = to.greeting();
+    Email {
+        kind: MailKind::IntegrationExpiring,
+        to: to.email.to_string(),
+        subject: format!("Your integration token {name} expires {left}"),
+        body: render(&IntegrationExpiringMail {
+            greeting: &greeting,
+            username: to.username,
+            name,
+            expires,
+            left,
+        }),
+        secret: None,
+    }
 }
 
 fn render(t: &impl Template) -> String {
@@ -239,7 +319,7 @@ pub fn reveal(body: &str, secret: Option<&str>) -> String {
     };
     body.lines()
         .map(|l| {
-            for prefix in [TOKEN_LINE_PREFIX, CODE_LINE_PREFIX] {
+            for prefix in [TOKEN_LINE_PREFIX, CODE_LINE_PREFIX, INTEGRATION_LINE_PREFIX] {
                 if l.strip_prefix(prefix) == Some(REDACTED) {
                     return format!("{prefix}{secret}");
                 }

@@ -258,6 +258,26 @@ pub(crate) struct Attempt<'a> {
     pub client: &'a str,
     pub api_version: &'a str,
     pub login_url: &'a str,
+    /// Which credential the attempt used ([`credential`] labels), empty when none was.
+    pub credential: &'a str,
+}
+
+/// The credential labels of login history.
+pub(crate) mod credential {
+    pub const PASSWORD: &str = "Password";
+    pub const PASSWORD_TOKEN: &str = "Password + security token";
+    pub const PASSWORD_PREVIOUS_TOKEN: &str = "Password + previous security token (grace)";
+    pub const REFRESH_TOKEN: &str = "Refresh token";
+    pub const CLIENT_CREDENTIALS: &str = "Client credentials";
+
+    /// `Integration token: NAME`, with ` (predecessor in grace)` for a rotated one.
+    pub fn integration(name: &str, in_grace: bool) -> String {
+        if in_grace {
+            format!("Integration token: {name} (predecessor in grace)")
+        } else {
+            format!("Integration token: {name}")
+        }
+    }
 }
 
 /// Writes the login-history row of one attempt (R-L9).
@@ -298,6 +318,7 @@ pub(super) fn history_row(now_ms: i64, user: Option<&UserRow>, a: &Attempt<'_>) 
         client: clip(a.client, 255),
         api_version: clip(a.api_version, 16),
         login_url: clip(a.login_url, 1000),
+        credential: clip(a.credential, 255),
     }
 }
 

@@ -7,8 +7,8 @@
 //! on the row as it is now.
 
 use super::attempt::{
-    Attempt, Known, count_failure, create_session, history_row, known_from, new_session,
-    record_attempt, subject_of,
+    Attempt, Known, count_failure, create_session, credential, history_row, known_from,
+    new_session, record_attempt, subject_of,
 };
 pub use super::attempt::{LoginSession, OAuthIssue};
 use super::views::policy_of;
@@ -49,7 +49,7 @@ pub struct LoginRequest {
 
 impl LoginRequest {
     /// What login history records about this attempt, once its status is decided.
-    fn attempt(&self, status: LoginStatus) -> Attempt<'_> {
+    pub(super) fn attempt(&self, status: LoginStatus) -> Attempt<'_> {
         Attempt {
             channel: self.channel,
             source_ip: self.source_ip,
@@ -57,6 +57,7 @@ impl LoginRequest {
             client: &self.client,
             api_version: &self.api_version,
             login_url: &self.login_url,
+            credential: "",
         }
     }
 
@@ -200,6 +201,9 @@ impl Services {
                 });
             }
         };
+        if crate::domain::integration::looks_like_integration_token(req.secret.whole().expose()) {
+            return self.integration_login(&req, lookup.user).await;
+        }
         let known = load(&self.db, &req, lookup.user).await?;
         let plan = {
             let policy = known
@@ -225,7 +229,7 @@ impl Services {
                 let credit = {
                     let policy = policy_of(&k.org);
                     let ctx = context(&req, self.now(), &policy, Some(k));
-                    let checks = check_results(&checked, Some(&k.user));
+                    let checks = check_results(&checked, Some(k), ms(self.now()));
                     login::right_password_lets_in(Some(&subject_of(k, &k.user)), &ctx, &checks)
                 };
                 let ok = self
@@ -309,7 +313,7 @@ impl Services {
                 None
             }
         };
-        let checks = check_results(&checked, known.as_ref().map(|k| &k.user));
+        let checks = check_results(&checked, known.as_ref(), now_ms);
         let policy = known
             .as_ref()
             .map(|k| policy_of(&k.org))
@@ -382,7 +386,25 @@ impl Services {
                 );
             }
         }
-        let attempt = req.attempt(decision.status);
+        let used = token_match(&checked, known.as_ref(), now_ms);
+        if let (Some(k), Some(_), LoginOutcome::Success { .. }) =
+            (&known, used.usage(), decision.outcome)
+        {
+            crate::store::integration::record_usage(
+                &mut tx.as_conn(),
+                &k.org.id,
+                &k.user.id,
+                crate::store::integration::SECURITY_TOKEN,
+                &req.client,
+                &req.source_ip.to_string(),
+                now_ms,
+            )
+            .await?;
+        }
+        let attempt = Attempt {
+            credential: if known.is_some() { used.label() } else { "" },
+            ..req.attempt(decision.status)
+        };
         record_attempt(
             &mut tx.as_conn(),
             now_ms,
@@ -438,7 +460,7 @@ impl Services {
             return Ok(None);
         }
         let now = self.now();
-        let checks = check_results(checked, Some(&k.user));
+        let checks = check_results(checked, Some(k), ms(now));
         let policy = policy_of(&k.org);
         let ctx = context(req, now, &policy, Some(k));
         let decision = login::decide(Some(&subject_of(k, &k.user)), &ctx, &checks);
@@ -458,7 +480,11 @@ impl Services {
             oauth_client_id,
             None,
         );
-        let attempt = req.attempt(decision.status);
+        let used = token_match(checked, Some(k), ms(now));
+        let attempt = Attempt {
+            credential: used.label(),
+            ..req.attempt(decision.status)
+        };
         let history = history_row(ms(now), Some(&k.user), &attempt);
         if !crate::store::logins::record_success_if_unchanged(
             &self.db,
@@ -466,6 +492,7 @@ impl Services {
             ms(now),
             &session,
             &history,
+            used.usage(),
         )
         .await?
         {
@@ -504,7 +531,7 @@ impl Services {
     }
 }
 
-fn context<'a>(
+pub(super) fn context<'a>(
     req: &LoginRequest,
     now: time::OffsetDateTime,
     policy: &'a crate::domain::policy::OrgPolicy,
@@ -520,9 +547,58 @@ fn context<'a>(
     }
 }
 
+/// Which security token the login sent, against the user's row as it is where it is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenMatch {
+    NotSupplied,
+    Current,
+    /// The token a reset replaced, within the org's `token_grace_hours`.
+    PreviousInGrace,
+    Invalid,
+}
+
+impl TokenMatch {
+    /// The login-history credential of a login by a known user.
+    fn label(self) -> &'static str {
+        match self {
+            TokenMatch::Current => credential::PASSWORD_TOKEN,
+            TokenMatch::PreviousInGrace => credential::PASSWORD_PREVIOUS_TOKEN,
+            TokenMatch::NotSupplied | TokenMatch::Invalid => credential::PASSWORD,
+        }
+    }
+
+    /// The usage inventory's credential, when a success used a security token.
+    fn usage(self) -> Option<&'static str> {
+        matches!(self, TokenMatch::Current | TokenMatch::PreviousInGrace)
+            .then_some(crate::store::integration::SECURITY_TOKEN)
+    }
+}
+
+fn token_match(checked: &Checked, known: Option<&Known>, now_ms: i64) -> TokenMatch {
+    let Some(sent) = &checked.token_digest else {
+        return TokenMatch::NotSupplied;
+    };
+    let Some(k) = known else {
+        return TokenMatch::Invalid;
+    };
+    let u = &k.user;
+    if u.token_digest.as_ref().is_some_and(|t| ct_eq(sent, t)) {
+        return TokenMatch::Current;
+    }
+    let grace_ms = i64::from(policy_of(&k.org).token_grace_hours) * 3_600_000;
+    let in_grace = u
+        .token_issued_at
+        .is_some_and(|issued| now_ms < issued.saturating_add(grace_ms));
+    match &u.previous_token_digest {
+        Some(previous) if in_grace && ct_eq(sent, previous) => TokenMatch::PreviousInGrace,
+        _ => TokenMatch::Invalid,
+    }
+}
+
 /// The check results the decision takes, against the user's row as it is where it is called
 /// (before the hash for the one-step path, under the lock for the general one).
-fn check_results(checked: &Checked, user: Option<&UserRow>) -> CheckResults {
+fn check_results(checked: &Checked, known: Option<&Known>, now_ms: i64) -> CheckResults {
+    let user = known.map(|k| &k.user);
     CheckResults {
         // A password verified against a hash that has since been replaced proves nothing.
         password: match user {
@@ -534,13 +610,10 @@ fn check_results(checked: &Checked, user: Option<&UserRow>) -> CheckResults {
             }
             _ => checked.password,
         },
-        token: match (
-            &checked.token_digest,
-            user.and_then(|u| u.token_digest.as_ref()),
-        ) {
-            (None, _) => TokenCheck::NotSupplied,
-            (Some(sent), Some(current)) if ct_eq(sent, current) => TokenCheck::Valid,
-            (Some(_), _) => TokenCheck::Invalid,
+        token: match token_match(checked, known, now_ms) {
+            TokenMatch::NotSupplied => TokenCheck::NotSupplied,
+            TokenMatch::Current | TokenMatch::PreviousInGrace => TokenCheck::Valid,
+            TokenMatch::Invalid => TokenCheck::Invalid,
         },
         delegated: checked.delegated,
     }

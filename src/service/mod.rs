@@ -21,6 +21,8 @@ pub mod backup;
 pub mod bootstrap;
 pub mod cache;
 pub mod history;
+pub mod integration;
+mod integration_login;
 pub mod login;
 pub mod metrics;
 pub mod network;
@@ -202,6 +204,8 @@ pub struct Services {
     pub(crate) session_cache: cache::ReadCache<Arc<sessions::ActiveSession>>,
     /// OAuth clients by consumer key, for introspection's client authentication.
     pub(crate) client_cache: cache::ReadCache<crate::store::oauth::OAuthClientRow>,
+    /// How many live integration tokens a user may hold (`integration_tokens.per_user`).
+    pub integration_per_user: u32,
 }
 
 /// How long a session check may be answered from memory by default, and how many sessions are
@@ -222,6 +226,7 @@ impl Services {
             in_flight: throttle::InFlight::default(),
             session_cache: cache::ReadCache::new(SESSION_CACHE_TTL_MS, SESSION_CACHE_ENTRIES),
             client_cache: cache::ReadCache::new(SESSION_CACHE_TTL_MS, SESSION_CACHE_ENTRIES),
+            integration_per_user: integration::DEFAULT_PER_USER,
         }
     }
 
@@ -250,6 +255,11 @@ impl Services {
     }
 
     /// The per-address failed-login limit (the default: 100 failures per 15 minutes).
+    pub fn with_integration_tokens_per_user(mut self, n: u32) -> Self {
+        self.integration_per_user = n;
+        self
+    }
+
     pub fn with_address_limit(mut self, limit: crate::domain::throttle::AddressLimit) -> Self {
         self.address_limit = limit;
         self

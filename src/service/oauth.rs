@@ -403,6 +403,7 @@ impl Services {
             client: client_id,
             api_version: "",
             login_url: grant.login_url,
+            credential: "",
         };
         let mut tx = self.db.begin().await?;
         record_org_attempt(&mut tx.as_conn(), self.now_ms(), org_id, &attempt).await?;
@@ -526,6 +527,11 @@ impl Services {
             client: &client.client_id,
             api_version: "",
             login_url: grant.login_url,
+            credential: if refresh_digest.is_some() {
+                super::attempt::credential::REFRESH_TOKEN
+            } else {
+                super::attempt::credential::CLIENT_CREDENTIALS
+            },
         };
         record_attempt(
             &mut tx.as_conn(),

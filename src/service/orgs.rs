@@ -4,6 +4,7 @@ use super::audit::{self, Entry};
 use super::views::{Org, all, policy_of};
 use super::{Actor, Result, ServiceError, Services, new_id, resolve};
 use crate::domain::ids::{KeyPrefix, looks_like_id};
+use crate::domain::integration::ReminderDays;
 use crate::domain::policy::{Complexity, OrgPolicy};
 use crate::domain::profile::default_profiles;
 use crate::domain::validate;
@@ -20,6 +21,10 @@ fn apply_policy(org: &mut OrgRow, p: &OrgPolicy) {
     org.lockout_minutes = i64::from(p.lockout_minutes);
     org.session_seconds = i64::from(p.session_seconds);
     org.session_max_seconds = i64::from(p.session_max_seconds);
+    org.integration_max_days = i64::from(p.integration_max_days);
+    org.integration_grace_hours = i64::from(p.integration_grace_hours);
+    org.integration_reminder_days = p.integration_reminder_days.to_string();
+    org.token_grace_hours = i64::from(p.token_grace_hours);
 }
 
 /// Changes to an org's policy; `None` leaves a setting as it is.
@@ -33,6 +38,10 @@ pub struct PolicyChange {
     pub min_password_length: Option<u32>,
     pub password_history: Option<u32>,
     pub complexity: Option<Complexity>,
+    pub integration_max_days: Option<u32>,
+    pub integration_grace_hours: Option<u32>,
+    pub integration_reminder_days: Option<ReminderDays>,
+    pub token_grace_hours: Option<u32>,
 }
 
 impl PolicyChange {
@@ -45,6 +54,10 @@ impl PolicyChange {
             && self.min_password_length.is_none()
             && self.password_history.is_none()
             && self.complexity.is_none()
+            && self.integration_max_days.is_none()
+            && self.integration_grace_hours.is_none()
+            && self.integration_reminder_days.is_none()
+            && self.token_grace_hours.is_none()
     }
 }
 
@@ -74,6 +87,10 @@ pub(crate) async fn insert_org(
         lockout_minutes: 0,
         session_seconds: 0,
         session_max_seconds: 0,
+        integration_max_days: 0,
+        integration_grace_hours: 0,
+        integration_reminder_days: String::new(),
+        token_grace_hours: 0,
         created_at: now_ms,
     };
     apply_policy(&mut org, &OrgPolicy::default());
@@ -177,6 +194,22 @@ impl Services {
         set!(session_max_seconds, "session lifetime seconds");
         set!(min_password_length, "minimum password length");
         set!(password_history, "password history");
+        set!(integration_max_days, "integration token maximum days");
+        set!(integration_grace_hours, "integration token grace hours");
+        set!(token_grace_hours, "security token grace hours");
+        let reminders_changed = change
+            .integration_reminder_days
+            .as_ref()
+            .is_some_and(|r| *r != new.integration_reminder_days);
+        if let Some(r) = change.integration_reminder_days.clone() {
+            if reminders_changed {
+                changes.push(format!(
+                    "integration token reminder days {} → {}",
+                    new.integration_reminder_days, r
+                ));
+            }
+            new.integration_reminder_days = r;
+        }
         if let Some(cx) = change.complexity {
             if cx != new.complexity {
                 changes.push(format!(
@@ -194,6 +227,15 @@ impl Services {
         apply_policy(&mut org, &new);
         let now = self.now_ms();
         orgs::update_policy(&mut tx.as_conn(), &org, now).await?;
+        if reminders_changed {
+            super::integration::reschedule_reminders(
+                &mut tx.as_conn(),
+                &org.id,
+                &new.integration_reminder_days,
+                now,
+            )
+            .await?;
+        }
         audit::record(
             &mut tx.as_conn(),
             now,

@@ -76,6 +76,9 @@ pub(crate) async fn issue(
             &user.id,
             &digest,
             reason.history_text(),
+            // Only a reset leaves the replaced token its grace window (org policy
+            // token_grace_hours); a new password ends every earlier token at once.
+            matches!(reason, TokenReason::SelfReset | TokenReason::AdminReset),
             now_ms,
         )
         .await?

@@ -550,6 +550,7 @@ impl Services {
 /// caller to fill in.
 pub(crate) fn new_user_row(new: &NewUser<'_>, now: i64) -> Result<UserRow> {
     Ok(UserRow {
+        previous_token_digest: None,
         id: new_id(KeyPrefix::User),
         org_id: String::new(),
         profile_id: String::new(),

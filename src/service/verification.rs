@@ -271,6 +271,7 @@ impl Services {
             client: &req.user_agent,
             api_version: "",
             login_url: &req.login_url,
+            credential: super::attempt::credential::PASSWORD,
         };
         let known = load_user(&mut tx.as_conn(), user).await?;
         let policy = policy_of(&known.org);

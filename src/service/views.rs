@@ -340,13 +340,18 @@ pub struct LoginAttempt {
     pub client: String,
     pub api_version: String,
     pub login_url: String,
+    /// Which credential the attempt used: `Password`, `Password + security token`,
+    /// `Password + previous security token (grace)`, `Integration token: NAME` (with
+    /// ` (predecessor in grace)` for a rotated one), `Refresh token`, `Client credentials`; empty
+    /// when none was identified.
+    pub credential: String,
     /// Epoch milliseconds, for the pages that format the time their own way.
     #[serde(skip)]
     pub login_at: i64,
 }
 
 /// The columns of a login-history listing, as [`LoginAttempt`] serialises.
-pub const LOGIN_ATTEMPT_COLUMNS: [&str; 11] = [
+pub const LOGIN_ATTEMPT_COLUMNS: [&str; 12] = [
     "id",
     "login_time",
     "username",
@@ -358,6 +363,7 @@ pub const LOGIN_ATTEMPT_COLUMNS: [&str; 11] = [
     "client",
     "api_version",
     "login_url",
+    "credential",
 ];
 
 impl From<LoginHistoryView> for LoginAttempt {
@@ -374,6 +380,7 @@ impl From<LoginHistoryView> for LoginAttempt {
             client: r.client,
             api_version: r.api_version,
             login_url: r.login_url,
+            credential: r.credential,
             login_at: r.login_at,
         }
     }
@@ -391,6 +398,13 @@ pub(crate) fn policy_of(org: &OrgRow) -> OrgPolicy {
         lockout_minutes: u(org.lockout_minutes),
         session_seconds: u(org.session_seconds),
         session_max_seconds: u(org.session_max_seconds),
+        integration_max_days: u(org.integration_max_days),
+        integration_grace_hours: u(org.integration_grace_hours),
+        integration_reminder_days: crate::domain::integration::ReminderDays::parse(
+            &org.integration_reminder_days,
+        )
+        .unwrap_or_default(),
+        token_grace_hours: u(org.token_grace_hours),
     }
 }
 

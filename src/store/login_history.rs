@@ -14,6 +14,8 @@ pub struct LoginHistoryRow {
     pub client: String,
     pub api_version: String,
     pub login_url: String,
+    /// Which credential the attempt used (empty when none was identified).
+    pub credential: String,
 }
 
 /// A login-history row joined with the username, for listings.
@@ -30,11 +32,13 @@ pub struct LoginHistoryView {
     pub client: String,
     pub api_version: String,
     pub login_url: String,
+    pub credential: String,
 }
 
 pub async fn insert(c: &mut Conn<'_>, r: &LoginHistoryRow) -> Result<()> {
     let sql = "INSERT INTO login_history (id, org_id, user_id, login_at, source_ip, login_type, \
-        status, client, api_version, login_url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+        status, client, api_version, login_url, credential) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     exec!(
         c,
         sql,
@@ -47,7 +51,8 @@ pub async fn insert(c: &mut Conn<'_>, r: &LoginHistoryRow) -> Result<()> {
         &r.status,
         &r.client,
         &r.api_version,
-        &r.login_url
+        &r.login_url,
+        &r.credential
     )?;
     Ok(())
 }
@@ -128,7 +133,7 @@ pub async fn list(c: &mut Conn<'_>, f: &Filter) -> Result<Vec<LoginHistoryView>>
     let (clause, binds) = where_clause(f);
     let sql = format!(
         "SELECT h.id, h.org_id, h.user_id, u.username, h.login_at, h.source_ip, \
-        h.login_type, h.status, h.client, h.api_version, h.login_url \
+        h.login_type, h.status, h.client, h.api_version, h.login_url, h.credential \
         FROM login_history h LEFT JOIN users u ON u.org_id = h.org_id AND u.id = h.user_id \
         WHERE {clause} ORDER BY h.login_at DESC, h.seq DESC LIMIT ${}",
         binds.len() + 1

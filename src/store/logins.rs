@@ -25,7 +25,9 @@ pub async fn record_success_if_unchanged(
     now: i64,
     session: &SessionRow,
     history: &LoginHistoryRow,
+    usage: Option<&str>,
 ) -> Result<bool> {
+    use super::integration::{RECORD_USAGE, RECORD_USAGE_CONFLICT};
     // $1 org, $2 user, $3 now; $4-$9 what was seen; $10- the session and the history row.
     const GUARD: &str = "org_id = $1 AND id = $2 AND active AND profile_id = $4 \
         AND password_hash IS NOT DISTINCT FROM $5 AND password_changed_at IS NOT DISTINCT FROM $6 \
@@ -38,8 +40,11 @@ pub async fn record_success_if_unchanged(
         refresh_digest)";
     const SESSION_VALUES: &str = "$10, $1, $2, $3, $3, $11, $12, $13, $14, $15, NULL";
     const HISTORY: &str = "INSERT INTO login_history (id, org_id, user_id, login_at, source_ip, \
-        login_type, status, client, api_version, login_url)";
-    const HISTORY_VALUES: &str = "$16, $1, $2, $3, $13, $17, $18, $19, $20, $21";
+        login_type, status, client, api_version, login_url, credential)";
+    const HISTORY_VALUES: &str = "$16, $1, $2, $3, $13, $17, $18, $19, $20, $21, $22";
+    // The usage inventory's one write (`store::integration`), made only for a login that used
+    // a credential the inventory tracks: $23 the credential, $19 the client.
+    const USAGE_VALUES: &str = "$1, $2, $23, $19, $13, $3, $3, 1";
     macro_rules! bound {
         ($q:expr) => {
             $q.bind(&seen.org_id)
@@ -63,6 +68,8 @@ pub async fn record_success_if_unchanged(
                 .bind(&history.client)
                 .bind(&history.api_version)
                 .bind(&history.login_url)
+                .bind(&history.credential)
+                .bind(usage.unwrap_or_default())
         };
     }
     // SQLite: this process's writers take turns (the batch carries its own transaction).
@@ -73,10 +80,17 @@ pub async fn record_success_if_unchanged(
         Conn::Postgres(e) => {
             // One statement, so one round trip and atomic by itself: the inserts take their
             // one row from the update, and take none when the guard matched nothing.
+            let usage = match usage {
+                Some(_) => format!(
+                    ", c AS ({RECORD_USAGE} SELECT {USAGE_VALUES} FROM u {RECORD_USAGE_CONFLICT})"
+                ),
+                // Every bound parameter must appear in the statement.
+                None => ", c AS (SELECT $23::text)".to_string(),
+            };
             let sql = format!(
                 "WITH u AS ({RESET} WHERE {GUARD} RETURNING 1), \
                  s AS ({SESSION} SELECT {SESSION_VALUES} FROM u), \
-                 h AS ({HISTORY} SELECT {HISTORY_VALUES} FROM u) \
+                 h AS ({HISTORY} SELECT {HISTORY_VALUES} FROM u){usage} \
                  SELECT count(*) FROM u"
             );
             let n: i64 = bound!(sqlx::query_scalar(&sql)).fetch_one(&mut *e).await?;
@@ -89,12 +103,20 @@ pub async fn record_success_if_unchanged(
             // (`changes()`), so a guard that matched nothing writes nothing; the last SELECT
             // says whether the history row, the chain's end, was written.
             let guard = GUARD.replace("IS NOT DISTINCT FROM", "IS");
+            let usage = match usage {
+                Some(_) => format!(
+                    "{RECORD_USAGE} SELECT {USAGE_VALUES} WHERE changes() = 1 \
+                     {RECORD_USAGE_CONFLICT}; "
+                ),
+                // Every bound parameter must appear; changes() still counts the history row.
+                None => "SELECT $23 WHERE 0; ".to_string(),
+            };
             let sql = format!(
                 "BEGIN IMMEDIATE; \
                  {RESET} WHERE {guard}; \
                  {SESSION} SELECT {SESSION_VALUES} WHERE changes() = 1; \
                  {HISTORY} SELECT {HISTORY_VALUES} WHERE changes() = 1; \
-                 SELECT changes(); \
+                 {usage}SELECT changes(); \
                  COMMIT"
             );
             match bound!(sqlx::query_scalar::<_, i64>(&sql))

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 pub mod address_failures;
 pub mod audit;
 pub mod backup;
+pub mod integration;
 pub mod login_history;
 pub mod logins;
 pub mod meta;

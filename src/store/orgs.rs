@@ -15,18 +15,25 @@ pub struct OrgRow {
     pub lockout_minutes: i64,
     pub session_seconds: i64,
     pub session_max_seconds: i64,
+    pub integration_max_days: i64,
+    pub integration_grace_hours: i64,
+    /// Days before expiry that reminders go out, comma-separated, largest first.
+    pub integration_reminder_days: String,
+    pub token_grace_hours: i64,
     pub created_at: i64,
 }
 
 pub(crate) const COLUMNS: &str = "id, name, delegated_auth_url, min_password_length, complexity, \
     password_history, password_expiry_days, lockout_attempts, lockout_minutes, session_seconds, \
-    session_max_seconds, created_at";
+    session_max_seconds, integration_max_days, integration_grace_hours, integration_reminder_days, \
+    token_grace_hours, created_at";
 
 pub async fn insert(c: &mut Conn<'_>, org: &OrgRow) -> Result<()> {
     let sql = "INSERT INTO orgs (id, name, name_key, delegated_auth_url, min_password_length, \
         complexity, password_history, password_expiry_days, lockout_attempts, lockout_minutes, \
-        session_seconds, session_max_seconds, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
+        session_seconds, session_max_seconds, integration_max_days, integration_grace_hours, \
+        integration_reminder_days, token_grace_hours, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)";
     exec!(
         c,
         sql,
@@ -42,6 +49,10 @@ pub async fn insert(c: &mut Conn<'_>, org: &OrgRow) -> Result<()> {
         org.lockout_minutes,
         org.session_seconds,
         org.session_max_seconds,
+        org.integration_max_days,
+        org.integration_grace_hours,
+        &org.integration_reminder_days,
+        org.token_grace_hours,
         org.created_at
     )?;
     Ok(())
@@ -92,7 +103,9 @@ pub async fn count(c: &mut Conn<'_>) -> Result<i64> {
 pub async fn update_policy(c: &mut Conn<'_>, org: &OrgRow, now: i64) -> Result<()> {
     let sql = "UPDATE orgs SET min_password_length = $2, complexity = $3, password_history = $4, \
         password_expiry_days = $5, lockout_attempts = $6, lockout_minutes = $7, \
-        session_seconds = $8, session_max_seconds = $9, updated_at = $10 WHERE id = $1";
+        session_seconds = $8, session_max_seconds = $9, integration_max_days = $10, \
+        integration_grace_hours = $11, integration_reminder_days = $12, token_grace_hours = $13, \
+        updated_at = $14 WHERE id = $1";
     exec!(
         c,
         sql,
@@ -105,6 +118,10 @@ pub async fn update_policy(c: &mut Conn<'_>, org: &OrgRow, now: i64) -> Result<(
         org.lockout_minutes,
         org.session_seconds,
         org.session_max_seconds,
+        org.integration_max_days,
+        org.integration_grace_hours,
+        &org.integration_reminder_days,
+        org.token_grace_hours,
         now
     )?;
     Ok(())
@@ -140,6 +157,10 @@ row_decoder! {
                 lockout_minutes,
                 session_seconds,
                 session_max_seconds,
+                integration_max_days,
+                integration_grace_hours,
+                integration_reminder_days,
+                token_grace_hours,
                 created_at,
             }
         ))

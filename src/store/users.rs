@@ -23,6 +23,9 @@ pub struct UserRow {
     pub password_changed_at: Option<i64>,
     pub token_digest: Option<String>,
     pub token_issued_at: Option<i64>,
+    /// The token a reset replaced, valid for the org's token grace window after
+    /// `token_issued_at`; None after a password change.
+    pub previous_token_digest: Option<String>,
     pub failed_logins: i64,
     pub locked_until: Option<i64>,
     pub last_login_at: Option<i64>,
@@ -40,8 +43,8 @@ impl UserRow {
 }
 
 pub(crate) const COLUMNS: &str = "id, org_id, profile_id, username, email, first_name, last_name, active, \
-    password_hash, password_changed_at, token_digest, token_issued_at, failed_logins, \
-    locked_until, last_login_at, created_at, updated_at";
+    password_hash, password_changed_at, token_digest, token_issued_at, previous_token_digest, \
+    failed_logins, locked_until, last_login_at, created_at, updated_at";
 
 /// Inserts the user and claims the username across all orgs (R-M1); a taken username is
 /// `StoreError::Conflict("username")`.
@@ -328,6 +331,7 @@ pub async fn set_token(
     id: &str,
     digest: &str,
     reason: &str,
+    keep_previous: bool,
     now: i64,
 ) -> Result<bool> {
     let hist = "INSERT INTO token_history (digest, org_id, user_id, issued_at, reason) \
@@ -336,9 +340,10 @@ pub async fn set_token(
     if n == 0 {
         return Ok(false);
     }
-    let sql = "UPDATE users SET token_digest = $3, token_issued_at = $4, updated_at = $4 \
-        WHERE org_id = $1 AND id = $2";
-    exec!(c, sql, org_id, id, digest, now)?;
+    // The right-hand side reads the row as it was: the replaced token becomes the previous one.
+    let sql = "UPDATE users SET previous_token_digest = CASE WHEN $5 THEN token_digest ELSE NULL \
+        END, token_digest = $3, token_issued_at = $4, updated_at = $4 WHERE org_id = $1 AND id = $2";
+    exec!(c, sql, org_id, id, digest, now, keep_previous)?;
     Ok(true)
 }
 

@@ -144,6 +144,7 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
             client: "test".into(),
             api_version: "59.0".into(),
             login_url: "http://127.0.0.1/".into(),
+            credential: "Password + security token".into(),
         };
         (session, history)
     };
@@ -203,6 +204,7 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
             now,
             &session,
             &history,
+            Some("security_token"),
         )
         .await
         .unwrap();
@@ -244,6 +246,7 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
             now,
             &session,
             &history,
+            None,
         )
         .await;
         assert!(
@@ -266,7 +269,8 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
             &seen,
             now,
             &session,
-            &history
+            &history,
+            Some("security_token"),
         )
         .await
         .unwrap()
@@ -275,6 +279,28 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
         written(session.digest.clone()).await,
         (true, history_before + 1)
     );
+    // With the usage inventory's row, counted once more by a second success.
+    let seen = user_row(&s, "ada@example.com").await;
+    let (session, history) = attempt(10, &seen);
+    assert!(
+        record_success_if_unchanged(
+            keyward::test_support::db(&s),
+            &seen,
+            now,
+            &session,
+            &history,
+            Some("security_token"),
+        )
+        .await
+        .unwrap()
+    );
+    let usage = s
+        .security_token_usage(&cli(), "ada@example.com")
+        .await
+        .unwrap();
+    assert_eq!(usage.len(), 1, "one (client, address) pair");
+    assert_eq!((usage[0].client.as_str(), usage[0].uses), ("test", 2));
+    assert_eq!(usage[0].source_ip, UNTRUSTED);
     let after = user_row(&s, "ada@example.com").await;
     assert_eq!((after.failed_logins, after.last_login_at), (0, Some(now)));
     env.finish().await;

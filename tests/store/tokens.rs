@@ -133,14 +133,22 @@ async fn r_t4_a_token_digest_is_never_issued_twice(b: Backend) {
     // Re-issuing a digest that was ever issued is refused and changes nothing; the
     // transaction stays usable (PostgreSQL aborts a transaction on a failed insert).
     assert!(
-        !user_rows::set_token(&mut tx.as_conn(), &o, &id, &current, "test", 1)
+        !user_rows::set_token(&mut tx.as_conn(), &o, &id, &current, "test", false, 1)
             .await
             .unwrap()
     );
     assert!(
-        user_rows::set_token(&mut tx.as_conn(), &o, &id, &digest("fresh"), "test", 1)
-            .await
-            .unwrap()
+        user_rows::set_token(
+            &mut tx.as_conn(),
+            &o,
+            &id,
+            &digest("fresh"),
+            "test",
+            false,
+            1
+        )
+        .await
+        .unwrap()
     );
     tx.commit().await.unwrap();
     assert_eq!(

@@ -338,6 +338,14 @@ pub struct Policy {
     pub session_seconds: u32,
     /// Absolute lifetime: a session ends this long after it began, however much it is used.
     pub session_max_seconds: u32,
+    /// The longest lifetime an integration token may get, in days.
+    pub integration_max_days: u32,
+    /// How long a rotated integration token keeps working beside its successor.
+    pub integration_grace_hours: u32,
+    /// Days before expiry that integration-token reminders go out, largest first.
+    pub integration_reminder_days: Vec<u32>,
+    /// How long a reset security token keeps working beside the new one; 0: not at all.
+    pub token_grace_hours: u32,
 }
 
 impl From<crate::domain::policy::OrgPolicy> for Policy {
@@ -351,6 +359,10 @@ impl From<crate::domain::policy::OrgPolicy> for Policy {
             lockout_minutes: p.lockout_minutes,
             session_seconds: p.session_seconds,
             session_max_seconds: p.session_max_seconds,
+            integration_max_days: p.integration_max_days,
+            integration_grace_hours: p.integration_grace_hours,
+            integration_reminder_days: p.integration_reminder_days.into(),
+            token_grace_hours: p.token_grace_hours,
         }
     }
 }
@@ -374,6 +386,15 @@ pub struct PolicyChange {
     pub session_seconds: Option<u32>,
     #[serde(default, deserialize_with = "not_null")]
     pub session_max_seconds: Option<u32>,
+    #[serde(default, deserialize_with = "not_null")]
+    pub integration_max_days: Option<u32>,
+    #[serde(default, deserialize_with = "not_null")]
+    pub integration_grace_hours: Option<u32>,
+    /// Each 1-365, at most five; `[]`: no reminders.
+    #[serde(default, deserialize_with = "not_null")]
+    pub integration_reminder_days: Option<Vec<u32>>,
+    #[serde(default, deserialize_with = "not_null")]
+    pub token_grace_hours: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

@@ -42,6 +42,14 @@ pub(super) async fn update_policy(
         min_password_length: p.min_password_length,
         password_history: p.password_history,
         complexity,
+        integration_max_days: p.integration_max_days,
+        integration_grace_hours: p.integration_grace_hours,
+        integration_reminder_days: p
+            .integration_reminder_days
+            .map(crate::domain::integration::ReminderDays::try_from)
+            .transpose()
+            .map_err(|e| ApiError::from(ServiceError::Invalid(e)))?,
+        token_grace_hours: p.token_grace_hours,
     };
     if change.is_empty() {
         // An empty merge patch changes nothing (RFC 7396): the policy as it is.

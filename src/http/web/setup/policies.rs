@@ -86,6 +86,7 @@ impl PolicyForm {
                     Some(Complexity::parse(c).ok_or_else(|| format!("unknown complexity {c:?}"))?)
                 }
             },
+            ..PolicyChange::default()
         })
     }
 }
