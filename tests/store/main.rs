@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod integration;
 mod lockout;
 mod login;
 mod orgs;
