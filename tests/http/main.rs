@@ -10,6 +10,7 @@ mod common;
 
 mod address_limit;
 mod hostile;
+mod integration;
 mod login;
 mod oauth;
 mod passwords;
