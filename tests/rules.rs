@@ -53,7 +53,7 @@ fn rule_ids(text: &str) -> BTreeSet<String> {
     for i in 0..b.len().saturating_sub(3) {
         if b[i] == b'R'
             && b[i + 1] == b'-'
-            && b"TLUEM".contains(&b[i + 2])
+            && b"TLUEMI".contains(&b[i + 2])
             && b[i + 3].is_ascii_digit()
             && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
         {

@@ -48,3 +48,12 @@ ALTER TABLE orgs ADD COLUMN token_grace_hours BIGINT NOT NULL DEFAULT 0;
 -- Which credential an attempt used: password, security token (current or previous in its
 -- grace window), or an integration token by name.
 ALTER TABLE login_history ADD COLUMN credential TEXT NOT NULL DEFAULT '';
+
+-- The integration token a session or refresh token was created with: revoking the token ends
+-- them, and a refresh token stops with its integration token.
+ALTER TABLE sessions ADD COLUMN integration_token_id TEXT;
+ALTER TABLE refresh_tokens ADD COLUMN integration_token_id TEXT;
+CREATE INDEX sessions_integration ON sessions (integration_token_id)
+    WHERE integration_token_id IS NOT NULL;
+CREATE INDEX refresh_tokens_integration ON refresh_tokens (integration_token_id)
+    WHERE integration_token_id IS NOT NULL;

@@ -166,6 +166,14 @@ pub(crate) async fn count_failure(
     Ok(recorded)
 }
 
+/// What a session is issued through besides its channel: the OAuth client (which may issue a
+/// refresh token with it) and the integration token the login used (whose revocation ends both).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Via<'a> {
+    pub oauth: Option<&'a OAuthIssue>,
+    pub integration_token_id: Option<&'a str>,
+}
+
 /// Creates a session (R-L10) for a user who may log in, with a refresh token when the OAuth
 /// client is configured to issue them.
 pub(crate) async fn create_session(
@@ -175,8 +183,9 @@ pub(crate) async fn create_session(
     channel: Channel,
     source_ip: IpAddr,
     password_expired: bool,
-    oauth: Option<&OAuthIssue>,
+    via: Via<'_>,
 ) -> Result<Issued> {
+    let (oauth, integration_token_id) = (via.oauth, via.integration_token_id.map(str::to_string));
     let now_ms = ms(now);
     let refresh_token = match oauth {
         Some(client) if client.refresh_tokens => {
@@ -190,6 +199,7 @@ pub(crate) async fn create_session(
                     oauth_client_id: client.id.clone(),
                     created_at: now_ms,
                     last_used_at: now_ms,
+                    integration_token_id: integration_token_id.clone(),
                 },
             )
             .await?;
@@ -197,7 +207,7 @@ pub(crate) async fn create_session(
         }
         _ => None,
     };
-    let (issued, row) = new_session(
+    let (issued, mut row) = new_session(
         now,
         k,
         channel,
@@ -206,6 +216,7 @@ pub(crate) async fn create_session(
         oauth.map(|o| o.id.clone()),
         refresh_token.as_ref().map(RefreshToken::digest),
     );
+    row.integration_token_id = integration_token_id;
     sessions::insert(c, &row).await?;
     Ok(Issued {
         refresh_token,
@@ -239,6 +250,7 @@ pub(crate) fn new_session(
         password_expired,
         oauth_client_id,
         refresh_digest,
+        integration_token_id: None,
     };
     let issued = Issued {
         id,

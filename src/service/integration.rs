@@ -208,6 +208,18 @@ async fn issue(
     ))
 }
 
+/// Whether an integration token still logs in: what a login with it created (a refresh token)
+/// stops with it.
+pub(crate) async fn logs_in(c: &mut Conn<'_>, org_id: &str, id: &str, now: i64) -> Result<bool> {
+    let (Some(t), Some(org)) = (
+        rows::get(c, org_id, id, false).await?,
+        orgs::get(c, org_id).await?,
+    ) else {
+        return Ok(false);
+    };
+    Ok(lifecycle(&t).logs_in(now, grace_ms(&org)))
+}
+
 /// Recomputes the next reminder of every live token of an org after its reminder days
 /// changed, counting from now: reminders already past are not sent late.
 pub(crate) async fn reschedule_reminders(
@@ -432,9 +444,14 @@ impl Services {
             ),
         )
         .await?;
-        tx.commit().await?;
-        // A revoked token's sessions live on, as a reset security token's do; what stops is
-        // every new login with it.
+        // What a login with it created ends with it: a leaked token's holder keeps nothing.
+        crate::store::sessions::end_for_integration_token(
+            &mut tx.as_conn(),
+            &seen.org_id,
+            &seen.id,
+        )
+        .await?;
+        self.commit_session_change(tx).await?;
         let row = IntegrationTokenRow {
             revoked_at: Some(now),
             ..seen

@@ -1,7 +1,9 @@
 //! The login with an integration token (the password field holds exactly a `kwi_` token): one
 //! digest lookup instead of a password hash, then the decision of `domain::integration`.
 
-use super::attempt::{Attempt, create_session, credential, known_from, record_attempt, subject_of};
+use super::attempt::{
+    Attempt, Via, create_session, credential, known_from, record_attempt, subject_of,
+};
 use super::integration::{grace_ms, lifecycle};
 use super::login::{LoginRequest, LoginResponse, context};
 use super::views::policy_of;
@@ -73,7 +75,10 @@ impl Services {
                     req.channel,
                     req.source_ip,
                     false,
-                    req.oauth_client.as_ref(),
+                    Via {
+                        oauth: req.oauth_client.as_ref(),
+                        integration_token_id: Some(&t.id),
+                    },
                 )
                 .await?,
             );

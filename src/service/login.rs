@@ -7,7 +7,7 @@
 //! on the row as it is now.
 
 use super::attempt::{
-    Attempt, Known, count_failure, create_session, credential, history_row, known_from,
+    Attempt, Known, Via, count_failure, create_session, credential, history_row, known_from,
     new_session, record_attempt, subject_of,
 };
 pub use super::attempt::{LoginSession, OAuthIssue};
@@ -380,7 +380,10 @@ impl Services {
                         req.channel,
                         req.source_ip,
                         password_expired,
-                        req.oauth_client.as_ref(),
+                        Via {
+                            oauth: req.oauth_client.as_ref(),
+                            ..Via::default()
+                        },
                     )
                     .await?,
                 );

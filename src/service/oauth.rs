@@ -468,9 +468,25 @@ impl Services {
         {
             return Ok(GrantOutcome::InvalidRefreshToken);
         }
+        // A refresh token from an integration-token login stops with that token (revoked,
+        // expired, or rotated and past the grace window).
+        if let Some(t) = &row.integration_token_id
+            && !super::integration::logs_in(&mut tx.as_conn(), &row.org_id, t, self.now_ms())
+                .await?
+        {
+            sessions::delete_refresh(&mut tx.as_conn(), &rt.digest()).await?;
+            tx.commit().await?;
+            return Ok(GrantOutcome::InvalidRefreshToken);
+        }
         let known = load_user(&mut tx.as_conn(), user).await?;
         let outcome = self
-            .grant(&mut tx, &known, client, grant, Some(rt.digest()))
+            .grant(
+                &mut tx,
+                &known,
+                client,
+                grant,
+                Some((rt.digest(), row.integration_token_id.clone())),
+            )
             .await?;
         if matches!(outcome, GrantOutcome::Issued(_)) {
             sessions::touch_refresh(&mut tx.as_conn(), &rt.digest(), self.now_ms()).await?;
@@ -507,8 +523,9 @@ impl Services {
         known: &Known,
         client: &OAuthClient,
         grant: &GrantRequest<'_>,
-        refresh_digest: Option<String>,
+        refresh: Option<(String, Option<String>)>,
     ) -> Result<GrantOutcome> {
+        let (refresh_digest, integration_token_id) = refresh.unzip();
         let now = self.now();
         let policy = policy_of(&known.org);
         let ctx = LoginContext {
@@ -544,7 +561,7 @@ impl Services {
         if !matches!(decision.outcome, LoginOutcome::Success { .. }) {
             return Ok(GrantOutcome::Refused(decision.outcome, decision.status));
         }
-        let (issued, row) = new_session(
+        let (issued, mut row) = new_session(
             now,
             known,
             Channel::OAuth,
@@ -553,6 +570,7 @@ impl Services {
             Some(client.id.clone()),
             refresh_digest,
         );
+        row.integration_token_id = integration_token_id.flatten();
         sessions::insert(&mut tx.as_conn(), &row).await?;
         Ok(GrantOutcome::Issued(Box::new(
             issued.into_session(known.org.clone(), known.user.clone()),

@@ -360,7 +360,7 @@ impl Services {
             Channel::Ui,
             req.source_ip,
             password_expired,
-            None,
+            super::attempt::Via::default(),
         )
         .await?;
         // Always a new browser id: a value planted in the browser beforehand (a cookie set by a

@@ -37,8 +37,8 @@ pub async fn record_success_if_unchanged(
         "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $3";
     const SESSION: &str = "INSERT INTO sessions (digest, org_id, user_id, created_at, \
         last_seen_at, expires_at, login_type, source_ip, password_expired, oauth_client_id, \
-        refresh_digest)";
-    const SESSION_VALUES: &str = "$10, $1, $2, $3, $3, $11, $12, $13, $14, $15, NULL";
+        refresh_digest, integration_token_id)";
+    const SESSION_VALUES: &str = "$10, $1, $2, $3, $3, $11, $12, $13, $14, $15, NULL, NULL";
     const HISTORY: &str = "INSERT INTO login_history (id, org_id, user_id, login_at, source_ip, \
         login_type, status, client, api_version, login_url, credential)";
     const HISTORY_VALUES: &str = "$16, $1, $2, $3, $13, $17, $18, $19, $20, $21, $22";

@@ -46,15 +46,17 @@ pub struct SessionRow {
     pub oauth_client_id: Option<String>,
     /// The refresh token this access token was issued with (revoking it ends this session).
     pub refresh_digest: Option<String>,
+    /// The integration token the login used (revoking it ends this session).
+    pub integration_token_id: Option<String>,
 }
 
 const COLUMNS: &str = "digest, org_id, user_id, created_at, last_seen_at, expires_at, \
-    login_type, source_ip, password_expired, oauth_client_id, refresh_digest";
+    login_type, source_ip, password_expired, oauth_client_id, refresh_digest, integration_token_id";
 
 pub async fn insert(c: &mut Conn<'_>, s: &SessionRow) -> Result<()> {
     let sql = "INSERT INTO sessions (digest, org_id, user_id, created_at, last_seen_at, \
-        expires_at, login_type, source_ip, password_expired, oauth_client_id, refresh_digest) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        expires_at, login_type, source_ip, password_expired, oauth_client_id, refresh_digest, \
+        integration_token_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     exec!(
         c,
         sql,
@@ -68,7 +70,8 @@ pub async fn insert(c: &mut Conn<'_>, s: &SessionRow) -> Result<()> {
         &s.source_ip,
         s.password_expired,
         &s.oauth_client_id,
-        &s.refresh_digest
+        &s.refresh_digest,
+        &s.integration_token_id
     )?;
     Ok(())
 }
@@ -131,6 +134,7 @@ fn decode_live(r) -> LiveSession {
                 password_expired,
                 oauth_client_id,
                 refresh_digest,
+                integration_token_id,
             }
         ),
         user: UserRow::from_row(r)?,
@@ -174,11 +178,14 @@ pub struct RefreshTokenRow {
     pub oauth_client_id: String,
     pub created_at: i64,
     pub last_used_at: i64,
+    /// The integration token the login used: revoking it ends this refresh token, and it is
+    /// refused once that token stops logging in.
+    pub integration_token_id: Option<String>,
 }
 
 pub async fn insert_refresh(c: &mut Conn<'_>, r: &RefreshTokenRow) -> Result<()> {
     let sql = "INSERT INTO refresh_tokens (digest, org_id, user_id, oauth_client_id, created_at, \
-        last_used_at) VALUES ($1, $2, $3, $4, $5, $6)";
+        last_used_at, integration_token_id) VALUES ($1, $2, $3, $4, $5, $6, $7)";
     exec!(
         c,
         sql,
@@ -187,14 +194,15 @@ pub async fn insert_refresh(c: &mut Conn<'_>, r: &RefreshTokenRow) -> Result<()>
         &r.user_id,
         &r.oauth_client_id,
         r.created_at,
-        r.last_used_at
+        r.last_used_at,
+        &r.integration_token_id
     )?;
     Ok(())
 }
 
 pub async fn get_refresh(c: &mut Conn<'_>, digest: &str) -> Result<Option<RefreshTokenRow>> {
-    let sql = "SELECT digest, org_id, user_id, oauth_client_id, created_at, last_used_at \
-        FROM refresh_tokens WHERE digest = $1";
+    let sql = "SELECT digest, org_id, user_id, oauth_client_id, created_at, last_used_at, \
+        integration_token_id FROM refresh_tokens WHERE digest = $1";
     Ok(on_backend!(c, |e| sqlx::query_as::<_, RefreshTokenRow>(
         sql
     )
@@ -212,8 +220,8 @@ pub async fn get_refresh_for_update(
 ) -> Result<Option<RefreshTokenRow>> {
     let lock = c.for_update();
     let sql = format!(
-        "SELECT digest, org_id, user_id, oauth_client_id, created_at, last_used_at \
-         FROM refresh_tokens WHERE digest = $1 {lock}"
+        "SELECT digest, org_id, user_id, oauth_client_id, created_at, last_used_at, \
+         integration_token_id FROM refresh_tokens WHERE digest = $1 {lock}"
     );
     Ok(on_backend!(c, |e| sqlx::query_as::<_, RefreshTokenRow>(
         &sql
@@ -354,4 +362,17 @@ pub async fn delete_refresh_of_user(
         Some(d) => delete_refresh(c, &d).await,
         None => Ok(false),
     }
+}
+
+/// Ends every session and refresh token a login with this integration token created. How many
+/// sessions ended.
+pub async fn end_for_integration_token(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    token_id: &str,
+) -> Result<u64> {
+    let sql = "DELETE FROM refresh_tokens WHERE org_id = $1 AND integration_token_id = $2";
+    exec!(c, sql, org_id, token_id)?;
+    let sql = "DELETE FROM sessions WHERE org_id = $1 AND integration_token_id = $2";
+    Ok(exec!(c, sql, org_id, token_id)?)
 }

@@ -132,6 +132,7 @@ async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Ba
             password_expired: false,
             oauth_client_id: None,
             refresh_digest: None,
+            integration_token_id: None,
         };
         let history = LoginHistoryRow {
             id: format!("0Ya00000000000{n}"),

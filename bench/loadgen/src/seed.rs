@@ -37,6 +37,10 @@ pub struct SeedArgs {
     /// Write every this-many'th user's credentials (a sample spread over the whole table)
     #[arg(long, default_value_t = 1)]
     credentials_every: u64,
+    /// Give each user whose credentials are written an integration token, and write
+    /// "username,token" here
+    #[arg(long)]
+    integration_out: Option<PathBuf>,
     /// Argon2id memory of the users' password hash, in KiB [default: the server's]
     #[arg(long)]
     memory_kib: Option<u32>,
@@ -87,6 +91,7 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut rng = rand::rngs::OsRng;
+    let mut sampled = Vec::new();
     let started = Instant::now();
     let total = a.users;
     let mut done = 0u64;
@@ -104,6 +109,7 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
             {
                 writeln!(out, "{username},{}{}", a.password, token.expose())?;
                 written += 1;
+                sampled.push(username.clone());
             }
             rows.push(Seeded {
                 id: new_id(KeyPrefix::User),
@@ -138,6 +144,9 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
     if let Some(mut out) = credentials {
         out.flush()?;
     }
+    if let Some(path) = &a.integration_out {
+        integration_tokens(&services, &org_id, &sampled, path).await?;
+    }
     services.close().await;
     println!(
         "{}",
@@ -148,6 +157,46 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
             "seconds": started.elapsed().as_secs_f64(),
         })
     );
+    Ok(())
+}
+
+/// One integration token for each of these users, as `create_integration_token` stores it
+/// (without its mail), written as "username,token".
+async fn integration_tokens(
+    services: &keyward::service::Services,
+    org_id: &str,
+    usernames: &[String],
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    use keyward::domain::integration::IntegrationToken;
+    use keyward::test_support::store::integration::{IntegrationTokenRow, insert};
+    use keyward::test_support::store::users;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let now = ms(services.now());
+    let mut tx = keyward::test_support::db(services).begin().await?;
+    for username in usernames {
+        let user = users::find_by_username(&mut tx.as_conn(), username)
+            .await?
+            .context("a seeded user is missing")?;
+        let token = IntegrationToken::generate(&mut rand::rngs::OsRng);
+        let row = IntegrationTokenRow {
+            id: new_id(KeyPrefix::IntegrationToken),
+            org_id: org_id.to_string(),
+            user_id: user.id,
+            name: "bench".into(),
+            digest: keyward::crypto::digest(token.expose()),
+            created_at: now,
+            expires_at: now + 90 * 86_400_000,
+            revoked_at: None,
+            replaced_at: None,
+            predecessor_id: None,
+            next_reminder_at: None,
+        };
+        anyhow::ensure!(insert(&mut tx.as_conn(), &row).await?, "token collision");
+        writeln!(out, "{username},{}", token.expose())?;
+    }
+    tx.commit().await?;
+    out.flush()?;
     Ok(())
 }
 
