@@ -1,8 +1,8 @@
 //! The web UI: server-rendered pages (askama templates in `templates/web/`), no scripts.
 //!
 //! - `auth`      login, identity verification (R-U1, R-U2), logout; the session extractors
-//! - `settings`  personal settings: information, password, Reset My Security Token, TOTP,
-//!   login history, sessions
+//! - `settings`  personal settings: information, password, Reset My Security Token, integration
+//!   tokens, TOTP, login history, sessions
 //! - `setup`     Setup, for admins of the org
 //!
 //! Every page answers with a strict Content-Security-Policy (no inline script or style, forms
@@ -396,6 +396,13 @@ pub fn checked(v: &Option<String>) -> bool {
 /// An empty text field means "not given".
 pub fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// An RFC 3339 instant of a service view as the pages write instants (`2026-11-24 09:00:00
+/// UTC`); text that is no such instant is shown as it is.
+pub fn shown_instant(rfc3339: &str) -> String {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map_or_else(|_| rfc3339.to_string(), crate::service::fmt_time)
 }
 
 /// A one-line confirmation for `?done=…` after a redirect (post/redirect/get).

@@ -114,6 +114,10 @@ fn messages(d: &Done) -> Option<&'static str> {
         "remove-mfa" => "The authenticator app was removed.",
         "end-session" => "The session was ended.",
         "revoke-refresh-token" => "The refresh token was revoked.",
+        "revoke-integration-token" => {
+            "The integration token was revoked: no new login with it works. Sessions it opened \
+             already last until they end."
+        }
         "retried" => "The mail was queued for delivery again.",
         "client-disable" => {
             "The client was disabled: its access tokens ended, and its refresh tokens and every \

@@ -1,6 +1,7 @@
 //! Password policies, session settings and single sign-on (delegated authentication).
 
 use super::{Page, chrome, messages, org};
+use crate::domain::integration::ReminderDays;
 use crate::domain::policy::{Complexity, OrgPolicy};
 use crate::http::AppState;
 use crate::http::web::auth::{Admin, Signed, done};
@@ -58,6 +59,11 @@ pub(super) struct PolicyForm {
     lockout_minutes: Option<String>,
     session_seconds: Option<String>,
     session_max_seconds: Option<String>,
+    integration_max_days: Option<String>,
+    integration_grace_hours: Option<String>,
+    /// `14,3,1`; sent empty, no reminders (absent, unchanged).
+    integration_reminder_days: Option<String>,
+    token_grace_hours: Option<String>,
 }
 
 fn number(field: &str, v: &Option<String>) -> Result<Option<u32>, String> {
@@ -80,13 +86,27 @@ impl PolicyForm {
             lockout_minutes: number("The lockout period", &self.lockout_minutes)?,
             session_seconds: number("The timeout", &self.session_seconds)?,
             session_max_seconds: number("The lifetime", &self.session_max_seconds)?,
+            integration_max_days: number(
+                "The longest integration token lifetime",
+                &self.integration_max_days,
+            )?,
+            integration_grace_hours: number(
+                "The integration token grace period",
+                &self.integration_grace_hours,
+            )?,
+            token_grace_hours: number("The security token grace period", &self.token_grace_hours)?,
+            integration_reminder_days: match &self.integration_reminder_days {
+                None => None,
+                Some(d) => {
+                    Some(ReminderDays::parse(d).map_err(|e| crate::http::web::capitalise(&e))?)
+                }
+            },
             complexity: match given(&self.complexity) {
                 None => None,
                 Some(c) => {
                     Some(Complexity::parse(c).ok_or_else(|| format!("unknown complexity {c:?}"))?)
                 }
             },
-            ..PolicyChange::default()
         })
     }
 }
@@ -162,6 +182,10 @@ pub(super) async fn save_session_settings(
         password_expiry_days: None,
         lockout_attempts: None,
         lockout_minutes: None,
+        integration_max_days: None,
+        integration_grace_hours: None,
+        integration_reminder_days: None,
+        token_grace_hours: None,
     };
     match save_policy(&state, &s, &f).await? {
         Ok(()) => Ok(done("/setup/session-settings", "saved")),

@@ -4,6 +4,7 @@ use super::{Page, chrome, messages, org};
 use crate::domain::secret::Password;
 use crate::http::AppState;
 use crate::http::web::auth::{Admin, Signed, done};
+use crate::http::web::settings::integration::{TokenLine, pick, token_lines};
 use crate::http::web::settings::{RefreshLine, SessionLine, refresh_lines, session_lines};
 use crate::http::web::{Chrome, Done, WebError, WebForm, given, page, user_error};
 use crate::service::account::UserChange;
@@ -199,6 +200,7 @@ struct UserPage {
     sessions: Vec<SessionLine>,
     refresh_tokens: Vec<RefreshLine>,
     revoke_action: String,
+    integration_tokens: Vec<TokenLine>,
     rules: String,
     /// The admin's own user: no admin reset of their own password.
     is_self: bool,
@@ -220,6 +222,10 @@ async fn render_user(state: &AppState, s: &Signed, id: &str, c: Chrome) -> Page 
         .refresh_tokens_of(&s.actor, &v.user.id)
         .await
         .map_err(err)?;
+    let integration_tokens = sv
+        .list_integration_tokens(&s.actor, &v.user.id)
+        .await
+        .map_err(err)?;
     let never = || "never".to_string();
     let name = v.user.display_name();
     Ok(page(&UserPage {
@@ -238,6 +244,7 @@ async fn render_user(state: &AppState, s: &Signed, id: &str, c: Chrome) -> Page 
         sessions: session_lines(sessions, s.session.handle()),
         refresh_tokens: refresh_lines(refresh_tokens),
         revoke_action: format!("/setup/users/{}/revoke-refresh-token", id18(&v.user.id)),
+        integration_tokens: token_lines(integration_tokens),
         rules: s.session.org().policy.rules_text(),
         is_self: v.user.id == s.session.user_id(),
         v,
@@ -296,6 +303,8 @@ pub(super) struct ActionForm {
     session: String,
     #[serde(default)]
     refresh_token: String,
+    #[serde(default)]
+    integration_token: String,
 }
 
 pub(super) async fn user_action(
@@ -322,6 +331,13 @@ pub(super) async fn user_action(
             .revoke_refresh_token(a, &id, &form.data.refresh_token)
             .await
             .map(|_| ()),
+        "revoke-integration-token" => {
+            // The token must be this user's: one of another user, even of this org, is not
+            // found here, so a stale or edited form cannot revoke someone else's.
+            let tokens = sv.list_integration_tokens(a, &id).await?;
+            let t = pick(tokens, &form.data.integration_token)?;
+            sv.revoke_integration_token(a, &t.id).await.map(|_| ())
+        }
         _ => Err(ServiceError::NotFound(format!("no action {action:?}"))),
     };
     match result {

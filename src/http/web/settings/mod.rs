@@ -1,6 +1,9 @@
 //! Personal settings: My Personal Information, Change My Password (R-T6, R-L10), Reset My
-//! Security Token (R-T5; hidden and refused under R-T9), the authenticator app (R-U2), my login
-//! history, my sessions and verified browsers.
+//! Security Token (R-T5; hidden and refused under R-T9) with where the token was used, the
+//! integration tokens (`integration`), the authenticator app (R-U2), my login history, my
+//! sessions and verified browsers.
+
+pub mod integration;
 
 use super::auth::{SESSION_COOKIE, Signed, done};
 use super::{Chrome, Done, NavItem, WebError, WebForm, cookie, page};
@@ -26,6 +29,18 @@ pub fn routes() -> Router<AppState> {
             get(password_page).post(change_password),
         )
         .route("/settings/token", get(token_page).post(reset_token))
+        .route(
+            "/settings/integration-tokens",
+            get(integration::list_page).post(integration::create),
+        )
+        .route(
+            "/settings/integration-tokens/{id}",
+            get(integration::usage_page),
+        )
+        .route(
+            "/settings/integration-tokens/{id}/{action}",
+            post(integration::action),
+        )
         .route("/settings/mfa", get(mfa_page))
         .route("/settings/mfa/start", post(mfa_start))
         .route("/settings/mfa/confirm", post(mfa_confirm))
@@ -61,6 +76,7 @@ async fn chrome(
         nav.push(("/settings/token", "Reset My Security Token"));
     }
     nav.extend([
+        ("/settings/integration-tokens", "Integration Tokens"),
         ("/settings/mfa", "Authenticator App"),
         ("/settings/history", "My Login History"),
         ("/settings/sessions", "Sessions and Browsers"),
@@ -240,6 +256,10 @@ struct TokenPage {
     email: String,
     username: String,
     issued: Option<String>,
+    /// How long a reset leaves the previous token working (org policy).
+    grace_hours: u32,
+    /// Where the user's security tokens (the current one and earlier ones) were used.
+    usage: Vec<integration::UsageLine>,
 }
 
 async fn token_page(State(state): State<AppState>, s: Signed, Query(d): Query<Done>) -> Page {
@@ -249,10 +269,14 @@ async fn token_page(State(state): State<AppState>, s: Signed, Query(d): Query<Do
         .await?;
     let c = chrome(&state, &s, "Reset My Security Token", "/settings/token").await?;
     let user = s.session.user();
-    let status = if refusal.is_some() {
-        axum::http::StatusCode::FORBIDDEN
+    let (status, usage) = if refusal.is_some() {
+        (axum::http::StatusCode::FORBIDDEN, Vec::new())
     } else {
-        axum::http::StatusCode::OK
+        let usage = state
+            .services
+            .security_token_usage(&s.actor, s.user_id())
+            .await?;
+        (axum::http::StatusCode::OK, integration::usage_lines(usage))
     };
     Ok(super::page_with(
         status,
@@ -263,6 +287,8 @@ async fn token_page(State(state): State<AppState>, s: Signed, Query(d): Query<Do
             email: user.email.clone(),
             username: user.username.clone(),
             issued: user.token_issued_at.map(fmt_ms),
+            grace_hours: s.session.org().policy.token_grace_hours,
+            usage,
         },
     ))
 }
