@@ -91,6 +91,18 @@ struct SecurityTokenMail<'a> {
     reason: &'a str,
     token_line: &'a str,
     replaces_old: bool,
+    grace_hours: u32,
+}
+
+/// What a security-token mail says of the token the new one replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviousToken {
+    /// The first token: there was none.
+    None,
+    /// It stopped working (a password change, or a reset with no grace period).
+    Ended,
+    /// A reset in an org with a grace period: it works this many hours more.
+    InGrace { hours: u32 },
 }
 
 #[derive(Template)]
@@ -216,9 +228,9 @@ fn render(t: &impl Template) -> String {
         .unwrap_or_else(|e| format!("(this mail could not be rendered: {e})\n"))
 }
 
-/// R-T5's mail: subject `Your new security token`, the token alone on its line.
-/// `replaces_old`: the user had a token before (every case but the first password).
-pub fn security_token(to: &Recipient, token: &str, reason: &str, replaces_old: bool) -> Email {
+/// R-T5's mail: subject `Your new security token`, the token alone on its line, and what
+/// became of the token it replaces.
+pub fn security_token(to: &Recipient, token: &str, reason: &str, previous: PreviousToken) -> Email {
     let greeting = to.greeting();
     let token_line = format!("{TOKEN_LINE_PREFIX}{REDACTED}");
     Email {
@@ -230,7 +242,11 @@ pub fn security_token(to: &Recipient, token: &str, reason: &str, replaces_old: b
             username: to.username,
             reason,
             token_line: &token_line,
-            replaces_old,
+            replaces_old: previous != PreviousToken::None,
+            grace_hours: match previous {
+                PreviousToken::InGrace { hours } => hours,
+                _ => 0,
+            },
         }),
         secret: Some(Secret(token.to_string())),
     }
@@ -346,7 +362,12 @@ mod tests {
 
     #[test]
     fn r_t5_token_mail_subject_and_token_line() {
-        let m = security_token(&ada(), "AAAAAAAAAAAAAAAAAA3VYMQ1", "you reset it", true);
+        let m = security_token(
+            &ada(),
+            "AAAAAAAAAAAAAAAAAA3VYMQ1",
+            "you reset it",
+            PreviousToken::Ended,
+        );
         assert_eq!(m.subject, "Your new security token");
         assert_eq!(m.to, "ada@mail.example.com");
         // R-T2: the stored body never holds the token.
@@ -358,8 +379,29 @@ mod tests {
         assert!(m.body.contains("ada@example.com"));
         assert!(m.body.contains("no space"));
         assert!(m.body.contains("previous security token stopped working"));
-        let first = security_token(&ada(), "AAAAAAAAAAAAAAAAAA3VYMQ1", "first", false);
+        let first = security_token(
+            &ada(),
+            "AAAAAAAAAAAAAAAAAA3VYMQ1",
+            "first",
+            PreviousToken::None,
+        );
         assert!(!first.body.contains("previous"));
+        // After a reset in an org with a grace period, the old token is not said to be dead.
+        let grace = security_token(
+            &ada(),
+            "AAAAAAAAAAAAAAAAAA3VYMQ1",
+            "you reset it",
+            PreviousToken::InGrace { hours: 12 },
+        );
+        assert!(
+            grace
+                .body
+                .contains("previous security token keeps working for 12 hours\n")
+        );
+        assert!(!grace.body.contains("stopped working"));
+        assert!(grace.body.lines().all(|l| l.len() <= 76), "{}", grace.body);
+        assert_eq!(m.body.matches("\n\n\n").count(), 0, "{}", m.body);
+        assert_eq!(grace.body.matches("\n\n\n").count(), 0, "{}", grace.body);
         // Short lines: the mail goes out as 7bit text, the token greppable in the file.
         assert!(m.body.lines().all(|l| l.len() <= 76), "{}", m.body);
         assert_eq!(format!("{:?}", m.secret), "Some(***)");

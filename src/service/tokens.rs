@@ -5,12 +5,13 @@
 use super::audit;
 use super::outbox::enqueue;
 use super::views::User;
+use super::views::policy_of;
 use super::{Actor, Result, ServiceError, Services, resolve};
 use crate::crypto::token_digest;
 use crate::domain::token::SecurityToken;
-use crate::mail::{self, Recipient};
+use crate::mail::{self, PreviousToken, Recipient};
 use crate::store::users::{self, UserRow};
-use crate::store::{Conn, profiles, ranges};
+use crate::store::{Conn, orgs, profiles, ranges};
 
 /// Why a token is issued: worded for the mail and recorded in the token history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,8 @@ pub(crate) fn recipient(u: &UserRow) -> Recipient<'_> {
 }
 
 /// Issues a new token for the user inside the caller's transaction and queues its mail. The old
-/// token stops working when the transaction commits (R-T5). A value ever issued before is never
+/// token stops working when the transaction commits (R-T5), or, after a reset, when the org's
+/// grace period ends; the mail says which. A value ever issued before is never
 /// issued again (R-T4): the unique digest refuses it and another is drawn.
 pub(crate) async fn issue(
     c: &mut Conn<'_>,
@@ -67,6 +69,20 @@ pub(crate) async fn issue(
     user: &UserRow,
     reason: TokenReason,
 ) -> Result<()> {
+    // Only a reset leaves the replaced token its grace window (org policy token_grace_hours);
+    // a new password ends every earlier token at once.
+    let keep_previous = matches!(reason, TokenReason::SelfReset | TokenReason::AdminReset);
+    let previous = match reason {
+        TokenReason::FirstPassword => PreviousToken::None,
+        _ if keep_previous => match orgs::get(c, &user.org_id)
+            .await?
+            .map(|org| policy_of(&org).token_grace_hours)
+        {
+            Some(hours) if hours > 0 => PreviousToken::InGrace { hours },
+            _ => PreviousToken::Ended,
+        },
+        _ => PreviousToken::Ended,
+    };
     for _ in 0..8 {
         let token = SecurityToken::generate(&mut rand::rngs::OsRng);
         let digest = token_digest(&token);
@@ -76,9 +92,7 @@ pub(crate) async fn issue(
             &user.id,
             &digest,
             reason.history_text(),
-            // Only a reset leaves the replaced token its grace window (org policy
-            // token_grace_hours); a new password ends every earlier token at once.
-            matches!(reason, TokenReason::SelfReset | TokenReason::AdminReset),
+            keep_previous,
             now_ms,
         )
         .await?
@@ -87,7 +101,7 @@ pub(crate) async fn issue(
                 &recipient(user),
                 token.expose(),
                 reason.mail_text(),
-                reason != TokenReason::FirstPassword,
+                previous,
             );
             enqueue(c, now_ms, Some(&user.org_id), email).await?;
             return Ok(());

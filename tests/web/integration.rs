@@ -593,6 +593,23 @@ async fn setup_password_policies_saves_the_integration_settings(b: Backend) {
     // Reset My Security Token tells what the grace period means.
     let token = web.get("/settings/token").await.text;
     assert!(token.contains("12 hours after the reset"), "{token}");
+    // ... and so do the page and the mail after a reset.
+    let r = web.post("/settings/token", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let sent = web.get("/settings/token?done=sent").await.text;
+    assert!(sent.contains("keeps working\n  for 12 hours"), "{sent}");
+    let mails = srv.mails().await;
+    let mail = mails
+        .iter()
+        .rfind(|m| m.to == acme.admin && m.subject == "Your new security token")
+        .unwrap();
+    assert!(
+        mail.text
+            .contains("Your previous security token keeps working for 12 hours")
+            && !mail.text.contains("stopped working"),
+        "{}",
+        mail.text
+    );
     // An emptied reminder field means no reminders.
     let mut pairs = form("30", "2", "", "12");
     pairs.push(("csrf", &csrf));
