@@ -1,7 +1,8 @@
 // The web UI end to end, in headless Chromium (Debian's /usr/bin/chromium driven by npm
 // playwright-core), against a running keyward server. What a person does in a browser:
 // log in through identity verification (reading the code from the mail file), reset the
-// security token, change the password, enrol an authenticator, and — as an admin in Setup —
+// security token, make and use an integration token, change the password, enrol an
+// authenticator, and — as an admin in Setup —
 // add a trusted range, deactivate a user, filter and export login history.
 //
 // Environment (set by tests/browser.rs; see tests/clients/README.md):
@@ -97,6 +98,7 @@ async function mailed(address, re, skip = 0) {
 
 const TOKEN_RE = /^Security token \(case-sensitive\): ([A-Za-z0-9]{24})\r?$/m;
 const CODE_RE = /^Verification code: (\d{6})\r?$/m;
+const INTEGRATION_RE = /^Integration token \(case-sensitive\): (kwi_[A-Za-z0-9]{36})\r?$/m;
 const count = (address, re) => mailsTo(address).filter((m) => re.test(m.body)).length;
 
 /** Login history rows of USER, newest first. */
@@ -270,6 +272,41 @@ scenario('R-T5: Reset My Security Token warns, resets and emails the new token',
   }
   check(refused, 'the old token still works');
   await page.context().close();
+});
+
+scenario('Integration tokens: made under My Settings, mailed, used by jsforce as the password, refused by the login page', async () => {
+  const ada = await newUser();
+  const page = await freshPage();
+  await loginVerified(page, ada);
+  await click(page, 'link', 'Integration Tokens');
+  await page.getByText('It is never shown on screen').waitFor();
+  await page.getByLabel('Name', { exact: true }).fill('Nightly export');
+  await page.getByLabel('Expires after (days)').fill('30');
+  const before = count(ada.email, INTEGRATION_RE);
+  await click(page, 'button', 'Create and email token');
+  await page.getByText('on its way to your email').waitFor();
+  const token = await mailed(ada.email, INTEGRATION_RE, before);
+  check(!(await page.content()).includes(token), 'the page shows the integration token');
+  await shot(page, 'integration-tokens');
+  // The token alone is the password: no security token, from an address outside the trusted ranges.
+  await new jsforce.Connection({ loginUrl: BASE, version: '59.0' }).login(ada.username, token);
+  await visit(page, '/settings/integration-tokens');
+  await page.getByRole('cell', { name: '127.0.0.1', exact: true }).waitFor();
+  await click(page, 'link', 'Where Nightly export (active) was used');
+  await page.getByRole('heading', { name: 'Where it was used' }).waitFor();
+  const uses = await page.locator('tbody tr td:nth-child(5)').allTextContents();
+  check(uses.length === 1 && uses[0] === '1', `usage rows: ${uses}`);
+  await shot(page, 'integration-token-usage');
+  // The login page answers as to a wrong password, and sends no verification code.
+  const codes = count(ada.email, CODE_RE);
+  const fresh = await freshPage();
+  await typeLogin(fresh, ada.username, token);
+  await fresh.getByText('Please check your username and password').waitFor();
+  check(new URL(fresh.url()).pathname !== '/settings', 'the integration token opened the web UI');
+  check(count(ada.email, CODE_RE) === codes, 'a verification code was mailed for an integration token');
+  check(history(ada.username)[0].status === 'Failed: integration token in the web UI', 'no web UI refusal row');
+  await page.context().close();
+  await fresh.context().close();
 });
 
 scenario('R-T9: no reset link for a user whose profile has login IP ranges', async () => {
@@ -533,7 +570,7 @@ scenario('Setup: login history filters, CSV export and the per-hour chart', asyn
   // CSV: the same rows, as a download.
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download CSV' }).click()]);
   const csv = readFileSync(await download.path(), 'utf8').trim().split(/\r?\n/);
-  check(csv[0] === 'id,login_time,username,user_id,org_id,source_ip,login_type,status,client,api_version,login_url', `CSV header ${csv[0]}`);
+  check(csv[0] === 'id,login_time,username,user_id,org_id,source_ip,login_type,status,client,api_version,login_url,credential', `CSV header ${csv[0]}`);
   check(csv.length === 5, `CSV has ${csv.length - 1} rows, expected 4`);
   check(csv.slice(1).every((l) => l.includes(erin.username)), 'CSV rows of other users');
   check(csv.filter((l) => l.includes(',Invalid password,')).length === 3, 'CSV lacks the failures');
