@@ -309,6 +309,18 @@ async fn the_usage_pages_list_the_clients_that_logged_in(b: Backend) {
     assert!(page.text.contains("Where your security token was used"));
     let usage = rows(&page.text);
     assert_eq!(usage, [expect("Workbench", "1")]);
+
+    // Login history names the credential of each login, for the user and in Setup.
+    let mine = web.get("/settings/history").await.text;
+    assert_eq!(mine.matches("<td>Integration token: ETL</td>").count(), 3);
+    assert!(mine.contains("<td>Password + security token</td>"));
+    let admin = Browser::login(&srv, &acme.admin).await;
+    let setup = admin
+        .get(&format!("/setup/login-history?user={}", acme.user))
+        .await
+        .text;
+    assert!(setup.contains("<th scope=\"col\">Credential</th>"));
+    assert_eq!(setup.matches("<td>Integration token: ETL</td>").count(), 3);
     srv.finish().await;
 }
 

@@ -188,6 +188,8 @@ pub struct HistoryLine {
     pub status: String,
     pub client: String,
     pub api_version: String,
+    /// Which credential logged in (or was refused): a security token, an integration token…
+    pub credential: String,
 }
 
 impl From<crate::service::views::LoginAttempt> for HistoryLine {
@@ -200,6 +202,7 @@ impl From<crate::service::views::LoginAttempt> for HistoryLine {
             status: r.status,
             client: r.client,
             api_version: r.api_version,
+            credential: r.credential,
         }
     }
 }
