@@ -423,6 +423,7 @@ impl Services {
     ) -> Result<IntegrationTokenInfo> {
         let mut tx = self.db.begin().await?;
         let (seen, user, org) = token_seen(&mut tx.as_conn(), actor, input).await?;
+        let usage = rows::usage(&mut tx.as_conn(), &seen.org_id, &seen.user_id, &seen.id).await?;
         let now = self.now_ms();
         if !rows::revoke(&mut tx.as_conn(), &seen.org_id, &seen.id, now).await? {
             return Err(ServiceError::Refused(format!(
@@ -456,7 +457,19 @@ impl Services {
             revoked_at: Some(now),
             ..seen
         };
-        Ok(info(&row, &user, now, grace_ms(&org), &[]))
+        Ok(info(&row, &user, now, grace_ms(&org), &usage))
+    }
+
+    /// One integration token, with its last use.
+    pub async fn integration_token(
+        &self,
+        actor: &Actor,
+        input: &str,
+    ) -> Result<IntegrationTokenInfo> {
+        let mut c = self.db.conn().await?;
+        let (t, user, org) = token_seen(&mut c.as_conn(), actor, input).await?;
+        let usage = rows::usage(&mut c.as_conn(), &t.org_id, &t.user_id, &t.id).await?;
+        Ok(info(&t, &user, self.now_ms(), grace_ms(&org), &usage))
     }
 
     /// A user's integration tokens, newest first, with their last use.
