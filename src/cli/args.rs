@@ -61,6 +61,9 @@ pub enum Command {
     /// Security tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Integration tokens: named API credentials of a user, mailed to the user, never shown
+    #[command(subcommand)]
+    Integration(IntegrationCommand),
     /// Trusted IP ranges of an org (Network Access)
     #[command(subcommand)]
     Network(NetworkCommand),
@@ -272,6 +275,54 @@ pub enum TokenCommand {
     Reset {
         /// The user: username or id
         user: String,
+    },
+    /// Where a user's security token was used: each client and source address, first and last
+    /// seen, how often
+    Usage {
+        /// The user: username or id
+        user: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IntegrationCommand {
+    /// Create an integration token and email it to the user; prints its id (never the token)
+    Create {
+        /// The user it belongs to: username or id
+        user: String,
+        /// What it is for, unique among the user's live tokens (at most 80 characters)
+        #[arg(long)]
+        name: String,
+        /// Days until it expires (1 to the org's integration-max-days) [default: that maximum]
+        #[arg(long, value_name = "N")]
+        expires_days: Option<u32>,
+    },
+    /// List a user's integration tokens, newest first, with their last use (never a token)
+    List {
+        /// The user: username or id
+        user: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Replace a token by a new one of the same name, emailed to the user; prints the new id
+    /// (the old token works on for the org's integration grace hours)
+    Rotate {
+        /// The token's id (0Ik…, from the list command)
+        id: String,
+    },
+    /// Revoke a token: every login with it fails from now on
+    Revoke {
+        /// The token's id (0Ik…, from the list command)
+        id: String,
+    },
+    /// Where a token was used: each client and source address, first and last seen, how often
+    Usage {
+        /// The token's id (0Ik…, from the list command)
+        id: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
 }
 

@@ -7,6 +7,7 @@
 mod args;
 mod backup;
 mod cert;
+mod integration;
 mod mail;
 mod network;
 mod oauth;
@@ -16,8 +17,9 @@ mod user;
 
 pub use args::{
     AddressLimitCommand, AuditTrailArgs, CertCommand, Cli, Command, ConfigCommand, FormatArg,
-    InitArgs, LoginHistoryArgs, LoginIpCommand, MailCommand, NetworkCommand, OauthClientCommand,
-    OauthCommand, OrgCommand, PolicyCommand, ProfileCommand, ServeArgs, TokenCommand, UserCommand,
+    InitArgs, IntegrationCommand, LoginHistoryArgs, LoginIpCommand, MailCommand, NetworkCommand,
+    OauthClientCommand, OauthCommand, OrgCommand, PolicyCommand, ProfileCommand, ServeArgs,
+    TokenCommand, UserCommand,
 };
 
 use crate::app;
@@ -26,6 +28,7 @@ use crate::domain::secret::Password;
 use crate::listing::{Format, Listing};
 use crate::service::bootstrap::InitRequest;
 use crate::service::history::HistoryQuery;
+use crate::service::integration::CREDENTIAL_USE_COLUMNS;
 use crate::service::views::LOGIN_ATTEMPT_COLUMNS;
 use crate::service::{Actor, ServiceError, Services, fmt_ms, id18};
 use serde_json::{Value, json};
@@ -242,6 +245,12 @@ async fn dispatch(
             ));
             Ok(())
         }
+        Command::Token(TokenCommand::Usage { user, format }) => {
+            let uses = s.security_token_usage(&actor, &user).await?;
+            print(&Listing::of(&CREDENTIAL_USE_COLUMNS, &uses).render(format.format));
+            Ok(())
+        }
+        Command::Integration(c) => integration::integration(s, &actor, c).await,
         Command::Network(c) => network::network(s, &actor, c).await,
         Command::Profile(c) => network::profile(s, &actor, c).await,
         Command::Policy(c) => policy::policy(s, &actor, c).await,

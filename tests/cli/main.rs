@@ -6,6 +6,7 @@
 mod common;
 
 mod bad_input;
+mod integration;
 mod lifecycle;
 mod setup;
 mod support;
