@@ -482,6 +482,20 @@ pub struct HistoryParams {
 /// One login attempt: the service's own listing view, which the CLI and Setup's CSV share.
 pub use crate::service::views::LoginAttempt;
 
+/// An integration token's record and one (client, address) of a credential's usage: the
+/// service's own views, which `keyward integration list` and `… usage` show as columns.
+pub use crate::service::integration::{CredentialUse, IntegrationTokenInfo};
+
+/// `POST /api/v1/users/{id}/integration-tokens`: the token itself is emailed to the user.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewIntegrationToken {
+    /// What it is for (at most 80 characters), unique among the user's live tokens.
+    pub name: String,
+    /// Days until it expires, 1 to the org's `integration_max_days` (the default).
+    pub expires_days: Option<u32>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct HourBucket {
     /// The start of the hour.

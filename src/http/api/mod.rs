@@ -115,10 +115,11 @@ pub async fn json_errors(req: Request, next: axum::middleware::Next) -> Response
 #[openapi(
     info(
         title = "keyward admin API",
-        description = "Setup for scripts: users, profiles, network access, policies, OAuth \
-            clients, delegated authentication, login history, the audit trail and the email log \
-            of the org of the calling administrator. Authenticate with the session id of a \
-            System Administrator (SOAP login) or an OAuth access token, as a Bearer token.",
+        description = "Setup for scripts: users, their integration tokens and token usage, \
+            profiles, network access, policies, OAuth clients, delegated authentication, login \
+            history, the audit trail and the email log of the org of the calling administrator. \
+            Authenticate with the session id of a System Administrator (SOAP login) or an OAuth \
+            access token, as a Bearer token.",
         version = "1"
     ),
     modifiers(&BearerAuth),
@@ -135,6 +136,13 @@ pub async fn json_errors(req: Request, next: axum::middleware::Next) -> Response
         handlers::users::end_user_session,
         handlers::users::user_refresh_tokens,
         handlers::users::revoke_user_refresh_token,
+        handlers::integration::list_integration_tokens,
+        handlers::integration::create_integration_token,
+        handlers::integration::get_integration_token,
+        handlers::integration::revoke_integration_token,
+        handlers::integration::rotate_integration_token,
+        handlers::integration::integration_token_usage,
+        handlers::integration::security_token_usage,
         handlers::profiles::list_profiles,
         handlers::profiles::create_profile,
         handlers::profiles::get_profile,

@@ -3,6 +3,7 @@
 //! email log is with history); here the routing table and what every handler shares.
 
 pub(super) mod history;
+pub(super) mod integration;
 pub(super) mod network;
 pub(super) mod oauth;
 pub(super) mod policy;
@@ -14,6 +15,11 @@ use crate::http::AppState;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use history::{audit_trail, list_mail, login_history, login_history_per_hour, retry_mail};
+use integration::{
+    create_integration_token, get_integration_token, integration_token_usage,
+    list_integration_tokens, revoke_integration_token, rotate_integration_token,
+    security_token_usage,
+};
 use network::{
     add_login_range, add_trusted_range, list_login_ranges, list_trusted_ranges, remove_login_range,
     remove_trusted_range,
@@ -52,7 +58,24 @@ pub(super) fn routes() -> Router<AppState> {
             "/api/v1/users/{id}/refresh-tokens/{handle}",
             delete(revoke_user_refresh_token),
         )
+        .route(
+            "/api/v1/users/{id}/integration-tokens",
+            get(list_integration_tokens).post(create_integration_token),
+        )
+        .route("/api/v1/users/{id}/token-usage", get(security_token_usage))
         .route("/api/v1/users/{id}/{action}", post(user_action))
+        .route(
+            "/api/v1/integration-tokens/{id}",
+            get(get_integration_token).delete(revoke_integration_token),
+        )
+        .route(
+            "/api/v1/integration-tokens/{id}/rotate",
+            post(rotate_integration_token),
+        )
+        .route(
+            "/api/v1/integration-tokens/{id}/usage",
+            get(integration_token_usage),
+        )
         .route("/api/v1/profiles", get(list_profiles).post(create_profile))
         .route(
             "/api/v1/profiles/{id}",
