@@ -312,7 +312,7 @@ pub enum IntegrationCommand {
         /// The token's id (0Ik…, from the list command)
         id: String,
     },
-    /// Revoke a token: every login with it fails from now on
+    /// Revoke a token: logins with it fail from now on, and the sessions they made end
     Revoke {
         /// The token's id (0Ik…, from the list command)
         id: String,

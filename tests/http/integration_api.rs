@@ -299,10 +299,12 @@ async fn api_creates_lists_rotates_and_revokes_integration_tokens(b: Backend) {
     );
 
     // Revocation: 204 and no body, as every DELETE of the API; the record says so, the
-    // token no longer logs in, and a second DELETE is refused.
+    // token no longer logs in, the session it made ends, and a second DELETE is refused.
+    let made = session_of(srv.soap(SOAP, &login_envelope(&acme.user, &t2)).await);
     let path = format!("/api/v1/integration-tokens/{next}");
     let r = api(&srv, M::DELETE, &path, &sid, None).await;
     assert_eq!((r.status, r.text.as_str()), (204, ""));
+    assert!(srv.services().check_session(&made).await.unwrap().is_none());
     assert_eq!(
         api(&srv, M::GET, &path, &sid, None).await.json()["status"],
         "revoked"

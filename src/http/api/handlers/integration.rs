@@ -63,7 +63,7 @@ pub(super) async fn get_integration_token(
 // listed as `revoked`, and `GET /api/v1/integration-tokens/{id}` shows it.
 #[utoipa::path(delete, path = "/api/v1/integration-tokens/{id}", tag = "integration",
     params(("id" = String, Path, description = "The token's id (0Ik…)")),
-    responses((status = 204, description = "Revoked: every login with it fails from now on (a rotated one in its grace window too)"),
+    responses((status = 204, description = "Revoked: every login with it fails from now on (a rotated one in its grace window too), and the sessions and refresh tokens its logins created end"),
         (status = 403, body = ErrorBody, description = "Revoked already"), (status = 404, body = ErrorBody)))]
 pub(super) async fn revoke_integration_token(
     State(state): State<AppState>,
