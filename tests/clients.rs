@@ -2,7 +2,11 @@
 //! (SOAP and OAuth) and beatbox (SOAP, gzip bodies, absolute-form request lines) log in to a
 //! `keyward serve` started here. Each program in `tests/clients/` runs the scenarios of issue 3
 //! item 7 against it — token needed from an untrusted address, trusted range, token reset, lockout,
-//! deactivation, unknown user, restricted IP, logout — driving admin changes through the CLI.
+//! deactivation, unknown user, restricted IP, logout — and issue 17's integration tokens (used as
+//! the password; refused once revoked, expired or rotated out of the grace window), driving admin
+//! changes through the CLI. No clock moves in a running server, so the programs expire a token by
+//! moving its `expires_at` in the server's database (`KEYWARD_DATABASE_URL`, or `keyward.db` in
+//! `KEYWARD_DATA_DIR`).
 //!
 //! The web UI is a client too: `web_test.mjs` drives headless Chromium through the pages (issue
 //! 4's browser suite).

@@ -6,6 +6,8 @@ a running keyward server. beatbox speaks only SOAP:
     svc.login(username, password + token)                   # then every call goes to the serverUrl
                                                             # login() returned, on one kept-alive
                                                             # connection
+    svc.login(username, integration_token)                  # an integration token is the whole
+                                                            # password, no security token
 What makes beatbox worth testing: it reads faults namespace-aware but takes the unqualified
 faultcode/faultstring (raising SoapFaultError(faultCode, faultString)), asks for gzipped answers
 (`Accept-Encoding: gzip`), and keeps one connection alive from login() on.
@@ -33,8 +35,13 @@ from harness import (
     URL,
     Failed,
     check,
+    eventually,
     expect_history,
+    expire_integration_token,
+    integration_token_mailed_to,
+    integration_usage,
     keyward,
+    new_integration_token,
     new_user,
     rand,
     run,
@@ -61,6 +68,12 @@ def login(username, secret):
     return svc
 
 
+def login_with_integration_token(username, integration_token):
+    svc = client()
+    svc.login(username, integration_token)  # the token is the whole password: nothing appended
+    return svc
+
+
 def expect_fault(code, call):
     """Expects CALL() to raise beatbox.SoapFaultError with faultCode CODE (the faultcode without
     its `sf:` prefix) and a faultString `CODE: ...`."""
@@ -71,6 +84,15 @@ def expect_fault(code, call):
         check(e.faultString.startswith(f"{code}: "), f"faultstring {e.faultString!r}")
         return
     raise Failed(f"no fault, but {code} was expected")
+
+
+def fault_of(call):
+    """The faultCode CALL() raises, None if it raises none."""
+    try:
+        call()
+    except beatbox.SoapFaultError as e:
+        return e.faultCode
+    return None
 
 
 def expect_refused(username, secret, code):
@@ -161,6 +183,94 @@ def scenarios(mode):
         svc.logout()
         expect_fault("INVALID_SESSION_ID", svc.getUserInfo)
 
+    # Integration tokens (issue 17). The org has no trusted range, so 127.0.0.1 is an untrusted
+    # address here (password_alone shows it); a token is refused as a password is: INVALID_LOGIN,
+    # with login history saying why.
+
+    def integration_token():
+        user, _password, _token, user_id = new_user(org)
+        name = f"nightly-sync-{rand()}"
+        token_id, integration_token = new_integration_token(user, name)
+        svc = expect_history(
+            user,
+            "Success",
+            lambda: login_with_integration_token(user, integration_token),
+            credential=f"Integration token: {name}",
+        )
+        info = svc.getUserInfo()
+        check(str(info[P.userId]) == user_id, f"getUserInfo userId {info[P.userId]}, expected {user_id}")
+        uses = integration_usage(token_id)
+        check(
+            [(u["source_ip"], u["uses"]) for u in uses] == [("127.0.0.1", 1)],
+            f"keyward integration usage says {uses}",
+        )
+
+    def integration_token_revoked():
+        user, *_ = new_user(org)
+        token_id, integration_token = new_integration_token(user, "to revoke")
+        svc = expect_history(user, "Success", lambda: login_with_integration_token(user, integration_token))
+        keyward("integration", "revoke", token_id)
+        # What its logins created ends with it: the session it opened too.
+        eventually(
+            lambda: fault_of(svc.getUserInfo) == "INVALID_SESSION_ID",
+            "the session the revoked token opened still works",
+        )
+        expect_history(
+            user,
+            "Failed: integration token invalid",
+            lambda: expect_refused(user, integration_token, INVALID_LOGIN),
+            credential="Integration token: to revoke",
+        )
+
+    def integration_token_expired():
+        user, *_ = new_user(org)
+        token_id, integration_token = new_integration_token(user, "to expire")
+        expire_integration_token(token_id)
+        expect_history(
+            user,
+            "Failed: integration token expired",
+            lambda: expect_refused(user, integration_token, INVALID_LOGIN),
+            credential="Integration token: to expire",
+        )
+
+    def integration_rotation_in_grace():
+        # The org's default grace window (24 h): the predecessor still works right after rotation.
+        user, *_ = new_user(org)
+        token_id, old = new_integration_token(user, "rotated")
+        keyward("integration", "rotate", token_id)
+        new = integration_token_mailed_to(user, not_this=old)
+        expect_history(
+            user,
+            "Success",
+            lambda: login_with_integration_token(user, old),
+            credential="Integration token: rotated (predecessor in grace)",
+        )
+        expect_history(
+            user, "Success", lambda: login_with_integration_token(user, new), credential="Integration token: rotated"
+        )
+
+    def integration_rotation_without_grace():
+        # Runs after integration_rotation_in_grace: it closes the org's grace window.
+        keyward("policy", "set", org, "--integration-grace-hours", "0")
+        user, *_ = new_user(org)
+        token_id, old = new_integration_token(user, "rotated")
+        successor_id = keyward("integration", "rotate", token_id)
+        check(successor_id != token_id, "rotate printed the old token's id")
+        new = integration_token_mailed_to(user, not_this=old)
+        expect_history(
+            user,
+            "Failed: integration token invalid",
+            lambda: expect_refused(user, old, INVALID_LOGIN),
+            credential="Integration token: rotated",
+        )
+        expect_history(
+            user, "Success", lambda: login_with_integration_token(user, new), credential="Integration token: rotated"
+        )
+        check(
+            [u["uses"] for u in integration_usage(successor_id)] == [1],
+            "the successor's usage inventory does not show its one login",
+        )
+
     return [
         ("password+token from an untrusted IP logs in, and the session works", success),
         ("password alone from an untrusted IP is refused (LOGIN_MUST_USE_SECURITY_TOKEN)", password_alone),
@@ -174,6 +284,14 @@ def scenarios(mode):
             restricted_ip,
         ),
         ("logout ends the session", logout),
+        ("an integration token as the password logs in; login history and usage name it", integration_token),
+        ("a revoked integration token is refused with INVALID_LOGIN; its session ends", integration_token_revoked),
+        ("an expired integration token is refused with INVALID_LOGIN", integration_token_expired),
+        ("after a rotation both tokens work during the default grace window", integration_rotation_in_grace),
+        (
+            "after a rotation with no grace window the old token is refused, the new one works",
+            integration_rotation_without_grace,
+        ),
     ]
 
 

@@ -1,10 +1,12 @@
 """Plumbing shared by the Python client tests (ssf_test.py, beatbox_test.py): the keyward admin
-CLI, the token mails, login history, and the TAP-like scenario runner.
+CLI, the token mails (security and integration tokens), login history, and the TAP-like scenario
+runner.
 
 Environment (set by the Rust test that starts the server):
   KEYWARD_TEST_URL  base URL of the running server, e.g. http://127.0.0.1:41234
   KEYWARD_TEST_BIN  the keyward binary, run as the admin CLI on the server's database
-  KEYWARD_DATA_DIR  the server's data dir; its file mail transport writes one mail/*.eml per mail
+  KEYWARD_DATA_DIR  the server's data dir; its file mail transport writes one mail/*.eml per mail,
+                    and on SQLite its database is keyward.db there
   (plus whatever the server itself was given: KEYWARD_DATABASE_URL, KEYWARD_PASSWORD_HASH_*, ...)
 """
 
@@ -13,6 +15,7 @@ import os
 import re
 import secrets
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -29,7 +32,8 @@ def _required_env(name):
 
 URL = _required_env("KEYWARD_TEST_URL").rstrip("/")
 BIN = _required_env("KEYWARD_TEST_BIN")
-MAIL_DIR = Path(_required_env("KEYWARD_DATA_DIR")) / "mail"
+DATA_DIR = Path(_required_env("KEYWARD_DATA_DIR"))
+MAIL_DIR = DATA_DIR / "mail"
 
 # The CLI gets this program's environment (KEYWARD_DATA_DIR, KEYWARD_DATABASE_URL, ...: the
 # server's database); keyward ignores the KEYWARD_TEST_* variables.
@@ -61,11 +65,12 @@ def keyward(*args, stdin=""):
 
 
 _TOKEN_LINE = re.compile(r"^Security token \(case-sensitive\): ([A-Za-z0-9]{24})\r?$", re.M)
+_INTEGRATION_LINE = re.compile(r"^Integration token \(case-sensitive\): (kwi_[A-Za-z0-9]{36})\r?$", re.M)
 
 
-def token_mailed_to(address, not_this=None):
-    """The newest security token mailed to ADDRESS; waits (up to 15 s) until one other than
-    NOT_THIS has arrived. Mail files sort oldest first."""
+def _newest_mailed(address, line, what, not_this):
+    """The value on LINE in the newest mail to ADDRESS that has one; waits (up to 15 s) until one
+    other than NOT_THIS has arrived. Mail files sort oldest first."""
     deadline = time.monotonic() + 15
     while True:
         newest = None
@@ -73,13 +78,71 @@ def token_mailed_to(address, not_this=None):
         for path in files:
             text = path.read_text(encoding="utf-8", errors="replace")
             headers = re.split(r"\r?\n\r?\n", text, maxsplit=1)[0].splitlines()
-            token = _TOKEN_LINE.search(text)
-            if f"To: {address}" in headers and token:
-                newest = token.group(1)
+            found = line.search(text)
+            if f"To: {address}" in headers and found:
+                newest = found.group(1)
         if newest and newest != not_this:
             return newest
         if time.monotonic() > deadline:
-            raise Failed(f"no {'new ' if not_this else ''}token mail to {address} in {MAIL_DIR} after 15 s")
+            raise Failed(f"no {'new ' if not_this else ''}{what} mail to {address} in {MAIL_DIR} after 15 s")
+        time.sleep(0.1)
+
+
+def token_mailed_to(address, not_this=None):
+    """The newest security token mailed to ADDRESS (other than NOT_THIS)."""
+    return _newest_mailed(address, _TOKEN_LINE, "token", not_this)
+
+
+def integration_token_mailed_to(address, not_this=None):
+    """The newest integration token mailed to ADDRESS (other than NOT_THIS): the mail is the only
+    place its value appears."""
+    return _newest_mailed(address, _INTEGRATION_LINE, "integration token", not_this)
+
+
+def new_integration_token(user, name):
+    """Creates integration token NAME for USER (who has none yet); returns (its id, the token)."""
+    token_id = keyward("integration", "create", user, "--name", name)
+    return token_id, integration_token_mailed_to(user)
+
+
+def integration_usage(token_id):
+    """The usage inventory of an integration token: one row per (client, source address)."""
+    return json.loads(keyward("integration", "usage", token_id, "--format", "json"))
+
+
+def expire_integration_token(token_id):
+    """Makes the token expired. A running server reads the real clock and no interface shortens a
+    token's life, so this moves its expires_at (epoch milliseconds) a minute into the past in the
+    server's database: what the server would see once the token's last day had passed."""
+    check(re.fullmatch(r"[A-Za-z0-9]{18}", token_id), f"not a token id: {token_id!r}")
+    id15 = token_id[:15]  # stored ids are the 15-character form
+    past = int(time.time() * 1000) - 60_000
+    url = os.environ.get("KEYWARD_DATABASE_URL")
+    if url:
+        sql = f"UPDATE integration_tokens SET expires_at = {past} WHERE id = '{id15}' RETURNING id"
+        done = subprocess.run(
+            ["psql", url, "-v", "ON_ERROR_STOP=1", "-Atqc", sql], capture_output=True, text=True, timeout=60
+        )
+        check(done.returncode == 0, f"psql failed: {done.stderr.strip()}")
+        changed = len(done.stdout.split())
+    else:
+        # The server writes in WAL mode with a busy timeout; this one waits for its turn too.
+        with sqlite3.connect(DATA_DIR / "keyward.db", timeout=10) as db:
+            changed = db.execute(
+                "UPDATE integration_tokens SET expires_at = ? WHERE id = ?", (past, id15)
+            ).rowcount
+        db.close()
+    check(changed == 1, f"expected to expire 1 integration token, changed {changed}")
+
+
+def eventually(condition, message):
+    """Waits (up to 3 s) until CONDITION() holds. A running server may answer a session check
+    from a memory up to session_cache.ttl_ms old (at most 1 s), so a change the CLI makes reaches
+    the sessions it serves within a second."""
+    deadline = time.monotonic() + 3
+    while not condition():
+        if time.monotonic() > deadline:
+            raise Failed(message)
         time.sleep(0.1)
 
 
@@ -99,9 +162,9 @@ def history(user):
     return json.loads(keyward("login-history", "--user", user, "--limit", "10000", "--format", "json"))
 
 
-def expect_history(user, status, attempt):
-    """Runs ATTEMPT() and checks that it wrote exactly one login-history row for USER, with STATUS.
-    Returns what ATTEMPT returned."""
+def expect_history(user, status, attempt, credential=None):
+    """Runs ATTEMPT() and checks that it wrote exactly one login-history row for USER, with STATUS
+    (and, if given, the CREDENTIAL it names). Returns what ATTEMPT returned."""
     before = len(history(user))
     result = attempt()
     rows = history(user)
@@ -112,6 +175,11 @@ def expect_history(user, status, attempt):
         rows = history(user)
     check(len(rows) == before + 1, f"expected 1 new login-history row for {user}, got {len(rows) - before}")
     check(rows[0]["status"] == status, f"login history says {rows[0]['status']!r}, expected {status!r}")
+    if credential is not None:
+        check(
+            rows[0]["credential"] == credential,
+            f"login history's credential is {rows[0]['credential']!r}, expected {credential!r}",
+        )
     return result
 
 

@@ -10,11 +10,14 @@
 //
 // jsforce picks the OAuth password grant when the oauth2 options carry both a client id and a
 // secret, SOAP otherwise. It takes a plain http:// loginUrl as it is; give it no trailing slash.
+// With an integration token, `conn.login(username, integrationToken)`: the token is the whole
+// password, with no security token after it.
 //
 // Environment (set by the Rust test that starts the server; see tests/clients/README.md):
 //   KEYWARD_TEST_URL       base URL of the running server, e.g. http://127.0.0.1:41234
 //   KEYWARD_TEST_BIN       the keyward binary, run as the admin CLI (inherits KEYWARD_DATA_DIR, ...)
-//   KEYWARD_DATA_DIR  the server's data dir; the file mail transport writes $KEYWARD_DATA_DIR/mail/*.eml
+//   KEYWARD_DATA_DIR  the server's data dir; the file mail transport writes $KEYWARD_DATA_DIR/mail/*.eml,
+//                     and on SQLite the database is $KEYWARD_DATA_DIR/keyward.db
 //
 // Run by hand:  npm ci --prefix tests/clients
 //               KEYWARD_TEST_URL=... KEYWARD_TEST_BIN=... KEYWARD_DATA_DIR=... node tests/clients/jsforce_test.mjs
@@ -38,7 +41,8 @@ const { default: jsforce } = await import('jsforce').catch((e) => {
 
 const URL = requiredEnv('KEYWARD_TEST_URL').replace(/\/+$/, '');
 const BIN = requiredEnv('KEYWARD_TEST_BIN');
-const MAIL_DIR = join(requiredEnv('KEYWARD_DATA_DIR'), 'mail');
+const DATA_DIR = requiredEnv('KEYWARD_DATA_DIR');
+const MAIL_DIR = join(DATA_DIR, 'mail');
 const API_VERSION = '59.0';
 
 // A hung server must not hang the test forever.
@@ -79,9 +83,9 @@ function keyward(args, input) {
   }
 }
 
-/** The newest security token mailed to ADDRESS; waits (up to 15 s) until one other than NOT_THIS
- * has arrived. Mail files sort oldest first. */
-async function tokenMailedTo(address, notThis = undefined) {
+/** The value LINE captures in the newest mail to ADDRESS that has one; waits (up to 15 s) until
+ * one other than NOT_THIS has arrived. Mail files sort oldest first. */
+async function newestMailed(address, line, what, notThis) {
   const deadline = Date.now() + 15_000;
   for (;;) {
     let newest;
@@ -96,15 +100,61 @@ async function tokenMailedTo(address, notThis = undefined) {
     for (const file of files) {
       const text = readFileSync(join(MAIL_DIR, file), 'utf8');
       const headers = text.split(/\r?\n\r?\n/, 1)[0].split(/\r?\n/);
-      const token = /^Security token \(case-sensitive\): ([A-Za-z0-9]{24})\r?$/m.exec(text);
-      if (headers.includes(`To: ${address}`) && token) newest = token[1];
+      const found = line.exec(text);
+      if (headers.includes(`To: ${address}`) && found) newest = found[1];
     }
     if (newest && newest !== notThis) return newest;
     if (Date.now() > deadline) {
-      throw new Error(`no ${notThis ? 'new ' : ''}token mail to ${address} in ${MAIL_DIR} after 15 s`);
+      throw new Error(`no ${notThis ? 'new ' : ''}${what} mail to ${address} in ${MAIL_DIR} after 15 s`);
     }
     await sleep(100);
   }
+}
+
+/** The newest security token mailed to ADDRESS (other than NOT_THIS). */
+const tokenMailedTo = (address, notThis = undefined) =>
+  newestMailed(address, /^Security token \(case-sensitive\): ([A-Za-z0-9]{24})\r?$/m, 'token', notThis);
+
+/** The newest integration token mailed to ADDRESS (other than NOT_THIS): the mail is the only
+ * place its value appears. */
+const integrationTokenMailedTo = (address, notThis = undefined) =>
+  newestMailed(
+    address,
+    /^Integration token \(case-sensitive\): (kwi_[A-Za-z0-9]{36})\r?$/m,
+    'integration token',
+    notThis,
+  );
+
+/** Creates integration token NAME for USER (who has none yet); returns its id and the token. */
+async function newIntegrationToken(user, name) {
+  const id = keyward(['integration', 'create', user, '--name', name]);
+  return { id, token: await integrationTokenMailedTo(user) };
+}
+
+/** The usage inventory of an integration token: one row per (client, source address). */
+const integrationUsage = (id) => JSON.parse(keyward(['integration', 'usage', id, '--format', 'json']));
+
+/** Makes the token expired. A running server reads the real clock and no interface shortens a
+ * token's life, so this moves its expires_at (epoch milliseconds) a minute into the past in the
+ * server's database: what the server would see once the token's last day had passed. */
+function expireIntegrationToken(id) {
+  check(/^[A-Za-z0-9]{18}$/.test(id), `not a token id: ${id}`);
+  const past = Date.now() - 60_000;
+  // Stored ids are the 15-character form; both values are checked above, so they may be inlined.
+  const sql = `UPDATE integration_tokens SET expires_at = ${past} WHERE id = '${id.slice(0, 15)}' RETURNING id`;
+  const url = process.env.KEYWARD_DATABASE_URL;
+  // sqlite3 waits up to 10 s for the server's writers, as the server's own connections do.
+  const [program, args] = url
+    ? ['psql', [url, '-v', 'ON_ERROR_STOP=1', '-Atqc', sql]]
+    : ['sqlite3', ['-cmd', '.timeout 10000', join(DATA_DIR, 'keyward.db'), sql]];
+  let out;
+  try {
+    out = execFileSync(program, args, { encoding: 'utf8', stdio: 'pipe' });
+  } catch (e) {
+    throw new Error(`${program} failed: ${(e.stderr || e.message).trim()}`);
+  }
+  const changed = out.split(/\s+/).filter(Boolean).length;
+  check(changed === 1, `expected to expire 1 integration token, changed ${changed}`);
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -169,6 +219,14 @@ async function login(ctx, username, secret) {
   return conn;
 }
 
+/** Logs in with an integration token: it is the whole password, with no security token after
+ * it, on SOAP as on the OAuth password grant. */
+async function loginWithIntegrationToken(ctx, username, integrationToken) {
+  const conn = connection(ctx);
+  await conn.login(username, integrationToken);
+  return conn;
+}
+
 /**
  * Expects the login to be refused with CODE, as jsforce reports it:
  *  SOAP:  Error whose message is the faultstring, `CODE: text`
@@ -195,10 +253,22 @@ async function expectRefused(ctx, username, secret, code) {
   );
 }
 
-/** Runs ATTEMPT and checks it wrote exactly one login-history row for USER, with STATUS. */
-async function expectHistory(user, status, attempt) {
+/** Waits (up to 3 s) until CONDITION() resolves to true. A running server may answer a session
+ * check from a memory up to session_cache.ttl_ms old (at most 1 s), so a change the CLI makes
+ * reaches the sessions it serves within a second. */
+async function eventually(condition, message) {
+  const deadline = Date.now() + 3_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(message);
+    await sleep(100);
+  }
+}
+
+/** Runs ATTEMPT and checks it wrote exactly one login-history row for USER, with STATUS (and, if
+ * given, the CREDENTIAL it names). Returns what ATTEMPT returned. */
+async function expectHistory(user, status, attempt, credential = undefined) {
   const before = history(user).length;
-  await attempt();
+  const result = await attempt();
   let rows = history(user);
   for (let i = 0; i < 30 && rows.length === before; i++) {
     await sleep(100); // in case the row is written after the answer
@@ -209,6 +279,13 @@ async function expectHistory(user, status, attempt) {
     `expected 1 new login-history row for ${user}, got ${rows.length - before}`,
   );
   check(rows[0].status === status, `login history says '${rows[0].status}', expected '${status}'`);
+  if (credential !== undefined) {
+    check(
+      rows[0].credential === credential,
+      `login history's credential is '${rows[0].credential}', expected '${credential}'`,
+    );
+  }
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,6 +418,109 @@ const scenarios = (ctx) => ({
         `getUserInfo failed with ${fault.name}: ${fault.message}, expected INVALID_SESSION_ID`,
       );
     }
+  },
+
+  // Integration tokens (issue 17). The org has no trusted range, so 127.0.0.1 is an untrusted
+  // address here (the password-alone scenario shows it); a token is refused as a password is:
+  // INVALID_LOGIN (OAuth: invalid_grant), with login history saying why.
+
+  'an integration token as the password logs in; login history and usage name it': async () => {
+    const user = await newUser(ctx);
+    const name = `nightly-sync-${rand()}`;
+    const itoken = await newIntegrationToken(user.username, name);
+    const conn = await expectHistory(
+      user.username,
+      'Success',
+      () => loginWithIntegrationToken(ctx, user.username, itoken.token),
+      `Integration token: ${name}`,
+    );
+    const identity = await conn.identity();
+    check(identity.user_id === user.id, `identity user_id ${identity.user_id}, expected ${user.id}`);
+    const uses = integrationUsage(itoken.id);
+    check(
+      uses.length === 1 && uses[0].source_ip === '127.0.0.1' && uses[0].uses === 1,
+      `keyward integration usage says ${JSON.stringify(uses)}`,
+    );
+  },
+
+  'a revoked integration token is refused with INVALID_LOGIN; its session ends': async () => {
+    const user = await newUser(ctx);
+    const itoken = await newIntegrationToken(user.username, 'to revoke');
+    const conn = await expectHistory(user.username, 'Success', () =>
+      loginWithIntegrationToken(ctx, user.username, itoken.token),
+    );
+    keyward(['integration', 'revoke', itoken.id]);
+    // What its logins created ends with it: the session it opened too.
+    const idUrl = `${conn.userInfo.url}?format=json`;
+    await eventually(async () => {
+      const refusal = await rejection(conn.request(idUrl));
+      return refusal?.name === 'ERROR_HTTP_403';
+    }, 'the session the revoked token opened still works');
+    await expectHistory(
+      user.username,
+      'Failed: integration token invalid',
+      () => expectRefused(ctx, user.username, itoken.token, INVALID_LOGIN),
+      'Integration token: to revoke',
+    );
+  },
+
+  'an expired integration token is refused with INVALID_LOGIN': async () => {
+    const user = await newUser(ctx);
+    const itoken = await newIntegrationToken(user.username, 'to expire');
+    expireIntegrationToken(itoken.id);
+    await expectHistory(
+      user.username,
+      'Failed: integration token expired',
+      () => expectRefused(ctx, user.username, itoken.token, INVALID_LOGIN),
+      'Integration token: to expire',
+    );
+  },
+
+  'after a rotation both tokens work during the default grace window': async () => {
+    // The org's default grace window (24 h): the predecessor still works right after rotation.
+    const user = await newUser(ctx);
+    const old = await newIntegrationToken(user.username, 'rotated');
+    keyward(['integration', 'rotate', old.id]);
+    const successor = await integrationTokenMailedTo(user.username, old.token);
+    await expectHistory(
+      user.username,
+      'Success',
+      () => loginWithIntegrationToken(ctx, user.username, old.token),
+      'Integration token: rotated (predecessor in grace)',
+    );
+    await expectHistory(
+      user.username,
+      'Success',
+      () => loginWithIntegrationToken(ctx, user.username, successor),
+      'Integration token: rotated',
+    );
+  },
+
+  'after a rotation with no grace window the old token is refused, the new one works': async () => {
+    // Runs after the default-grace scenario: it closes the org's grace window.
+    keyward(['policy', 'set', ctx.org, '--integration-grace-hours', '0']);
+    const user = await newUser(ctx);
+    const old = await newIntegrationToken(user.username, 'rotated');
+    const successorId = keyward(['integration', 'rotate', old.id]);
+    check(successorId !== old.id, 'rotate printed the old token\'s id');
+    const successor = await integrationTokenMailedTo(user.username, old.token);
+    await expectHistory(
+      user.username,
+      'Failed: integration token invalid',
+      () => expectRefused(ctx, user.username, old.token, INVALID_LOGIN),
+      'Integration token: rotated',
+    );
+    await expectHistory(
+      user.username,
+      'Success',
+      () => loginWithIntegrationToken(ctx, user.username, successor),
+      'Integration token: rotated',
+    );
+    const uses = integrationUsage(successorId);
+    check(
+      uses.length === 1 && uses[0].uses === 1,
+      `the successor's usage inventory says ${JSON.stringify(uses)}`,
+    );
   },
 });
 

@@ -5,6 +5,10 @@ tests/requirements.txt) against a running keyward server, through both of its lo
     OAuth password grant:  Salesforce(username=U, password=P + T, consumer_key=ID,
                                       consumer_secret=SECRET, session=s)
 
+and, with an integration token K in place of the password and no security token:
+    Salesforce(username=U, password=K, security_token='', session=s)                  (SOAP)
+    Salesforce(username=U, password=K, consumer_key=ID, consumer_secret=SECRET, session=s) (OAuth)
+
 simple-salesforce only ever builds https://login.salesforce.com/... (SOAP login, OAuth token) and
 https://{instance}/... URLs: it cannot be given http://127.0.0.1:PORT. So it gets a `requests`
 session whose https:// adapter rewrites every URL to the keyward server (docs/wire.md §3),
@@ -31,8 +35,13 @@ from harness import (
     URL,
     Failed,
     check,
+    eventually,
     expect_history,
+    expire_integration_token,
+    integration_token_mailed_to,
+    integration_usage,
     keyward,
+    new_integration_token,
     new_user,
     rand,
     run,
@@ -89,6 +98,19 @@ class Mode:
         return Salesforce(
             username=username,
             password=password + token,  # the OAuth path has no token argument: append it yourself
+            consumer_key=self.client_id,
+            consumer_secret=self.client_secret,
+            session=s,
+        )
+
+    def login_with_integration_token(self, username, integration_token, session=None):
+        """Logs in with an integration token: it is the whole password, no security token."""
+        s = session or client_session()
+        if self.mode == "soap":
+            return Salesforce(username=username, password=integration_token, security_token="", session=s)
+        return Salesforce(
+            username=username,
+            password=integration_token,
             consumer_key=self.client_id,
             consumer_secret=self.client_secret,
             session=s,
@@ -269,6 +291,100 @@ def scenarios(mode):
             f"identity URL after logout answered {r.status_code} {r.text[:200]}",
         )
 
+    # Integration tokens (issue 17). The org has no trusted range, so 127.0.0.1 is an untrusted
+    # address here (password_alone shows it); a token is refused as the password is: INVALID_LOGIN
+    # (OAuth: invalid_grant), with login history saying why.
+
+    def integration_token():
+        user, _password, _token, user_id = new_user(org)
+        name = f"nightly-sync-{rand()}"
+        token_id, integration_token = new_integration_token(user, name)
+        sf = expect_history(
+            user,
+            "Success",
+            lambda: m.login_with_integration_token(user, integration_token),
+            credential=f"Integration token: {name}",
+        )
+        r = identity(sf, org, user_id)
+        check(r.status_code == 200, f"identity URL answered {r.status_code} {r.text[:200]}")
+        uses = integration_usage(token_id)
+        check(
+            [(u["source_ip"], u["uses"]) for u in uses] == [("127.0.0.1", 1)],
+            f"keyward integration usage says {uses}",
+        )
+
+    def integration_token_revoked():
+        user, _password, _token, user_id = new_user(org)
+        token_id, integration_token = new_integration_token(user, "to revoke")
+        sf = expect_history(user, "Success", lambda: m.login_with_integration_token(user, integration_token))
+        keyward("integration", "revoke", token_id)
+        # What its logins created ends with it: the session it opened too.
+        eventually(
+            lambda: identity(sf, org, user_id).status_code == 403,
+            "the session the revoked token opened still works",
+        )
+        expect_history(
+            user,
+            "Failed: integration token invalid",
+            lambda: m.expect_refused(user, integration_token, "", INVALID_LOGIN),
+            credential="Integration token: to revoke",
+        )
+
+    def integration_token_expired():
+        user, *_ = new_user(org)
+        token_id, integration_token = new_integration_token(user, "to expire")
+        expire_integration_token(token_id)
+        expect_history(
+            user,
+            "Failed: integration token expired",
+            lambda: m.expect_refused(user, integration_token, "", INVALID_LOGIN),
+            credential="Integration token: to expire",
+        )
+
+    def integration_rotation_in_grace():
+        # The org's default grace window (24 h): the predecessor still works right after rotation.
+        user, *_ = new_user(org)
+        token_id, old = new_integration_token(user, "rotated")
+        keyward("integration", "rotate", token_id)
+        new = integration_token_mailed_to(user, not_this=old)
+        expect_history(
+            user,
+            "Success",
+            lambda: m.login_with_integration_token(user, old),
+            credential="Integration token: rotated (predecessor in grace)",
+        )
+        expect_history(
+            user,
+            "Success",
+            lambda: m.login_with_integration_token(user, new),
+            credential="Integration token: rotated",
+        )
+
+    def integration_rotation_without_grace():
+        # Runs after integration_rotation_in_grace: it closes the org's grace window.
+        keyward("policy", "set", org, "--integration-grace-hours", "0")
+        user, *_ = new_user(org)
+        token_id, old = new_integration_token(user, "rotated")
+        successor_id = keyward("integration", "rotate", token_id)
+        check(successor_id != token_id, "rotate printed the old token's id")
+        new = integration_token_mailed_to(user, not_this=old)
+        expect_history(
+            user,
+            "Failed: integration token invalid",
+            lambda: m.expect_refused(user, old, "", INVALID_LOGIN),
+            credential="Integration token: rotated",
+        )
+        expect_history(
+            user,
+            "Success",
+            lambda: m.login_with_integration_token(user, new),
+            credential="Integration token: rotated",
+        )
+        check(
+            [u["uses"] for u in integration_usage(successor_id)] == [1],
+            "the successor's usage inventory does not show its one login",
+        )
+
     return [
         ("password+token from an untrusted IP logs in, and the session works", success),
         ("password alone from an untrusted IP is refused (LOGIN_MUST_USE_SECURITY_TOKEN)", password_alone),
@@ -282,6 +398,14 @@ def scenarios(mode):
             restricted_ip,
         ),
         ("logout ends the session", logout),
+        ("an integration token as the password logs in; login history and usage name it", integration_token),
+        ("a revoked integration token is refused with INVALID_LOGIN; its session ends", integration_token_revoked),
+        ("an expired integration token is refused with INVALID_LOGIN", integration_token_expired),
+        ("after a rotation both tokens work during the default grace window", integration_rotation_in_grace),
+        (
+            "after a rotation with no grace window the old token is refused, the new one works",
+            integration_rotation_without_grace,
+        ),
     ]
 
 
