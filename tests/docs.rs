@@ -1,13 +1,14 @@
-//! docs/clients.md and docs/api.md are tested: every `<!-- doc-test -->` curl example runs, in
-//! order, in one shell against a server set up as the page describes, and must print exactly the output shown
-//! under it (`{{…}}` stands for one value that differs per machine: an id, a URL, a session);
-//! every `<!-- snippet: FILE -->` block must appear word for word in the test program it was
-//! copied from, so the client examples are the ones the client suites run.
+//! docs/clients.md, docs/api.md and docs/integration-tokens.md are tested: every
+//! `<!-- doc-test -->` curl example runs, in order, in one shell against a server set up as the
+//! page describes, and must print exactly the output shown under it (`{{…}}` stands for one
+//! value that differs per machine: an id, a URL, a session); every `<!-- snippet: FILE -->`
+//! block must appear word for word in the test program it was copied from, so the client
+//! examples are the ones the client suites run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use common::server::TestServer;
+use common::server::{TestServer, login_envelope};
 use common::{Backend, latest_token};
 use keyward::domain::secret::Password;
 use keyward::service::Actor;
@@ -29,6 +30,8 @@ fn fenced(lines: &[&str], from: usize) -> (String, String, usize) {
 }
 
 const API_PAGE: &str = include_str!("../docs/api.md");
+
+const INTEGRATION_PAGE: &str = include_str!("../docs/integration-tokens.md");
 
 /// (command, expected output) pairs of the page, in order.
 fn examples(page: &str) -> Vec<(String, String)> {
@@ -111,7 +114,8 @@ fn matches(expected: &str, actual: &str) -> Result<(), String> {
 
 on_both!(
     curl_examples_print_exactly_what_the_page_shows,
-    api_examples_print_exactly_what_the_page_shows
+    api_examples_print_exactly_what_the_page_shows,
+    integration_examples_print_exactly_what_the_page_shows
 );
 
 /// Runs the page's examples in one shell with `env`, and compares each output.
@@ -221,9 +225,82 @@ async fn curl_examples_print_exactly_what_the_page_shows(b: Backend) {
     srv.finish().await;
 }
 
-#[test]
-fn client_snippets_are_the_ones_the_client_suites_run() {
-    let lines: Vec<&str> = PAGE.lines().collect();
+/// An integration token of ada's, made through the services, and its value from the mail file
+/// (the only place it appears); an administrator's session for the admin-API examples.
+async fn integration_examples_print_exactly_what_the_page_shows(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let s = srv.services();
+    let cli = Actor::Cli("docs".into());
+    s.create_org(&cli, "Acme").await.unwrap();
+    for (username, first, last, profile, password) in [
+        ("ada@acme.test", "Ada", "Lovelace", None, "Passw0rd!one"),
+        (
+            "grace@acme.test",
+            "Grace",
+            "Hopper",
+            Some("System Administrator"),
+            "Passw0rd!two",
+        ),
+    ] {
+        let user = NewUser {
+            org: "Acme",
+            username,
+            email: username,
+            first_name: first,
+            last_name: last,
+            profile,
+        };
+        s.create_user(&cli, &user, Some(&Password::new(password)))
+            .await
+            .unwrap();
+    }
+    let (client, secret) = s
+        .create_oauth_client(&cli, "Acme", "My integration", &Default::default())
+        .await
+        .unwrap();
+    s.create_integration_token(&cli, "ada@acme.test", "Nightly sync", None)
+        .await
+        .unwrap();
+    let mails = srv.mails().await;
+    let integration_token = mails
+        .iter()
+        .rev()
+        .filter(|m| m.to == "ada@acme.test")
+        .find_map(|m| {
+            m.text.lines().find_map(|l| {
+                l.strip_prefix("Integration token (case-sensitive): ")
+                    .map(|t| t.trim_end_matches('\r').to_string())
+            })
+        })
+        .expect("the integration token's mail");
+    let admin_token = latest_token(&mails, "grace@acme.test");
+    let admin_session = srv
+        .soap(
+            "/services/Soap/u/59.0",
+            &login_envelope("grace@acme.test", &format!("Passw0rd!two{admin_token}")),
+        )
+        .await
+        .xml("sessionId")
+        .expect("the administrator's session");
+    run_examples(
+        "docs/integration-tokens.md",
+        INTEGRATION_PAGE,
+        &[
+            ("KW_URL", &srv.base),
+            ("KW_USER", "ada@acme.test"),
+            ("KW_INTEGRATION_TOKEN", &integration_token),
+            ("KW_CLIENT_ID", &client.client_id),
+            ("KW_CLIENT_SECRET", &secret.0),
+            ("KW_ADMIN_SESSION", &admin_session),
+        ],
+        4,
+    );
+    srv.finish().await;
+}
+
+/// Each `<!-- snippet: FILE -->` block of a page, checked against FILE; how many there were.
+fn check_snippets(name: &str, page: &str) -> usize {
+    let lines: Vec<&str> = page.lines().collect();
     let mut n = 0;
     for (i, l) in lines.iter().enumerate() {
         let Some(file) = l
@@ -235,7 +312,7 @@ fn client_snippets_are_the_ones_the_client_suites_run() {
         };
         let (_, snippet, _) = fenced(&lines, i + 1);
         let source = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap_or_else(|e| panic!("docs/clients.md names {file}: {e}"));
+            .unwrap_or_else(|e| panic!("{name} names {file}: {e}"));
         let squash = |s: &str| {
             s.lines()
                 .map(str::trim)
@@ -245,12 +322,23 @@ fn client_snippets_are_the_ones_the_client_suites_run() {
         };
         assert!(
             squash(&source).contains(&squash(&snippet)),
-            "the snippet at docs/clients.md line {} is not in {file}:\n{snippet}",
+            "the snippet at {name} line {} is not in {file}:\n{snippet}",
             i + 1
         );
         n += 1;
     }
+    n
+}
+
+#[test]
+fn client_snippets_are_the_ones_the_client_suites_run() {
+    let n = check_snippets("docs/clients.md", PAGE);
     assert!(n >= 5, "docs/clients.md lost its client snippets ({n})");
+    let n = check_snippets("docs/integration-tokens.md", INTEGRATION_PAGE);
+    assert!(
+        n >= 3,
+        "docs/integration-tokens.md lost its client snippets ({n})"
+    );
 }
 
 #[test]
