@@ -13,6 +13,10 @@ for each kind against "wrong password": the medians, their difference, and Welch
     python3 bench/timing.py [--samples 500] [--bin target/release/keyward] [--out FILE.json]
                             [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
+With --integration, the kinds are integration-token logins instead (issue 17): the right token,
+a well-formed token that is nobody's, another user's token, a revoked one and an expired one,
+each against "right token" — a wrong integration token must cost what a right one costs.
+
 On SQLite by default; with --database-url, on a fresh PostgreSQL database created on that
 server (with psql) and dropped afterwards. Standard library only. Prints a table and writes the
 raw figures as JSON.
@@ -35,6 +39,31 @@ import time
 
 PASSWORD = "Passw0rd!timing"
 KINDS = ["wrong password", "unknown user", "locked user", "deactivated user"]
+INTEGRATION_KINDS = ["right token", "nobody's token", "another user's token", "revoked token",
+                     "expired token"]
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def integration_token_shape():
+    """A well-formed integration token nobody holds: kwi_, 30 random base62, then the CRC-32
+    of the first 34 characters in base62 (6 characters, as keyward writes its check)."""
+    import zlib
+    body = "kwi_" + "".join(random.choice(BASE62) for _ in range(30))
+    n, check = zlib.crc32(body.encode()), ""
+    for _ in range(6):
+        n, r = divmod(n, 62)
+        check = BASE62[r] + check
+    return body + check
+
+
+def mailed_integration_token(data_dir):
+    """The value on the newest integration-token mail the file transport wrote."""
+    mail = os.path.join(data_dir, "mail")
+    for name in sorted(os.listdir(mail), reverse=True):
+        for line in open(os.path.join(mail, name)).read().splitlines():
+            if line.startswith("Integration token (case-sensitive): "):
+                return line.split(": ", 1)[1].strip()
+    sys.exit("no integration-token mail")
 
 
 def envelope(username, password):
@@ -103,7 +132,10 @@ def main():
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--database-url", default="",
                    help="a PostgreSQL server to run on (a fresh database is made there)")
+    p.add_argument("--integration", action="store_true",
+                   help="integration-token logins: a wrong token against the right one")
     args = p.parse_args()
+    kinds = INTEGRATION_KINDS if args.integration else KINDS
     if not os.path.exists(args.bin):
         sys.exit("%s is missing: run cargo build --release first" % args.bin)
 
@@ -133,6 +165,16 @@ def main():
         locked = user("Locked", "locked@timing.test")
         inactive = user("Timing", "inactive@timing.test")
         kw.cli("user", "deactivate", inactive)
+        tokens = {}
+        if args.integration:
+            # The CLI delivers the mail itself when no server runs.
+            for name in ("right", "revoked", "expired"):
+                tid = kw.cli("integration", "create", wrong, "--name", name)
+                tokens[name] = (tid, mailed_integration_token(data))
+            other = user("Timing", "other@timing.test")
+            kw.cli("integration", "create", other, "--name", "other")
+            tokens["other"] = (None, mailed_integration_token(data))
+            kw.cli("integration", "revoke", tokens["revoked"][0])
         port = kw.serve(os.path.join(data, "serve.log"))
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
@@ -155,14 +197,29 @@ def main():
             "unknown user": lambda i: ("nobody-%d@timing.test" % i, PASSWORD),
             "locked user": lambda i: (locked, PASSWORD),
             "deactivated user": lambda i: (inactive, PASSWORD),
+            "right token": lambda i: (wrong, tokens["right"][1]),
+            "nobody's token": lambda i: (wrong, integration_token_shape()),
+            "another user's token": lambda i: (wrong, tokens["other"][1]),
+            "revoked token": lambda i: (wrong, tokens["revoked"][1]),
+            "expired token": lambda i: (wrong, tokens["expired"][1]),
         }
+        if args.integration:
+            # A token one day from expiry expires during no run; this one is past it, as a
+            # clock moved forward would leave it, written where the server reads it.
+            expire = "UPDATE integration_tokens SET expires_at = 0 WHERE name = 'expired'"
+            if database_url:
+                subprocess.run(["psql", database_url, "-qc", expire], check=True)
+            else:
+                import sqlite3
+                with sqlite3.connect(os.path.join(data, "keyward.db")) as db:
+                    db.execute(expire)
         for i in range(args.warmup):
-            for kind in KINDS:
+            for kind in kinds:
                 login(*attempts[kind](i))
-        order = [k for k in KINDS for _ in range(args.samples)]
+        order = [k for k in kinds for _ in range(args.samples)]
         random.shuffle(order)
-        times = {k: [] for k in KINDS}
-        answers = {k: set() for k in KINDS}
+        times = {k: [] for k in kinds}
+        answers = {k: set() for k in kinds}
         for i, kind in enumerate(order):
             elapsed, status, text = login(*attempts[kind](i))
             times[kind].append(elapsed * 1000)
@@ -175,9 +232,10 @@ def main():
         if drop:
             subprocess.run(drop, check=False)
 
-    base = times["wrong password"]
+    base_kind = kinds[0]
+    base = times[base_kind]
     rows = []
-    for kind in KINDS:
+    for kind in kinds:
         t = times[kind]
         rows.append({
             "kind": kind,
@@ -186,8 +244,8 @@ def main():
             "p90_ms": statistics.quantiles(t, n=10)[8],
             "mean_ms": statistics.mean(t),
             "stdev_ms": statistics.stdev(t),
-            "median_minus_wrong_password_ms": statistics.median(t) - statistics.median(base),
-            "welch_t_vs_wrong_password": 0.0 if kind == "wrong password" else welch_t(t, base),
+            "median_minus_base_ms": statistics.median(t) - statistics.median(base),
+            "welch_t_vs_base": 0.0 if kind == base_kind else welch_t(t, base),
             "answers": sorted("%s %s" % a for a in answers[kind]),
         })
     statuses = {}
@@ -203,6 +261,7 @@ def main():
             "samples": args.samples,
             "argon2id": "defaults (m=19456 KiB, t=2, p=1)",
             "backend": "postgresql" if args.database_url else "sqlite",
+            "base": base_kind,
         },
         "results": rows,
         "login_history_statuses": statuses,
@@ -212,7 +271,7 @@ def main():
     for r in rows:
         print("%-18s %7d %10.2f %10.2f %10.2f %12.2f %8.2f" % (
             r["kind"], r["samples"], r["median_ms"], r["p90_ms"], r["stdev_ms"],
-            r["median_minus_wrong_password_ms"], r["welch_t_vs_wrong_password"]))
+            r["median_minus_base_ms"], r["welch_t_vs_base"]))
     for r in rows:
         print("  %s answered: %s" % (r["kind"], ", ".join(r["answers"])))
     print("login history: %s" % json.dumps(statuses, sort_keys=True))

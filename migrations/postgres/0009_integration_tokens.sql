@@ -1,7 +1,8 @@
 -- Integration tokens (issue 17): named API credentials used as the password alone, each with
 -- its own expiry, stored as a SHA-256 digest only. A rotation sets replaced_at on the old row
 -- and inserts its successor (predecessor_id), which the old one stays valid beside for the
--- org's integration_grace_hours. next_reminder_at is when the next expiry reminder falls due
+-- org's integration_grace_hours (grace_until: when that window ended as set at the rotation; a
+-- window lengthened later does not revive it). next_reminder_at is when the next expiry reminder falls due
 -- (NULL: none left); a node claims a reminder by moving it on with a conditional update, so
 -- each is mailed once however many nodes run.
 CREATE TABLE integration_tokens (
@@ -15,7 +16,8 @@ CREATE TABLE integration_tokens (
     revoked_at       BIGINT,
     replaced_at      BIGINT,
     predecessor_id   TEXT,
-    next_reminder_at BIGINT
+    next_reminder_at BIGINT,
+    grace_until      BIGINT
 );
 CREATE INDEX integration_tokens_user ON integration_tokens (org_id, user_id, created_at);
 CREATE INDEX integration_tokens_reminder ON integration_tokens (next_reminder_at);

@@ -89,11 +89,15 @@ pub struct Lifecycle {
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
     pub replaced_at: Option<i64>,
+    /// When the grace window was set to end at the rotation: a window the org lengthens later
+    /// does not bring back a token that had stopped.
+    pub grace_until: Option<i64>,
 }
 
 impl Lifecycle {
     /// Its standing at `now`, with the org's grace window after a rotation. Revocation wins
-    /// over everything; a rotated token stops at the end of the window or at its own expiry,
+    /// over everything; a rotated token stops at the end of the window — the org's window as
+    /// it is now, or as it was at the rotation if that was shorter — or at its own expiry,
     /// whichever is first.
     pub fn standing(&self, now: i64, grace_ms: i64) -> Standing {
         if self.revoked_at.is_some_and(|r| r <= now) {
@@ -102,8 +106,12 @@ impl Lifecycle {
         if now >= self.expires_at {
             return Standing::Expired;
         }
+        let grace_end = |r: i64| {
+            r.saturating_add(grace_ms)
+                .min(self.grace_until.unwrap_or(i64::MAX))
+        };
         match self.replaced_at {
-            Some(r) if now >= r.saturating_add(grace_ms) => Standing::Revoked,
+            Some(r) if now >= grace_end(r) => Standing::Revoked,
             Some(r) if now >= r => Standing::InGrace,
             _ => Standing::Active,
         }
@@ -330,6 +338,7 @@ mod tests {
             expires_at: 100 * H,
             revoked_at: revoked,
             replaced_at: replaced,
+            grace_until: None,
         };
         use Standing::*;
         for (l, now, grace, want) in [
@@ -347,6 +356,26 @@ mod tests {
             (life(None, Some(90 * H)), 100 * H, 24 * H, Expired),
             // Revocation during the grace window ends it.
             (life(Some(12 * H), Some(10 * H)), 12 * H, 24 * H, Revoked),
+            // A window lengthened after the rotation does not revive the token...
+            (
+                Lifecycle {
+                    grace_until: Some(12 * H),
+                    ..life(None, Some(10 * H))
+                },
+                12 * H,
+                48 * H,
+                Revoked,
+            ),
+            // ...and one shortened since applies at once.
+            (
+                Lifecycle {
+                    grace_until: Some(34 * H),
+                    ..life(None, Some(10 * H))
+                },
+                11 * H,
+                H,
+                Revoked,
+            ),
         ] {
             assert_eq!(l.standing(now, grace), want, "{l:?} at {now} grace {grace}");
             assert_eq!(l.logs_in(now, grace), matches!(want, Active | InGrace));

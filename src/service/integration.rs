@@ -88,6 +88,7 @@ pub(crate) fn lifecycle(r: &IntegrationTokenRow) -> Lifecycle {
         expires_at: r.expires_at,
         revoked_at: r.revoked_at,
         replaced_at: r.replaced_at,
+        grace_until: r.grace_until,
     }
 }
 
@@ -302,6 +303,7 @@ impl Services {
             replaced_at: None,
             predecessor_id: None,
             next_reminder_at: None,
+            grace_until: None,
         };
         let own = actor.is_user(&user.id);
         let reason = if own {
@@ -345,14 +347,15 @@ impl Services {
         let grace = grace_ms(&org);
         match lifecycle(&old).standing(now, grace) {
             Standing::Active => {}
+            // Not in the state the action needs: 409 on the admin API.
             Standing::InGrace => {
-                return Err(ServiceError::Refused(format!(
+                return Err(ServiceError::Conflict(format!(
                     "integration token {} was rotated already: rotate its successor",
                     id18(&old.id)
                 )));
             }
             s => {
-                return Err(ServiceError::Refused(format!(
+                return Err(ServiceError::Conflict(format!(
                     "integration token {} is {}: create a new one",
                     id18(&old.id),
                     status_text(s)
@@ -365,7 +368,8 @@ impl Services {
                 user.username
             )));
         }
-        if !rows::mark_replaced(&mut tx.as_conn(), &old.org_id, &old.id, now).await? {
+        let grace_until = (now + grace).min(old.expires_at);
+        if !rows::mark_replaced(&mut tx.as_conn(), &old.org_id, &old.id, now, grace_until).await? {
             return Err(ServiceError::Conflict(
                 "the token changed meanwhile; try again".into(),
             ));
@@ -381,9 +385,9 @@ impl Services {
             replaced_at: None,
             predecessor_id: Some(old.id.clone()),
             next_reminder_at: None,
+            grace_until: None,
             ..old.clone()
         };
-        let grace_until = (now + grace).min(old.expires_at);
         let row = issue(
             &mut tx.as_conn(),
             now,
@@ -426,7 +430,7 @@ impl Services {
         let usage = rows::usage(&mut tx.as_conn(), &seen.org_id, &seen.user_id, &seen.id).await?;
         let now = self.now_ms();
         if !rows::revoke(&mut tx.as_conn(), &seen.org_id, &seen.id, now).await? {
-            return Err(ServiceError::Refused(format!(
+            return Err(ServiceError::Conflict(format!(
                 "integration token {} is revoked already",
                 id18(&seen.id)
             )));

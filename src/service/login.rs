@@ -201,7 +201,15 @@ impl Services {
                 });
             }
         };
-        if crate::domain::integration::looks_like_integration_token(req.secret.whole().expose()) {
+        // Every password field that starts like an integration token is one (no password may
+        // start so): a mistyped token is refused as a wrong token, never counted as a wrong
+        // password towards the user's lockout.
+        if req
+            .secret
+            .whole()
+            .expose()
+            .starts_with(crate::domain::integration::PREFIX)
+        {
             return self.integration_login(&req, lookup.user).await;
         }
         let known = load(&self.db, &req, lookup.user).await?;

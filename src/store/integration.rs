@@ -16,10 +16,12 @@ pub struct IntegrationTokenRow {
     pub replaced_at: Option<i64>,
     pub predecessor_id: Option<String>,
     pub next_reminder_at: Option<i64>,
+    /// Set at a rotation: when the org's grace window then ended.
+    pub grace_until: Option<i64>,
 }
 
 const COLUMNS: &str = "id, org_id, user_id, name, digest, created_at, expires_at, revoked_at, \
-    replaced_at, predecessor_id, next_reminder_at";
+    replaced_at, predecessor_id, next_reminder_at, grace_until";
 
 /// False when the digest was issued before (a value is never issued twice).
 pub async fn insert(c: &mut Conn<'_>, r: &IntegrationTokenRow) -> Result<bool> {
@@ -111,11 +113,19 @@ pub async fn revoke(c: &mut Conn<'_>, org_id: &str, id: &str, now: i64) -> Resul
     Ok(exec!(c, sql, org_id, id, now)? == 1)
 }
 
-/// Marks a token replaced by a rotation; false when it was revoked or replaced already.
-pub async fn mark_replaced(c: &mut Conn<'_>, org_id: &str, id: &str, now: i64) -> Result<bool> {
-    let sql = "UPDATE integration_tokens SET replaced_at = $3, next_reminder_at = NULL \
+/// Marks a token replaced by a rotation, its grace window ending at `grace_until`; false when
+/// it was revoked or replaced already.
+pub async fn mark_replaced(
+    c: &mut Conn<'_>,
+    org_id: &str,
+    id: &str,
+    now: i64,
+    grace_until: i64,
+) -> Result<bool> {
+    let sql = "UPDATE integration_tokens SET replaced_at = $3, grace_until = $4, \
+        next_reminder_at = NULL \
         WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL AND replaced_at IS NULL";
-    Ok(exec!(c, sql, org_id, id, now)? == 1)
+    Ok(exec!(c, sql, org_id, id, now, grace_until)? == 1)
 }
 
 /// Tokens whose next expiry reminder is due at `now`, oldest due first.

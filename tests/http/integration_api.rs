@@ -278,7 +278,7 @@ async fn api_creates_lists_rotates_and_revokes_integration_tokens(b: Backend) {
     assert_eq!(old["status"], "in grace");
     assert!(soap_login_works(&srv, &acme.user, &t1).await);
     assert!(soap_login_works(&srv, &acme.user, &t2).await);
-    // Rotating it again is refused; rotate its successor.
+    // Rotating it again is a conflict (not in the state rotation needs); rotate its successor.
     let r = api(
         &srv,
         M::POST,
@@ -289,7 +289,7 @@ async fn api_creates_lists_rotates_and_revokes_integration_tokens(b: Backend) {
     .await;
     assert_eq!(
         (r.status, r.json()["error"].as_str()),
-        (403, Some("refused"))
+        (409, Some("conflict"))
     );
     assert!(
         r.json()["message"]
@@ -299,7 +299,7 @@ async fn api_creates_lists_rotates_and_revokes_integration_tokens(b: Backend) {
     );
 
     // Revocation: 204 and no body, as every DELETE of the API; the record says so, the
-    // token no longer logs in, the session it made ends, and a second DELETE is refused.
+    // token no longer logs in, the session it made ends, and a second DELETE is a conflict.
     let made = session_of(srv.soap(SOAP, &login_envelope(&acme.user, &t2)).await);
     let path = format!("/api/v1/integration-tokens/{next}");
     let r = api(&srv, M::DELETE, &path, &sid, None).await;
@@ -311,7 +311,7 @@ async fn api_creates_lists_rotates_and_revokes_integration_tokens(b: Backend) {
     );
     assert!(!soap_login_works(&srv, &acme.user, &t2).await);
     let r = api(&srv, M::DELETE, &path, &sid, None).await;
-    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(
         r.json()["message"],
         format!("integration token {next} is revoked already")

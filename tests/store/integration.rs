@@ -241,7 +241,7 @@ async fn a_wrong_token_counts_against_the_address_never_the_lockout(b: Backend) 
     let (_, token) = create(&env, "ada@example.com", "ETL", None).await;
     // Well-formed tokens that are nobody's: each a failure of the address, none of the user.
     let mut rng = rand::thread_rng();
-    for _ in 0..4 {
+    for _ in 0..3 {
         let wrong = keyward::domain::integration::IntegrationToken::generate(&mut rng);
         let r = login(s, "ada@example.com", wrong.expose(), UNTRUSTED).await;
         assert_eq!(
@@ -252,6 +252,14 @@ async fn a_wrong_token_counts_against_the_address_never_the_lockout(b: Backend) 
             )
         );
     }
+    // A mistyped token (its check characters wrong) is a wrong token too, not a password.
+    let typo = format!(
+        "{}{}",
+        &token[..39],
+        if token.ends_with('x') { 'y' } else { 'x' }
+    );
+    let r = login(s, "ada@example.com", &typo, UNTRUSTED).await;
+    assert_eq!(r.status, LoginStatus::IntegrationTokenInvalid);
     let row = super::support::user_row(s, "ada@example.com").await;
     assert_eq!(
         (row.failed_logins, row.locked_until),
@@ -308,7 +316,7 @@ async fn a_rotated_token_works_for_the_grace_window_then_stops(b: Backend) {
     // A token in its grace window is not rotated twice.
     assert!(matches!(
         s.rotate_integration_token(&cli(), &id).await,
-        Err(ServiceError::Refused(_))
+        Err(ServiceError::Conflict(_))
     ));
     let statuses: Vec<String> = s
         .list_integration_tokens(&cli(), "ada@example.com")
@@ -328,6 +336,20 @@ async fn a_rotated_token_works_for_the_grace_window_then_stops(b: Backend) {
         )
     );
     assert!(success(&login(s, "ada@example.com", &new, UNTRUSTED).await));
+    // A window lengthened afterwards does not bring the old token back.
+    s.set_policy(
+        &cli(),
+        "Acme",
+        &PolicyChange {
+            integration_grace_hours: Some(72),
+            ..PolicyChange::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!success(
+        &login(s, "ada@example.com", &old, UNTRUSTED).await
+    ));
     // With no grace window, a rotation stops the old token at once.
     s.set_policy(
         &cli(),
@@ -518,7 +540,7 @@ async fn limits_names_and_other_orgs(b: Backend) {
     s.revoke_integration_token(&cli(), &first).await.unwrap();
     assert!(matches!(
         s.revoke_integration_token(&cli(), &first).await,
-        Err(ServiceError::Refused(_))
+        Err(ServiceError::Conflict(_))
     ));
     create(&env, "ada@example.com", "three", None).await;
     // Users act on their own tokens; another org's admin, or a colleague, sees none.

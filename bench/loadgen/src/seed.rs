@@ -191,6 +191,7 @@ async fn integration_tokens(
             replaced_at: None,
             predecessor_id: None,
             next_reminder_at: None,
+            grace_until: None,
         };
         anyhow::ensure!(insert(&mut tx.as_conn(), &row).await?, "token collision");
         writeln!(out, "{username},{}", token.expose())?;
