@@ -1,8 +1,11 @@
-//! The login with an integration token (the password field holds exactly a `kwi_` token): one
-//! digest lookup instead of a password hash, then the decision of `domain::integration`.
+//! The login with an integration token (the password field starts with `kwi_`): one digest
+//! lookup instead of a password hash, then the decision of `domain::integration`. A success on
+//! a token and user nobody changed meanwhile is written in one step (`store::logins`); anything
+//! else decides again under the user's and the token's row locks.
 
 use super::attempt::{
-    Attempt, Via, create_session, credential, known_from, record_attempt, subject_of,
+    Attempt, Known, Via, create_session, credential, history_row, known_from, new_session,
+    record_attempt, subject_of,
 };
 use super::integration::{grace_ms, lifecycle};
 use super::login::{LoginRequest, LoginResponse, context};
@@ -11,14 +14,31 @@ use super::{Result, Services};
 use crate::clock::ms;
 use crate::crypto::{ct_eq, digest};
 use crate::domain::integration::{self, IntegrationCheck, Standing};
-use crate::domain::login::LoginOutcome;
-use crate::store::integration as rows;
-use crate::store::users::UserForLogin;
+use crate::domain::login::{LoginDecision, LoginOutcome};
+use crate::store::integration::{self as rows, IntegrationTokenRow};
+use crate::store::users::{self, UserForLogin};
+
+/// What the lookup found, and what the decision made of it.
+struct Decided {
+    check: IntegrationCheck,
+    decision: LoginDecision,
+    /// The token, when it is the named user's own, and whether it is a rotated one in grace.
+    matched: Option<(IntegrationTokenRow, bool)>,
+}
+
+impl Decided {
+    fn label(&self) -> String {
+        self.matched
+            .as_ref()
+            .map(|(t, in_grace)| credential::integration(&t.name, *in_grace))
+            .unwrap_or_default()
+    }
+}
 
 impl Services {
-    /// Every such attempt runs the same statements whether the token is right or wrong — the
-    /// digest lookup, then one transaction writing the history row and either the session and
-    /// the usage row or the address's failure count — and compares digests in constant time.
+    /// Every such attempt runs the digest lookup and compares digests in constant time; a
+    /// refused one writes its history row and the address's failure count in one
+    /// transaction, about what a success writes.
     pub(super) async fn integration_login(
         &self,
         req: &LoginRequest,
@@ -31,41 +51,39 @@ impl Services {
         };
         // A user of another org than the SOAP `LoginScopeHeader` names is unknown here.
         let org_scope = req.org_scope.as_deref();
-        let known = found
+        let mut known = found
             .filter(|f| org_scope.is_none_or(|o| o == f.user.org_id))
             .map(|f| known_from(f.user, f.org, &f.profile, f.ranges));
+        let decided = self.decide_integration(req, known.as_ref(), token, &sent);
+        if let Some(done) = self
+            .integration_one_step(req, known.as_ref(), &decided)
+            .await?
+        {
+            return Ok(done);
+        }
+
         let now = self.now();
         let now_ms = ms(now);
-        // The token must be the named user's own.
-        let matched = match (&known, &token) {
-            (Some(k), Some(t))
-                if ct_eq(&t.digest, &sent) && t.user_id == k.user.id && t.org_id == k.org.id =>
-            {
-                Some((t, lifecycle(t).standing(now_ms, grace_ms(&k.org))))
-            }
-            _ => None,
-        };
-        let check = match matched {
-            Some((_, Standing::Active | Standing::InGrace)) => IntegrationCheck::Valid,
-            Some((_, Standing::Expired)) => IntegrationCheck::Expired,
-            Some((_, Standing::Revoked)) | None => IntegrationCheck::NoMatch,
-        };
-        let policy = known
-            .as_ref()
-            .map(|k| policy_of(&k.org))
-            .unwrap_or_default();
-        let ctx = context(req, now, &policy, known.as_ref());
-        let subject = known.as_ref().map(|k| subject_of(k, &k.user));
-        let decision = integration::decide(subject.as_ref(), &ctx, check);
-        let label = match matched {
-            Some((t, standing)) => credential::integration(&t.name, standing == Standing::InGrace),
-            None => String::new(),
-        };
-
         let mut tx = self.db.begin().await?;
+        // Under the user's and the token's locks, as they are now: a deactivation, revocation
+        // or rotation that committed meanwhile counts.
+        let mut decided = decided;
+        if let Some(k) = &mut known {
+            match users::get_for_update(&mut tx.as_conn(), &k.org.id, &k.user.id).await? {
+                Some(fresh) => k.user = fresh,
+                None => known = None,
+            }
+            let token = match &decided.matched {
+                Some((t, _)) => rows::get(&mut tx.as_conn(), &t.org_id, &t.id, true).await?,
+                None => None,
+            };
+            if token.is_some() {
+                decided = self.decide_integration(req, known.as_ref(), token, &sent);
+            }
+        }
         let mut session = None;
         if let (Some(k), Some((t, _)), LoginOutcome::Success { .. }) =
-            (&known, matched, decision.outcome)
+            (&known, &decided.matched, decided.decision.outcome)
         {
             session = Some(
                 create_session(
@@ -93,9 +111,10 @@ impl Services {
             )
             .await?;
         }
+        let label = decided.label();
         let attempt = Attempt {
             credential: &label,
-            ..req.attempt(decision.status)
+            ..req.attempt(decided.decision.status)
         };
         record_attempt(
             &mut tx.as_conn(),
@@ -104,11 +123,108 @@ impl Services {
             &attempt,
         )
         .await?;
-        if integration::counts_against_address(check, &decision) {
+        if integration::counts_against_address(decided.check, &decided.decision) {
             self.count_address_failure(&mut tx.as_conn(), req.source_ip)
                 .await?;
         }
         tx.commit().await?;
+        let session = match (session, known) {
+            (Some(issued), Some(k)) => Some(issued.into_session(k.org, k.user)),
+            _ => None,
+        };
+        Ok(self.answered(req, &decided.decision, session))
+    }
+
+    fn decide_integration(
+        &self,
+        req: &LoginRequest,
+        known: Option<&Known>,
+        token: Option<IntegrationTokenRow>,
+        sent: &str,
+    ) -> Decided {
+        let now = self.now();
+        // The token must be the named user's own.
+        let matched = match (known, token) {
+            (Some(k), Some(t))
+                if ct_eq(&t.digest, sent) && t.user_id == k.user.id && t.org_id == k.org.id =>
+            {
+                let standing = lifecycle(&t).standing(ms(now), grace_ms(&k.org));
+                Some((t, standing))
+            }
+            _ => None,
+        };
+        let check = match &matched {
+            Some((_, Standing::Active | Standing::InGrace)) => IntegrationCheck::Valid,
+            Some((_, Standing::Expired)) => IntegrationCheck::Expired,
+            Some((_, Standing::Revoked)) | None => IntegrationCheck::NoMatch,
+        };
+        let policy = known.map(|k| policy_of(&k.org)).unwrap_or_default();
+        let ctx = context(req, now, &policy, known);
+        let subject = known.map(|k| subject_of(k, &k.user));
+        Decided {
+            check,
+            decision: integration::decide(subject.as_ref(), &ctx, check),
+            matched: matched.map(|(t, s)| (t, s == Standing::InGrace)),
+        }
+    }
+
+    /// The common case in one step: a success whose token is still live and whose user is
+    /// still active is written with one statement (one batch on SQLite). None — nothing
+    /// written — for anything else, or when the rows changed meanwhile. A client that issues
+    /// refresh tokens takes the general path.
+    async fn integration_one_step(
+        &self,
+        req: &LoginRequest,
+        known: Option<&Known>,
+        decided: &Decided,
+    ) -> Result<Option<LoginResponse>> {
+        let (Some(k), Some((t, _)), LoginOutcome::Success { .. }) =
+            (known, &decided.matched, decided.decision.outcome)
+        else {
+            return Ok(None);
+        };
+        if req.oauth_client.as_ref().is_some_and(|c| c.refresh_tokens) {
+            return Ok(None);
+        }
+        let now = self.now();
+        let (issued, mut session) = new_session(
+            now,
+            k,
+            req.channel,
+            req.source_ip,
+            false,
+            req.oauth_client.as_ref().map(|o| o.id.clone()),
+            None,
+        );
+        session.integration_token_id = Some(t.id.clone());
+        let label = decided.label();
+        let attempt = Attempt {
+            credential: &label,
+            ..req.attempt(decided.decision.status)
+        };
+        let history = history_row(ms(now), Some(&k.user), &attempt);
+        let written = crate::store::logins::record_integration_success(
+            &self.db,
+            &t.id,
+            &k.user.profile_id,
+            ms(now),
+            &session,
+            &history,
+        )
+        .await?;
+        if !written {
+            return Ok(None);
+        }
+        let session = issued.into_session(k.org.clone(), k.user.clone());
+        Ok(Some(self.answered(req, &decided.decision, Some(session))))
+    }
+
+    fn answered(
+        &self,
+        req: &LoginRequest,
+        decision: &LoginDecision,
+        session: Option<super::attempt::LoginSession>,
+    ) -> LoginResponse {
         self.metrics.count_login(req.channel, decision.status);
         tracing::info!(
             login_type = req.channel.login_type(),
@@ -116,16 +232,12 @@ impl Services {
             source_ip = %req.source_ip,
             "integration token login attempt"
         );
-        let session = match (session, known) {
-            (Some(issued), Some(k)) => Some(issued.into_session(k.org, k.user)),
-            _ => None,
-        };
-        Ok(LoginResponse {
+        LoginResponse {
             outcome: decision.outcome,
             status: decision.status,
             session,
             challenge: None,
             retry_after: None,
-        })
+        }
     }
 }

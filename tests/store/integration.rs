@@ -25,6 +25,7 @@ on_both!(
     login_ranges_api_access_and_the_web_ui_still_apply,
     limits_names_and_other_orgs,
     the_previous_security_token_works_for_the_token_grace_window,
+    the_one_step_success_writes_only_for_a_live_token_and_an_active_user,
 );
 
 /// The integration token on an integration-token mail's line, if this mail has one.
@@ -654,5 +655,72 @@ async fn the_previous_security_token_works_for_the_token_grace_window(b: Backend
     )
     .await;
     assert_eq!(r.outcome, LoginOutcome::MustUseSecurityToken);
+    env.finish().await;
+}
+
+/// The one-step write of an integration-token success (`store::logins`) checks, in its own
+/// statement, what the decision read before it: a token revoked or a user deactivated
+/// meanwhile writes nothing, and the login decides again under locks.
+async fn the_one_step_success_writes_only_for_a_live_token_and_an_active_user(b: Backend) {
+    use keyward::test_support::store::{integration, logins};
+    let env = Env::new(b).await;
+    let s = &env.services;
+    acme(&env).await;
+    let created = s
+        .create_integration_token(&cli(), "ada@example.com", "ETL", None)
+        .await
+        .unwrap();
+    let row = super::support::user_row(s, "ada@example.com").await;
+    let id15 = &created.id[..15];
+    let now = keyward::clock::ms(s.now());
+    let attempt = |n: u32| {
+        let (mut session, mut history) = super::support::success_rows(&row, 100 + n, now);
+        session.integration_token_id = Some(id15.to_string());
+        history.credential = "Integration token: ETL".into();
+        (session, history)
+    };
+    let db = keyward::test_support::db(s);
+    let write = |n: u32, profile: String| async move {
+        let (session, history) = attempt(n);
+        logins::record_integration_success(db, id15, &profile, now, &session, &history)
+            .await
+            .unwrap()
+    };
+    let history_rows = || async {
+        s.login_history(&cli(), Some("Acme"), &history_query(None, 100))
+            .await
+            .unwrap()
+            .len()
+    };
+    assert!(write(1, row.profile_id.clone()).await);
+    assert_eq!(history_rows().await, 1);
+    let usage = s
+        .integration_token_usage(&cli(), &created.id)
+        .await
+        .unwrap();
+    assert_eq!((usage.len(), usage[0].uses), (1, 1));
+    // Another profile than the decision saw, a deactivated user, a revoked token: nothing.
+    assert!(!write(2, "00e000000000000".into()).await);
+    s.deactivate(&cli(), "ada@example.com").await.unwrap();
+    assert!(!write(3, row.profile_id.clone()).await);
+    s.reactivate(&cli(), "ada@example.com").await.unwrap();
+    s.revoke_integration_token(&cli(), &created.id)
+        .await
+        .unwrap();
+    assert!(!write(4, row.profile_id.clone()).await);
+    assert_eq!(
+        history_rows().await,
+        1,
+        "nothing written by the refused ones"
+    );
+    let mut c = db.conn().await.unwrap();
+    assert!(
+        integration::usage(&mut c.as_conn(), &row.org_id, &row.id, id15)
+            .await
+            .unwrap()[0]
+            .uses
+            == 1
+    );
+    drop(c);
     env.finish().await;
 }

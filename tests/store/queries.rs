@@ -1,7 +1,9 @@
 //! The store's statements: the same migrations on both backends, a login's one read, and a
 //! success written in one step only on the row the decision saw.
 
-use super::support::{PW, UNTRUSTED, cli, login, org, user, user_row, user_with_profile};
+use super::support::{
+    PW, UNTRUSTED, cli, login, org, success_rows, user, user_row, user_with_profile,
+};
 use crate::common::{Backend, Env};
 use crate::on_both;
 use keyward::crypto::digest;
@@ -111,44 +113,14 @@ async fn a_login_reads_its_address_row_and_its_user_in_one_statement(b: Backend)
 /// step only while the user's row is as the decision read it; after any change that matters,
 /// nothing is written and the caller decides again under the lock (R-L5, R-T5, R-T8).
 async fn a_success_is_written_in_one_step_only_on_the_row_the_decision_saw(b: Backend) {
-    use keyward::test_support::store::login_history::LoginHistoryRow;
     use keyward::test_support::store::logins::record_success_if_unchanged;
-    use keyward::test_support::store::sessions::{SessionRow, get_live_with_user};
+    use keyward::test_support::store::sessions::get_live_with_user;
     let env = Env::new(b).await;
     let s = env.services.clone();
     let o = org(&s, "Acme").await;
     user(&s, &o, "ada@example.com", Some(PW)).await;
     let now = keyward::clock::ms(s.now());
-    let attempt = |n: u32, seen: &user_rows::UserRow| {
-        let session = SessionRow {
-            digest: digest(&format!("session {n}")),
-            org_id: seen.org_id.clone(),
-            user_id: seen.id.clone(),
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now + 60_000,
-            login_type: "SOAP Partner".into(),
-            source_ip: UNTRUSTED.into(),
-            password_expired: false,
-            oauth_client_id: None,
-            refresh_digest: None,
-            integration_token_id: None,
-        };
-        let history = LoginHistoryRow {
-            id: format!("0Ya00000000000{n}"),
-            org_id: Some(seen.org_id.clone()),
-            user_id: Some(seen.id.clone()),
-            login_at: now,
-            source_ip: UNTRUSTED.into(),
-            login_type: "SOAP Partner".into(),
-            status: "Success".into(),
-            client: "test".into(),
-            api_version: "59.0".into(),
-            login_url: "http://127.0.0.1/".into(),
-            credential: "Password + security token".into(),
-        };
-        (session, history)
-    };
+    let attempt = |n: u32, seen: &user_rows::UserRow| success_rows(seen, n, now);
     let written = |digest: String| {
         let s = s.clone();
         async move {

@@ -73,3 +73,44 @@ pub async fn user_row(s: &Services, username: &str) -> user_rows::UserRow {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// The session and login-history rows of a password+token success of `seen` at `now`, as the
+/// one-step writes (`store::logins`) take them; `n` makes their ids distinct.
+pub fn success_rows(
+    seen: &user_rows::UserRow,
+    n: u32,
+    now: i64,
+) -> (
+    keyward::test_support::store::sessions::SessionRow,
+    keyward::test_support::store::login_history::LoginHistoryRow,
+) {
+    use keyward::test_support::store::{login_history::LoginHistoryRow, sessions::SessionRow};
+    let session = SessionRow {
+        digest: keyward::crypto::digest(&format!("session {n}")),
+        org_id: seen.org_id.clone(),
+        user_id: seen.id.clone(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + 60_000,
+        login_type: "SOAP Partner".into(),
+        source_ip: UNTRUSTED.into(),
+        password_expired: false,
+        oauth_client_id: None,
+        refresh_digest: None,
+        integration_token_id: None,
+    };
+    let history = LoginHistoryRow {
+        id: format!("0Ya{n:012}"),
+        org_id: Some(seen.org_id.clone()),
+        user_id: Some(seen.id.clone()),
+        login_at: now,
+        source_ip: UNTRUSTED.into(),
+        login_type: "SOAP Partner".into(),
+        status: "Success".into(),
+        client: "test".into(),
+        api_version: "59.0".into(),
+        login_url: "http://127.0.0.1/".into(),
+        credential: "Password + security token".into(),
+    };
+    (session, history)
+}
