@@ -1,5 +1,5 @@
-//! The login with an integration token (the password field starts with `kwi_`): one digest
-//! lookup instead of a password hash, then the decision of `domain::integration`. A success on
+//! The login with an integration token (the password field starts with `kwi_`): its digest
+//! looked up with the user (`store::users::find_for_login`) instead of a password hash, then the decision of `domain::integration`. A success on
 //! a token and user nobody changed meanwhile is written in one step (`store::logins`); anything
 //! else decides again under the user's and the token's row locks.
 
@@ -12,7 +12,7 @@ use super::login::{LoginRequest, LoginResponse, context};
 use super::views::policy_of;
 use super::{Result, Services};
 use crate::clock::ms;
-use crate::crypto::{ct_eq, digest};
+use crate::crypto::ct_eq;
 use crate::domain::integration::{self, IntegrationCheck, Standing};
 use crate::domain::login::{LoginDecision, LoginOutcome};
 use crate::store::integration::{self as rows, IntegrationTokenRow};
@@ -36,25 +36,22 @@ impl Decided {
 }
 
 impl Services {
-    /// Every such attempt runs the digest lookup and compares digests in constant time; a
+    /// Every such attempt compares digests in constant time; a
     /// refused one writes its history row and the address's failure count in one
     /// transaction, about what a success writes.
     pub(super) async fn integration_login(
         &self,
         req: &LoginRequest,
         found: Option<UserForLogin>,
+        token: Option<IntegrationTokenRow>,
+        sent: &str,
     ) -> Result<LoginResponse> {
-        let sent = digest(req.secret.whole().expose());
-        let token = {
-            let mut c = self.db.conn().await?;
-            rows::find_by_digest(&mut c.as_conn(), &sent).await?
-        };
         // A user of another org than the SOAP `LoginScopeHeader` names is unknown here.
         let org_scope = req.org_scope.as_deref();
         let mut known = found
             .filter(|f| org_scope.is_none_or(|o| o == f.user.org_id))
             .map(|f| known_from(f.user, f.org, &f.profile, f.ranges));
-        let decided = self.decide_integration(req, known.as_ref(), token, &sent);
+        let decided = self.decide_integration(req, known.as_ref(), token, sent);
         if let Some(done) = self
             .integration_one_step(req, known.as_ref(), &decided)
             .await?
@@ -78,7 +75,7 @@ impl Services {
                 None => None,
             };
             if token.is_some() {
-                decided = self.decide_integration(req, known.as_ref(), token, &sent);
+                decided = self.decide_integration(req, known.as_ref(), token, sent);
             }
         }
         let mut session = None;

@@ -178,12 +178,20 @@ impl Services {
         // The address's limit and the user are read in one statement, after the attempt is
         // registered; a refused address goes no further (no hash, no history row).
         let registered = self.register_attempt(req.source_ip);
+        // Every password field that starts like an integration token is one (no password may
+        // start so): a mistyped token is refused as a wrong token, never counted as a wrong
+        // password towards the user's lockout. Its digest is looked up with the user.
+        let whole = req.secret.whole().expose();
+        let integration = whole
+            .starts_with(crate::domain::integration::PREFIX)
+            .then(|| crate::crypto::digest(whole));
         let lookup = {
             let mut c = self.db.conn().await?;
             users::find_for_login(
                 &mut c.as_conn(),
                 &lookup_name(&req.username),
                 registered.key(),
+                integration.as_deref(),
             )
             .await?
         };
@@ -201,16 +209,10 @@ impl Services {
                 });
             }
         };
-        // Every password field that starts like an integration token is one (no password may
-        // start so): a mistyped token is refused as a wrong token, never counted as a wrong
-        // password towards the user's lockout.
-        if req
-            .secret
-            .whole()
-            .expose()
-            .starts_with(crate::domain::integration::PREFIX)
-        {
-            return self.integration_login(&req, lookup.user).await;
+        if let Some(sent) = &integration {
+            return self
+                .integration_login(&req, lookup.user, lookup.integration_token, sent)
+                .await;
         }
         let known = load(&self.db, &req, lookup.user).await?;
         let plan = {

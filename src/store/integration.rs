@@ -1,6 +1,6 @@
 //! Integration tokens (digests only) and the usage inventory of every API credential.
 
-use super::{Conn, Result, exec, on_backend};
+use super::{Conn, Result, exec, on_backend, row_decoder};
 
 /// No `Debug`: it holds a digest that must not reach a log.
 #[derive(Clone, sqlx::FromRow)]
@@ -20,8 +20,33 @@ pub struct IntegrationTokenRow {
     pub grace_until: Option<i64>,
 }
 
-const COLUMNS: &str = "id, org_id, user_id, name, digest, created_at, expires_at, revoked_at, \
+pub(crate) const COLUMNS: &str = "id, org_id, user_id, name, digest, created_at, expires_at, revoked_at, \
     replaced_at, predecessor_id, next_reminder_at, grace_until";
+
+row_decoder! {
+    /// A token from a join whose token columns are selected as `t_<column>`; None when the
+    /// join found none.
+    pub(crate) fn decode_prefixed(r) -> Option<IntegrationTokenRow> {
+        let Some(id) = sqlx::Row::try_get::<Option<String>, _>(r, "t_id")? else {
+            return Ok(None);
+        };
+        let get = |c: &str| format!("t_{c}");
+        Ok(Some(IntegrationTokenRow {
+            id,
+            org_id: sqlx::Row::try_get(r, get("org_id").as_str())?,
+            user_id: sqlx::Row::try_get(r, get("user_id").as_str())?,
+            name: sqlx::Row::try_get(r, get("name").as_str())?,
+            digest: sqlx::Row::try_get(r, get("digest").as_str())?,
+            created_at: sqlx::Row::try_get(r, get("created_at").as_str())?,
+            expires_at: sqlx::Row::try_get(r, get("expires_at").as_str())?,
+            revoked_at: sqlx::Row::try_get(r, get("revoked_at").as_str())?,
+            replaced_at: sqlx::Row::try_get(r, get("replaced_at").as_str())?,
+            predecessor_id: sqlx::Row::try_get(r, get("predecessor_id").as_str())?,
+            next_reminder_at: sqlx::Row::try_get(r, get("next_reminder_at").as_str())?,
+            grace_until: sqlx::Row::try_get(r, get("grace_until").as_str())?,
+        }))
+    }
+}
 
 /// False when the digest was issued before (a value is never issued twice).
 pub async fn insert(c: &mut Conn<'_>, r: &IntegrationTokenRow) -> Result<bool> {
@@ -44,17 +69,6 @@ pub async fn insert(c: &mut Conn<'_>, r: &IntegrationTokenRow) -> Result<bool> {
         r.next_reminder_at
     )?;
     Ok(n == 1)
-}
-
-/// The token with this digest, in any org: a login names a user, the token names its owner.
-pub async fn find_by_digest(c: &mut Conn<'_>, digest: &str) -> Result<Option<IntegrationTokenRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM integration_tokens WHERE digest = $1");
-    Ok(on_backend!(c, |e| {
-        sqlx::query_as::<_, IntegrationTokenRow>(&sql)
-            .bind(digest)
-            .fetch_optional(e)
-            .await
-    })?)
 }
 
 /// The token with this id in this org; `for_update` locks its row until the transaction ends.

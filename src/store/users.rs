@@ -105,6 +105,8 @@ pub struct LoginLookup {
     /// The address's `(window_start, failures)`, if it has a row.
     pub address_window: Option<(i64, i64)>,
     pub user: Option<UserForLogin>,
+    /// The integration token with the digest asked for, in any org.
+    pub integration_token: Option<super::integration::IntegrationTokenRow>,
 }
 
 /// The source address's failed-login row (`address`: its key, None for an exempt address) and
@@ -113,17 +115,20 @@ pub struct LoginLookup {
 /// reading them one by one took seven round trips on every login. One row per range (one with
 /// no range columns when there are none, one with no user columns when there is no user); the
 /// user's columns keep their names, the address's, org's, profile's and ranges' are prefixed
-/// (`a_`, `o_`, `p_`, `r_`).
+/// (`a_`, `o_`, `p_`, `r_`). With `integration_digest`, the integration token with that digest
+/// comes along (`t_`), so a login with one makes this read and no other.
 pub async fn find_for_login(
     c: &mut Conn<'_>,
     username: &str,
     address: Option<&str>,
+    integration_digest: Option<&str>,
 ) -> Result<LoginLookup> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT a.window_start AS a_window_start, a.failures AS a_failures, f.* \
+            "SELECT a.window_start AS a_window_start, a.failures AS a_failures, {}, f.* \
              FROM (SELECT 1 AS one) x \
              LEFT JOIN address_failures a ON a.address = $2 \
+             LEFT JOIN integration_tokens t ON t.digest = $3 \
              LEFT JOIN (SELECT {}, {}, {}, {} FROM usernames n \
                JOIN users u ON u.org_id = n.org_id AND u.id = n.user_id \
                JOIN orgs o ON o.id = u.org_id \
@@ -132,6 +137,7 @@ pub async fn find_for_login(
                  AND (r.profile_id IS NULL OR r.profile_id = u.profile_id) \
                WHERE n.username = $1) f ON 1 = 1 \
              ORDER BY f.r_created_at, f.r_id",
+            aliased("t", super::integration::COLUMNS, "t_"),
             aliased("u", COLUMNS, ""),
             aliased("o", orgs::COLUMNS, "o_"),
             aliased("p", profiles::COLUMNS, "p_"),
@@ -141,6 +147,7 @@ pub async fn find_for_login(
     Ok(on_backend!(c, |e| sqlx::query(&SQL)
         .bind(username)
         .bind(address)
+        .bind(integration_digest)
         .fetch_all(e)
         .await
         .and_then(|rows| decode_for_login(&rows)))?)
@@ -158,8 +165,9 @@ fn decode_for_login(rows: &[R]) -> LoginLookup {
         (Some(started), Some(failures)) => Some((started, failures)),
         _ => None,
     };
+    let integration_token = super::integration::decode_prefixed(first)?;
     if sqlx::Row::try_get::<Option<String>, _>(first, "id")?.is_none() {
-        return Ok(LoginLookup { address_window, user: None });
+        return Ok(LoginLookup { address_window, user: None, integration_token });
     }
     let mut ranges = Vec::new();
     for r in rows {
@@ -173,7 +181,7 @@ fn decode_for_login(rows: &[R]) -> LoginLookup {
         profile: profiles::decode_prefixed(first)?,
         ranges,
     };
-    Ok(LoginLookup { address_window, user: Some(user) })
+    Ok(LoginLookup { address_window, user: Some(user), integration_token })
 }
 }
 

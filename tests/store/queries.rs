@@ -67,7 +67,7 @@ async fn a_login_reads_its_address_row_and_its_user_in_one_statement(b: Backend)
         let db = keyward::test_support::db(&s).clone();
         async move {
             let mut c = db.conn().await.unwrap();
-            user_rows::find_for_login(&mut c.as_conn(), user, address)
+            user_rows::find_for_login(&mut c.as_conn(), user, address, None)
                 .await
                 .unwrap()
         }
