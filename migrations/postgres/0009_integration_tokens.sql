@@ -36,11 +36,14 @@ CREATE TABLE credential_usage (
     PRIMARY KEY (org_id, user_id, credential, client, source_ip)
 );
 
--- The security token a reset replaced: valid with the current password for the org's
--- token_grace_hours after token_issued_at. A password change clears it.
+-- The security token a reset replaced, valid with the current password until
+-- previous_token_until (the org's token_grace_hours as it was at the reset, or shorter if the
+-- org shortens it since). A password change clears both.
 ALTER TABLE users ADD COLUMN previous_token_digest TEXT;
+ALTER TABLE users ADD COLUMN previous_token_until BIGINT;
 -- The decoy rows an unknown username's login locks read the users' columns.
 ALTER TABLE login_decoys ADD COLUMN previous_token_digest TEXT;
+ALTER TABLE login_decoys ADD COLUMN previous_token_until BIGINT;
 
 ALTER TABLE orgs ADD COLUMN integration_max_days BIGINT NOT NULL DEFAULT 90;
 ALTER TABLE orgs ADD COLUMN integration_grace_hours BIGINT NOT NULL DEFAULT 24;

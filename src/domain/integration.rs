@@ -58,6 +58,17 @@ impl std::fmt::Display for IntegrationToken {
     }
 }
 
+/// Whether a password field is meant as an integration token: it starts with `kwi_`, in any
+/// case, after any leading white space. No password may start so (`domain::policy`), so such a
+/// field is never a password: a mangled token is refused as a wrong token, not counted as a
+/// wrong password, and never sent to a delegated-authentication endpoint.
+pub fn meant_as_integration_token(field: &str) -> bool {
+    field
+        .trim_start()
+        .get(..PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+}
+
 /// True when `s` is exactly an integration token: `kwi_`, 36 characters of `[A-Za-z0-9]`, the
 /// last six the checksum of everything before them.
 pub fn looks_like_integration_token(s: &str) -> bool {
@@ -321,6 +332,16 @@ mod tests {
         for c in cases {
             assert!(!looks_like_integration_token(&c), "{c}");
             assert!(IntegrationToken::parse(&c).is_none());
+        }
+    }
+
+    #[test]
+    fn mangled_tokens_are_still_meant_as_tokens() {
+        for meant in ["kwi_x", "KWI_x", "Kwi_", " kwi_abc", "\tKWI_abc"] {
+            assert!(meant_as_integration_token(meant), "{meant:?}");
+        }
+        for not in ["", "kwi", "kwi-x", "xkwi_", "Passw0rd!kwi_", "ķwi_"] {
+            assert!(!meant_as_integration_token(not), "{not:?}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! An org's password policy and session settings (R-M3 defaults, Salesforce's
 //! Setup › Password Policies), and the password rules a new password must pass.
 
-use super::integration::{PREFIX as INTEGRATION_PREFIX, ReminderDays};
+use super::integration::ReminderDays;
 use super::secret::Password;
 use super::token::{TOKEN_LEN, looks_like_keyward_token};
 use serde::{Deserialize, Serialize};
@@ -247,7 +247,7 @@ impl OrgPolicy {
         }
         // A login whose password field holds an integration token is an integration-token
         // login: a password that starts like one is kept out of that namespace altogether.
-        if pw.starts_with(INTEGRATION_PREFIX) {
+        if super::integration::meant_as_integration_token(pw) {
             return Err(PasswordRejected::IntegrationTokenPrefix);
         }
         Ok(())
@@ -268,7 +268,7 @@ pub enum PasswordRejected {
     Guessable,
     #[error("password must not end with a security token")]
     EndsWithToken,
-    #[error("password must not start with \"kwi_\", the integration-token prefix")]
+    #[error("password must not start with \"kwi_\" (in any case), the integration-token prefix")]
     IntegrationTokenPrefix,
     #[error("password was used recently: choose one not among the last {0}")]
     Reused(u32),

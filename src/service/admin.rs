@@ -157,6 +157,13 @@ impl Services {
                         .into(),
                 ));
             }
+            "integration_token" => {
+                return Err(ServiceError::Refused(
+                    "an undelivered integration-token mail no longer holds its token: rotate \
+                     the token (or revoke it and create another) to mail a new one"
+                        .into(),
+                ));
+            }
             "identity_verification" => {
                 return Err(ServiceError::Refused(
                     "an undelivered verification code has expired: the user logs in again to \

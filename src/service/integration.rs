@@ -273,9 +273,10 @@ impl Services {
         let now = self.now_ms();
         let grace = grace_ms(&org);
         let existing = rows::list_for_user(&mut tx.as_conn(), &user.org_id, &user.id).await?;
+        // Tokens in a rotation's grace window count: each still logs in.
         let live: Vec<_> = existing
             .iter()
-            .filter(|t| t.replaced_at.is_none() && lifecycle(t).logs_in(now, grace))
+            .filter(|t| lifecycle(t).logs_in(now, grace))
             .collect();
         if live.len() >= self.integration_per_user as usize {
             return Err(ServiceError::Refused(format!(
@@ -284,7 +285,10 @@ impl Services {
                 live.len()
             )));
         }
-        if live.iter().any(|t| t.name.eq_ignore_ascii_case(&name)) {
+        if live
+            .iter()
+            .any(|t| t.replaced_at.is_none() && t.name.eq_ignore_ascii_case(&name))
+        {
             return Err(ServiceError::Conflict(format!(
                 "{} already has an integration token named {name:?}: rotate it, or choose \
                  another name",
@@ -373,6 +377,11 @@ impl Services {
             return Err(ServiceError::Conflict(
                 "the token changed meanwhile; try again".into(),
             ));
+        }
+        // Rotating again ends the grace of the token before: a name has at most two tokens
+        // that log in, however often it is rotated.
+        if let Some(before) = &old.predecessor_id {
+            rows::end_grace(&mut tx.as_conn(), &old.org_id, before, now).await?;
         }
         let lifetime = (old.expires_at - old.created_at)
             .min(i64::from(policy_of(&org).integration_max_days) * DAY_MS);

@@ -175,6 +175,7 @@ impl Services {
     }
 
     pub async fn login(&self, req: LoginRequest) -> Result<LoginResponse> {
+        let started = tokio::time::Instant::now();
         // The address's limit and the user are read in one statement, after the attempt is
         // registered; a refused address goes no further (no hash, no history row).
         let registered = self.register_attempt(req.source_ip);
@@ -182,8 +183,7 @@ impl Services {
         // start so): a mistyped token is refused as a wrong token, never counted as a wrong
         // password towards the user's lockout. Its digest is looked up with the user.
         let whole = req.secret.whole().expose();
-        let integration = whole
-            .starts_with(crate::domain::integration::PREFIX)
+        let integration = crate::domain::integration::meant_as_integration_token(whole)
             .then(|| crate::crypto::digest(whole));
         let lookup = {
             let mut c = self.db.conn().await?;
@@ -211,7 +211,7 @@ impl Services {
         };
         if let Some(sent) = &integration {
             return self
-                .integration_login(&req, lookup.user, lookup.integration_token, sent)
+                .integration_login(&req, lookup.user, lookup.integration_token, sent, started)
                 .await;
         }
         let known = load(&self.db, &req, lookup.user).await?;
@@ -598,10 +598,12 @@ fn token_match(checked: &Checked, known: Option<&Known>, now_ms: i64) -> TokenMa
     if u.token_digest.as_ref().is_some_and(|t| ct_eq(sent, t)) {
         return TokenMatch::Current;
     }
+    // The window fixed at the reset, or the org's current one if it is shorter now.
     let grace_ms = i64::from(policy_of(&k.org).token_grace_hours) * 3_600_000;
-    let in_grace = u
-        .token_issued_at
-        .is_some_and(|issued| now_ms < issued.saturating_add(grace_ms));
+    let in_grace = match (u.previous_token_until, u.token_issued_at) {
+        (Some(until), Some(issued)) => now_ms < until.min(issued.saturating_add(grace_ms)),
+        _ => false,
+    };
     match &u.previous_token_digest {
         Some(previous) if in_grace && ct_eq(sent, previous) => TokenMatch::PreviousInGrace,
         _ => TokenMatch::Invalid,

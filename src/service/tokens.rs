@@ -83,6 +83,11 @@ pub(crate) async fn issue(
         },
         _ => PreviousToken::Ended,
     };
+    // The window is fixed now: an org that lengthens it later revives no token.
+    let previous_until = match previous {
+        PreviousToken::InGrace { hours } => Some(now_ms + i64::from(hours) * 3_600_000),
+        _ => None,
+    };
     for _ in 0..8 {
         let token = SecurityToken::generate(&mut rand::rngs::OsRng);
         let digest = token_digest(&token);
@@ -92,7 +97,7 @@ pub(crate) async fn issue(
             &user.id,
             &digest,
             reason.history_text(),
-            keep_previous,
+            previous_until,
             now_ms,
         )
         .await?

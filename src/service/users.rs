@@ -551,6 +551,7 @@ impl Services {
 pub(crate) fn new_user_row(new: &NewUser<'_>, now: i64) -> Result<UserRow> {
     Ok(UserRow {
         previous_token_digest: None,
+        previous_token_until: None,
         id: new_id(KeyPrefix::User),
         org_id: String::new(),
         profile_id: String::new(),

@@ -264,3 +264,20 @@ pub async fn usage_of_user(c: &mut Conn<'_>, org_id: &str, user_id: &str) -> Res
         .fetch_all(e)
         .await)?)
 }
+
+/// After an org shortened its integration grace window: every rotated token works for at most
+/// `grace_ms` after its rotation, for good (lengthening the window later revives none).
+pub async fn clip_grace(c: &mut Conn<'_>, org_id: &str, grace_ms: i64) -> Result<()> {
+    let sql = "UPDATE integration_tokens SET grace_until = replaced_at + $2 \
+        WHERE org_id = $1 AND replaced_at IS NOT NULL AND grace_until > replaced_at + $2";
+    exec!(c, sql, org_id, grace_ms)?;
+    Ok(())
+}
+
+/// Ends a rotated token's grace window now, if it is still running.
+pub async fn end_grace(c: &mut Conn<'_>, org_id: &str, id: &str, now: i64) -> Result<()> {
+    let sql = "UPDATE integration_tokens SET grace_until = $3 \
+        WHERE org_id = $1 AND id = $2 AND replaced_at IS NOT NULL AND grace_until > $3";
+    exec!(c, sql, org_id, id, now)?;
+    Ok(())
+}

@@ -26,6 +26,8 @@ pub struct UserRow {
     /// The token a reset replaced, valid for the org's token grace window after
     /// `token_issued_at`; None after a password change.
     pub previous_token_digest: Option<String>,
+    /// Until when the previous token is honoured.
+    pub previous_token_until: Option<i64>,
     pub failed_logins: i64,
     pub locked_until: Option<i64>,
     pub last_login_at: Option<i64>,
@@ -44,7 +46,7 @@ impl UserRow {
 
 pub(crate) const COLUMNS: &str = "id, org_id, profile_id, username, email, first_name, last_name, active, \
     password_hash, password_changed_at, token_digest, token_issued_at, previous_token_digest, \
-    failed_logins, locked_until, last_login_at, created_at, updated_at";
+    previous_token_until, failed_logins, locked_until, last_login_at, created_at, updated_at";
 
 /// Inserts the user and claims the username across all orgs (R-M1); a taken username is
 /// `StoreError::Conflict("username")`.
@@ -339,7 +341,7 @@ pub async fn set_token(
     id: &str,
     digest: &str,
     reason: &str,
-    keep_previous: bool,
+    previous_until: Option<i64>,
     now: i64,
 ) -> Result<bool> {
     let hist = "INSERT INTO token_history (digest, org_id, user_id, issued_at, reason) \
@@ -348,10 +350,20 @@ pub async fn set_token(
     if n == 0 {
         return Ok(false);
     }
-    // The right-hand side reads the row as it was: the replaced token becomes the previous one.
-    let sql = "UPDATE users SET previous_token_digest = CASE WHEN $5 THEN token_digest ELSE NULL \
-        END, token_digest = $3, token_issued_at = $4, updated_at = $4 WHERE org_id = $1 AND id = $2";
-    exec!(c, sql, org_id, id, digest, now, keep_previous)?;
+    // The right-hand side reads the row as it was: the replaced token becomes the previous one,
+    // honoured until `previous_until` (none: it stops now).
+    let sql = "UPDATE users SET previous_token_digest = CASE WHEN $5 > $4 THEN token_digest \
+        ELSE NULL END, previous_token_until = CASE WHEN $5 > $4 THEN $5 ELSE NULL END, \
+        token_digest = $3, token_issued_at = $4, updated_at = $4 WHERE org_id = $1 AND id = $2";
+    exec!(
+        c,
+        sql,
+        org_id,
+        id,
+        digest,
+        now,
+        previous_until.unwrap_or(now)
+    )?;
     Ok(true)
 }
 
@@ -509,5 +521,14 @@ pub async fn update_details(c: &mut Conn<'_>, u: &UserRow, now: i64) -> Result<(
         &u.last_name,
         now
     )?;
+    Ok(())
+}
+
+/// After an org shortened its token grace window: every previous token is honoured for at most
+/// `grace_ms` after its reset, for good (lengthening the window later revives none).
+pub async fn clip_previous_tokens(c: &mut Conn<'_>, org_id: &str, grace_ms: i64) -> Result<()> {
+    let sql = "UPDATE users SET previous_token_until = token_issued_at + $2 \
+        WHERE org_id = $1 AND previous_token_until > token_issued_at + $2";
+    exec!(c, sql, org_id, grace_ms)?;
     Ok(())
 }

@@ -26,6 +26,8 @@ on_both!(
     limits_names_and_other_orgs,
     the_previous_security_token_works_for_the_token_grace_window,
     the_one_step_success_writes_only_for_a_live_token_and_an_active_user,
+    shortened_windows_stay_short_and_a_name_has_two_live_tokens_at_most,
+    mangled_tokens_are_wrong_tokens_never_passwords,
 );
 
 /// The integration token on an integration-token mail's line, if this mail has one.
@@ -722,5 +724,127 @@ async fn the_one_step_success_writes_only_for_a_live_token_and_an_active_user(b:
             == 1
     );
     drop(c);
+    env.finish().await;
+}
+
+async fn grace(s: &Services, integration: Option<u32>, token: Option<u32>) {
+    s.set_policy(
+        &cli(),
+        "Acme",
+        &PolicyChange {
+            integration_grace_hours: integration,
+            token_grace_hours: token,
+            ..PolicyChange::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// Found by attacking the feature: an incident response that set a grace window to 0 and back
+/// brought stopped tokens back; and rotating again and again kept every predecessor alive.
+async fn shortened_windows_stay_short_and_a_name_has_two_live_tokens_at_most(b: Backend) {
+    let env = Env::new_with(b, |s| s.with_integration_tokens_per_user(2)).await;
+    let s = &env.services;
+    acme(&env).await;
+    // The integration grace window.
+    let (id, first) = create(&env, "ada@example.com", "ETL", None).await;
+    env.clock.advance(Duration::minutes(1));
+    let second_id = s.rotate_integration_token(&cli(), &id).await.unwrap().id;
+    let second = newest_token(&env).await;
+    assert!(success(
+        &login(s, "ada@example.com", &first, UNTRUSTED).await
+    ));
+    grace(s, Some(0), None).await;
+    assert!(!success(
+        &login(s, "ada@example.com", &first, UNTRUSTED).await
+    ));
+    grace(s, Some(24), None).await;
+    assert!(!success(
+        &login(s, "ada@example.com", &first, UNTRUSTED).await
+    ));
+    // A rotation of the successor ends the grace of the one before it.
+    let (_, other) = create(&env, "ada@example.com", "other", None).await;
+    let _ = other;
+    // Two tokens that log in (ETL's successor and "other"): the limit of 2 is reached, and a
+    // rotation's predecessor in grace counts too.
+    env.clock.advance(Duration::minutes(1));
+    let third_id = s
+        .rotate_integration_token(&cli(), &second_id)
+        .await
+        .unwrap()
+        .id;
+    let third = newest_token(&env).await;
+    assert!(success(
+        &login(s, "ada@example.com", &second, UNTRUSTED).await
+    ));
+    assert!(matches!(
+        s.create_integration_token(&cli(), "ada@example.com", "more", None)
+            .await,
+        Err(ServiceError::Refused(_))
+    ));
+    env.clock.advance(Duration::minutes(1));
+    s.rotate_integration_token(&cli(), &third_id).await.unwrap();
+    let fourth = newest_token(&env).await;
+    assert!(!success(
+        &login(s, "ada@example.com", &second, UNTRUSTED).await
+    ));
+    assert!(success(
+        &login(s, "ada@example.com", &third, UNTRUSTED).await
+    ));
+    assert!(success(
+        &login(s, "ada@example.com", &fourth, UNTRUSTED).await
+    ));
+
+    // The security token's grace window.
+    grace(s, None, Some(2)).await;
+    env.deliver().await;
+    let before = latest_token(&env.mails(), "ada@example.com");
+    s.reset_token(&cli(), "ada@example.com").await.unwrap();
+    let with_before = format!("{PW}{before}");
+    assert!(success(
+        &login(s, "ada@example.com", &with_before, UNTRUSTED).await
+    ));
+    grace(s, None, Some(0)).await;
+    assert!(!success(
+        &login(s, "ada@example.com", &with_before, UNTRUSTED).await
+    ));
+    grace(s, None, Some(24)).await;
+    assert!(!success(
+        &login(s, "ada@example.com", &with_before, UNTRUSTED).await
+    ));
+    env.finish().await;
+}
+
+async fn mangled_tokens_are_wrong_tokens_never_passwords(b: Backend) {
+    let env = Env::new(b).await;
+    let s = &env.services;
+    acme(&env).await;
+    let (_, token) = create(&env, "ada@example.com", "ETL", None).await;
+    let sec = latest_token(&env.mails(), "ada@example.com");
+    for mangled in [
+        token.to_uppercase(),
+        format!(" {token}"),
+        format!("{token}{sec}"),
+        format!("{token}\r"),
+        token[..20].to_string(),
+    ] {
+        let r = login(s, "ada@example.com", &mangled, UNTRUSTED).await;
+        assert_eq!(
+            r.status,
+            LoginStatus::IntegrationTokenInvalid,
+            "{mangled:?}"
+        );
+    }
+    let row = super::support::user_row(s, "ada@example.com").await;
+    assert_eq!(row.failed_logins, 0, "none counted towards the lockout");
+    for password in ["KWI_Passw0rd!long", " kwi_Passw0rd!long"] {
+        assert!(
+            s.set_password(&cli(), "ada@example.com", &Password::new(password))
+                .await
+                .is_err(),
+            "{password:?}"
+        );
+    }
     env.finish().await;
 }

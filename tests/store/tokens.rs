@@ -133,7 +133,7 @@ async fn r_t4_a_token_digest_is_never_issued_twice(b: Backend) {
     // Re-issuing a digest that was ever issued is refused and changes nothing; the
     // transaction stays usable (PostgreSQL aborts a transaction on a failed insert).
     assert!(
-        !user_rows::set_token(&mut tx.as_conn(), &o, &id, &current, "test", false, 1)
+        !user_rows::set_token(&mut tx.as_conn(), &o, &id, &current, "test", None, 1)
             .await
             .unwrap()
     );
@@ -144,7 +144,7 @@ async fn r_t4_a_token_digest_is_never_issued_twice(b: Backend) {
             &id,
             &digest("fresh"),
             "test",
-            false,
+            None,
             1
         )
         .await
