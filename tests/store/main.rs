@@ -5,6 +5,7 @@
 mod common;
 
 mod integration;
+mod integration_guards;
 mod lockout;
 mod login;
 mod orgs;
