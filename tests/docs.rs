@@ -266,12 +266,7 @@ async fn integration_examples_print_exactly_what_the_page_shows(b: Backend) {
         .iter()
         .rev()
         .filter(|m| m.to == "ada@acme.test")
-        .find_map(|m| {
-            m.text.lines().find_map(|l| {
-                l.strip_prefix("Integration token (case-sensitive): ")
-                    .map(|t| t.trim_end_matches('\r').to_string())
-            })
-        })
+        .find_map(common::Mail::integration_token)
         .expect("the integration token's mail");
     let admin_token = latest_token(&mails, "grace@acme.test");
     let admin_session = srv

@@ -5,7 +5,7 @@
 
 use super::support::{Kw, count};
 use crate::common;
-use crate::common::{Backend, Mail, TestDb, latest_token};
+use crate::common::{Backend, TestDb, latest_token};
 use crate::on_both;
 use keyward::domain::login::Channel;
 use keyward::domain::secret::Password;
@@ -42,19 +42,12 @@ fn one_id(out: &str, prefix: &str) -> String {
     id.to_string()
 }
 
-fn integration_token(m: &Mail) -> Option<String> {
-    m.text.lines().find_map(|l| {
-        l.strip_prefix("Integration token (case-sensitive): ")
-            .map(|t| t.trim_end_matches('\r').to_string())
-    })
-}
-
 /// The integration tokens mailed so far, oldest first: (subject, token).
 fn mailed_tokens(kw: &Kw) -> Vec<(String, String)> {
     kw.mails()
         .iter()
         .filter(|m| m.to == ADA_MAIL)
-        .filter_map(|m| integration_token(m).map(|t| (m.subject.clone(), t)))
+        .filter_map(|m| m.integration_token().map(|t| (m.subject.clone(), t)))
         .collect()
 }
 

@@ -395,8 +395,17 @@ pub struct Mail {
 impl Mail {
     /// The token on the R-T5 token line, if this mail has one.
     pub fn token(&self) -> Option<String> {
+        self.line_value("Security token (case-sensitive): ")
+    }
+
+    /// The token on an integration-token mail's line (R-I1), if this mail has one.
+    pub fn integration_token(&self) -> Option<String> {
+        self.line_value("Integration token (case-sensitive): ")
+    }
+
+    fn line_value(&self, prefix: &str) -> Option<String> {
         self.text.lines().find_map(|l| {
-            l.strip_prefix("Security token (case-sensitive): ")
+            l.strip_prefix(prefix)
                 .map(|t| t.trim_end_matches('\r').to_string())
         })
     }

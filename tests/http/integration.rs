@@ -19,12 +19,7 @@ async fn token_from_mail(srv: &crate::common::server::TestServer) -> String {
         .await
         .iter()
         .rev()
-        .find_map(|m| {
-            m.text.lines().find_map(|l| {
-                l.strip_prefix("Integration token (case-sensitive): ")
-                    .map(|t| t.trim_end_matches('\r').to_string())
-            })
-        })
+        .find_map(crate::common::Mail::integration_token)
         .expect("an integration-token mail")
 }
 

@@ -6,7 +6,7 @@
 use super::support::{SOAP, TOKEN, cli, id18};
 use crate::common::browser::PW;
 use crate::common::server::{Answer, TestServer, answer, form_body, login_envelope};
-use crate::common::{Backend, Mail, Org, latest_token, oauth_client, org};
+use crate::common::{Backend, Org, latest_token, oauth_client, org};
 use crate::on_both;
 use reqwest::Method as M;
 use serde_json::{Value, json};
@@ -105,13 +105,6 @@ async fn soap_from(srv: &TestServer, ip: &str, username: &str, secret: &str) -> 
         .await
 }
 
-fn integration_token(m: &Mail) -> Option<String> {
-    m.text.lines().find_map(|l| {
-        l.strip_prefix("Integration token (case-sensitive): ")
-            .map(|t| t.trim_end_matches('\r').to_string())
-    })
-}
-
 /// The newest integration token mailed to `to`, with its mail's subject.
 async fn mailed(srv: &TestServer, to: &str) -> (String, String) {
     srv.mails()
@@ -119,7 +112,7 @@ async fn mailed(srv: &TestServer, to: &str) -> (String, String) {
         .iter()
         .rev()
         .filter(|m| m.to == to)
-        .find_map(|m| integration_token(m).map(|t| (m.subject.clone(), t)))
+        .find_map(|m| m.integration_token().map(|t| (m.subject.clone(), t)))
         .unwrap_or_else(|| panic!("no integration token mailed to {to}"))
 }
 

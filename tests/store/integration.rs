@@ -27,14 +27,6 @@ on_both!(
     the_previous_security_token_works_for_the_token_grace_window,
 );
 
-/// The integration token on an integration-token mail's line, if this mail has one.
-pub(super) fn integration_token(m: &Mail) -> Option<String> {
-    m.text.lines().find_map(|l| {
-        l.strip_prefix("Integration token (case-sensitive): ")
-            .map(|t| t.trim_end_matches('\r').to_string())
-    })
-}
-
 /// Creates a token for `username` and returns (its id, its value from the delivered mail).
 pub(super) async fn create(
     env: &Env,
@@ -55,7 +47,7 @@ pub(super) async fn newest_token(env: &Env) -> String {
     env.mails()
         .iter()
         .rev()
-        .find_map(integration_token)
+        .find_map(Mail::integration_token)
         .expect("an integration-token mail")
 }
 

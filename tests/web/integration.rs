@@ -28,12 +28,7 @@ async fn mailed_tokens(srv: &TestServer, to: &str, name: &str) -> Vec<String> {
         .await
         .iter()
         .filter(|m| m.to == to && m.subject == subject)
-        .filter_map(|m| {
-            m.text.lines().find_map(|l| {
-                l.strip_prefix("Integration token (case-sensitive): ")
-                    .map(|t| t.trim_end_matches('\r').to_string())
-            })
-        })
+        .filter_map(crate::common::Mail::integration_token)
         .collect()
 }
 
