@@ -109,7 +109,20 @@ pub struct OrgPolicy {
     pub token_grace_hours: u32,
 }
 
+/// An hour in epoch milliseconds, the unit the grace windows are set in.
+pub const HOUR_MS: i64 = 3_600_000;
+
 impl OrgPolicy {
+    /// How long a rotated integration token keeps working, in milliseconds.
+    pub fn integration_grace_ms(&self) -> i64 {
+        i64::from(self.integration_grace_hours) * HOUR_MS
+    }
+
+    /// How long a reset security token keeps working, in milliseconds.
+    pub fn token_grace_ms(&self) -> i64 {
+        i64::from(self.token_grace_hours) * HOUR_MS
+    }
+
     /// The password rules in a sentence, for the forms that set a password.
     pub fn rules_text(&self) -> String {
         let mut s = format!("At least {} characters", self.min_password_length);

@@ -20,7 +20,6 @@ use crate::store::users::{self, UserRow};
 use serde::Serialize;
 
 const DAY_MS: i64 = 86_400_000;
-const HOUR_MS: i64 = 3_600_000;
 
 /// How many live integration tokens a user may hold by default (`integration_tokens.per_user`).
 pub const DEFAULT_PER_USER: u32 = 20;
@@ -93,7 +92,7 @@ pub(crate) fn lifecycle(r: &IntegrationTokenRow) -> Lifecycle {
 }
 
 pub(crate) fn grace_ms(org: &OrgRow) -> i64 {
-    i64::from(policy_of(org).integration_grace_hours) * HOUR_MS
+    policy_of(org).integration_grace_ms()
 }
 
 fn status_text(s: Standing) -> &'static str {
@@ -166,6 +165,17 @@ async fn token_seen(
         .ok_or_else(missing)?;
     let org = orgs::get(c, &row.org_id).await?.ok_or_else(missing)?;
     Ok((row, user, org))
+}
+
+/// A token is issued to an active user only: an inactive one could not use it.
+fn require_active(user: &UserRow) -> Result<()> {
+    if user.active {
+        return Ok(());
+    }
+    Err(ServiceError::Refused(format!(
+        "{} is inactive: reactivate the user first",
+        user.username
+    )))
 }
 
 /// Draws a token that was never issued before, stores its digest and mails it to the user.
@@ -264,12 +274,7 @@ impl Services {
                 policy.integration_max_days
             )));
         }
-        if !user.active {
-            return Err(ServiceError::Refused(format!(
-                "{} is inactive: reactivate the user first",
-                user.username
-            )));
-        }
+        require_active(&user)?;
         let now = self.now_ms();
         let grace = grace_ms(&org);
         let existing = rows::list_for_user(&mut tx.as_conn(), &user.org_id, &user.id).await?;
@@ -366,12 +371,7 @@ impl Services {
                 )));
             }
         }
-        if !user.active {
-            return Err(ServiceError::Refused(format!(
-                "{} is inactive: reactivate the user first",
-                user.username
-            )));
-        }
+        require_active(&user)?;
         let grace_until = (now + grace).min(old.expires_at);
         if !rows::mark_replaced(&mut tx.as_conn(), &old.org_id, &old.id, now, grace_until).await? {
             return Err(ServiceError::Conflict(

@@ -599,7 +599,7 @@ fn token_match(checked: &Checked, known: Option<&Known>, now_ms: i64) -> TokenMa
         return TokenMatch::Current;
     }
     // The window fixed at the reset, or the org's current one if it is shorter now.
-    let grace_ms = i64::from(policy_of(&k.org).token_grace_hours) * 3_600_000;
+    let grace_ms = policy_of(&k.org).token_grace_ms();
     let in_grace = match (u.previous_token_until, u.token_issued_at) {
         (Some(until), Some(issued)) => now_ms < until.min(issued.saturating_add(grace_ms)),
         _ => false,

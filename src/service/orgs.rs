@@ -228,13 +228,12 @@ impl Services {
         let now = self.now_ms();
         orgs::update_policy(&mut tx.as_conn(), &org, now).await?;
         // A shortened grace window is for good: lengthening it later revives no token.
-        const HOUR_MS: i64 = 3_600_000;
         if new.token_grace_hours < old.token_grace_hours {
-            let grace = i64::from(new.token_grace_hours) * HOUR_MS;
+            let grace = new.token_grace_ms();
             crate::store::users::clip_previous_tokens(&mut tx.as_conn(), &org.id, grace).await?;
         }
         if new.integration_grace_hours < old.integration_grace_hours {
-            let grace = i64::from(new.integration_grace_hours) * HOUR_MS;
+            let grace = new.integration_grace_ms();
             crate::store::integration::clip_grace(&mut tx.as_conn(), &org.id, grace).await?;
         }
         if reminders_changed {

@@ -85,7 +85,9 @@ pub(crate) async fn issue(
     };
     // The window is fixed now: an org that lengthens it later revives no token.
     let previous_until = match previous {
-        PreviousToken::InGrace { hours } => Some(now_ms + i64::from(hours) * 3_600_000),
+        PreviousToken::InGrace { hours } => {
+            Some(now_ms + i64::from(hours) * crate::domain::policy::HOUR_MS)
+        }
         _ => None,
     };
     for _ in 0..8 {
