@@ -15,14 +15,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
-use std::collections::VecDeque;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 pub mod address_failures;
+mod args;
 pub mod audit;
 pub mod backup;
 pub mod integration;
@@ -37,11 +35,14 @@ pub mod ranges;
 pub mod sessions;
 pub mod users;
 pub mod verification;
+mod writers;
+
+pub use writers::{WriterTurn, Writers};
 
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint refused the write; the string names what was duplicated.
     #[error("already exists: {0}")]
@@ -111,112 +112,6 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub enum Db {
     Sqlite(SqlitePool, Writers),
     Postgres(PgPool),
-}
-
-/// SQLite's writers in this process, in line: a write transaction (and a one-step login write)
-/// waits here for the one before it instead of meeting SQLite's lock and polling for it with
-/// sleeps that grow to 100 ms — under a flood of failed logins, each a write, a legitimate
-/// login's write could sleep through many of them (BENCHMARKS.md, item 4). First come first
-/// served, except that a successful login's one-step write goes ahead of the writes waiting
-/// behind the current one: under a flood, the line is mostly failures. Other processes (the
-/// CLI) still meet SQLite's own lock and its busy timeout.
-#[derive(Clone, Debug, Default)]
-pub struct Writers(Arc<std::sync::Mutex<Line>>);
-
-#[derive(Debug, Default)]
-struct Line {
-    /// A writer holds the turn.
-    busy: bool,
-    first: VecDeque<oneshot::Sender<()>>,
-    rest: VecDeque<oneshot::Sender<()>>,
-}
-
-/// The turn to write, held until dropped; then it passes to the next in line.
-pub struct WriterTurn(Option<Writers>);
-
-/// How long a writer waits in line before it goes ahead anyway and meets SQLite's own lock (and
-/// busy timeout): a turn held that long is a bug, not a reason to hang.
-const WRITER_WAIT: Duration = Duration::from_secs(10);
-
-impl Writers {
-    fn line(&self) -> std::sync::MutexGuard<'_, Line> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Waits for the turn; `first`: ahead of the writers already waiting that are not.
-    async fn turn(&self, first: bool) -> WriterTurn {
-        let rx = {
-            let mut line = self.line();
-            if !line.busy {
-                line.busy = true;
-                return WriterTurn(Some(self.clone()));
-            }
-            let (tx, rx) = oneshot::channel();
-            if first {
-                line.first.push_back(tx);
-            } else {
-                line.rest.push_back(tx);
-            }
-            rx
-        };
-        let mut waiting = Waiting {
-            rx: Some(rx),
-            writers: self,
-        };
-        let Some(rx) = waiting.rx.as_mut() else {
-            return WriterTurn(None);
-        };
-        let handed = tokio::time::timeout(WRITER_WAIT, rx).await;
-        match handed {
-            Ok(Ok(())) => {
-                waiting.rx = None;
-                WriterTurn(Some(self.clone()))
-            }
-            // Timed out (`waiting`'s drop passes on a turn handed over at the last moment), or
-            // the line is gone: go ahead and meet SQLite's own lock.
-            _ => {
-                tracing::warn!("waited {WRITER_WAIT:?} for SQLite's write turn; going ahead");
-                WriterTurn(None)
-            }
-        }
-    }
-
-    /// Passes the turn to the next waiter still waiting, or frees it.
-    fn pass(&self) {
-        let mut line = self.line();
-        while let Some(tx) = line.first.pop_front().or_else(|| line.rest.pop_front()) {
-            if tx.send(()).is_ok() {
-                return;
-            }
-        }
-        line.busy = false;
-    }
-}
-
-/// A place in line. Dropped before the turn arrived (its future cancelled, or timed out), it
-/// closes its receiver; a turn that had already been handed to it is passed on, not lost.
-struct Waiting<'a> {
-    rx: Option<oneshot::Receiver<()>>,
-    writers: &'a Writers,
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        if let Some(mut rx) = self.rx.take() {
-            rx.close();
-            if rx.try_recv().is_ok() {
-                self.writers.pass();
-            }
-        }
-    }
-}
-
-impl Drop for WriterTurn {
-    fn drop(&mut self) {
-        if let Some(writers) = self.0.take() {
-            writers.pass();
-        }
-    }
 }
 
 /// A connection of either backend, borrowed from a pool or a transaction. Every store function
@@ -528,16 +423,6 @@ impl Db {
         })
     }
 
-    /// This process's turn to write to SQLite, for a write that is not a [`Tx`] (a successful
-    /// login's one batch that carries its own transaction), ahead of the transactions waiting;
-    /// `None` on PostgreSQL, whose writers lock rows, not the database.
-    pub async fn writer_turn(&self) -> Option<WriterTurn> {
-        match self {
-            Db::Sqlite(_, writers) => Some(writers.turn(true).await),
-            Db::Postgres(_) => None,
-        }
-    }
-
     /// Is the database answering? (`/healthz`)
     pub async fn ping(&self) -> Result<()> {
         let mut c = self.conn().await?;
@@ -600,64 +485,4 @@ async fn migration_lock(db: &Path) -> Result<std::fs::File> {
         .await
         .map_err(|e| StoreError::Other(e.to_string()))?
         .map_err(unavailable)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Writers;
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll, Waker};
-
-    type Waiter = Pin<Box<dyn Future<Output = super::WriterTurn> + Send>>;
-
-    fn waiter(w: &Writers, first: bool) -> Waiter {
-        let w = w.clone();
-        Box::pin(async move { w.turn(first).await })
-    }
-
-    fn poll(f: &mut Waiter) -> Option<super::WriterTurn> {
-        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(t) => Some(t),
-            Poll::Pending => None,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_success_goes_ahead_of_the_waiting_writers_and_the_rest_keep_their_order() {
-        let w = Writers::default();
-        let held = w.turn(false).await;
-        let (mut a, mut b, mut success) = (waiter(&w, false), waiter(&w, false), waiter(&w, true));
-        for f in [&mut a, &mut b, &mut success] {
-            assert!(poll(f).is_none(), "the turn is held");
-        }
-        drop(held);
-        assert!(poll(&mut a).is_none() && poll(&mut b).is_none());
-        let turn = poll(&mut success).expect("the success goes first");
-        drop(turn);
-        assert!(poll(&mut b).is_none());
-        let turn = poll(&mut a).expect("then the first to come");
-        drop(turn);
-        let turn = poll(&mut b).expect("then the next");
-        drop(turn);
-        assert!(w.turn(false).await.0.is_some(), "and the line is free");
-    }
-
-    #[tokio::test]
-    async fn a_waiter_that_gives_up_does_not_take_the_turn_with_it() {
-        let w = Writers::default();
-        let held = w.turn(false).await;
-        let (mut gone, mut next) = (waiter(&w, false), waiter(&w, false));
-        assert!(poll(&mut gone).is_none() && poll(&mut next).is_none());
-        // The turn is handed to `gone`, which is dropped before it looks: it passes on.
-        drop(held);
-        drop(gone);
-        let turn = poll(&mut next).expect("the next waiter has the turn");
-        // One cancelled while still waiting is skipped.
-        let mut cancelled = waiter(&w, true);
-        assert!(poll(&mut cancelled).is_none());
-        drop(cancelled);
-        drop(turn);
-        assert!(poll(&mut waiter(&w, false)).is_some(), "the line is free");
-    }
 }

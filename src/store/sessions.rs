@@ -86,7 +86,8 @@ pub struct LiveSession {
 
 /// The session with this digest, if it exists and has not expired — and, for an OAuth access token,
 /// its client still exists and is enabled (a grant that raced the client's deletion cannot leave a
-/// live token) — with its user and org: one statement of primary-key lookups. It runs on every API
+/// live token), and for a login with an integration token, that token is not revoked (a login
+/// that raced the revocation cannot leave a live session: `store::logins`) — with its user and org: one statement of primary-key lookups. It runs on every API
 /// call after login that the node's memory of session checks cannot answer (`service::cache`: reads
 /// at most a second old). The user's columns keep their names; the session's and the org's are
 /// prefixed (`s_`, `o_`) so no two share a name.
@@ -101,8 +102,10 @@ pub async fn get_live_with_user(
              JOIN users u ON u.org_id = s.org_id AND u.id = s.user_id \
              JOIN orgs o ON o.id = s.org_id \
              LEFT JOIN oauth_clients c ON c.id = s.oauth_client_id \
+             LEFT JOIN integration_tokens it ON it.id = s.integration_token_id \
              WHERE s.digest = $1 AND s.expires_at > $2 \
-             AND (s.oauth_client_id IS NULL OR c.enabled)",
+             AND (s.oauth_client_id IS NULL OR c.enabled) \
+             AND (s.integration_token_id IS NULL OR it.revoked_at IS NULL)",
             aliased("s", COLUMNS, "s_"),
             aliased("u", users::COLUMNS, ""),
             aliased("o", orgs::COLUMNS, "o_"),
