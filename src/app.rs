@@ -294,8 +294,9 @@ pub async fn serve(services: Arc<Services>, config: &Config, bound: Bound) -> an
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::debug!(%addr, database = services.database_name(), mail = services.outbox.transport_name(), "keyward listening");
+    let shutdown = shutdown_signal();
     eprintln!("keyward listening on {scheme}://{addr}");
-    run(services, config, listener, tls, shutdown_signal()).await;
+    run(services, config, listener, tls, shutdown).await;
     tracing::info!("keyward stopped");
     Ok(())
 }
@@ -365,23 +366,34 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves at SIGINT or SIGTERM. The handlers are installed when this is called, not when it
+/// is first awaited: the caller says it is listening in between, and a signal sent as soon as
+/// that line appears must stop the server cleanly rather than kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let (term, int) = (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        );
+        async fn received(s: Option<Signal>) {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+        async move {
+            tokio::select! {
+                _ = received(term) => {}
+                _ = received(int) => {}
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
