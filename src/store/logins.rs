@@ -140,11 +140,11 @@ async fn one_step(db: &Db, pg: &str, sqlite: &'static str, args: Args) -> Result
 
 /// What a login with an integration token writes when it succeeds: the session, the usage row
 /// and the login-history row, in one step, on the condition that the token is still not
-/// revoked and the user still active with the profile the decision saw. False when nothing was
-/// written; the caller then decides again under locks. No row is locked (a lock writes WAL on
-/// PostgreSQL): a revocation or deactivation committing while this runs may miss the session
-/// written here, and the session check refuses it instead, reading the token and the user with
-/// the session (`store::sessions::get_live_with_user`).
+/// revoked and the user still active with the profile the decision saw. On PostgreSQL both rows
+/// are read `FOR SHARE`, so a revocation or deactivation committing meanwhile is either waited
+/// for (and then seen: nothing written) or waits for this write (and then ends its session);
+/// SQLite's write lock does the same. False when nothing was written; the caller then decides
+/// again under locks.
 pub async fn record_integration_success(
     db: &Db,
     token_id: &str,
@@ -185,7 +185,7 @@ pub async fn record_integration_success(
         .bind(&history.credential);
     static PG: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "WITH t AS ({TOKEN}), u AS ({USER}), ok AS (SELECT 1 FROM t, u), \
+            "WITH t AS ({TOKEN} FOR SHARE), u AS ({USER} FOR SHARE), ok AS (SELECT 1 FROM t, u), \
              s AS ({SESSION} FROM ok), h AS ({HISTORY} FROM ok), \
              c AS ({RECORD_USAGE} {USAGE} FROM ok {RECORD_USAGE_CONFLICT}) \
              SELECT count(*) FROM ok"

@@ -86,8 +86,8 @@ pub struct LiveSession {
 
 /// The session with this digest, if it exists and has not expired — and, for an OAuth access token,
 /// its client still exists and is enabled (a grant that raced the client's deletion cannot leave a
-/// live token), and for a login with an integration token, that token is not revoked (a login
-/// that raced the revocation cannot leave a live session: `store::logins`) — with its user and org: one statement of primary-key lookups. It runs on every API
+/// live token), and for a login with an integration token, that token still exists unrevoked (a
+/// revocation that did not end the token's sessions still refuses them) — with its user and org: one statement of primary-key lookups. It runs on every API
 /// call after login that the node's memory of session checks cannot answer (`service::cache`: reads
 /// at most a second old). The user's columns keep their names; the session's and the org's are
 /// prefixed (`s_`, `o_`) so no two share a name.
@@ -105,7 +105,7 @@ pub async fn get_live_with_user(
              LEFT JOIN integration_tokens it ON it.id = s.integration_token_id \
              WHERE s.digest = $1 AND s.expires_at > $2 \
              AND (s.oauth_client_id IS NULL OR c.enabled) \
-             AND (s.integration_token_id IS NULL OR it.revoked_at IS NULL)",
+             AND (s.integration_token_id IS NULL OR (it.id IS NOT NULL AND it.revoked_at IS NULL))",
             aliased("s", COLUMNS, "s_"),
             aliased("u", users::COLUMNS, ""),
             aliased("o", orgs::COLUMNS, "o_"),

@@ -129,8 +129,12 @@ pub(crate) struct Job {
 
 type Answer = oneshot::Sender<Result<bool>>;
 
-/// The most writes one group commits (each takes its parameters' count of SQLite's 32,766).
-const MAX_GROUP: usize = 64;
+/// The most writes one group commits: a batch of more gains little (a flush is shared by
+/// enough already) and prepares its statements for itself.
+const MAX_GROUP: usize = 32;
+
+/// The largest group whose batch stays prepared (`batch`).
+const KEPT_PREPARED: usize = 4;
 
 /// The one-step writes waiting for a turn.
 #[derive(Default)]
@@ -151,33 +155,35 @@ impl Pending {
 impl Writers {
     /// Runs a one-step write and answers whether its guard matched (true: written). A login's
     /// write arriving while another commits waits for the turn anyway, and each hop to SQLite's
-    /// thread costs more than the statements it carries: whoever gets the turn commits every
-    /// one-step write waiting by then in one batch, one transaction and one disk flush. If the
-    /// batch fails, each write runs again alone, so one write's error is only its own.
+    /// thread costs more than the statements it carries: whoever gets the turn commits the
+    /// one-step writes waiting by then in one batch, one transaction and one disk flush. If the
+    /// batch meets a conflict, each write runs again alone, so that error is only its own.
     pub(crate) async fn one_step(&self, pool: &SqlitePool, job: Job) -> Result<bool> {
+        debug_assert_eq!(highest_param(job.sql), job.args.len(), "{}", job.sql);
         let (tx, mut rx) = oneshot::channel();
         self.pending.jobs().push((job, tx));
-        let turn = tokio::select! {
-            biased;
-            done = &mut rx => return answered(done),
-            turn = self.turn(true) => turn,
-        };
-        let jobs: Vec<_> = {
-            let mut pending = self.pending.jobs();
-            let n = pending.len().min(MAX_GROUP);
-            // A write whose caller went away before its turn (its client hung up) is not made,
-            // as it would not have been without the group.
-            pending
-                .drain(..n)
-                .filter(|(_, tx)| !tx.is_closed())
-                .collect()
-        };
-        if !jobs.is_empty() {
-            // On a task of its own, holding the turn: this caller going away (its client hung
-            // up) must not leave the rest of the group unanswered or half written.
-            tokio::spawn(commit(pool.clone(), jobs, turn));
+        // Until answered: a turn may come while this write is in another's group, or (behind
+        // a full group) still waiting.
+        loop {
+            let turn = tokio::select! {
+                biased;
+                done = &mut rx => return answered(done),
+                turn = self.turn(true) => turn,
+            };
+            let jobs: Vec<_> = {
+                let mut pending = self.pending.jobs();
+                // A write whose caller went away before its turn is not made, as it would not
+                // have been without the group.
+                pending.retain(|(_, tx)| !tx.is_closed());
+                let n = pending.len().min(MAX_GROUP);
+                pending.drain(..n).collect()
+            };
+            if !jobs.is_empty() {
+                // On a task of its own, holding the turn: this caller going away must not
+                // leave the rest of the group unanswered or half written.
+                tokio::spawn(commit(pool.clone(), jobs, turn));
+            }
         }
-        answered(rx.await)
     }
 }
 
@@ -186,18 +192,23 @@ fn answered(done: std::result::Result<Result<bool>, oneshot::error::RecvError>) 
 }
 
 /// Commits a group and answers each of its writes; the turn passes on once all are answered.
-async fn commit(pool: SqlitePool, jobs: Vec<(Job, Answer)>, turn: WriterTurn) {
+async fn commit(pool: SqlitePool, mut jobs: Vec<(Job, Answer)>, turn: WriterTurn) {
+    // Writes of one kind side by side: a small group's text then depends on how many of each
+    // kind it holds, not on their order, and stays prepared (`batch`).
+    jobs.sort_by_key(|(job, _)| job.sql.as_ptr());
     let (jobs, answers): (Vec<Job>, Vec<Answer>) = jobs.into_iter().unzip();
     let written = match batch(&pool, &jobs).await {
         Ok(written) => written.into_iter().map(Ok).collect(),
-        Err(e) if jobs.len() == 1 => vec![Err(e)],
-        Err(_) => {
+        // A conflict is one write's (a duplicate row): the others run again without it. Any
+        // other error (the database busy, the disk full) is every write's, and not retried.
+        Err(StoreError::Conflict(_)) if jobs.len() > 1 => {
             let mut each = Vec::with_capacity(jobs.len());
             for job in &jobs {
                 each.push(batch(&pool, std::slice::from_ref(job)).await.map(|w| w[0]));
             }
             each
         }
+        Err(e) => jobs.iter().map(|_| Err(e.clone())).collect(),
     };
     for (tx, written) in answers.into_iter().zip(written) {
         let _ = tx.send(written);
@@ -206,7 +217,7 @@ async fn commit(pool: SqlitePool, jobs: Vec<(Job, Answer)>, turn: WriterTurn) {
 }
 
 /// Runs `jobs` in one transaction sent as one batch: whether each was written. On an error
-/// nothing is written.
+/// nothing is written (but for an answer of the wrong length, a bug, after the commit).
 async fn batch(pool: &SqlitePool, jobs: &[Job]) -> Result<Vec<bool>> {
     let mut sql = String::from("BEGIN IMMEDIATE; ");
     let mut offset = 0;
@@ -216,11 +227,15 @@ async fn batch(pool: &SqlitePool, jobs: &[Job]) -> Result<Vec<bool>> {
         offset += job.args.len();
     }
     sql.push_str("COMMIT");
+    // A group of up to four writes of three kinds has one of 34 texts, kept prepared (about
+    // 22 KB per write on each connection); a larger one's would fill the statement cache with
+    // megabytes, and is prepared for itself.
     let query = jobs
         .iter()
         .fold(sqlx::query_scalar::<_, i64>(&sql), |q, job| {
             job.args.clone().bound_sqlite(q)
-        });
+        })
+        .persistent(jobs.len() <= KEPT_PREPARED);
     let mut conn = pool.acquire().await?;
     match query.fetch_all(&mut *conn).await {
         Ok(rows) if rows.len() == jobs.len() => Ok(rows.iter().map(|&n| n == 1).collect()),
@@ -238,6 +253,19 @@ async fn batch(pool: &SqlitePool, jobs: &[Job]) -> Result<Vec<bool>> {
             Err(e.into())
         }
     }
+}
+
+/// The highest parameter number `$n` in `sql`: a job binds exactly that many values, or it
+/// would read the next job's in a batch.
+fn highest_param(sql: &str) -> usize {
+    sql.split('$')
+        .skip(1)
+        .filter_map(|rest| {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            rest[..digits].parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Appends `sql` with each parameter `$n` renumbered `$(n + offset)`: the writes of a batch
@@ -328,10 +356,12 @@ mod tests {
             .connect("sqlite::memory:")
             .await
             .unwrap();
-        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-            .execute(&pool)
-            .await
-            .unwrap();
+        sqlx::query(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (0, '')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
         let w = Writers::default();
         let held = w.turn(false).await;
         type Write = Pin<Box<dyn Future<Output = crate::store::Result<bool>> + Send>>;
@@ -341,12 +371,12 @@ mod tests {
             Box::pin(async move { w.one_step(&pool, Job { sql, args }).await })
         };
         const INSERT: &str = "INSERT INTO t VALUES ($1, $2); SELECT changes()";
-        // Its first insert succeeds, its second meets a's row: both undone.
-        const TWICE: &str = "INSERT INTO t VALUES ($1 + 1, $2); INSERT INTO t VALUES (1, $2); \
+        // Its first insert succeeds, its second meets the row there before: both undone.
+        const TWICE: &str = "INSERT INTO t VALUES ($1, $2); INSERT INTO t VALUES (0, $2); \
             SELECT changes()";
         const NOTHING: &str = "INSERT INTO t SELECT $1, $2 WHERE 0; SELECT changes()";
         let mut a = write(INSERT, 1, "a");
-        let mut b = write(TWICE, 1, "b");
+        let mut b = write(TWICE, 2, "b");
         let mut c = write(INSERT, 3, "c");
         let mut d = write(NOTHING, 4, "d");
         let mut gone = write(INSERT, 5, "gone");
@@ -373,7 +403,7 @@ mod tests {
             !answered(&mut d).unwrap(),
             "a write whose guard matched nothing"
         );
-        let rows: Vec<String> = sqlx::query_scalar("SELECT v FROM t ORDER BY id")
+        let rows: Vec<String> = sqlx::query_scalar("SELECT v FROM t WHERE id > 0 ORDER BY id")
             .fetch_all(&pool)
             .await
             .unwrap();
@@ -386,5 +416,6 @@ mod tests {
         let mut out = String::new();
         super::shifted(&mut out, "SELECT $1, $10 WHERE x = $2 AND '$' = $", 23);
         assert_eq!(out, "SELECT $24, $33 WHERE x = $25 AND '$' = $");
+        assert_eq!(super::highest_param("SELECT $1, $10 WHERE x = $2"), 10);
     }
 }

@@ -14,7 +14,7 @@ use time::Duration;
 
 on_both!(
     the_one_step_success_writes_only_for_a_live_token_and_an_active_user,
-    a_session_outliving_its_token_s_revocation_is_refused,
+    a_session_of_a_revoked_token_is_refused_at_the_check,
     shortened_windows_stay_short_and_a_name_has_two_live_tokens_at_most,
     mangled_tokens_are_wrong_tokens_never_passwords,
 );
@@ -86,9 +86,9 @@ async fn the_one_step_success_writes_only_for_a_live_token_and_an_active_user(b:
     env.finish().await;
 }
 
-/// The one-step write locks nothing, so a revocation committing while it runs may delete the
-/// token's sessions before this one is written: the session check refuses such a session.
-async fn a_session_outliving_its_token_s_revocation_is_refused(b: Backend) {
+/// The session check reads the token with the session: a session whose token is revoked is
+/// refused even where the revocation did not end it.
+async fn a_session_of_a_revoked_token_is_refused_at_the_check(b: Backend) {
     use keyward::test_support::store::integration;
     let env = Env::new(b).await;
     let s = &env.services;
@@ -99,8 +99,7 @@ async fn a_session_outliving_its_token_s_revocation_is_refused(b: Backend) {
     let before = session(login(s, "ada@example.com", &token, UNTRUSTED).await);
     let raced = session(login(s, "ada@example.com", &token, UNTRUSTED).await);
     assert!(s.check_session(&before).await.unwrap().is_some());
-    // The token revoked without its sessions ended: what a login racing the revocation leaves
-    // (its session written after the revocation deleted the others).
+    // The token revoked without its sessions ended.
     let row = super::support::user_row(s, "ada@example.com").await;
     let db = keyward::test_support::db(s);
     let mut c = db.conn().await.unwrap();
