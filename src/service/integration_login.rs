@@ -177,7 +177,7 @@ impl Services {
     }
 
     /// The common case in one step: a success whose token is still live and whose user is
-    /// still active is written with one statement (one batch on SQLite). None — nothing
+    /// still active is written in one step (`store::logins`). None — nothing
     /// written — for anything else, or when the rows changed meanwhile. A client that issues
     /// refresh tokens takes the general path.
     async fn integration_one_step(

@@ -5,10 +5,10 @@
 //! The general path (`service::login`) locks the user's row after the hash, reads it again,
 //! decides on it and writes: six round trips on PostgreSQL, six hops to SQLite's thread. Most
 //! logins succeed on a row nobody touched meanwhile; for them this does the same in one
-//! statement on PostgreSQL and in one batch with its transaction on SQLite. When the row
-//! changed (a parallel failure counted, a deactivation, a password or token reset, a lock), it
-//! writes nothing and says so, and the caller takes the general path, which decides on the row
-//! as it is now.
+//! statement on PostgreSQL and in one batch on SQLite, committed with the other one-step writes
+//! waiting then (`store::writers`). When the row changed (a parallel failure counted, a
+//! deactivation, a password or token reset, a lock), it writes nothing and says so, and the
+//! caller takes the general path, which decides on the row as it is now.
 
 use super::args::Args;
 use super::integration::{RECORD_USAGE, RECORD_USAGE_CONFLICT};

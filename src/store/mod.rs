@@ -291,7 +291,12 @@ impl Default for DbOptions {
 
 impl Db {
     /// Opens the SQLite file (creating it) in WAL mode. `secure_delete` makes SQLite overwrite
-    /// deleted content, so a scrubbed token mail leaves no copy in free pages (R-T3).
+    /// deleted content, so a scrubbed token mail leaves no copy in free pages (R-T3). The log
+    /// is copied back into the file by the commit that takes it past 8,000 pages (32 MiB), not
+    /// SQLite's 1,000: every writer waits in line behind that commit, and fewer, larger
+    /// checkpoints copy a page rewritten many times once (BENCHMARKS.md, integration tokens).
+    /// A checkpoint on a task of its own would not do: with writes going on, the log is never
+    /// wholly copied when a writer starts, so SQLite never starts it again and it grows.
     pub async fn open_sqlite(path: &Path, opts: &DbOptions) -> Result<Db> {
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -300,7 +305,8 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("secure_delete", "ON");
+            .pragma("secure_delete", "ON")
+            .pragma("wal_autocheckpoint", "8000");
         // No ping before each use: a local file's connection does not go stale, and the ping
         // is a second hop to the connection's thread for every statement group.
         let pool = SqlitePoolOptions::new()
