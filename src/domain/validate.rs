@@ -12,6 +12,8 @@ pub enum FieldError {
     TooLong { field: &'static str, max: usize },
     #[error("{field} must not contain control characters")]
     Control { field: &'static str },
+    #[error("{field} must not contain characters that change the direction of text")]
+    Direction { field: &'static str },
     #[error("invalid URL {0:?}: expected http://host[:port]/path or https://…")]
     Url(String),
     #[error(
@@ -70,7 +72,17 @@ pub fn text(
     if t.chars().any(char::is_control) {
         return Err(FieldError::Control { field });
     }
+    if t.chars().any(changes_direction) {
+        return Err(FieldError::Direction { field });
+    }
     Ok(t.to_string())
+}
+
+/// Unicode's explicit embeddings, overrides and isolates: invisible, they make a name shown in
+/// Setup or a mail's subject read other than it is (U+202E reverses what follows). The marks
+/// right-to-left writers do type (U+200E, U+200F) reorder nothing by themselves and are kept.
+fn changes_direction(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// An `http://` or `https://` URL with a host and no spaces or credentials.
@@ -129,6 +141,27 @@ mod tests {
         assert!(text("first name", "Ada\nSecurity token", 40, false).is_err());
         assert!(text("name", "", 40, true).is_err());
         assert!(text("name", &"x".repeat(41), 40, true).is_err());
+    }
+
+    #[test]
+    fn names_refuse_direction_overrides_but_keep_right_to_left_scripts() {
+        for bad in ["Tableau\u{202E}gnp.exe", "a\u{2066}b\u{2069}", "\u{202A}x"] {
+            assert_eq!(
+                text("integration token name", bad, 80, true),
+                Err(FieldError::Direction {
+                    field: "integration token name"
+                }),
+                "{bad:?}"
+            );
+        }
+        for good in [
+            "שלום",
+            "مرحبا\u{200F}",
+            "Data Loader (nightly)",
+            "👩\u{200D}💻 job",
+        ] {
+            assert!(text("name", good, 80, true).is_ok(), "{good:?}");
+        }
     }
 
     #[test]
