@@ -3,6 +3,7 @@
 //! secrets (tokens, sessions, client secrets), constant-time comparison and random secrets.
 
 pub mod cert;
+pub mod jws;
 mod pool;
 
 use crate::domain::ids::BASE62;

@@ -4,6 +4,7 @@
 pub mod ids;
 pub mod integration;
 pub mod ip;
+pub mod jwt_bearer;
 pub mod login;
 pub mod policy;
 pub mod profile;
