@@ -4,6 +4,7 @@
 
 pub mod cert;
 pub mod jws;
+pub mod pkce;
 mod pool;
 
 use crate::domain::ids::BASE62;
