@@ -14,6 +14,7 @@
 pub mod api;
 pub mod extract;
 pub mod identity;
+mod multipart;
 pub mod oauth;
 pub mod ops;
 pub mod server;

@@ -1,12 +1,14 @@
 //! OAuth 2.0 at `/services/oauth2/…` (docs/wire.md §2): `token` (grants `password`,
 //! `refresh_token`, `client_credentials`), `revoke`, `introspect` (RFC 7662) and `userinfo`.
-//! Requests are `application/x-www-form-urlencoded`; answers are JSON; errors are HTTP 400
+//! Requests are `application/x-www-form-urlencoded` (or `multipart/form-data` of text fields,
+//! as the Salesforce CLI sends some); answers are JSON; errors are HTTP 400
 //! `{"error", "error_description"}` with Salesforce's codes and texts.
 
 use super::AppState;
 use super::BodyWithRequestId;
 use super::extract::{BaseUrl, ClientIp, LoginCall, read_body, user_agent};
 use super::identity::{self, bearer};
+use super::multipart;
 use crate::domain::login::{LoginOutcome, LoginStatus};
 use crate::domain::secret::Password;
 use crate::domain::token::SuppliedSecret;
@@ -146,9 +148,14 @@ impl Form {
 }
 
 pub(crate) fn parse_pairs(raw: &[u8]) -> Result<Form, OAuthError> {
+    form_of(form_urlencoded::parse(raw).map(|(k, v)| (k.into_owned(), v.into_owned())))
+}
+
+/// The fields of a request, each named once.
+fn form_of(pairs: impl IntoIterator<Item = (String, String)>) -> Result<Form, OAuthError> {
     let mut map = BTreeMap::new();
-    for (k, v) in form_urlencoded::parse(raw) {
-        if map.insert(k.to_string(), v.into_owned()).is_some() {
+    for (k, v) in pairs {
+        if map.insert(k.clone(), v).is_some() {
             return Err(OAuthError::invalid_request(format!(
                 "the parameter {} is repeated",
                 k.chars().take(40).collect::<String>()
@@ -159,28 +166,33 @@ pub(crate) fn parse_pairs(raw: &[u8]) -> Result<Form, OAuthError> {
 }
 
 async fn read_form(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Form, OAuthError> {
-    let form_encoded = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+        .unwrap_or("");
+    let form_encoded = content_type.split(';').next().is_some_and(|v| {
+        v.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    let multipart = multipart::boundary(content_type);
     let raw = read_body(body, headers, app.http.max_body_bytes)
         .await
         .map_err(|e| OAuthError {
             status: e.status(),
             ..OAuthError::invalid_request(e.to_string())
         })?;
-    if !form_encoded {
+    match multipart {
+        _ if form_encoded => parse_pairs(&raw),
+        Some(boundary) => boundary
+            .and_then(|b| multipart::fields(&raw, &b))
+            .map_err(|e| OAuthError::invalid_request(e.to_string()))
+            .and_then(form_of),
         // Salesforce's answer to a body that is not form-encoded.
-        return Err(OAuthError::new(
+        None => Err(OAuthError::new(
             "unsupported_grant_type",
             "grant type not supported",
-        ));
+        )),
     }
-    parse_pairs(&raw)
 }
 
 /// Client credentials from HTTP Basic (RFC 6749 §2.3.1) or the form; not both.

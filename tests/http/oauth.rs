@@ -87,6 +87,44 @@ async fn oauth_password_grant_success_and_errors(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // multipart/form-data, as the Salesforce CLI posts some of its requests; a file is refused.
+    let multipart = |fields: &[(&str, &str)], extra: &str| {
+        let mut body = String::new();
+        for (k, v) in fields {
+            body.push_str(&format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"{k}\"{extra}\r\n\r\n{v}\r\n"
+            ));
+        }
+        body + "--XyZ--\r\n"
+    };
+    let password = format!("{PW}{}", f.token);
+    let fields = [
+        ("grant_type", "password"),
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("username", USER),
+        ("password", password.as_str()),
+    ];
+    for (body, status) in [
+        (multipart(&fields, ""), 200),
+        (multipart(&fields, "; filename=\"a.txt\""), 400),
+    ] {
+        let r = srv
+            .http
+            .post(format!("{}{TOKEN}", srv.base))
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status);
+        let j: serde_json::Value = r.json().await.unwrap();
+        if status == 200 {
+            assert!(j["access_token"].as_str().is_some(), "{j}");
+        } else {
+            assert_eq!(j["error"], "invalid_request", "{j}");
+        }
+    }
     // Errors, in Salesforce's words.
     let err = |a: &Answer| {
         (
