@@ -1,7 +1,8 @@
 //! Entry points for the fuzz targets in `fuzz/` (cargo-fuzz, libFuzzer): every parser that reads
-//! what a client sends — SOAP envelopes, OAuth forms and Basic credentials, IP ranges and
-//! `X-Forwarded-For`, Salesforce ids, the password+token split. Each runs the parser and checks
-//! the properties its callers rely on; a violated property panics, which the fuzzer reports.
+//! what a client sends — SOAP envelopes, OAuth forms (form-encoded and multipart) and Basic
+//! credentials, IP ranges and `X-Forwarded-For`, Salesforce ids, the password+token split. Each
+//! runs the parser and checks the properties its callers rely on; a violated property panics,
+//! which the fuzzer reports.
 //! Not an API: `#[doc(hidden)]`, kept in the library so the targets reach private parsers.
 
 use crate::domain::ids::SfId;
@@ -27,6 +28,20 @@ pub fn oauth_form(data: &[u8]) {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (&[][..], data),
     };
+    // The same body as multipart/form-data, its boundary `q` (the seeds' choice) or named by
+    // the first line read as a content type.
+    for boundary in [
+        Some(Ok("q".to_string())),
+        std::str::from_utf8(header)
+            .ok()
+            .and_then(crate::http::multipart::boundary),
+    ] {
+        if let Some(Ok(b)) = boundary
+            && let Ok(fields) = crate::http::multipart::fields(body, &b)
+        {
+            assert!(fields.iter().all(|(name, _)| !name.is_empty()));
+        }
+    }
     let form = crate::http::oauth::parse_pairs(body);
     if let Ok(form) = &form {
         let mut headers = axum::http::HeaderMap::new();

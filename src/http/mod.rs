@@ -14,7 +14,7 @@
 pub mod api;
 pub mod extract;
 pub mod identity;
-mod multipart;
+pub(crate) mod multipart;
 pub mod oauth;
 pub mod ops;
 pub mod server;

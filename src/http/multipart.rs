@@ -84,8 +84,9 @@ fn field_name(head: &str) -> Result<String, MultipartError> {
         .ok_or(MultipartError::Malformed)
 }
 
+/// In linear time, whatever the body (a naive search is quadratic in the boundary's length).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 fn after<'a>(haystack: &'a [u8], needle: &[u8]) -> Option<&'a [u8]> {
