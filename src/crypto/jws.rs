@@ -1,30 +1,41 @@
 //! RS256 JSON Web Signatures (RFC 7515, RFC 7518 §3.3) checked with the key of an X.509
 //! certificate: the assertions of the JWT bearer grant (RFC 7523), signed by the private key of
-//! the certificate an admin uploaded for a connected app. The certificate is parsed and the
-//! signature verified by webpki and ring, the libraries that already check keyward's TLS.
+//! the certificate an admin uploaded for a connected app. Only the certificate's public key is
+//! used (no chain, no dates: the admin vouches for it by uploading it), so version 1
+//! certificates count too — what Salesforce's own recipe, `openssl x509 -req -signkey`, makes.
+//! Signatures are verified by ring, which keyward's TLS already uses.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Map, Value};
 
-/// An uploaded certificate, checked to parse when it is made.
+/// An uploaded certificate's RSA public key, checked when it is made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Certificate {
     der: Vec<u8>,
+    /// The key as PKCS#1 `RSAPublicKey`, what ring verifies with.
+    key: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwsError {
     #[error("not a PEM X.509 certificate (-----BEGIN CERTIFICATE-----)")]
     NotACertificate,
+    #[error("the certificate's key must be RSA of 2048 to 8192 bits (RS256)")]
+    Key,
     #[error("not a JWT: three base64url parts with a JSON header and payload")]
     Malformed,
     /// The header names another algorithm than RS256 (`none`, or HS256 keyed with the public
     /// key): refused whatever follows, as the algorithm comes from the app, never the token.
     #[error("the assertion must be signed with RS256, not {0:?}")]
     Algorithm(String),
+    /// RFC 7515 §4.1.11: extensions a verifier does not understand must be refused, and
+    /// keyward understands none.
+    #[error("the assertion's header has a crit parameter")]
+    Critical,
     #[error("the assertion's signature does not match the app's certificate")]
     Signature,
 }
@@ -34,10 +45,7 @@ impl Certificate {
     pub fn from_pem(pem: &str) -> Result<Certificate, JwsError> {
         let der = CertificateDer::from_pem_slice(pem.as_bytes())
             .map_err(|_| JwsError::NotACertificate)?;
-        webpki::EndEntityCert::try_from(&der).map_err(|_| JwsError::NotACertificate)?;
-        Ok(Certificate {
-            der: der.as_ref().to_vec(),
-        })
+        Certificate::from_der(der.as_ref().to_vec())
     }
 
     /// The certificate as stored: its DER bytes.
@@ -46,9 +54,8 @@ impl Certificate {
     }
 
     pub fn from_der(der: Vec<u8>) -> Result<Certificate, JwsError> {
-        let parsed = CertificateDer::from(der.as_slice());
-        webpki::EndEntityCert::try_from(&parsed).map_err(|_| JwsError::NotACertificate)?;
-        Ok(Certificate { der })
+        let key = der::rsa_key(&der)?.to_vec();
+        Ok(Certificate { der, key })
     }
 }
 
@@ -66,19 +73,20 @@ pub fn verify_rs256(token: &str, cert: &Certificate) -> Result<Map<String, Value
     let header = json_object(header)?;
     match header.get("alg").and_then(Value::as_str) {
         Some("RS256") => {}
-        other => return Err(JwsError::Algorithm(other.unwrap_or("").to_string())),
+        other => {
+            let named = other.unwrap_or("").chars().take(40).collect();
+            return Err(JwsError::Algorithm(named));
+        }
+    }
+    if header.contains_key("crit") {
+        return Err(JwsError::Critical);
     }
     let signature = URL_SAFE_NO_PAD
         .decode(signature)
         .map_err(|_| JwsError::Malformed)?;
-    let der = CertificateDer::from(cert.der.as_slice());
-    let cert = webpki::EndEntityCert::try_from(&der).map_err(|_| JwsError::NotACertificate)?;
-    cert.verify_signature(
-        webpki::ring::RSA_PKCS1_2048_8192_SHA256,
-        signed.as_bytes(),
-        &signature,
-    )
-    .map_err(|_| JwsError::Signature)?;
+    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &cert.key)
+        .verify(signed.as_bytes(), &signature)
+        .map_err(|_| JwsError::Signature)?;
     json_object(payload)
 }
 
@@ -101,6 +109,9 @@ mod tests {
     const APP_CERT: &str = include_str!("../../tests/fixtures/jwt/app-cert.pem");
     const OTHER_KEY: &str = include_str!("../../tests/fixtures/jwt/other-key.pem");
     const EC_CERT: &str = include_str!("../../tests/fixtures/jwt/ec-cert.pem");
+    const V1_KEY: &str = include_str!("../../tests/fixtures/jwt/v1-key.pem");
+    const V1_CERT: &str = include_str!("../../tests/fixtures/jwt/v1-cert.pem");
+    const SMALL_CERT: &str = include_str!("../../tests/fixtures/jwt/rsa1024-cert.pem");
 
     fn b64(v: &Value) -> String {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
@@ -135,6 +146,11 @@ mod tests {
         assert_eq!(Value::Object(payload), claims);
         // The stored form gives the same certificate back.
         assert_eq!(Certificate::from_der(cert.der().to_vec()).unwrap(), cert);
+        // A version 1 certificate, as `openssl x509 -req -signkey` makes them.
+        let v1 = Certificate::from_pem(V1_CERT).unwrap();
+        let token = signed(V1_KEY, &rs256(), &claims);
+        assert_eq!(Value::Object(verify_rs256(&token, &v1).unwrap()), claims);
+        assert_eq!(verify_rs256(&token, &cert), Err(JwsError::Signature));
     }
 
     #[test]
@@ -166,9 +182,24 @@ mod tests {
             verify_rs256(&unsigned, &cert),
             Err(JwsError::Algorithm("none".into()))
         );
-        // An RS256 token checked against a certificate whose key is not RSA.
-        let ec = Certificate::from_pem(EC_CERT).unwrap();
-        assert_eq!(verify_rs256(&token, &ec), Err(JwsError::Signature));
+        let crit = json!({"alg": "RS256", "crit": ["exp"], "exp": 1});
+        let t = signed(APP_KEY, &crit, &claims);
+        assert_eq!(verify_rs256(&t, &cert), Err(JwsError::Critical));
+        let long = format!(
+            "{}.{}.{sig}",
+            b64(&json!({"alg": "x".repeat(500)})),
+            b64(&claims)
+        );
+        assert_eq!(
+            verify_rs256(&long, &cert),
+            Err(JwsError::Algorithm("x".repeat(40)))
+        );
+    }
+
+    #[test]
+    fn certificates_without_an_rsa_key_of_2048_bits_or_more_are_refused() {
+        assert_eq!(Certificate::from_pem(EC_CERT), Err(JwsError::Key));
+        assert_eq!(Certificate::from_pem(SMALL_CERT), Err(JwsError::Key));
     }
 
     #[test]
@@ -208,5 +239,78 @@ mod tests {
             Certificate::from_der(b"not der".to_vec()),
             Err(JwsError::NotACertificate)
         );
+        // Every truncation of a real certificate is refused, none panics.
+        let der = Certificate::from_pem(APP_CERT).unwrap().der().to_vec();
+        for n in 0..der.len() {
+            assert!(Certificate::from_der(der[..n].to_vec()).is_err(), "{n}");
+        }
+    }
+}
+
+/// Just enough DER (X.690) to find a certificate's public key; ring parses the key itself.
+mod der {
+    use super::JwsError;
+
+    const SEQUENCE: u8 = 0x30;
+    const INTEGER: u8 = 0x02;
+    const BIT_STRING: u8 = 0x03;
+    /// `[0] EXPLICIT Version`, absent in version 1 certificates.
+    const VERSION: u8 = 0xa0;
+    /// The `AlgorithmIdentifier`'s OID for RSA keys, 1.2.840.113549.1.1.1, as DER.
+    const RSA_ENCRYPTION: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
+
+    /// The content of the element of type `tag` at the start of `input`, and what follows it.
+    fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+        let (&found, rest) = input.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = if first < 0x80 {
+            (usize::from(first), rest)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |len, &b| (len << 8) | usize::from(b));
+            (len, &rest[n..])
+        };
+        (found == tag && rest.len() >= len).then(|| rest.split_at(len))
+    }
+
+    /// The PKCS#1 `RSAPublicKey` of an X.509 certificate (RFC 5280 §4.1: `Certificate` →
+    /// `tbsCertificate` → [version], serial, signature, issuer, validity, subject,
+    /// `subjectPublicKeyInfo`), if it is RSA of 2048 to 8192 bits.
+    pub(super) fn rsa_key(cert: &[u8]) -> Result<&[u8], JwsError> {
+        let not = || JwsError::NotACertificate;
+        let (certificate, rest) = expect(cert, SEQUENCE).ok_or_else(not)?;
+        let (mut tbs, _) = expect(certificate, SEQUENCE).ok_or_else(not)?;
+        if !rest.is_empty() {
+            return Err(not());
+        }
+        if tbs.first() == Some(&VERSION) {
+            tbs = expect(tbs, VERSION).ok_or_else(not)?.1;
+        }
+        tbs = expect(tbs, INTEGER).ok_or_else(not)?.1;
+        for _ in ["signature", "issuer", "validity", "subject"] {
+            tbs = expect(tbs, SEQUENCE).ok_or_else(not)?.1;
+        }
+        let (spki, _) = expect(tbs, SEQUENCE).ok_or_else(not)?;
+        let (algorithm, rest) = expect(spki, SEQUENCE).ok_or_else(not)?;
+        if !algorithm.starts_with(RSA_ENCRYPTION) {
+            return Err(JwsError::Key);
+        }
+        let (bits, _) = expect(rest, BIT_STRING).ok_or_else(not)?;
+        // A key is whole bytes: no unused bits.
+        let key = bits.strip_prefix(&[0]).ok_or(JwsError::Key)?;
+        let (rsa, _) = expect(key, SEQUENCE).ok_or(JwsError::Key)?;
+        let (modulus, _) = expect(rsa, INTEGER).ok_or(JwsError::Key)?;
+        let size = modulus.iter().skip_while(|&&b| b == 0).count() * 8;
+        if !(2048..=8192).contains(&size) {
+            return Err(JwsError::Key);
+        }
+        Ok(key)
     }
 }

@@ -20,14 +20,15 @@ pub struct Expected<'a> {
     pub now_ms: i64,
 }
 
-/// A good assertion: the username it asks a token for, and its one use.
+/// A good assertion: the username it asks a token for, and until when it must not be used
+/// again. The grant remembers, until then plus the skew, the assertion's digest (the same
+/// token twice: RS256 signatures are deterministic, so two requests with the same claims are
+/// the same token) and its `jti` for the app, if it has one (the same id in another token).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assertion {
     pub subject: String,
     pub expires_at_ms: i64,
-    /// Remembered until `expires_at_ms` plus the skew, so the same assertion is refused a
-    /// second time: its `jti`, or without one its `exp`, as one use per expiry.
-    pub use_key: String,
+    pub jti: Option<String>,
 }
 
 /// Why an assertion is refused: the token endpoint answers `invalid_grant` with the text.
@@ -80,15 +81,15 @@ pub fn check(claims: &Map<String, Value>, expected: &Expected) -> Result<Asserti
     {
         return Err(Refusal::NotYetValid);
     }
-    let use_key = match claims.get("jti") {
-        None => format!("exp:{expires_at_ms}"),
-        Some(Value::String(j)) if !j.is_empty() && j.len() <= 255 => format!("jti:{j}"),
+    let jti = match claims.get("jti") {
+        None => None,
+        Some(Value::String(j)) if !j.is_empty() && j.len() <= 255 => Some(j.clone()),
         Some(_) => return Err(Refusal::Malformed("jti")),
     };
     Ok(Assertion {
         subject,
         expires_at_ms,
-        use_key,
+        jti,
     })
 }
 
@@ -108,7 +109,15 @@ fn audiences(aud: Option<&Value>) -> Result<Vec<&str>, Refusal> {
 /// Audiences are URLs compared as written, but for one trailing slash (the Salesforce CLI
 /// sends its login URL with one) and the case of the scheme and host.
 fn same_audience(sent: &str, accepted: &str) -> bool {
-    let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
+    let norm = |s: &str| {
+        let s = s.strip_suffix('/').unwrap_or(s);
+        // The end of `scheme://host[:port]`, the part compared without case.
+        let host_end = s.find("://").map_or(0, |at| {
+            let after = at + 3;
+            s[after..].find('/').map_or(s.len(), |slash| after + slash)
+        });
+        format!("{}{}", s[..host_end].to_ascii_lowercase(), &s[host_end..])
+    };
     let (s, a) = (norm(sent), norm(accepted));
     !s.is_empty() && s == a
 }
@@ -186,9 +195,9 @@ mod tests {
         let a = check_at(good()).unwrap();
         assert_eq!(a.subject, "ada@example.com");
         assert_eq!(a.expires_at_ms, NOW + 180_000);
-        assert_eq!(a.use_key, format!("exp:{}", NOW + 180_000));
+        assert_eq!(a.jti, None);
         let a = check_at(with("jti", json!("abc-1"))).unwrap();
-        assert_eq!(a.use_key, "jti:abc-1");
+        assert_eq!(a.jti.as_deref(), Some("abc-1"));
     }
 
     #[test]
@@ -226,6 +235,14 @@ mod tests {
                 Audience,
             ),
             (with("aud", json!("")), Audience),
+            (
+                with("aud", json!("https://keyward.example.com//")),
+                Audience,
+            ),
+            (
+                with("aud", json!("https://keyward.example.com/X")),
+                Audience,
+            ),
             (with("aud", json!([])), Audience),
             (with("aud", json!([1])), Malformed("aud")),
             (without("exp"), Missing("exp")),

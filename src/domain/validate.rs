@@ -32,9 +32,12 @@ fn email_shaped(s: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && domain.contains('.') | (domain == "localhost")
-        && !s
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "<>\"(),;:[]\\".contains(c))
+        && !s.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || overrides_direction(c)
+                || "<>\"(),;:[]\\".contains(c)
+        })
 }
 
 /// Usernames are email-shaped and case-insensitive (R-M1); the canonical form is lower case.
@@ -62,27 +65,36 @@ pub fn text(
     max: usize,
     required: bool,
 ) -> Result<String, FieldError> {
-    let t = input.trim();
-    if required && t.is_empty() {
+    if required && input.trim().is_empty() {
         return Err(FieldError::Empty { field });
     }
+    let t = filter(field, input, max)?;
+    if t.chars().any(overrides_direction) {
+        return Err(FieldError::Direction { field });
+    }
+    Ok(t)
+}
+
+/// Text that only selects (a search, a filter, a page's cursor): trimmed, `max` characters, no
+/// control characters. Direction overrides are not refused here: a cursor is a username
+/// already stored, which may predate their refusal.
+pub fn filter(field: &'static str, input: &str, max: usize) -> Result<String, FieldError> {
+    let t = input.trim();
     if t.chars().count() > max {
         return Err(FieldError::TooLong { field, max });
     }
     if t.chars().any(char::is_control) {
         return Err(FieldError::Control { field });
     }
-    if t.chars().any(changes_direction) {
-        return Err(FieldError::Direction { field });
-    }
     Ok(t.to_string())
 }
 
-/// Unicode's explicit embeddings, overrides and isolates: invisible, they make a name shown in
-/// Setup or a mail's subject read other than it is (U+202E reverses what follows). The marks
-/// right-to-left writers do type (U+200E, U+200F) reorder nothing by themselves and are kept.
-fn changes_direction(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+/// Unicode's direction overrides: invisible, they make a name shown in Setup or a mail's
+/// subject read other than it is (U+202E shows the letters after it reversed). Embeddings,
+/// isolates and marks only order runs and are kept: phones paste them around right-to-left
+/// names.
+fn overrides_direction(c: char) -> bool {
+    matches!(c, '\u{202D}' | '\u{202E}')
 }
 
 /// An `http://` or `https://` URL with a host and no spaces or credentials.
@@ -145,7 +157,7 @@ mod tests {
 
     #[test]
     fn names_refuse_direction_overrides_but_keep_right_to_left_scripts() {
-        for bad in ["Tableau\u{202E}gnp.exe", "a\u{2066}b\u{2069}", "\u{202A}x"] {
+        for bad in ["Tableau\u{202E}gnp.exe", "a\u{202D}b"] {
             assert_eq!(
                 text("integration token name", bad, 80, true),
                 Err(FieldError::Direction {
@@ -154,9 +166,14 @@ mod tests {
                 "{bad:?}"
             );
         }
+        assert!(username("ada\u{202E}moc.elpmaxe@example.com").is_err());
+        assert!(email("a\u{202D}b@example.com").is_err());
+        // Filters select among what is stored, whatever it holds.
+        assert!(filter("after", "ada\u{202E}x@example.com", 255).is_ok());
         for good in [
             "שלום",
             "مرحبا\u{200F}",
+            "\u{2067}سارة\u{2069} (Android)",
             "Data Loader (nightly)",
             "👩\u{200D}💻 job",
         ] {

@@ -32,7 +32,13 @@ pub fn boundary(content_type: &str) -> Option<Result<String, MultipartError>> {
 /// The fields of `body`, in order: (name, value).
 pub fn fields(body: &[u8], boundary: &str) -> Result<Vec<(String, String)>, MultipartError> {
     let delimiter = format!("--{boundary}");
-    let mut rest = after(body, delimiter.as_bytes()).ok_or(MultipartError::Malformed)?;
+    // The first delimiter opens the body or a line after the preamble.
+    let mut rest = match body.strip_prefix(delimiter.as_bytes()) {
+        Some(rest) => rest,
+        None => {
+            after(body, format!("\r\n{delimiter}").as_bytes()).ok_or(MultipartError::Malformed)?
+        }
+    };
     let mut out = Vec::new();
     loop {
         if rest.starts_with(b"--") {
@@ -144,6 +150,9 @@ mod tests {
             "q"
         );
         assert!(fields(b"--q--\r\n", "q").unwrap().is_empty());
+        // A delimiter must open a line: inside the preamble it is part of the preamble.
+        let raw = b"x--q\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--q--";
+        assert!(fields(raw, "q").unwrap().is_empty());
     }
 
     #[test]

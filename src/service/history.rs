@@ -61,7 +61,7 @@ impl Services {
         }
         let exact = |field, v: &Option<String>| -> Result<Option<String>> {
             match v {
-                Some(s) => Ok(Some(crate::domain::validate::text(field, s, 100, false)?)),
+                Some(s) => Ok(Some(crate::domain::validate::filter(field, s, 100)?)),
                 None => Ok(None),
             }
         };

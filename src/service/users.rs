@@ -165,8 +165,8 @@ impl Services {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<User>> {
-        let query = validate::text("search text", query.unwrap_or(""), 100, false)?;
-        let after = validate::text("after", after.unwrap_or(""), 255, false)?.to_lowercase();
+        let query = validate::filter("search text", query.unwrap_or(""), 100)?;
+        let after = validate::filter("after", after.unwrap_or(""), 255)?.to_lowercase();
         let mut c = self.db.conn().await?;
         let org = resolve::org(&mut c.as_conn(), org_input).await?;
         actor.check_org(&org.id)?;
