@@ -33,11 +33,24 @@ pub(super) async fn integration(
         IntegrationCommand::Rotate { id } => {
             let t = s.rotate_integration_token(actor, &id).await?;
             print(&format!("{}\n", t.id));
-            note(&format!(
-                "The new token was emailed to {}; the old one keeps working for the org's \
-                 integration grace hours.",
-                t.username
-            ));
+            // With the org's grace at 0 the old token stopped at once: say what happened.
+            let old = s.list_integration_tokens(actor, &t.user_id).await?;
+            let in_grace = old
+                .iter()
+                .any(|o| Some(&o.id) == t.replaces.as_ref() && o.status == "in grace");
+            note(&if in_grace {
+                format!(
+                    "The new token was emailed to {}; the old one keeps working for the org's \
+                     integration grace hours.",
+                    t.username
+                )
+            } else {
+                format!(
+                    "The new token was emailed to {}; the old one stopped working now (the org's \
+                     integration grace is 0 hours).",
+                    t.username
+                )
+            });
         }
         IntegrationCommand::Revoke { id } => {
             let t = s.revoke_integration_token(actor, &id).await?;

@@ -207,6 +207,11 @@ async fn cli_creates_lists_rotates_and_revokes_integration_tokens(b: Backend) {
     // one in its grace window.
     let o = kw.run(&["integration", "rotate", &loader.to_lowercase()]);
     assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("the old one keeps working"),
+        "{}",
+        o.stderr
+    );
     let successor = one_id(&o.stdout, "0Ik");
     assert_ne!(successor, loader);
     let mailed = mailed_tokens(&kw);
@@ -250,6 +255,17 @@ async fn cli_creates_lists_rotates_and_revokes_integration_tokens(b: Backend) {
     kw.ok(&["integration", "revoke", &loader]);
     assert_eq!(field(&list(&kw), &loader, "status"), "revoked");
     assert!(!login(&kw.db, ADA, &t1, "203.0.113.5", "etl").await);
+
+    // With no grace, a rotation ends the old token at once, and says so.
+    kw.ok(&["policy", "set", "Acme", "--integration-grace-hours", "0"]);
+    let o = kw.run(&["integration", "rotate", &backup]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("the old one stopped working now"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(field(&list(&kw), &backup, "status"), "revoked");
 
     // No token was ever printed.
     let transcript = kw.transcript.take();
