@@ -38,19 +38,14 @@ pub(super) async fn integration(
             let in_grace = old
                 .iter()
                 .any(|o| Some(&o.id) == t.replaces.as_ref() && o.status == "in grace");
-            note(&if in_grace {
-                format!(
-                    "The new token was emailed to {}; the old one keeps working for the org's \
-                     integration grace hours.",
-                    t.username
-                )
-            } else {
-                format!(
-                    "The new token was emailed to {}; the old one stopped working now (the org's \
-                     integration grace is 0 hours).",
-                    t.username
-                )
-            });
+            let old_one = match in_grace {
+                true => "keeps working for the org's integration grace hours",
+                false => "stopped working now (the org's integration grace is 0 hours)",
+            };
+            note(&format!(
+                "The new token was emailed to {}; the old one {old_one}.",
+                t.username
+            ));
         }
         IntegrationCommand::Revoke { id } => {
             let t = s.revoke_integration_token(actor, &id).await?;

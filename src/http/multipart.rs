@@ -31,13 +31,12 @@ pub fn boundary(content_type: &str) -> Option<Result<String, MultipartError>> {
 
 /// The fields of `body`, in order: (name, value).
 pub fn fields(body: &[u8], boundary: &str) -> Result<Vec<(String, String)>, MultipartError> {
-    let delimiter = format!("--{boundary}");
-    // The first delimiter opens the body or a line after the preamble.
+    // A delimiter opens a line; the first may open the body instead.
+    let line_delimiter = format!("\r\n--{boundary}");
+    let delimiter = &line_delimiter[2..];
     let mut rest = match body.strip_prefix(delimiter.as_bytes()) {
         Some(rest) => rest,
-        None => {
-            after(body, format!("\r\n{delimiter}").as_bytes()).ok_or(MultipartError::Malformed)?
-        }
+        None => after(body, line_delimiter.as_bytes()).ok_or(MultipartError::Malformed)?,
     };
     let mut out = Vec::new();
     loop {
@@ -47,10 +46,9 @@ pub fn fields(body: &[u8], boundary: &str) -> Result<Vec<(String, String)>, Mult
         rest = rest
             .strip_prefix(b"\r\n")
             .ok_or(MultipartError::Malformed)?;
-        let end =
-            find(rest, format!("\r\n{delimiter}").as_bytes()).ok_or(MultipartError::Malformed)?;
+        let end = find(rest, line_delimiter.as_bytes()).ok_or(MultipartError::Malformed)?;
         let (part, next) = rest.split_at(end);
-        rest = &next[2 + delimiter.len()..];
+        rest = &next[line_delimiter.len()..];
         let head_end = find(part, b"\r\n\r\n").ok_or(MultipartError::Malformed)?;
         let head = std::str::from_utf8(&part[..head_end]).map_err(|_| MultipartError::Malformed)?;
         let name = field_name(head)?;
